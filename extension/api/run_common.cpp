@@ -1,0 +1,71 @@
+#include "run_common.h"
+
+#include "../core/error.h"
+#include "../core/validation.h"
+
+extern "C" {
+#include "catalog/pg_type.h"
+}
+
+namespace odooops::api {
+
+Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg,
+                 bool required) {
+  Fence fence;
+  fence.worker_id = pg::arg_text(fcinfo, worker_arg);
+  const auto attempt = pg::arg_int32(fcinfo, attempt_arg);
+  if (fence.worker_id.has_value() != attempt.has_value()) {
+    throw Error(ErrorCode::InvalidArgument,
+                "worker_id and attempt must be given together",
+                "A worker presents the attempt it was handed by the claim.");
+  }
+  if (!fence.worker_id) {
+    if (required) {
+      throw Error(ErrorCode::InvalidArgument,
+                  "worker_id and attempt are required");
+    }
+    return fence;
+  }
+  check_worker_id(*fence.worker_id);
+  check_attempt(*attempt);
+  fence.attempt = *attempt;
+  return fence;
+}
+
+int64_t read_id(FunctionCallInfo fcinfo, int arg, const char* name) {
+  const auto id = pg::arg_int64(fcinfo, arg);
+  if (!id) throw Error(ErrorCode::InvalidArgument, std::string(name) + " is required");
+  return *id;
+}
+
+int read_lease_seconds(FunctionCallInfo fcinfo, int arg) {
+  const int seconds = pg::arg_int32(fcinfo, arg).value_or(300);
+  check_lease_seconds(seconds);
+  return seconds;
+}
+
+pg::Param sources_param(RunStatus to) {
+  std::vector<std::string> names;
+  for (RunStatus s : sources_of(to)) names.emplace_back(to_string(s));
+  return pg::text_array_param(names);
+}
+
+void refuse(int64_t run_id, const Fence& fence, RunStatus target) {
+  static pg::Statement load(
+      "SELECT status, claimed_by, attempt FROM ops.runs WHERE id = $1",
+      {INT8OID});
+  const pg::Rows rows = pg::execute(load, {pg::int8_param(run_id)});
+  if (rows.count == 0) {
+    throw Error(ErrorCode::NotFound, "run " + std::to_string(run_id) + " does not exist");
+  }
+  const auto status = parse_run_status(pg::get_text(rows, 0, 1).value_or(""));
+  if (!status) throw Error(ErrorCode::Internal, "run has an unknown status");
+  const RunHolder holder{*status, pg::get_text(rows, 0, 2).value_or(""),
+                         pg::get_int32(rows, 0, 3).value_or(0)};
+  explain_refusal(run_id, holder, fence.worker_id.value_or(""), fence.attempt,
+                  target);
+  throw Error(ErrorCode::Internal,
+              "run " + std::to_string(run_id) + " was refused for no known reason");
+}
+
+}  // namespace odooops::api

@@ -1,0 +1,48 @@
+// Pieces every run API function shares: fencing arguments, the SQL that
+// writes a transition event, and the diagnosis of a refused call.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "../core/run_state.h"
+#include "../pg/spi.h"
+
+namespace odooops::api {
+
+// Channel notified (once per transaction) when runs become claimable.
+inline constexpr const char* kRunsChannel = "odooops_runs";
+
+// The worker identity a fenced call presents. Both parts or neither.
+struct Fence {
+  std::optional<std::string> worker_id;
+  int attempt = 0;
+  bool present() const { return worker_id.has_value(); }
+};
+
+// Reads the (worker_id, attempt) argument pair; `required` refuses NULLs.
+Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg,
+                 bool required);
+
+// Reads a required bigint id argument.
+int64_t read_id(FunctionCallInfo fcinfo, int arg, const char* name);
+
+// Reads an optional lease length in seconds, defaulting to 300.
+int read_lease_seconds(FunctionCallInfo fcinfo, int arg);
+
+// The legal source states of `to`, as a text[] parameter.
+pg::Param sources_param(RunStatus to);
+
+// Explains why a transition of `run_id` to `target` changed nothing: throws
+// NotFound, StaleLease or InvalidTransition. Call only after the guarded
+// UPDATE matched no row.
+[[noreturn]] void refuse(int64_t run_id, const Fence& fence, RunStatus target);
+
+// SQL for a held run's status before a transition that keeps claimed_by and
+// started_at (see runs_claimed_not_started in 30_runs.sql).
+#define ODOOOPS_PRIOR_STATUS_SQL                                         \
+  "CASE WHEN r.claimed_by IS NULL THEN 'queued' WHEN r.started_at IS NULL " \
+  "THEN 'claimed' ELSE 'running' END"
+
+}  // namespace odooops::api

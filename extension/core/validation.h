@@ -1,0 +1,58 @@
+// Input rules for the run queue API: identifiers, event levels, size limits
+// and the shape of an event batch. Every violation throws odooops::Error with
+// a message that names the offending field, so callers change nothing.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace odooops {
+
+struct Limits {
+  static constexpr std::size_t kWorkerId = 128;
+  static constexpr std::size_t kGitRef = 255;
+  static constexpr std::size_t kGitSha = 64;
+  static constexpr std::size_t kIdempotencyKey = 200;
+  static constexpr std::size_t kMessage = 8192;           // bytes
+  static constexpr std::size_t kPayload = 64 * 1024;      // bytes of JSON
+  static constexpr std::size_t kMetadata = 256 * 1024;    // bytes of JSON
+  static constexpr std::size_t kStep = 128;
+  static constexpr std::size_t kBatchEvents = 1000;
+  static constexpr int kMaxClaimBatch = 1000;
+  static constexpr int kMaxLeaseSeconds = 24 * 3600;
+};
+
+enum class EventLevel { Debug, Info, Notice, Warning, Error };
+std::optional<EventLevel> parse_event_level(std::string_view text);
+
+// Each check throws InvalidArgument or ValueTooLong; `field` names the
+// argument in the message.
+void check_worker_id(std::string_view worker_id);
+void check_git_sha(std::string_view sha);
+void check_git_ref(std::string_view ref);
+void check_idempotency_key(std::string_view key);
+void check_event_level(std::string_view level);
+void check_message(std::string_view message);
+void check_json_size(std::string_view field, std::size_t bytes,
+                     std::size_t limit);
+void check_lease_seconds(int seconds);
+void check_claim_batch(int n);
+void check_attempt(int attempt);
+
+// One event of a batch, after validation.
+struct EventInput {
+  std::string level;
+  std::string message;
+  std::string stream;  // empty: not from a process stream
+  std::string step;    // empty: not from a workflow step
+};
+
+// Parses and validates a batch: a JSON array of objects with "level" and
+// "message" (required), and "payload" (object), "stream", "step" (optional).
+// An error names the element index, e.g. "events[3].message".
+std::vector<EventInput> parse_event_batch(std::string_view json);
+
+}  // namespace odooops

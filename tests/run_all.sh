@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds odooops and runs every test: GoogleTest (pure C++), pg_regress and
+# isolation specs against a temporary PostgreSQL 15 with the library
+# preloaded, and the multi-process drain test. Exits non-zero on any failure.
+#
+# Usage: tests/run_all.sh        (as root on Debian it installs what it needs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH=/usr/lib/postgresql/15/bin:$PATH
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "dependencies"
+tests/harness/deps.sh
+
+step "build (warnings are errors)"
+make -s -j2 WERROR=1
+make -s install
+
+step "unit tests (GoogleTest)"
+make -s unit
+
+WORK=$(mktemp -d /tmp/odooops-test.XXXXXX)
+chmod 755 "$WORK"
+cleanup() {
+  tests/harness/cluster.sh stop "$WORK/pg" || true
+  if [ "${KEEP_TEST_DIR:-}" = "" ]; then rm -rf "$WORK"; else echo "kept $WORK"; fi
+}
+trap cleanup EXIT
+
+step "temporary cluster"
+tests/harness/cluster.sh start "$WORK/pg" >/dev/null
+# shellcheck disable=SC1091
+source "$WORK/pg/env"
+echo "PostgreSQL on port $PGPORT, data in $WORK/pg"
+
+step "pg_regress and isolation specs"
+if ! make -s installcheck; then
+  [ -f regression.diffs ] && head -200 regression.diffs
+  [ -f output_iso/regression.diffs ] && head -200 output_iso/regression.diffs
+  exit 1
+fi
+
+for t in tests/multiprocess/*.sh; do
+  [ -e "$t" ] || continue
+  step "multi-process: $(basename "$t")"
+  "$t"
+done
+
+step "all tests passed"
