@@ -6,8 +6,9 @@
 # Usage: tests/run_all.sh        (as root on Debian it installs what it needs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-export PATH=/usr/lib/postgresql/15/bin:$PATH
+# PG_CONFIG selects the PostgreSQL installation (default: Debian's 15).
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PATH=$("$PG_CONFIG" --bindir):$PATH
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -15,8 +16,8 @@ step "dependencies"
 tests/harness/deps.sh
 
 step "build (warnings are errors)"
-make -s -j2 WERROR=1
-make -s install
+make -s -j2 WERROR=1 PG_CONFIG="$PG_CONFIG"
+make -s install PG_CONFIG="$PG_CONFIG"
 
 step "unit tests (GoogleTest)"
 make -s unit
@@ -36,7 +37,7 @@ source "$WORK/pg/env"
 echo "PostgreSQL on port $PGPORT, data in $WORK/pg"
 
 step "pg_regress and isolation specs"
-if ! make -s installcheck; then
+if ! make -s installcheck PG_CONFIG="$PG_CONFIG"; then
   [ -f regression.diffs ] && head -200 regression.diffs
   [ -f output_iso/regression.diffs ] && head -200 output_iso/regression.diffs
   exit 1
