@@ -58,7 +58,7 @@ SELECT pg_temp.err(q) FROM (VALUES
   (format($$SELECT ops.append_event(%s, 'info', repeat('x', 8193))$$, :run)),
   (format($$SELECT ops.append_event(%s, 'info', 'x', '[1]')$$, :run)),
   (format($$SELECT ops.append_event(%s, 'info', 'x', jsonb_build_object('big', repeat('p', 70000)))$$, :run)),
-  (format($$SELECT ops.append_event(%s, 'info', 'x', '{}', 'w1')$$, :run)),
+  (format($$SELECT ops.append_event(%s, 'info', 'x', '{}', 'w1', NULL)$$, :run)),
   ($$SELECT ops.append_event(999999, 'info', 'x')$$),
   (format($$SELECT ops.append_events(%s, '{}')$$, :run)),
   (format($$SELECT ops.append_events(%s, '[]')$$, :run)),

@@ -16,6 +16,7 @@
 #include "run_common.h"
 
 extern "C" {
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 }
 
@@ -54,20 +55,22 @@ Eligibility load_eligibility(const std::string& worker_id) {
           status == "active"};
 }
 
-std::vector<Candidate> lock_candidates(const Eligibility& who, int n) {
+std::vector<Candidate> lock_candidates(const Eligibility& who, const pg::Param& workflows,
+                                      int n) {
   static pg::Statement candidates(
       "SELECT r.id, r.environment_id, r.exclusive FROM ops.runs r"
       " WHERE r.status = 'queued' AND r.available_at <= now()"
       "   AND ($1::text[] IS NULL OR r.workflow = ANY ($1))"
+      "   AND ($4::text[] IS NULL OR r.workflow = ANY ($4))"
       "   AND (r.team_id IS NULL OR r.team_id = ANY ($2))"
       "   AND (NOT r.exclusive OR NOT EXISTS ("
       "        SELECT 1 FROM ops.runs h WHERE h.environment_id = r.environment_id"
       "           AND h.exclusive AND h.status IN ('claimed', 'running')))"
       " ORDER BY r.priority DESC, r.available_at, r.id"
       " LIMIT $3 FOR UPDATE OF r SKIP LOCKED",
-      {TEXTARRAYOID, INT8ARRAYOID, INT4OID});
+      {TEXTARRAYOID, INT8ARRAYOID, INT4OID, TEXTARRAYOID});
   const pg::Rows rows =
-      pg::execute(candidates, {who.kinds, who.teams, pg::int4_param(n)});
+      pg::execute(candidates, {who.kinds, who.teams, pg::int4_param(n), workflows});
   std::vector<Candidate> out;
   out.reserve(rows.count);
   for (uint64_t i = 0; i < rows.count; ++i) {
@@ -105,12 +108,21 @@ std::vector<int64_t> select_winners(const std::vector<Candidate>& candidates) {
   return winners;
 }
 
-Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg) {
+// `workflows_arg` names an optional text[] argument that narrows the claim
+// to some workflows (on top of a registered worker's kinds).
+Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg, int workflows_arg) {
   const auto worker_id = pg::arg_text(fcinfo, 0);
   if (!worker_id) throw Error(ErrorCode::InvalidArgument, "worker_id is required");
   check_worker_id(*worker_id);
   check_claim_batch(n);
   const int lease_seconds = read_lease_seconds(fcinfo, lease_arg);
+  // The environment gate relies on a fresh snapshot per statement.
+  if (IsolationUsesXactSnapshot()) {
+    throw Error(ErrorCode::InvalidArgument,
+                "claims must run at READ COMMITTED isolation",
+                "Claim in its own transaction (autocommit) or at the default isolation level.");
+  }
+  const pg::Param workflows{PG_GETARG_DATUM(workflows_arg), PG_ARGISNULL(workflows_arg)};
 
   static pg::Statement claim_runs(
       "WITH claimed AS ("
@@ -129,7 +141,7 @@ Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg) {
   pg::connect();
   const Eligibility who = load_eligibility(*worker_id);
   std::vector<int64_t> winners;
-  if (who.may_claim) winners = select_winners(lock_candidates(who, n));
+  if (who.may_claim) winners = select_winners(lock_candidates(who, workflows, n));
   const pg::Rows rows = pg::execute(
       claim_runs, {pg::text_param(*worker_id), pg::int8_array_param(winners),
                    pg::int4_param(lease_seconds)});
@@ -138,12 +150,12 @@ Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg) {
   return result;
 }
 
-Datum claim_next_run(FunctionCallInfo fcinfo) { return claim(fcinfo, 1, 1); }
+Datum claim_next_run(FunctionCallInfo fcinfo) { return claim(fcinfo, 1, 1, 2); }
 
 Datum claim_runs(FunctionCallInfo fcinfo) {
   const auto n = pg::arg_int32(fcinfo, 1);
   if (!n) throw Error(ErrorCode::InvalidArgument, "n is required");
-  return claim(fcinfo, *n, 2);
+  return claim(fcinfo, *n, 2, 3);
 }
 
 }  // namespace

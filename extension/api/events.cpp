@@ -43,6 +43,7 @@ Datum append_event(FunctionCallInfo fcinfo) {
       {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID});
 
   pg::connect();
+  if (!fence.present()) authorize_run(run_id, "run.comment");
   const pg::Rows rows = pg::execute(
       append, {pg::int8_param(run_id), pg::text_param(*level), pg::text_param(*message),
                pg::text_param(payload), pg::text_param(fence.worker_id),
@@ -75,6 +76,7 @@ Datum append_events(FunctionCallInfo fcinfo) {
       {INT8OID, TEXTOID, TEXTOID, INT4OID});
 
   pg::connect();
+  if (!fence.present()) authorize_run(run_id, "run.comment");
   const pg::Rows rows = pg::execute(
       append, {pg::int8_param(run_id), pg::text_param(*events),
                pg::text_param(fence.worker_id), pg::int4_param(fence.attempt)});

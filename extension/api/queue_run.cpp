@@ -101,8 +101,12 @@ Datum queue_run(FunctionCallInfo fcinfo) {
       ") SELECT * FROM queued",
       {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID});
 
+  static pg::Statement authorize("SELECT ops.authorize($1, 'run.queue', $2)",
+                                  {INT8OID, INT8OID});
   pg::connect();
   const Target target = resolve_environment(project_id, *env);
+  pg::execute(authorize, {pg::int8_param(target.project_id),
+                          pg::int8_param(target.environment_id)});
   const pg::Rows rows = pg::execute(
       insert, {pg::int8_param(target.project_id), pg::int8_param(target.environment_id),
                pg::text_param(to_string(request.workflow)), pg::text_param(request.git_sha),

@@ -12,6 +12,10 @@ namespace odooops::api {
 Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg,
                  bool required) {
   Fence fence;
+  if (PG_NARGS() <= attempt_arg) {
+    if (required) throw Error(ErrorCode::InvalidArgument, "worker_id and attempt are required");
+    return fence;
+  }
   fence.worker_id = pg::arg_text(fcinfo, worker_arg);
   const auto attempt = pg::arg_int32(fcinfo, attempt_arg);
   if (fence.worker_id.has_value() != attempt.has_value()) {
@@ -30,6 +34,13 @@ Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg,
   check_attempt(*attempt);
   fence.attempt = *attempt;
   return fence;
+}
+
+void authorize_run(int64_t run_id, const char* permission) {
+  static pg::Statement check(
+      "SELECT ops.authorize(r.project_id, $2, r.environment_id) FROM ops.runs r WHERE r.id = $1",
+      {INT8OID, TEXTOID});
+  pg::execute(check, {pg::int8_param(run_id), pg::text_param(permission)});
 }
 
 int64_t read_id(FunctionCallInfo fcinfo, int arg, const char* name) {

@@ -22,8 +22,15 @@ struct Fence {
 };
 
 // Reads the (worker_id, attempt) argument pair; `required` refuses NULLs.
+// Functions with a user-facing overload without these arguments (granted to
+// odooops_api, while the fenced one is granted to odooops_worker) get an
+// empty fence when called through the short overload.
 Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg,
                  bool required);
+
+// Raises 42501 unless the caller is an admin or holds `permission` for the
+// run's environment (ops.authorize). A missing run is left to the caller.
+void authorize_run(int64_t run_id, const char* permission);
 
 // Reads a required bigint id argument.
 int64_t read_id(FunctionCallInfo fcinfo, int arg, const char* name);

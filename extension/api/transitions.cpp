@@ -104,6 +104,13 @@ Datum release_run(FunctionCallInfo fcinfo) {
   return result;
 }
 
+// Operator calls (no fence) need a project permission.
+void authorize_with_spi(int64_t run_id, const char* permission) {
+  pg::connect();
+  authorize_run(run_id, permission);
+  pg::finish();
+}
+
 // Moves one run to a final status; shared by finish_run and cancel_run.
 Datum finish_one(int64_t run_id, RunStatus status, const std::string& metadata,
                  const std::string& error, const Fence& fence) {
@@ -153,6 +160,7 @@ Datum finish_run(FunctionCallInfo fcinfo) {
   check_json_size("metadata", metadata.size(), Limits::kMetadata);
   const std::string error = failure_message(*status, metadata);
   const Fence fence = read_fence(fcinfo, 3, 4, /*required=*/false);
+  if (!fence.present()) authorize_with_spi(run_id, "run.override");
   return finish_one(run_id, *status, metadata, error, fence);
 }
 
@@ -161,6 +169,7 @@ Datum cancel_run(FunctionCallInfo fcinfo) {
   const auto reason = pg::arg_text(fcinfo, 1);
   if (reason) check_message(*reason);
   const std::string metadata = reason ? cancel_metadata(*reason) : "{}";
+  authorize_with_spi(run_id, "run.cancel");
   return finish_one(run_id, RunStatus::Cancelled, metadata, "", Fence{});
 }
 

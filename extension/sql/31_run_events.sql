@@ -29,19 +29,22 @@ CREATE INDEX run_events_run ON ops.run_events (run_id, id);
 -- failing; ops.ensure_run_event_partitions() keeps months ahead so it stays empty.
 CREATE TABLE ops.run_events_default PARTITION OF ops.run_events DEFAULT;
 
-CREATE FUNCTION ops.refuse_run_event_change() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Refuses any change to an append-only table (audit trails). The table is
+-- named by the trigger's argument: on a partitioned table TG_TABLE_NAME
+-- would name the partition.
+CREATE FUNCTION ops.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   RAISE EXCEPTION USING ERRCODE = 'OD008',
-    MESSAGE = 'ops.run_events is append-only',
-    HINT = 'Old months are removed by dropping their partitions.';
+    MESSAGE = format('ops.%s is append-only', TG_ARGV[0]),
+    HINT = 'Old rows are removed by dropping whole partitions, never edited.';
 END $$;
 
 CREATE TRIGGER run_events_append_only
   BEFORE UPDATE OR DELETE ON ops.run_events
-  FOR EACH ROW EXECUTE FUNCTION ops.refuse_run_event_change();
+  FOR EACH ROW EXECUTE FUNCTION ops.refuse_change('run_events');
 CREATE TRIGGER run_events_no_truncate
   BEFORE TRUNCATE ON ops.run_events
-  FOR EACH STATEMENT EXECUTE FUNCTION ops.refuse_run_event_change();
+  FOR EACH STATEMENT EXECUTE FUNCTION ops.refuse_change('run_events');
 
 -- Creates the monthly partitions from the current month through
 -- `months_ahead` months ahead; returns how many it created.

@@ -12,12 +12,12 @@ RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_queue_run';
 COMMENT ON FUNCTION ops.queue_run IS
   'Queues a run of `workflow` for environment `env`; a repeated idempotency key (argument or metadata.idempotency_key) returns the existing run';
 
-CREATE FUNCTION ops.claim_next_run(worker_id text, lease_seconds integer DEFAULT 300)
+CREATE FUNCTION ops.claim_next_run(worker_id text, lease_seconds integer DEFAULT 300, workflows text[] DEFAULT NULL)
 RETURNS SETOF ops.runs LANGUAGE c VOLATILE ROWS 1 AS 'MODULE_PATHNAME', 'odooops_claim_next_run';
 COMMENT ON FUNCTION ops.claim_next_run IS
   'Claims the next claimable run for the worker (FOR UPDATE SKIP LOCKED): sets a lease and increments attempt, the fencing token';
 
-CREATE FUNCTION ops.claim_runs(worker_id text, n integer, lease_seconds integer DEFAULT 300)
+CREATE FUNCTION ops.claim_runs(worker_id text, n integer, lease_seconds integer DEFAULT 300, workflows text[] DEFAULT NULL)
 RETURNS SETOF ops.runs LANGUAGE c VOLATILE ROWS 10 AS 'MODULE_PATHNAME', 'odooops_claim_runs';
 COMMENT ON FUNCTION ops.claim_runs IS 'Claims up to n runs at once for a high-throughput worker';
 
@@ -34,24 +34,35 @@ CREATE FUNCTION ops.release_run(run_id bigint, worker_id text, attempt integer, 
 RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_release_run';
 COMMENT ON FUNCTION ops.release_run IS 'Hands a held run back to the queue at once (a draining worker); the attempt stays counted';
 
-CREATE FUNCTION ops.append_event(
-  run_id bigint, level text, message text, payload jsonb DEFAULT '{}',
-  worker_id text DEFAULT NULL, attempt integer DEFAULT NULL)
+-- Worker calls carry (worker_id, attempt) and are fenced to the run's
+-- holder; they are granted to odooops_worker. The shorter overloads are the
+-- operator forms granted to odooops_api and checked against project
+-- permissions. Both reach the same native function.
+CREATE FUNCTION ops.append_event(run_id bigint, level text, message text, payload jsonb DEFAULT '{}')
 RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_append_event';
-COMMENT ON FUNCTION ops.append_event IS
-  'Appends a log event to a run; with worker_id and attempt the call is fenced to the run''s holder';
+COMMENT ON FUNCTION ops.append_event(bigint, text, text, jsonb) IS
+  'Appends a note by the calling user to a run (permission run.comment)';
+CREATE FUNCTION ops.append_event(run_id bigint, level text, message text, payload jsonb,
+                                 worker_id text, attempt integer)
+RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_append_event';
+COMMENT ON FUNCTION ops.append_event(bigint, text, text, jsonb, text, integer) IS
+  'Appends a log event to a run held by the worker (fenced by worker_id and attempt)';
 
-CREATE FUNCTION ops.append_events(run_id bigint, events jsonb, worker_id text DEFAULT NULL, attempt integer DEFAULT NULL)
+CREATE FUNCTION ops.append_events(run_id bigint, events jsonb)
 RETURNS integer LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_append_events';
-COMMENT ON FUNCTION ops.append_events IS
+CREATE FUNCTION ops.append_events(run_id bigint, events jsonb, worker_id text, attempt integer)
+RETURNS integer LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_append_events';
+COMMENT ON FUNCTION ops.append_events(bigint, jsonb, text, integer) IS
   'Appends a batch of events ([{level, message, payload?, stream?, step?}]) in order; returns how many';
 
-CREATE FUNCTION ops.finish_run(
-  run_id bigint, status text, metadata jsonb DEFAULT '{}',
-  worker_id text DEFAULT NULL, attempt integer DEFAULT NULL)
+CREATE FUNCTION ops.finish_run(run_id bigint, status text, metadata jsonb DEFAULT '{}')
 RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_finish_run';
-COMMENT ON FUNCTION ops.finish_run IS
-  'Finishes a run as succeeded, failed or cancelled; metadata is merged into result (metadata.error names a failure)';
+COMMENT ON FUNCTION ops.finish_run(bigint, text, jsonb) IS
+  'Operator override: finishes a run whoever holds it (permission run.override)';
+CREATE FUNCTION ops.finish_run(run_id bigint, status text, metadata jsonb, worker_id text, attempt integer)
+RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_finish_run';
+COMMENT ON FUNCTION ops.finish_run(bigint, text, jsonb, text, integer) IS
+  'Finishes a held run as succeeded, failed or cancelled; metadata is merged into result (metadata.error names a failure)';
 
 CREATE FUNCTION ops.finish_runs(worker_id text, results jsonb)
 RETURNS SETOF ops.runs LANGUAGE c VOLATILE ROWS 10 AS 'MODULE_PATHNAME', 'odooops_finish_runs';

@@ -1,0 +1,77 @@
+-- What each role may do, per stage, in the spirit of Odoo.sh: development
+-- is open to every project role, staging backups and restores are for
+-- admins, production tools are for admins while others see history.
+-- Evaluated by the native ops.user_has_permission().
+
+INSERT INTO ops.policies (role, permission, stage)
+SELECT r.role, p.permission, p.stage
+  FROM (VALUES
+    -- permission,        stage,         roles
+    ('project.read',      NULL,          ARRAY['owner', 'admin', 'developer', 'viewer', 'auditor']),
+    ('audit.read',        NULL,          ARRAY['owner', 'admin', 'auditor']),
+    ('project.manage',    NULL,          ARRAY['owner', 'admin']),
+    ('members.manage',    NULL,          ARRAY['owner']),
+    ('secrets.manage',    NULL,          ARRAY['owner', 'admin']),
+    ('env.manage',        NULL,          ARRAY['owner', 'admin']),
+    ('env.manage',        'development', ARRAY['developer']),
+    ('env.manage',        'preview',     ARRAY['developer']),
+    ('run.queue',         NULL,          ARRAY['owner', 'admin']),
+    ('run.queue',         'staging',     ARRAY['developer']),
+    ('run.queue',         'development', ARRAY['developer']),
+    ('run.queue',         'preview',     ARRAY['developer']),
+    ('run.cancel',        NULL,          ARRAY['owner', 'admin']),
+    ('run.cancel',        'staging',     ARRAY['developer']),
+    ('run.cancel',        'development', ARRAY['developer']),
+    ('run.cancel',        'preview',     ARRAY['developer']),
+    ('run.comment',       NULL,          ARRAY['owner', 'admin', 'developer']),
+    ('run.override',      NULL,          ARRAY['owner', 'admin']),
+    ('backup.create',     NULL,          ARRAY['owner', 'admin']),
+    ('backup.create',     'development', ARRAY['developer']),
+    ('backup.create',     'preview',     ARRAY['developer']),
+    ('backup.restore',    NULL,          ARRAY['owner', 'admin']),
+    ('backup.restore',    'development', ARRAY['developer']),
+    ('backup.restore',    'preview',     ARRAY['developer']),
+    ('approval.decide',   NULL,          ARRAY['owner', 'admin'])
+  ) AS p(permission, stage, roles),
+  LATERAL unnest(p.roles) AS r(role);
+
+-- Does the calling user hold `permission` in the project (project-wide
+-- when env_id is NULL, else for that environment's stage)? An environment
+-- grant or denial for the user wins over the role's policies.
+CREATE FUNCTION ops.user_has_permission(project_id bigint, permission text, env_id bigint DEFAULT NULL)
+RETURNS boolean LANGUAGE c STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_user_has_permission';
+
+-- The same for a stage rather than an existing environment (creating one).
+CREATE FUNCTION ops.user_has_stage_permission(project_id bigint, permission text, stage text)
+RETURNS boolean LANGUAGE c STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_user_has_stage_permission';
+
+-- Is the calling user a member of the project (or a platform admin)? Used by
+-- row-level security; SECURITY DEFINER so policies need no access to
+-- ops.project_members themselves.
+CREATE FUNCTION ops.can_read_project(project_id bigint) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT ops.is_admin() OR EXISTS (
+    SELECT 1 FROM ops.project_members m
+     WHERE m.project_id = can_read_project.project_id AND m.user_id = ops.current_user_id())
+$$;
+
+-- Raises 42501 (insufficient_privilege, which PostgREST answers with 403)
+-- unless the caller is a platform admin or holds the permission.
+CREATE FUNCTION ops.authorize(project_id bigint, permission text, env_id bigint DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF ops.is_admin() OR ops.user_has_permission(project_id, permission, env_id) THEN
+    RETURN;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = '42501',
+    MESSAGE = format('permission denied: %s on project %s%s', permission, project_id,
+                     CASE WHEN env_id IS NULL THEN ''
+                          ELSE format(' (%s)', (SELECT e.stage || ' environment ' || e.name
+                                                 FROM ops.environments e WHERE e.id = env_id)) END),
+    DETAIL = format('User %s.', coalesce(quote_literal(ops.current_user_id()), 'anonymous'));
+END $$;

@@ -1,0 +1,78 @@
+-- Project-level RPCs for people: create a project (its creator becomes its
+-- owner), set a secret (write-only), and the context a worker needs.
+
+CREATE FUNCTION ops.create_project(slug text, name text, repo_url text DEFAULT NULL,
+                                   repo_full_name text DEFAULT NULL)
+RETURNS ops.projects LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  actor text := ops.current_user_id();
+  project ops.projects;
+BEGIN
+  IF actor IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only an identified user can create a project';
+  END IF;
+  IF slug IS NULL OR slug !~ '^[a-z0-9][a-z0-9-]{0,62}$' THEN
+    PERFORM ops._raise('OD004', 'slug must be 1-63 lowercase letters, digits or dashes');
+  END IF;
+  IF EXISTS (SELECT 1 FROM ops.projects p WHERE p.slug = create_project.slug) THEN
+    PERFORM ops._raise('OD004', format('a project "%s" already exists', slug));
+  END IF;
+  INSERT INTO ops.projects (slug, name, repo_url, repo_full_name)
+  VALUES (slug, name, repo_url, repo_full_name) RETURNING * INTO project;
+  INSERT INTO ops.project_members (project_id, user_id, role, added_by)
+  VALUES (project.id, actor, 'owner', actor);
+  PERFORM ops.audit(project.id, 'project.create', 'project', project.id);
+  RETURN project;
+END $$;
+
+CREATE FUNCTION ops.set_project_secret(project_id bigint, name text, value text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM ops.authorize(project_id, 'secrets.manage');
+  IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM ops._raise('OD004', 'secret name must be a lowercase identifier');
+  END IF;
+  IF value IS NULL OR length(value) NOT BETWEEN 1 AND 8192 THEN
+    PERFORM ops._raise('OD004', 'secret value must be 1 to 8192 characters');
+  END IF;
+  INSERT INTO ops.project_secrets AS s (project_id, name, value, updated_by)
+  VALUES (project_id, name, value, ops.current_actor())
+  ON CONFLICT ON CONSTRAINT project_secrets_pkey
+  DO UPDATE SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by, updated_at = now();
+  PERFORM ops.audit(project_id, 'secret.set', 'project_secret', NULL, jsonb_build_object('name', name));
+END $$;
+
+-- Names (never values) of a project's secrets, for consoles.
+CREATE VIEW ops.project_secret_names WITH (security_barrier) AS
+  SELECT s.project_id, s.name, s.updated_by, s.updated_at
+    FROM ops.project_secrets s WHERE ops.can_read_project(s.project_id);
+
+-- What a worker needs to execute a run it holds: the run, its project and
+-- environment, and for restores the backup. Fenced like every worker call.
+CREATE FUNCTION ops.run_context(run_id bigint, worker_id text, attempt integer)
+RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result jsonb;
+BEGIN
+  SELECT jsonb_build_object(
+           'run', to_jsonb(r),
+           'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,
+                                         'repo_full_name', p.repo_full_name,
+                                         'production_branch', p.production_branch),
+           'environment', jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage,
+                                             'db_name', e.db_name, 'settings', e.settings),
+           'backup', (SELECT to_jsonb(b) FROM ops.backups b
+                       WHERE b.id = (r.metadata ->> 'backup_id')::bigint OR b.run_id = r.id
+                       ORDER BY b.id LIMIT 1))
+    INTO result
+    FROM ops.runs r JOIN ops.projects p ON p.id = r.project_id JOIN ops.environments e ON e.id = r.environment_id
+   WHERE r.id = run_context.run_id AND r.status IN ('claimed', 'running')
+     AND r.claimed_by = run_context.worker_id AND r.attempt = run_context.attempt;
+  IF result IS NULL THEN
+    IF NOT EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = run_context.run_id) THEN
+      PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
+    END IF;
+    PERFORM ops._raise('OD003', format('worker "%s" no longer holds run %s', worker_id, run_id));
+  END IF;
+  RETURN result;
+END $$;

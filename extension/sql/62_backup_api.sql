@@ -1,0 +1,161 @@
+-- Backups are executed as runs of workflow `backup`, so they share the
+-- queue's claim path, lease and fencing. Their rows follow their runs
+-- (trigger below); expiry comes from the backup type and the environment.
+
+-- Days a backup of `backup_type` is kept, before count-based retention
+-- (environment settings may override: backup_ttl_days.<type>).
+CREATE FUNCTION ops.backup_ttl(backup_type text, env_settings jsonb DEFAULT '{}')
+RETURNS interval LANGUAGE sql IMMUTABLE AS $$
+  SELECT make_interval(days => coalesce((env_settings -> 'backup_ttl_days' ->> backup_type)::int,
+    CASE backup_type WHEN 'daily' THEN 7 WHEN 'weekly' THEN 28 WHEN 'monthly' THEN 92
+                     WHEN 'manual' THEN 30 ELSE 14 END))
+$$;
+
+CREATE FUNCTION ops.create_backup(project_id bigint, env text, backup_type text DEFAULT 'manual',
+                                  metadata jsonb DEFAULT '{}')
+RETURNS TABLE (backup_id bigint, run_id bigint, expires_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+  backup ops.backups;
+  run ops.runs;
+  limit_per_day integer;
+BEGIN
+  SELECT * INTO e FROM ops.environments x WHERE x.project_id = create_backup.project_id AND x.name = env;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
+  END IF;
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', env, e.status));
+  END IF;
+  IF backup_type IS NULL OR backup_type NOT IN ('daily', 'weekly', 'monthly', 'manual', 'pre_deploy', 'pre_restore') THEN
+    PERFORM ops._raise('OD004', format('unknown backup type "%s"', backup_type),
+                       'Types: daily, weekly, monthly, manual, pre_deploy, pre_restore.');
+  END IF;
+  IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'metadata must be a JSON object');
+  END IF;
+  PERFORM ops.authorize(e.project_id, 'backup.create', e.id);
+
+  -- Manual backups are limited per environment and day, as on Odoo.sh.
+  IF backup_type = 'manual' THEN
+    limit_per_day := coalesce((e.settings ->> 'manual_backups_per_day')::int, 5);
+    PERFORM pg_advisory_xact_lock(1869571956, hashint8(e.id));
+    IF (SELECT count(*) FROM ops.backups b WHERE b.environment_id = e.id AND b.backup_type = 'manual'
+          AND b.created_at > now() - interval '1 day') >= limit_per_day THEN
+      RAISE EXCEPTION USING ERRCODE = 'OD009',
+        MESSAGE = format('environment "%s" already has %s manual backups in the last 24 hours', env, limit_per_day),
+        HINT = 'Raise settings.manual_backups_per_day of the environment, or wait.';
+    END IF;
+  END IF;
+
+  INSERT INTO ops.backups (project_id, environment_id, backup_type, metadata, requested_by, expires_at)
+  VALUES (e.project_id, e.id, backup_type, metadata, ops.current_actor(),
+          now() + ops.backup_ttl(backup_type, e.settings))
+  RETURNING * INTO backup;
+  SELECT * INTO run FROM ops.queue_run(e.project_id, e.name, NULL, NULL,
+                                       metadata || jsonb_build_object('backup_id', backup.id,
+                                                                      'backup_type', backup_type),
+                                       'backup');
+  UPDATE ops.backups b SET run_id = run.id WHERE b.id = backup.id;
+  RETURN QUERY SELECT backup.id, run.id, backup.expires_at;
+END $$;
+COMMENT ON FUNCTION ops.create_backup IS
+  'Requests a backup of an environment: a pending backup row and a queued run of workflow backup';
+
+-- Claims the next backup run and starts it (a backup worker needs nothing
+-- between the two). Returns what the worker needs to dump the database.
+CREATE FUNCTION ops.claim_next_backup(worker_id text, lease_seconds integer DEFAULT 300)
+RETURNS TABLE (backup_id bigint, run_id bigint, attempt integer, project_id bigint,
+               environment_id bigint, db_name text, backup_type text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  run ops.runs;
+BEGIN
+  SELECT * INTO run FROM ops.claim_runs(worker_id, 1, lease_seconds, ARRAY['backup']);
+  IF run.id IS NULL THEN
+    RETURN;
+  END IF;
+  PERFORM ops.start_run(run.id, worker_id, run.attempt, lease_seconds);
+  RETURN QUERY
+    SELECT b.id, run.id, run.attempt, run.project_id, run.environment_id, e.db_name, b.backup_type
+      FROM ops.environments e LEFT JOIN ops.backups b ON b.run_id = run.id
+     WHERE e.id = run.environment_id;
+END $$;
+
+CREATE FUNCTION ops.complete_backup(backup_id bigint, worker_id text, attempt integer, location text,
+                                    size_bytes bigint, sha256 text, metadata jsonb DEFAULT '{}')
+RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  backup ops.backups;
+BEGIN
+  IF location IS NULL OR length(location) NOT BETWEEN 1 AND 2048 THEN
+    PERFORM ops._raise('OD004', 'location must be 1 to 2048 characters');
+  END IF;
+  IF size_bytes IS NULL OR size_bytes < 0 THEN
+    PERFORM ops._raise('OD004', 'size_bytes must be 0 or more');
+  END IF;
+  IF sha256 IS NULL OR sha256 !~ '^[0-9a-f]{64}$' THEN
+    PERFORM ops._raise('OD004', 'sha256 must be 64 lowercase hex digits');
+  END IF;
+  SELECT * INTO backup FROM ops.backups b WHERE b.id = complete_backup.backup_id FOR UPDATE;
+  IF NOT FOUND OR backup.run_id IS NULL THEN
+    PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
+  END IF;
+  UPDATE ops.backups b SET location = complete_backup.location, size_bytes = complete_backup.size_bytes,
+         sha256 = complete_backup.sha256, metadata = b.metadata || coalesce(complete_backup.metadata, '{}')
+   WHERE b.id = backup.id;
+  -- Fenced: a worker that lost the run changes nothing (the UPDATE above is
+  -- rolled back with the error). The run trigger marks the backup completed.
+  PERFORM ops.finish_run(backup.run_id, 'succeeded',
+                         jsonb_build_object('location', location, 'size_bytes', size_bytes, 'sha256', sha256),
+                         worker_id, attempt);
+  SELECT * INTO backup FROM ops.backups b WHERE b.id = backup.id;
+  RETURN backup;
+END $$;
+
+CREATE FUNCTION ops.fail_backup(backup_id bigint, worker_id text, attempt integer, error text)
+RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  backup ops.backups;
+BEGIN
+  SELECT * INTO backup FROM ops.backups b WHERE b.id = fail_backup.backup_id;
+  IF NOT FOUND OR backup.run_id IS NULL THEN
+    PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
+  END IF;
+  PERFORM ops.finish_run(backup.run_id, 'failed',
+                         jsonb_build_object('error', coalesce(nullif(error, ''), 'backup failed')),
+                         worker_id, attempt);
+  SELECT * INTO backup FROM ops.backups b WHERE b.id = backup.id;
+  RETURN backup;
+END $$;
+
+-- Backups and restores follow their runs, whichever path moved the run
+-- (worker, cancel, lease expiry).
+CREATE FUNCTION ops.sync_run_subjects() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NEW.workflow = 'backup' THEN
+    UPDATE ops.backups b SET
+      status = CASE NEW.status WHEN 'running' THEN 'running' WHEN 'succeeded' THEN 'completed'
+                               WHEN 'queued' THEN 'pending' WHEN 'claimed' THEN 'pending'
+                               ELSE 'failed' END,
+      started_at = CASE WHEN NEW.status = 'running' THEN coalesce(b.started_at, now()) ELSE b.started_at END,
+      completed_at = CASE WHEN NEW.status = 'succeeded' THEN now() ELSE b.completed_at END,
+      error = CASE WHEN NEW.status IN ('failed', 'cancelled') THEN coalesce(NEW.error, NEW.status) ELSE b.error END
+     WHERE b.run_id = NEW.id AND b.status IN ('pending', 'running');
+  ELSIF NEW.workflow = 'restore' THEN
+    UPDATE ops.restores x SET
+      status = CASE NEW.status WHEN 'running' THEN 'running' WHEN 'succeeded' THEN 'completed'
+                               WHEN 'queued' THEN 'queued' WHEN 'claimed' THEN 'queued'
+                               WHEN 'cancelled' THEN 'cancelled' ELSE 'failed' END,
+      finished_at = CASE WHEN NEW.status IN ('succeeded', 'failed', 'cancelled') THEN now() END,
+      updated_at = now()
+     WHERE x.run_id = NEW.id AND x.status IN ('queued', 'running');
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER runs_sync_subjects AFTER UPDATE OF status ON ops.runs
+  FOR EACH ROW WHEN (NEW.workflow IN ('backup', 'restore') AND NEW.status IS DISTINCT FROM OLD.status)
+  EXECUTE FUNCTION ops.sync_run_subjects();

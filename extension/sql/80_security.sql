@@ -1,0 +1,158 @@
+-- Privileges and row-level security. Tables are private: people read them
+-- through row-level security and change them through RPCs (plus a few
+-- column-limited table writes that PostgREST users expect); workers only
+-- call worker RPCs. docs/access-control.md has the matrix.
+
+REVOKE ALL ON ALL TABLES IN SCHEMA ops FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA ops FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ops FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES IN SCHEMA ops REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+GRANT USAGE ON SCHEMA ops TO odooops_api, odooops_worker, odooops_admin;
+
+-- Native queue functions run with the extension owner's rights (workers and
+-- people have no table privileges) and a pinned search_path.
+DO $$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+            WHERE p.pronamespace = 'ops'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
+  LOOP
+    EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+  END LOOP;
+END $$;
+ALTER FUNCTION ops.register_agent(text, text[], text, jsonb, text, text)
+  SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.agent_heartbeat(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+-- Worker RPCs.
+GRANT EXECUTE ON FUNCTION
+  ops.claim_next_run(text, integer, text[]),
+  ops.claim_runs(text, integer, integer, text[]),
+  ops.start_run(bigint, text, integer, integer),
+  ops.heartbeat_run(bigint, text, integer, integer),
+  ops.release_run(bigint, text, integer, text),
+  ops.append_event(bigint, text, text, jsonb, text, integer),
+  ops.append_events(bigint, jsonb, text, integer),
+  ops.finish_run(bigint, text, jsonb, text, integer),
+  ops.finish_runs(text, jsonb),
+  ops.register_agent(text, text[], text, jsonb, text, text),
+  ops.agent_heartbeat(text),
+  ops.run_context(bigint, text, integer),
+  ops.claim_next_backup(text, integer),
+  ops.complete_backup(bigint, text, integer, text, bigint, text, jsonb),
+  ops.fail_backup(bigint, text, integer, text)
+TO odooops_worker;
+
+-- People's RPCs, and the functions row-level security policies call.
+GRANT EXECUTE ON FUNCTION
+  ops.queue_run(bigint, text, text, text, jsonb, text, integer, text, integer),
+  ops.cancel_run(bigint, text),
+  ops.append_event(bigint, text, text, jsonb),
+  ops.append_events(bigint, jsonb),
+  ops.finish_run(bigint, text, jsonb),
+  ops.create_backup(bigint, text, text, jsonb),
+  ops.restore_backup(bigint, bigint, text, jsonb),
+  ops.decide_approval(bigint, text, text),
+  ops.create_project(text, text, text, text),
+  ops.set_project_secret(bigint, text, text),
+  ops.user_has_permission(bigint, text, bigint),
+  ops.user_has_stage_permission(bigint, text, text),
+  ops.can_read_project(bigint),
+  ops.current_user_id(),
+  ops.current_actor(),
+  ops.invoking_role(),
+  ops.is_admin(),
+  ops.backup_ttl(text, jsonb)
+TO odooops_api;
+
+-- Platform administration.
+GRANT EXECUTE ON FUNCTION
+  ops.requeue_expired_runs(integer),
+  ops.expire_approvals(),
+  ops.ensure_run_event_partitions(integer)
+TO odooops_admin;
+
+-- Reads for people (rows filtered below), and the writes they may make.
+GRANT SELECT ON ops.projects, ops.environments, ops.runs, ops.run_events, ops.artifacts,
+                ops.backups, ops.restores, ops.approvals, ops.roles, ops.policies,
+                ops.project_members, ops.env_permissions, ops.audit_log
+  TO odooops_api;
+GRANT SELECT ON ops.project_secret_names TO odooops_api;
+GRANT UPDATE (name, repo_url, repo_full_name, production_branch, settings) ON ops.projects TO odooops_api;
+GRANT INSERT (project_id, name, stage, branch_pattern, db_name, settings),
+      UPDATE (branch_pattern, settings) ON ops.environments TO odooops_api;
+GRANT INSERT, UPDATE (role), DELETE ON ops.project_members TO odooops_api;
+GRANT INSERT, DELETE ON ops.env_permissions TO odooops_api;
+
+-- Administrators: every table but the secrets.
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ops TO odooops_admin;
+REVOKE ALL ON ops.project_secrets FROM odooops_admin;
+
+-- Row-level security on every table; administrators see everything.
+DO $$
+DECLARE
+  t regclass;
+BEGIN
+  FOR t IN SELECT c.oid::regclass FROM pg_class c
+            WHERE c.relnamespace = 'ops'::regnamespace AND c.relkind IN ('r', 'p')
+              AND NOT c.relispartition
+  LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
+    IF t <> 'ops.project_secrets'::regclass THEN
+      EXECUTE format('CREATE POLICY admin_all ON %s TO odooops_admin USING (true) WITH CHECK (true)', t);
+    END IF;
+  END LOOP;
+END $$;
+
+-- Project members read their projects' rows.
+CREATE POLICY projects_member_select ON ops.projects FOR SELECT TO odooops_api
+  USING (ops.can_read_project(id));
+CREATE POLICY projects_manager_update ON ops.projects FOR UPDATE TO odooops_api
+  USING (ops.user_has_permission(id, 'project.manage'))
+  WITH CHECK (ops.user_has_permission(id, 'project.manage'));
+
+CREATE POLICY environments_member_select ON ops.environments FOR SELECT TO odooops_api
+  USING (ops.can_read_project(project_id));
+CREATE POLICY environments_manager_insert ON ops.environments FOR INSERT TO odooops_api
+  WITH CHECK (ops.user_has_stage_permission(project_id, 'env.manage', stage));
+CREATE POLICY environments_manager_update ON ops.environments FOR UPDATE TO odooops_api
+  USING (ops.user_has_permission(project_id, 'env.manage', id))
+  WITH CHECK (ops.user_has_permission(project_id, 'env.manage', id));
+
+CREATE POLICY runs_member_select ON ops.runs FOR SELECT TO odooops_api
+  USING (ops.can_read_project(project_id));
+CREATE POLICY run_events_member_select ON ops.run_events FOR SELECT TO odooops_api
+  USING (EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = run_id));  -- runs' own policy filters
+CREATE POLICY artifacts_member_select ON ops.artifacts FOR SELECT TO odooops_api
+  USING (ops.can_read_project(project_id));
+CREATE POLICY backups_member_select ON ops.backups FOR SELECT TO odooops_api
+  USING (ops.can_read_project(project_id));
+CREATE POLICY restores_member_select ON ops.restores FOR SELECT TO odooops_api
+  USING (ops.can_read_project(project_id));
+CREATE POLICY approvals_member_select ON ops.approvals FOR SELECT TO odooops_api
+  USING (ops.can_read_project(project_id));
+CREATE POLICY audit_log_auditor_select ON ops.audit_log FOR SELECT TO odooops_api
+  USING (ops.user_has_permission(project_id, 'audit.read'));
+
+CREATE POLICY roles_all_select ON ops.roles FOR SELECT TO odooops_api USING (true);
+CREATE POLICY policies_all_select ON ops.policies FOR SELECT TO odooops_api USING (true);
+
+CREATE POLICY project_members_member_select ON ops.project_members FOR SELECT TO odooops_api
+  USING (ops.can_read_project(project_id));
+CREATE POLICY project_members_owner_insert ON ops.project_members FOR INSERT TO odooops_api
+  WITH CHECK (ops.user_has_permission(project_id, 'members.manage'));
+CREATE POLICY project_members_owner_update ON ops.project_members FOR UPDATE TO odooops_api
+  USING (ops.user_has_permission(project_id, 'members.manage'))
+  WITH CHECK (ops.user_has_permission(project_id, 'members.manage'));
+CREATE POLICY project_members_owner_delete ON ops.project_members FOR DELETE TO odooops_api
+  USING (ops.user_has_permission(project_id, 'members.manage'));
+
+CREATE POLICY env_permissions_member_select ON ops.env_permissions FOR SELECT TO odooops_api
+  USING (EXISTS (SELECT 1 FROM ops.environments e WHERE e.id = environment_id));
+CREATE POLICY env_permissions_owner_insert ON ops.env_permissions FOR INSERT TO odooops_api
+  WITH CHECK (EXISTS (SELECT 1 FROM ops.environments e WHERE e.id = environment_id
+                        AND ops.user_has_permission(e.project_id, 'members.manage')));
+CREATE POLICY env_permissions_owner_delete ON ops.env_permissions FOR DELETE TO odooops_api
+  USING (EXISTS (SELECT 1 FROM ops.environments e WHERE e.id = environment_id
+                   AND ops.user_has_permission(e.project_id, 'members.manage')));
