@@ -10,8 +10,10 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'odooops_test_worker') THEN CREATE ROLE odooops_test_worker NOLOGIN; END IF;
 END $$;
+SET client_min_messages = warning;  -- the grants may exist from an earlier run
 GRANT odooops_api TO authenticated;
 GRANT odooops_worker TO odooops_test_worker;
+RESET client_min_messages;
 
 -- as_user(sub, sql): runs `sql` as PostgREST would for the user `sub` (NULL:
 -- anonymous), then rolls it back. Returns "ok <rows>" or "<SQLSTATE>".
