@@ -73,7 +73,11 @@ Datum existing_run(const Target& target, const RunRequest& request) {
   return pg::return_row(run, 0);
 }
 
-Datum queue_run(FunctionCallInfo fcinfo) {
+// `authorize`: check the caller's run.queue permission. The trusted entry
+// point (ops._queue_run_trusted, executable by the extension owner only)
+// serves internal callers that authenticated the request otherwise, such as
+// GitHub ingest after verifying the webhook signature.
+Datum queue(FunctionCallInfo fcinfo, bool authorize_caller) {
   const int64_t project_id = read_id(fcinfo, 0, "project_id");
   const auto env = pg::arg_text(fcinfo, 1);
   if (!env) throw Error(ErrorCode::InvalidArgument, "env is required");
@@ -105,8 +109,10 @@ Datum queue_run(FunctionCallInfo fcinfo) {
                                   {INT8OID, INT8OID});
   pg::connect();
   const Target target = resolve_environment(project_id, *env);
-  pg::execute(authorize, {pg::int8_param(target.project_id),
-                          pg::int8_param(target.environment_id)});
+  if (authorize_caller) {
+    pg::execute(authorize, {pg::int8_param(target.project_id),
+                            pg::int8_param(target.environment_id)});
+  }
   const pg::Rows rows = pg::execute(
       insert, {pg::int8_param(target.project_id), pg::int8_param(target.environment_id),
                pg::text_param(to_string(request.workflow)), pg::text_param(request.git_sha),
@@ -124,7 +130,11 @@ Datum queue_run(FunctionCallInfo fcinfo) {
   return result;
 }
 
+Datum queue_run(FunctionCallInfo fcinfo) { return queue(fcinfo, true); }
+Datum queue_run_trusted(FunctionCallInfo fcinfo) { return queue(fcinfo, false); }
+
 }  // namespace
 }  // namespace odooops::api
 
 ODOOOPS_SQL_FUNCTION(odooops_queue_run, odooops::api::queue_run)
+ODOOOPS_SQL_FUNCTION(odooops_queue_run_trusted, odooops::api::queue_run_trusted)

@@ -5,11 +5,13 @@
 --   odooops_admin          platform administrators: everything, all projects
 --   odooops_authenticator  grant to PostgREST's login role so the `sub` of
 --                          request.jwt.claims is trusted as the user id
+--   odooops_ingest         may call the GitHub webhook entry points (grant
+--                          to PostgREST's anon: the signature authenticates)
 DO $$
 DECLARE
   r text;
 BEGIN
-  FOREACH r IN ARRAY ARRAY['odooops_api', 'odooops_worker', 'odooops_admin', 'odooops_authenticator'] LOOP
+  FOREACH r IN ARRAY ARRAY['odooops_api', 'odooops_worker', 'odooops_admin', 'odooops_authenticator', 'odooops_ingest'] LOOP
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
       EXECUTE format('CREATE ROLE %I NOLOGIN', r);
     END IF;

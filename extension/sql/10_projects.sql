@@ -23,6 +23,9 @@ CREATE TABLE ops.environments (
   db_name        text NOT NULL CHECK (db_name ~ '^[a-z0-9_][a-z0-9_-]{0,62}$'),
   status         text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'destroying', 'destroyed')),
   settings       jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
+  branch         text CHECK (length(branch) BETWEEN 1 AND 255),  -- the one branch a per-branch env tracks
+  pull_request   integer CHECK (pull_request > 0),                -- preview environments
+  expires_at     timestamptz,                                     -- development and preview TTL
   created_at     timestamptz NOT NULL DEFAULT now(),
   updated_at     timestamptz NOT NULL DEFAULT now(),
   destroyed_at   timestamptz,
@@ -34,5 +37,7 @@ COMMENT ON TABLE ops.environments IS 'A deployment target of a project: its stag
 -- One live production environment per project, as on Odoo.sh.
 CREATE UNIQUE INDEX environments_one_production
   ON ops.environments (project_id) WHERE stage = 'production' AND status <> 'destroyed';
+CREATE UNIQUE INDEX environments_branch_live
+  ON ops.environments (project_id, branch) WHERE branch IS NOT NULL AND status <> 'destroyed';
 CREATE UNIQUE INDEX environments_db_name_live
   ON ops.environments (db_name) WHERE status <> 'destroyed';

@@ -12,6 +12,15 @@ RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_queue_run';
 COMMENT ON FUNCTION ops.queue_run IS
   'Queues a run of `workflow` for environment `env`; a repeated idempotency key (argument or metadata.idempotency_key) returns the existing run';
 
+-- The same without the permission check, for internal callers only (no
+-- grant to any role): GitHub ingest after verifying the signature.
+CREATE FUNCTION ops._queue_run_trusted(
+  project_id bigint, env text, git_sha text, git_ref text,
+  metadata jsonb DEFAULT '{}', workflow text DEFAULT 'deploy',
+  priority integer DEFAULT 0, idempotency_key text DEFAULT NULL,
+  max_attempts integer DEFAULT 3)
+RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_queue_run_trusted';
+
 CREATE FUNCTION ops.claim_next_run(worker_id text, lease_seconds integer DEFAULT 300, workflows text[] DEFAULT NULL)
 RETURNS SETOF ops.runs LANGUAGE c VOLATILE ROWS 1 AS 'MODULE_PATHNAME', 'odooops_claim_next_run';
 COMMENT ON FUNCTION ops.claim_next_run IS

@@ -131,7 +131,8 @@ BEGIN
 END $$;
 
 -- Backups and restores follow their runs, whichever path moved the run
--- (worker, cancel, lease expiry).
+-- (worker, cancel, lease expiry); a succeeded destroy run destroys its
+-- environment.
 CREATE FUNCTION ops.sync_run_subjects() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -144,6 +145,9 @@ BEGIN
       completed_at = CASE WHEN NEW.status = 'succeeded' THEN now() ELSE b.completed_at END,
       error = CASE WHEN NEW.status IN ('failed', 'cancelled') THEN coalesce(NEW.error, NEW.status) ELSE b.error END
      WHERE b.run_id = NEW.id AND b.status IN ('pending', 'running');
+  ELSIF NEW.workflow = 'destroy' AND NEW.status = 'succeeded' THEN
+    UPDATE ops.environments e SET status = 'destroyed', destroyed_at = now(), updated_at = now()
+     WHERE e.id = NEW.environment_id AND e.status <> 'destroyed';
   ELSIF NEW.workflow = 'restore' THEN
     UPDATE ops.restores x SET
       status = CASE NEW.status WHEN 'running' THEN 'running' WHEN 'succeeded' THEN 'completed'
@@ -157,5 +161,5 @@ BEGIN
 END $$;
 
 CREATE TRIGGER runs_sync_subjects AFTER UPDATE OF status ON ops.runs
-  FOR EACH ROW WHEN (NEW.workflow IN ('backup', 'restore') AND NEW.status IS DISTINCT FROM OLD.status)
+  FOR EACH ROW WHEN (NEW.workflow IN ('backup', 'restore', 'destroy') AND NEW.status IS DISTINCT FROM OLD.status)
   EXECUTE FUNCTION ops.sync_run_subjects();

@@ -7,7 +7,7 @@ REVOKE ALL ON ALL TABLES IN SCHEMA ops FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA ops FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ops FROM PUBLIC;
 ALTER DEFAULT PRIVILEGES IN SCHEMA ops REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
-GRANT USAGE ON SCHEMA ops TO odooops_api, odooops_worker, odooops_admin;
+GRANT USAGE ON SCHEMA ops TO odooops_api, odooops_worker, odooops_admin, odooops_ingest;
 
 -- Native queue functions run with the extension owner's rights (workers and
 -- people have no table privileges) and a pinned search_path.
@@ -66,12 +66,18 @@ GRANT EXECUTE ON FUNCTION
   ops.backup_ttl(text, jsonb)
 TO odooops_api;
 
+-- GitHub webhooks: the signature is the authentication.
+GRANT EXECUTE ON FUNCTION ops.ingest_github(text, text, text, text), ops.github_webhook(json)
+  TO odooops_ingest, odooops_api;
+
 -- Platform administration.
 GRANT EXECUTE ON FUNCTION
   ops.requeue_expired_runs(integer),
   ops.expire_approvals(),
   ops.ensure_run_event_partitions(integer)
 TO odooops_admin;
+GRANT EXECUTE ON FUNCTION ops.branch_matches(text, text), ops.branch_slug(text, integer)
+  TO odooops_api, odooops_worker;
 
 -- Reads for people (rows filtered below), and the writes they may make.
 GRANT SELECT ON ops.projects, ops.environments, ops.runs, ops.run_events, ops.artifacts,

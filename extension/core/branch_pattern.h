@@ -1,0 +1,18 @@
+// Branch patterns of environments: which git branch deploys where.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace odooops {
+
+// Glob match of a branch name: `*` matches within one path segment (not
+// '/'), `**` matches across segments, `?` one character other than '/'.
+// "main" matches only main; "feature/*" matches feature/x, not feature/x/y.
+bool branch_matches(std::string_view pattern, std::string_view branch);
+
+// A database/environment name derived from a branch: lowercase, [a-z0-9_-],
+// at most `max_length` characters (a short hash keeps long names distinct).
+std::string branch_slug(std::string_view branch, std::size_t max_length);
+
+}  // namespace odooops

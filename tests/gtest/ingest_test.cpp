@@ -1,0 +1,58 @@
+#include <gtest/gtest.h>
+
+#include "branch_pattern.h"
+#include "signature.h"
+
+namespace odooops {
+namespace {
+
+TEST(Signature, MatchesKnownHmacVector) {
+  // RFC 4231 test case 2.
+  EXPECT_EQ(hmac_sha256_hex("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(Signature, GitHubHeader) {
+  // GitHub's documented example: secret "It's a Secret to Everybody".
+  const std::string body = "Hello, World!";
+  const std::string header =
+      "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+  EXPECT_TRUE(github_signature_valid("It's a Secret to Everybody", body, header));
+  EXPECT_FALSE(github_signature_valid("wrong secret", body, header));
+  EXPECT_FALSE(github_signature_valid("It's a Secret to Everybody", body + " ", header));
+  EXPECT_FALSE(github_signature_valid("It's a Secret to Everybody", body, header.substr(7)));
+  EXPECT_FALSE(github_signature_valid("It's a Secret to Everybody", body, ""));
+  EXPECT_FALSE(github_signature_valid("", body, header));
+}
+
+TEST(Signature, ConstantTimeEqual) {
+  EXPECT_TRUE(constant_time_equal("abc", "abc"));
+  EXPECT_FALSE(constant_time_equal("abc", "abd"));
+  EXPECT_FALSE(constant_time_equal("abc", "abcd"));
+  EXPECT_TRUE(constant_time_equal("", ""));
+}
+
+TEST(BranchPattern, Globs) {
+  EXPECT_TRUE(branch_matches("main", "main"));
+  EXPECT_FALSE(branch_matches("main", "main2"));
+  EXPECT_TRUE(branch_matches("feature/*", "feature/login"));
+  EXPECT_FALSE(branch_matches("feature/*", "feature/a/b"));
+  EXPECT_TRUE(branch_matches("feature/**", "feature/a/b"));
+  EXPECT_TRUE(branch_matches("*", "hotfix-1"));
+  EXPECT_FALSE(branch_matches("*", "team/x"));
+  EXPECT_TRUE(branch_matches("release-?", "release-1"));
+  EXPECT_FALSE(branch_matches("release-?", "release-10"));
+  EXPECT_FALSE(branch_matches("", "main"));
+}
+
+TEST(BranchPattern, Slugs) {
+  EXPECT_EQ(branch_slug("feature/Login_Page", 40), "feature-login-page");
+  EXPECT_EQ(branch_slug("///", 40), "branch");
+  const std::string a = branch_slug("feature/a-very-long-branch-name-number-one", 20);
+  const std::string b = branch_slug("feature/a-very-long-branch-name-number-two", 20);
+  EXPECT_LE(a.size(), 20u);
+  EXPECT_NE(a, b);
+}
+
+}  // namespace
+}  // namespace odooops
