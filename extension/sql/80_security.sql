@@ -74,8 +74,10 @@ GRANT EXECUTE ON FUNCTION ops.ingest_github(text, text, text, text), ops.github_
 GRANT EXECUTE ON FUNCTION
   ops.requeue_expired_runs(integer),
   ops.expire_approvals(),
-  ops.ensure_run_event_partitions(integer)
+  ops.ensure_run_event_partitions(integer),
+  ops.metrics_prometheus()
 TO odooops_admin;
+GRANT SELECT ON ops.metrics_queue, ops.metrics_workers, ops.metrics_runs TO odooops_admin;
 GRANT EXECUTE ON FUNCTION ops.branch_matches(text, text), ops.branch_slug(text, integer)
   TO odooops_api, odooops_worker;
 
