@@ -8,5 +8,8 @@ COMMENT ON SCHEMA ops IS 'odooops: Odoo.sh-style control plane (runs, environmen
 CREATE FUNCTION ops._raise(code text, message text, detail text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message, DETAIL = coalesce(detail, '');
+  IF detail IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message, DETAIL = detail;
 END $$;

@@ -63,19 +63,6 @@ BEGIN
   RETURN e;
 END $$;
 
--- Queues the destruction of a per-branch or preview environment.
-CREATE FUNCTION ops._destroy_environment(e ops.environments, reason text, delivery text)
-RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  run ops.runs;
-BEGIN
-  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, NULL, NULL,
-    jsonb_build_object('reason', reason, 'github_delivery', delivery), 'destroy', 0,
-    'github:' || delivery || ':destroy');
-  UPDATE ops.environments x SET status = 'destroying', updated_at = now() WHERE x.id = e.id;
-  RETURN jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'destroy');
-END $$;
-
 CREATE FUNCTION ops.ingest_github(event text, delivery_id text, signature text, body text)
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -153,7 +140,7 @@ BEGIN
          WHERE x.project_id = p.id AND x.branch = ref_branch AND x.status = 'active'
            AND x.stage IN ('development', 'preview');
         IF FOUND THEN
-          queued := queued || ops._destroy_environment(e, 'branch deleted', delivery_id);
+          queued := queued || ops._destroy_environment(e, jsonb_build_object('reason', 'branch deleted', 'github_delivery', delivery_id), 'github:' || delivery_id || ':destroy');
         ELSE
           answer := answer || jsonb_build_object('ignored', 'no environment for the deleted branch');
         END IF;
@@ -204,7 +191,7 @@ BEGIN
         'deploy', 0, 'github:' || delivery_id);
       queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
     ELSIF payload ->> 'action' = 'closed' AND e.id IS NOT NULL THEN
-      queued := queued || ops._destroy_environment(e, 'pull request closed', delivery_id);
+      queued := queued || ops._destroy_environment(e, jsonb_build_object('reason', 'pull request closed', 'github_delivery', delivery_id), 'github:' || delivery_id || ':destroy');
     ELSE
       answer := answer || jsonb_build_object('ignored', format('pull_request action %s', payload ->> 'action'));
     END IF;

@@ -55,6 +55,7 @@ GRANT EXECUTE ON FUNCTION
   ops.restore_backup(bigint, bigint, text, jsonb),
   ops.decide_approval(bigint, text, text),
   ops.create_project(text, text, text, text),
+  ops.destroy_environment(bigint, text, text),
   ops.set_project_secret(bigint, text, text),
   ops.user_has_permission(bigint, text, bigint),
   ops.user_has_stage_permission(bigint, text, text),

@@ -1,0 +1,36 @@
+-- Destroying an environment is a run of workflow `destroy`: the worker stops
+-- the instance and drops the database; the environment is marked destroying
+-- now and destroyed when that run succeeds (ops.sync_run_subjects).
+
+CREATE FUNCTION ops._destroy_environment(e ops.environments, metadata jsonb, idempotency_key text DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  run ops.runs;
+BEGIN
+  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, NULL, NULL, metadata, 'destroy', 0,
+                                                idempotency_key);
+  UPDATE ops.environments x SET status = 'destroying', updated_at = now() WHERE x.id = e.id;
+  RETURN jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'destroy');
+END $$;
+
+CREATE FUNCTION ops.destroy_environment(project_id bigint, env text, reason text DEFAULT NULL)
+RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+  queued jsonb;
+  run ops.runs;
+BEGIN
+  SELECT * INTO e FROM ops.environments x WHERE x.project_id = destroy_environment.project_id AND x.name = env;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
+  END IF;
+  PERFORM ops.authorize(e.project_id, 'env.manage', e.id);
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is already %s', env, e.status));
+  END IF;
+  queued := ops._destroy_environment(e, jsonb_build_object('reason', coalesce(reason, 'requested'),
+                                                           'requested_by', ops.current_actor()));
+  SELECT * INTO run FROM ops.runs r WHERE r.id = (queued ->> 'run_id')::bigint;
+  RETURN run;
+END $$;
+COMMENT ON FUNCTION ops.destroy_environment IS 'Queues the destruction of an environment (permission env.manage)';

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Creates an environment of a project and, with --deploy, queues its first deploy.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+usage() {
+  cat <<'TXT'
+Usage: env_create.sh --project SLUG --name NAME --stage STAGE [options]
+  --project SLUG          the project (ops.projects.slug)
+  --name NAME             environment name (lowercase, digits, . _ -)
+  --stage STAGE           production | staging | development | preview
+  --branch-pattern GLOB   branches that deploy here (e.g. main, feature/*)
+  --db-name NAME          database of the environment (default: <project>_<name>)
+  --deploy SHA            queue a deploy of this commit once created
+  --ref REF               git ref of that commit (default: the branch pattern)
+  --dsn URI               connection (default: $ODOOOPS_DSN, PG* variables, .odooops/)
+Prints the environment id, and the run id when a deploy was queued.
+Exit codes: 0 ok, 2 usage, 3 unknown project, 4 permission denied, 5 invalid input.
+TXT
+}
+project= name= stage= pattern= db= sha= ref=
+while [ $# -gt 0 ]; do
+  take_dsn "$@" && { shift 2; continue; }
+  case "$1" in
+    --project) project=${2:-}; shift 2 ;;
+    --name) name=${2:-}; shift 2 ;;
+    --stage) stage=${2:-}; shift 2 ;;
+    --branch-pattern) pattern=${2:-}; shift 2 ;;
+    --db-name) db=${2:-}; shift 2 ;;
+    --deploy) sha=${2:-}; shift 2 ;;
+    --ref) ref=${2:-}; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option $1" ;;
+  esac
+done
+[ -n "$project" ] && [ -n "$name" ] && [ -n "$stage" ] || { usage >&2; die "--project, --name and --stage are required"; }
+pid=$(sql "SELECT id FROM ops.projects WHERE slug = :'project'" -v project="$project")
+[ -n "$pid" ] || die "no project \"$project\"" 3
+env_id=$(sql "INSERT INTO ops.environments (project_id, name, stage, branch_pattern, db_name)
+              VALUES (:'pid', :'name', :'stage', nullif(:'pattern', ''),
+                      coalesce(nullif(:'db', ''), replace(:'project' || '_' || :'name', '-', '_')))
+              RETURNING id" -v pid="$pid" -v name="$name" -v stage="$stage" -v pattern="$pattern" -v db="$db" -v project="$project")
+echo "environment $env_id"
+if [ -n "$sha" ]; then
+  run=$(sql "SELECT id FROM ops.queue_run(:'pid', :'name', :'sha', coalesce(nullif(:'ref', ''), nullif(:'pattern', ''), 'main'))" \
+        -v pid="$pid" -v name="$name" -v sha="$sha" -v ref="$ref" -v pattern="$pattern")
+  echo "run $run"
+fi
