@@ -32,6 +32,21 @@ BEGIN
   RETURN x;
 END $$;
 
+-- A deploy that waited for its approval becomes claimable, or is cancelled.
+CREATE FUNCTION ops._release_gated_deploy(run_id bigint, approved boolean, reason text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF approved THEN
+    UPDATE ops.runs r SET available_at = now(), updated_at = now()
+     WHERE r.id = run_id AND r.status = 'queued' AND r.available_at = 'infinity';
+    INSERT INTO ops.run_events (run_id, kind, level, message, actor)
+    VALUES (run_id, 'log', 'notice', reason, ops.current_actor());
+    NOTIFY odooops_runs;
+  ELSIF EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = run_id AND r.status = 'queued') THEN
+    PERFORM ops.cancel_run(run_id, reason);
+  END IF;
+END $$;
+
 CREATE FUNCTION ops.restore_backup(backup_id bigint, target_env_id bigint, requested_by text DEFAULT NULL,
                                    metadata jsonb DEFAULT '{}')
 RETURNS ops.restores LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -142,6 +157,8 @@ BEGIN
       UPDATE ops.restores r SET status = 'rejected', finished_at = now(), updated_at = now()
        WHERE r.id = a.subject_id;
     END IF;
+  ELSIF a.subject = 'deploy' THEN
+    PERFORM ops._release_gated_deploy(a.subject_id, decision = 'approved', 'deploy ' || decision);
   END IF;
   RETURN a;
 END $$;
@@ -162,6 +179,8 @@ BEGIN
     IF a.subject = 'restore' THEN
       UPDATE ops.restores r SET status = 'expired', finished_at = now(), updated_at = now()
        WHERE r.id = a.subject_id AND r.status = 'pending_approval';
+    ELSIF a.subject = 'deploy' THEN
+      PERFORM ops._release_gated_deploy(a.subject_id, false, 'deploy approval expired');
     END IF;
     INSERT INTO ops.audit_log (project_id, actor, action, subject, subject_id, payload)
     VALUES (a.project_id, 'odooops', 'approval.expire', a.subject, a.subject_id,

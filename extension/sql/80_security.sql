@@ -56,6 +56,7 @@ GRANT EXECUTE ON FUNCTION
   ops.decide_approval(bigint, text, text),
   ops.create_project(text, text, text, text),
   ops.destroy_environment(bigint, text, text),
+  ops.rollback_release(bigint, text),
   ops.set_project_secret(bigint, text, text),
   ops.user_has_permission(bigint, text, bigint),
   ops.user_has_stage_permission(bigint, text, text),
@@ -83,7 +84,7 @@ GRANT EXECUTE ON FUNCTION ops.branch_matches(text, text), ops.branch_slug(text, 
   TO odooops_api, odooops_worker;
 
 -- Reads for people (rows filtered below), and the writes they may make.
-GRANT SELECT ON ops.projects, ops.environments, ops.runs, ops.run_events, ops.artifacts,
+GRANT SELECT ON ops.projects, ops.environments, ops.runs, ops.run_events, ops.artifacts, ops.releases,
                 ops.backups, ops.restores, ops.approvals, ops.roles, ops.policies,
                 ops.project_members, ops.env_permissions, ops.audit_log
   TO odooops_api;
@@ -133,6 +134,8 @@ CREATE POLICY runs_member_select ON ops.runs FOR SELECT TO odooops_api
   USING (ops.can_read_project(project_id));
 CREATE POLICY run_events_member_select ON ops.run_events FOR SELECT TO odooops_api
   USING (EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = run_id));  -- runs' own policy filters
+CREATE POLICY releases_member_select ON ops.releases FOR SELECT TO odooops_api
+  USING (ops.can_read_project(project_id));
 CREATE POLICY artifacts_member_select ON ops.artifacts FOR SELECT TO odooops_api
   USING (ops.can_read_project(project_id));
 CREATE POLICY backups_member_select ON ops.backups FOR SELECT TO odooops_api

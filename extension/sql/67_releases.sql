@@ -1,0 +1,92 @@
+-- Releases: every successful deploy is a release of an environment (its
+-- revision, image and the backup taken just before it), so a rollback can
+-- restore code and database together. Production deploys can also be gated
+-- by an approval (project setting production_deploy_approval).
+
+CREATE TABLE ops.releases (
+  id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  project_id           bigint NOT NULL REFERENCES ops.projects ON DELETE RESTRICT,
+  environment_id       bigint NOT NULL REFERENCES ops.environments ON DELETE RESTRICT,
+  run_id               bigint NOT NULL UNIQUE REFERENCES ops.runs ON DELETE RESTRICT,
+  git_sha              text,
+  git_ref              text,
+  image                text,                                   -- container image or revision
+  pre_deploy_backup_id bigint REFERENCES ops.backups ON DELETE RESTRICT,
+  rollback_of          bigint REFERENCES ops.releases ON DELETE RESTRICT,  -- set on rollbacks
+  created_at           timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE ops.releases IS 'Successful deploys of an environment: revision, image and the backup taken before';
+CREATE INDEX releases_environment ON ops.releases (environment_id, id DESC);
+
+-- A deploy run that succeeded becomes a release. The worker reports the
+-- image and the pre-deploy backup in the run's result.
+CREATE FUNCTION ops.record_release() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO ops.releases (project_id, environment_id, run_id, git_sha, git_ref, image,
+                            pre_deploy_backup_id, rollback_of)
+  VALUES (NEW.project_id, NEW.environment_id, NEW.id, NEW.git_sha, NEW.git_ref, NEW.result ->> 'image',
+          (SELECT b.id FROM ops.backups b WHERE b.id = (NEW.result ->> 'pre_deploy_backup_id')::bigint),
+          (NEW.metadata ->> 'rollback_to_release')::bigint);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER runs_record_release AFTER UPDATE OF status ON ops.runs
+  FOR EACH ROW WHEN (NEW.workflow = 'deploy' AND NEW.status = 'succeeded' AND OLD.status <> 'succeeded')
+  EXECUTE FUNCTION ops.record_release();
+
+-- Rolls an environment back to an earlier release: a deploy of that
+-- release's revision that also restores the database as it was while the
+-- release was live (the backup taken before the release that replaced it).
+CREATE FUNCTION ops.rollback_release(release_id bigint, reason text DEFAULT NULL)
+RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  target ops.releases;
+  e ops.environments;
+  restore_from bigint;
+  run ops.runs;
+BEGIN
+  SELECT * INTO target FROM ops.releases WHERE id = release_id;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('release %s does not exist', release_id));
+  END IF;
+  SELECT * INTO e FROM ops.environments WHERE id = target.environment_id;
+  PERFORM ops.authorize(e.project_id, 'run.queue', e.id);
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', e.name, e.status));
+  END IF;
+  SELECT r.pre_deploy_backup_id INTO restore_from FROM ops.releases r
+   WHERE r.environment_id = target.environment_id AND r.id > target.id
+   ORDER BY r.id LIMIT 1;
+  SELECT * INTO run FROM ops.queue_run(e.project_id, e.name, target.git_sha, coalesce(target.git_ref, 'rollback'),
+    jsonb_build_object('rollback_to_release', target.id, 'image', target.image,
+                       'restore_backup_id', restore_from, 'reason', reason),
+    'deploy', 100);
+  PERFORM ops.audit(e.project_id, 'release.rollback', 'release', target.id,
+                    jsonb_build_object('run_id', run.id, 'restore_backup_id', restore_from));
+  RETURN run;
+END $$;
+COMMENT ON FUNCTION ops.rollback_release IS 'Queues a deploy back to an earlier release, restoring its database too';
+
+-- Production deploys wait for an approval when the project asks for it.
+CREATE FUNCTION ops.gate_production_deploy() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF TG_WHEN = 'BEFORE' THEN
+    IF EXISTS (SELECT 1 FROM ops.environments e JOIN ops.projects p ON p.id = e.project_id
+                WHERE e.id = NEW.environment_id AND e.stage = 'production'
+                  AND coalesce((p.settings ->> 'production_deploy_approval')::boolean, false)) THEN
+      NEW.available_at := 'infinity';   -- not claimable until approved
+    END IF;
+    RETURN NEW;
+  END IF;
+  -- AFTER INSERT: the gated run exists, ask for the approval.
+  INSERT INTO ops.approvals (project_id, environment_id, subject, subject_id, requested_by)
+  VALUES (NEW.project_id, NEW.environment_id, 'deploy', NEW.id, coalesce(NEW.requested_by, 'odooops'));
+  PERFORM ops.audit(NEW.project_id, 'approval.request', 'deploy', NEW.id);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER runs_gate_production_deploy BEFORE INSERT ON ops.runs
+  FOR EACH ROW WHEN (NEW.workflow = 'deploy') EXECUTE FUNCTION ops.gate_production_deploy();
+CREATE TRIGGER runs_request_deploy_approval AFTER INSERT ON ops.runs
+  FOR EACH ROW WHEN (NEW.workflow = 'deploy' AND NEW.available_at = 'infinity')
+  EXECUTE FUNCTION ops.gate_production_deploy();
