@@ -104,6 +104,16 @@ SELECT status FROM ops.start_run(:destroy_run, 'w-ingest', 1);
 SELECT status FROM ops.finish_run(:destroy_run, 'succeeded', '{}', 'w-ingest', 1);
 SELECT name, status, destroyed_at IS NOT NULL AS destroyed FROM ops.environments WHERE name = 'pr-42';
 
+-- Development and preview environments past their TTL are destroyed.
+SELECT ops.ingest_github('push', 'd-ttl', pg_temp.sign(b), b) -> 'created_environments' AS created
+  FROM (SELECT pg_temp.push('refs/heads/feature/short-lived', repeat('9', 40)) AS b) x;
+SELECT ops.expire_environments() AS expired_now;
+UPDATE ops.environments SET expires_at = now() - interval '1 minute' WHERE branch = 'feature/short-lived';
+SELECT ops.expire_environments() AS expired_later;
+SELECT name, status FROM ops.environments WHERE branch = 'feature/short-lived';
+SELECT r.workflow, r.metadata ->> 'reason' AS reason FROM ops.runs r
+  JOIN ops.environments e ON e.id = r.environment_id WHERE e.branch = 'feature/short-lived' ORDER BY r.id;
+
 -- Refusals change nothing.
 SELECT count(*) AS runs_before FROM ops.runs \gset
 SELECT count(*) AS deliveries_before FROM ops.ingest_deliveries \gset

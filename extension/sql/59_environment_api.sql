@@ -34,3 +34,22 @@ BEGIN
   RETURN run;
 END $$;
 COMMENT ON FUNCTION ops.destroy_environment IS 'Queues the destruction of an environment (permission env.manage)';
+
+-- Development and preview environments live until expires_at (renewed by
+-- every push): then they are destroyed, as Odoo.sh garbage-collects
+-- development builds. Called by the scheduler; returns how many.
+CREATE FUNCTION ops.expire_environments() RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+  n integer := 0;
+BEGIN
+  FOR e IN SELECT * FROM ops.environments x
+            WHERE x.status = 'active' AND x.expires_at <= now() AND x.stage IN ('development', 'preview')
+            ORDER BY x.id FOR UPDATE SKIP LOCKED LOOP
+    PERFORM ops._destroy_environment(e, jsonb_build_object('reason', 'expired'),
+                                     'expire:' || e.id || ':' || extract(epoch FROM e.expires_at));
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END $$;

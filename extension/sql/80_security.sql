@@ -76,6 +76,7 @@ GRANT EXECUTE ON FUNCTION ops.ingest_github(text, text, text, text), ops.github_
 GRANT EXECUTE ON FUNCTION
   ops.requeue_expired_runs(integer),
   ops.expire_approvals(),
+  ops.expire_environments(),
   ops.ensure_run_event_partitions(integer),
   ops.metrics_prometheus()
 TO odooops_admin;
