@@ -47,16 +47,13 @@ Eligibility load_eligibility(const std::string& worker_id) {
   }
   const std::string status = pg::get_text(rows, 0, 1).value_or("");
   if (status == "disabled") {
-    throw Error(ErrorCode::AgentNotEligible,
-                "worker \"" + worker_id + "\" is disabled",
+    throw Error(ErrorCode::AgentNotEligible, "worker \"" + worker_id + "\" is disabled",
                 "An administrator disabled it in ops.agents.");
   }
-  return {pg::column_param(rows, 0, 2), pg::column_param(rows, 0, 3),
-          status == "active"};
+  return {pg::column_param(rows, 0, 2), pg::column_param(rows, 0, 3), status == "active"};
 }
 
-std::vector<Candidate> lock_candidates(const Eligibility& who, const pg::Param& workflows,
-                                      int n) {
+std::vector<Candidate> lock_candidates(const Eligibility& who, const pg::Param& workflows, int n) {
   static pg::Statement candidates(
       "SELECT r.id, r.environment_id, r.exclusive FROM ops.runs r"
       " WHERE r.status = 'queued' AND r.available_at <= now()"
@@ -74,8 +71,8 @@ std::vector<Candidate> lock_candidates(const Eligibility& who, const pg::Param& 
   std::vector<Candidate> out;
   out.reserve(rows.count);
   for (uint64_t i = 0; i < rows.count; ++i) {
-    out.push_back({*pg::get_int64(rows, i, 1), *pg::get_int64(rows, i, 2),
-                   *pg::get_bool(rows, i, 3)});
+    out.push_back(
+        {*pg::get_int64(rows, i, 1), *pg::get_int64(rows, i, 2), *pg::get_bool(rows, i, 3)});
   }
   return out;
 }
@@ -84,8 +81,8 @@ std::vector<Candidate> lock_candidates(const Eligibility& who, const pg::Param& 
 bool pass_environment_gate(int64_t environment_id) {
   // Two statements on purpose: the second takes its snapshot after the lock
   // is held, so it sees any exclusive claim committed before.
-  static pg::Statement lock(
-      "SELECT pg_try_advisory_xact_lock(1869571955, hashint8($1))", {INT8OID});
+  static pg::Statement lock("SELECT pg_try_advisory_xact_lock(1869571955, hashint8($1))",
+                            {INT8OID});
   static pg::Statement idle(
       "SELECT NOT EXISTS (SELECT 1 FROM ops.runs h WHERE h.environment_id = $1"
       "   AND h.exclusive AND h.status IN ('claimed', 'running'))",
@@ -118,8 +115,7 @@ Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg, int workflows_arg) {
   const int lease_seconds = read_lease_seconds(fcinfo, lease_arg);
   // The environment gate relies on a fresh snapshot per statement.
   if (IsolationUsesXactSnapshot()) {
-    throw Error(ErrorCode::InvalidArgument,
-                "claims must run at READ COMMITTED isolation",
+    throw Error(ErrorCode::InvalidArgument, "claims must run at READ COMMITTED isolation",
                 "Claim in its own transaction (autocommit) or at the default isolation level.");
   }
   const pg::Param workflows{PG_GETARG_DATUM(workflows_arg), PG_ARGISNULL(workflows_arg)};
@@ -132,8 +128,10 @@ Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg, int workflows_arg) {
       "   WHERE r.id = ANY ($2)"
       "  RETURNING r.*"
       "), logged AS ("
-      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, to_status, actor)"
-      "  SELECT c.id, c.attempt, 'transition', 'info', 'claimed by ' || $1 || ' (attempt ' || c.attempt || ')',"
+      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, "
+      "to_status, actor)"
+      "  SELECT c.id, c.attempt, 'transition', 'info', 'claimed by ' || $1 || ' (attempt ' || "
+      "c.attempt || ')',"
       "         'queued', 'claimed', $1 FROM claimed c"
       ") SELECT * FROM claimed ORDER BY priority DESC, available_at, id",
       {TEXTOID, INT8ARRAYOID, INT4OID});
@@ -143,8 +141,8 @@ Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg, int workflows_arg) {
   std::vector<int64_t> winners;
   if (who.may_claim) winners = select_winners(lock_candidates(who, workflows, n));
   const pg::Rows rows = pg::execute(
-      claim_runs, {pg::text_param(*worker_id), pg::int8_array_param(winners),
-                   pg::int4_param(lease_seconds)});
+      claim_runs,
+      {pg::text_param(*worker_id), pg::int8_array_param(winners), pg::int4_param(lease_seconds)});
   Datum result = pg::return_rows(fcinfo, rows);
   pg::finish();
   return result;

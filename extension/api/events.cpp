@@ -13,8 +13,9 @@ extern "C" {
 namespace odooops::api {
 namespace {
 
-#define ODOOOPS_FENCE_SQL(worker, attempt)                                   \
-  "(" worker "::text IS NULL OR (r.status IN ('claimed', 'running')"         \
+#define ODOOOPS_FENCE_SQL(worker, attempt)                \
+  "(" worker                                              \
+  "::text IS NULL OR (r.status IN ('claimed', 'running')" \
   " AND r.claimed_by = " worker " AND r.attempt = " attempt "))"
 
 Datum append_event(FunctionCallInfo fcinfo) {
@@ -44,10 +45,10 @@ Datum append_event(FunctionCallInfo fcinfo) {
 
   pg::connect();
   if (!fence.present()) authorize_run(run_id, "run.comment");
-  const pg::Rows rows = pg::execute(
-      append, {pg::int8_param(run_id), pg::text_param(*level), pg::text_param(*message),
-               pg::text_param(payload), pg::text_param(fence.worker_id),
-               pg::int4_param(fence.attempt)});
+  const pg::Rows rows =
+      pg::execute(append, {pg::int8_param(run_id), pg::text_param(*level), pg::text_param(*message),
+                           pg::text_param(payload), pg::text_param(fence.worker_id),
+                           pg::int4_param(fence.attempt)});
   if (rows.count == 0) refuse(run_id, fence, RunStatus::Running);
   const int64_t event_id = *pg::get_int64(rows, 0, 1);
   pg::finish();
@@ -77,9 +78,9 @@ Datum append_events(FunctionCallInfo fcinfo) {
 
   pg::connect();
   if (!fence.present()) authorize_run(run_id, "run.comment");
-  const pg::Rows rows = pg::execute(
-      append, {pg::int8_param(run_id), pg::text_param(*events),
-               pg::text_param(fence.worker_id), pg::int4_param(fence.attempt)});
+  const pg::Rows rows =
+      pg::execute(append, {pg::int8_param(run_id), pg::text_param(*events),
+                           pg::text_param(fence.worker_id), pg::int4_param(fence.attempt)});
   if (rows.count == 0) refuse(run_id, fence, RunStatus::Running);
   if (rows.count != parsed.size()) {
     throw Error(ErrorCode::Internal, "append_events inserted a different number of events");

@@ -23,24 +23,19 @@ Target resolve_environment(int64_t project_id, const std::string& env) {
       "SELECT e.id, e.status FROM ops.environments e "
       "WHERE e.project_id = $1 AND e.name = $2",
       {INT8OID, TEXTOID});
-  static pg::Statement project_exists(
-      "SELECT 1 FROM ops.projects WHERE id = $1", {INT8OID});
+  static pg::Statement project_exists("SELECT 1 FROM ops.projects WHERE id = $1", {INT8OID});
 
-  const pg::Rows rows =
-      pg::execute(find, {pg::int8_param(project_id), pg::text_param(env)});
+  const pg::Rows rows = pg::execute(find, {pg::int8_param(project_id), pg::text_param(env)});
   if (rows.count == 0) {
-    const bool known =
-        pg::execute(project_exists, {pg::int8_param(project_id)}).count > 0;
+    const bool known = pg::execute(project_exists, {pg::int8_param(project_id)}).count > 0;
     if (!known) {
-      throw Error(ErrorCode::NotFound,
-                  "project " + std::to_string(project_id) + " does not exist");
+      throw Error(ErrorCode::NotFound, "project " + std::to_string(project_id) + " does not exist");
     }
-    throw Error(ErrorCode::NotFound, "project " + std::to_string(project_id) +
-                                         " has no environment \"" + env + "\"");
+    throw Error(ErrorCode::NotFound,
+                "project " + std::to_string(project_id) + " has no environment \"" + env + "\"");
   }
   if (pg::get_text(rows, 0, 2).value_or("") == "destroyed") {
-    throw Error(ErrorCode::InvalidArgument,
-                "environment \"" + env + "\" is destroyed");
+    throw Error(ErrorCode::InvalidArgument, "environment \"" + env + "\" is destroyed");
   }
   return {project_id, *pg::get_int64(rows, 0, 1)};
 }
@@ -55,18 +50,17 @@ Datum existing_run(const Target& target, const RunRequest& request) {
       {INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID});
   const pg::Rows rows = pg::execute(
       find, {pg::int8_param(target.project_id), pg::text_param(request.idempotency_key),
-             pg::int8_param(target.environment_id),
-             pg::text_param(to_string(request.workflow)),
+             pg::int8_param(target.environment_id), pg::text_param(to_string(request.workflow)),
              pg::text_param(request.git_sha), pg::text_param(request.git_ref)});
   if (rows.count == 0) {
     throw Error(ErrorCode::Internal, "idempotency conflict without a run");
   }
   const int64_t run_id = *pg::get_int64(rows, 0, 1);
   if (!pg::get_bool(rows, 0, 2).value_or(false)) {
-    throw Error(ErrorCode::IdempotencyMismatch,
-                "idempotency key \"" + *request.idempotency_key +
-                    "\" was already used for a different run",
-                "Run " + std::to_string(run_id) + " holds this key.");
+    throw Error(
+        ErrorCode::IdempotencyMismatch,
+        "idempotency key \"" + *request.idempotency_key + "\" was already used for a different run",
+        "Run " + std::to_string(run_id) + " holds this key.");
   }
   static pg::Statement by_id("SELECT * FROM ops.runs WHERE id = $1", {INT8OID});
   const pg::Rows run = pg::execute(by_id, {pg::int8_param(run_id)});
@@ -105,20 +99,19 @@ Datum queue(FunctionCallInfo fcinfo, bool authorize_caller) {
       ") SELECT * FROM queued",
       {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID});
 
-  static pg::Statement authorize("SELECT ops.authorize($1, 'run.queue', $2)",
-                                  {INT8OID, INT8OID});
+  static pg::Statement authorize("SELECT ops.authorize($1, 'run.queue', $2)", {INT8OID, INT8OID});
   pg::connect();
   const Target target = resolve_environment(project_id, *env);
   if (authorize_caller) {
-    pg::execute(authorize, {pg::int8_param(target.project_id),
-                            pg::int8_param(target.environment_id)});
+    pg::execute(authorize,
+                {pg::int8_param(target.project_id), pg::int8_param(target.environment_id)});
   }
   const pg::Rows rows = pg::execute(
-      insert, {pg::int8_param(target.project_id), pg::int8_param(target.environment_id),
-               pg::text_param(to_string(request.workflow)), pg::text_param(request.git_sha),
-               pg::text_param(request.git_ref), pg::text_param(metadata),
-               pg::int4_param(request.priority), pg::text_param(request.idempotency_key),
-               pg::int4_param(request.max_attempts)});
+      insert,
+      {pg::int8_param(target.project_id), pg::int8_param(target.environment_id),
+       pg::text_param(to_string(request.workflow)), pg::text_param(request.git_sha),
+       pg::text_param(request.git_ref), pg::text_param(metadata), pg::int4_param(request.priority),
+       pg::text_param(request.idempotency_key), pg::int4_param(request.max_attempts)});
   Datum result;
   if (rows.count == 1) {
     result = pg::return_row(rows, 0);

@@ -36,14 +36,16 @@ Datum requeue_expired_runs(FunctionCallInfo fcinfo) {
       "         claimed_by = CASE WHEN d.to_status = 'queued' THEN NULL ELSE r.claimed_by END,"
       "         lease_expires_at = NULL,"
       "         available_at = CASE WHEN d.to_status = 'queued'"
-      "                             THEN now() + make_interval(secs => d.delay) ELSE r.available_at END,"
+      "                             THEN now() + make_interval(secs => d.delay) ELSE "
+      "r.available_at END,"
       "         finished_at = CASE WHEN d.to_status = 'failed' THEN now() END,"
       "         error = CASE WHEN d.to_status = 'failed' THEN d.message ELSE r.error END,"
       "         updated_at = now()"
       "    FROM d WHERE r.id = d.id"
       "  RETURNING r AS run, d.from_status, d.message"
       "), logged AS ("
-      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, to_status, actor)"
+      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, "
+      "to_status, actor)"
       "  SELECT (m.run).id, (m.run).attempt, 'transition',"
       "         CASE WHEN (m.run).status = 'failed' THEN 'error' ELSE 'warning' END,"
       "         m.message, m.from_status, (m.run).status, 'odooops'"
@@ -58,9 +60,9 @@ Datum requeue_expired_runs(FunctionCallInfo fcinfo) {
   for (uint64_t i = 0; i < rows.count; ++i) {
     const int attempt = pg::get_int32(rows, i, 3).value_or(0);
     const int max_attempts = pg::get_int32(rows, i, 4).value_or(1);
-    const ExpiryDecision d = decide_expired_lease(
-        attempt, max_attempts, settings::requeue_backoff_base_seconds,
-        settings::requeue_backoff_max_seconds);
+    const ExpiryDecision d =
+        decide_expired_lease(attempt, max_attempts, settings::requeue_backoff_base_seconds,
+                             settings::requeue_backoff_max_seconds);
     any_queued = any_queued || d.to == RunStatus::Queued;
     decisions.push_back({{"id", *pg::get_int64(rows, i, 1)},
                          {"from_status", pg::get_text(rows, i, 2).value_or("")},

@@ -9,8 +9,7 @@ extern "C" {
 
 namespace odooops::api {
 
-Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg,
-                 bool required) {
+Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg, bool required) {
   Fence fence;
   if (PG_NARGS() <= attempt_arg) {
     if (required) throw Error(ErrorCode::InvalidArgument, "worker_id and attempt are required");
@@ -19,14 +18,12 @@ Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg,
   fence.worker_id = pg::arg_text(fcinfo, worker_arg);
   const auto attempt = pg::arg_int32(fcinfo, attempt_arg);
   if (fence.worker_id.has_value() != attempt.has_value()) {
-    throw Error(ErrorCode::InvalidArgument,
-                "worker_id and attempt must be given together",
+    throw Error(ErrorCode::InvalidArgument, "worker_id and attempt must be given together",
                 "A worker presents the attempt it was handed by the claim.");
   }
   if (!fence.worker_id) {
     if (required) {
-      throw Error(ErrorCode::InvalidArgument,
-                  "worker_id and attempt are required");
+      throw Error(ErrorCode::InvalidArgument, "worker_id and attempt are required");
     }
     return fence;
   }
@@ -62,9 +59,8 @@ pg::Param sources_param(RunStatus to) {
 }
 
 void refuse(int64_t run_id, const Fence& fence, RunStatus target) {
-  static pg::Statement load(
-      "SELECT status, claimed_by, attempt FROM ops.runs WHERE id = $1",
-      {INT8OID});
+  static pg::Statement load("SELECT status, claimed_by, attempt FROM ops.runs WHERE id = $1",
+                            {INT8OID});
   const pg::Rows rows = pg::execute(load, {pg::int8_param(run_id)});
   if (rows.count == 0) {
     throw Error(ErrorCode::NotFound, "run " + std::to_string(run_id) + " does not exist");
@@ -73,8 +69,7 @@ void refuse(int64_t run_id, const Fence& fence, RunStatus target) {
   if (!status) throw Error(ErrorCode::Internal, "run has an unknown status");
   const RunHolder holder{*status, pg::get_text(rows, 0, 2).value_or(""),
                          pg::get_int32(rows, 0, 3).value_or(0)};
-  explain_refusal(run_id, holder, fence.worker_id.value_or(""), fence.attempt,
-                  target);
+  explain_refusal(run_id, holder, fence.worker_id.value_or(""), fence.attempt, target);
   throw Error(ErrorCode::Internal,
               "run " + std::to_string(run_id) + " was refused for no known reason");
 }

@@ -25,8 +25,7 @@ struct Fence {
 // Functions with a user-facing overload without these arguments (granted to
 // odooops_api, while the fenced one is granted to odooops_worker) get an
 // empty fence when called through the short overload.
-Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg,
-                 bool required);
+Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg, bool required);
 
 // Raises 42501 unless the caller is an admin or holds `permission` for the
 // run's environment (ops.authorize). A missing run is left to the caller.
@@ -48,7 +47,7 @@ pg::Param sources_param(RunStatus to);
 
 // SQL for a held run's status before a transition that keeps claimed_by and
 // started_at (see runs_claimed_not_started in 30_runs.sql).
-#define ODOOOPS_PRIOR_STATUS_SQL                                         \
+#define ODOOOPS_PRIOR_STATUS_SQL                                            \
   "CASE WHEN r.claimed_by IS NULL THEN 'queued' WHEN r.started_at IS NULL " \
   "THEN 'claimed' ELSE 'running' END"
 

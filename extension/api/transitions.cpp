@@ -27,17 +27,19 @@ Datum start_run(FunctionCallInfo fcinfo) {
       "   WHERE r.id = $1 AND r.status = ANY ($5) AND r.claimed_by = $2 AND r.attempt = $3"
       "  RETURNING r.*"
       "), logged AS ("
-      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, to_status, actor)"
-      "  SELECT s.id, s.attempt, 'transition', 'info', 'started by ' || $2, 'claimed', 'running', $2"
+      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, "
+      "to_status, actor)"
+      "  SELECT s.id, s.attempt, 'transition', 'info', 'started by ' || $2, 'claimed', 'running', "
+      "$2"
       "    FROM started s"
       ") SELECT * FROM started",
       {INT8OID, TEXTOID, INT4OID, INT4OID, TEXTARRAYOID});
 
   pg::connect();
-  const pg::Rows rows = pg::execute(
-      start, {pg::int8_param(run_id), pg::text_param(*fence.worker_id),
-              pg::int4_param(fence.attempt), pg::int4_param(lease_seconds),
-              sources_param(RunStatus::Running)});
+  const pg::Rows rows =
+      pg::execute(start, {pg::int8_param(run_id), pg::text_param(*fence.worker_id),
+                          pg::int4_param(fence.attempt), pg::int4_param(lease_seconds),
+                          sources_param(RunStatus::Running)});
   if (rows.count == 0) refuse(run_id, fence, RunStatus::Running);
   Datum result = pg::return_row(rows, 0);
   pg::finish();
@@ -59,9 +61,9 @@ Datum heartbeat_run(FunctionCallInfo fcinfo) {
       {INT8OID, TEXTOID, INT4OID, INT4OID});
 
   pg::connect();
-  const pg::Rows rows = pg::execute(
-      beat, {pg::int8_param(run_id), pg::text_param(*fence.worker_id),
-             pg::int4_param(fence.attempt), pg::int4_param(lease_seconds)});
+  const pg::Rows rows =
+      pg::execute(beat, {pg::int8_param(run_id), pg::text_param(*fence.worker_id),
+                         pg::int4_param(fence.attempt), pg::int4_param(lease_seconds)});
   if (rows.count == 0) refuse(run_id, fence, RunStatus::Running);
   const Datum lease = pg::column_param(rows, 0, 1).value;  // by value
   pg::finish();
@@ -85,7 +87,8 @@ Datum release_run(FunctionCallInfo fcinfo) {
       "     AND r.claimed_by = $2 AND r.attempt = $3"
       "  RETURNING r AS run, prior.status AS from_status"
       "), logged AS ("
-      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, to_status, actor)"
+      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, "
+      "to_status, actor)"
       "  SELECT (x.run).id, (x.run).attempt, 'transition', 'warning',"
       "         'released by ' || $2 || coalesce(': ' || $4, ''), x.from_status, 'queued', $2"
       "    FROM released x"
@@ -93,10 +96,10 @@ Datum release_run(FunctionCallInfo fcinfo) {
       {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTARRAYOID});
 
   pg::connect();
-  const pg::Rows rows = pg::execute(
-      release, {pg::int8_param(run_id), pg::text_param(*fence.worker_id),
-                pg::int4_param(fence.attempt), pg::text_param(reason),
-                sources_param(RunStatus::Queued)});
+  const pg::Rows rows =
+      pg::execute(release, {pg::int8_param(run_id), pg::text_param(*fence.worker_id),
+                            pg::int4_param(fence.attempt), pg::text_param(reason),
+                            sources_param(RunStatus::Queued)});
   if (rows.count == 0) refuse(run_id, fence, RunStatus::Queued);
   Datum result = pg::return_row(rows, 0);
   pg::notify(kRunsChannel);
@@ -120,9 +123,11 @@ Datum finish_one(int64_t run_id, RunStatus status, const std::string& metadata,
       "         result = r.result || $3::jsonb, error = $6, updated_at = now()"
       "   WHERE r.id = $1 AND r.status = ANY ($7)"
       "     AND ($4::text IS NULL OR (r.claimed_by = $4 AND r.attempt = $5))"
-      "  RETURNING r AS run, " ODOOOPS_PRIOR_STATUS_SQL " AS from_status"
+      "  RETURNING r AS run, " ODOOOPS_PRIOR_STATUS_SQL
+      " AS from_status"
       "), logged AS ("
-      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, to_status, actor, payload)"
+      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, "
+      "to_status, actor, payload)"
       "  SELECT (f.run).id, (f.run).attempt, 'transition',"
       "         CASE WHEN $2 = 'failed' THEN 'error' ELSE 'info' END,"
       "         $2 || coalesce(': ' || $6, ''), f.from_status, $2,"
@@ -152,8 +157,7 @@ Datum finish_run(FunctionCallInfo fcinfo) {
   const auto status_text = pg::arg_text(fcinfo, 1);
   const auto status = parse_run_status(status_text.value_or(""));
   if (!status || !is_terminal(*status)) {
-    throw Error(ErrorCode::InvalidArgument,
-                "status must be succeeded, failed or cancelled",
+    throw Error(ErrorCode::InvalidArgument, "status must be succeeded, failed or cancelled",
                 "Got \"" + status_text.value_or("NULL") + "\".");
   }
   const std::string metadata = pg::arg_jsonb_text(fcinfo, 2).value_or("{}");
@@ -184,26 +188,31 @@ Datum finish_runs(FunctionCallInfo fcinfo) {
   static pg::Statement finish_many(
       "WITH input AS ("
       "  SELECT * FROM jsonb_to_recordset($2::jsonb) AS i(run_id bigint, attempt integer,"
-      "         status text, metadata jsonb, error text, from_claimed boolean, from_running boolean)"
+      "         status text, metadata jsonb, error text, from_claimed boolean, from_running "
+      "boolean)"
       "), finished AS ("
       "  UPDATE ops.runs r SET status = i.status, finished_at = now(), lease_expires_at = NULL,"
       "         result = r.result || i.metadata, error = i.error, updated_at = now()"
       "    FROM input i"
       "   WHERE r.id = i.run_id AND r.claimed_by = $1 AND r.attempt = i.attempt"
-      "     AND ((r.status = 'claimed' AND i.from_claimed) OR (r.status = 'running' AND i.from_running))"
-      "  RETURNING r AS run, " ODOOOPS_PRIOR_STATUS_SQL " AS from_status, i.metadata"
+      "     AND ((r.status = 'claimed' AND i.from_claimed) OR (r.status = 'running' AND "
+      "i.from_running))"
+      "  RETURNING r AS run, " ODOOOPS_PRIOR_STATUS_SQL
+      " AS from_status, i.metadata"
       "), logged AS ("
-      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, to_status, actor, payload)"
+      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, "
+      "to_status, actor, payload)"
       "  SELECT (f.run).id, (f.run).attempt, 'transition',"
       "         CASE WHEN (f.run).status = 'failed' THEN 'error' ELSE 'info' END,"
-      "         (f.run).status || coalesce(': ' || (f.run).error, ''), f.from_status, (f.run).status, $1, f.metadata"
+      "         (f.run).status || coalesce(': ' || (f.run).error, ''), f.from_status, "
+      "(f.run).status, $1, f.metadata"
       "    FROM finished f"
       ") SELECT (f.run).* FROM finished f ORDER BY (f.run).id",
       {TEXTOID, TEXTOID});
 
   pg::connect();
-  const pg::Rows rows = pg::execute(
-      finish_many, {pg::text_param(*worker_id), pg::text_param(batch.normalized_json)});
+  const pg::Rows rows =
+      pg::execute(finish_many, {pg::text_param(*worker_id), pg::text_param(batch.normalized_json)});
   if (rows.count != batch.items.size()) {
     // All or nothing: name the first run that was refused; raising the
     // error rolls back the runs that did match.

@@ -28,8 +28,7 @@ const char* sqlstate(ErrorCode code);
 
 class Error : public std::runtime_error {
  public:
-  Error(ErrorCode code, const std::string& message, std::string detail = {},
-        std::string hint = {})
+  Error(ErrorCode code, const std::string& message, std::string detail = {}, std::string hint = {})
       : std::runtime_error(message),
         code_(code),
         detail_(std::move(detail)),

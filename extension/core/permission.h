@@ -9,10 +9,10 @@
 namespace odooops {
 
 struct PermissionFacts {
-  bool member = false;                   // the user belongs to the project
-  std::optional<std::string> stage;      // the environment's stage, if asked
-  bool environment_asked = false;        // an environment was named
-  bool environment_found = false;        // ... and it belongs to the project
+  bool member = false;               // the user belongs to the project
+  std::optional<std::string> stage;  // the environment's stage, if asked
+  bool environment_asked = false;    // an environment was named
+  bool environment_found = false;    // ... and it belongs to the project
   // Stages for which the user's role holds the permission; "*" = every stage.
   std::vector<std::string> granted_stages;
   std::optional<std::string> env_effect;  // "allow" / "deny" for this user

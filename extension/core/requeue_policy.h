@@ -19,12 +19,11 @@ struct ExpiryDecision {
   int delay_seconds;  // until the run may be claimed again (Queued only)
 };
 
-ExpiryDecision decide_expired_lease(int attempt, int max_attempts,
-                                    int base_seconds, int cap_seconds);
+ExpiryDecision decide_expired_lease(int attempt, int max_attempts, int base_seconds,
+                                    int cap_seconds);
 
 // The event message that explains the decision, e.g. "lease expired on
 // attempt 1 of 3; claimable again in 10 s".
-std::string expiry_message(const ExpiryDecision& decision, int attempt,
-                           int max_attempts);
+std::string expiry_message(const ExpiryDecision& decision, int attempt, int max_attempts);
 
 }  // namespace odooops

@@ -34,8 +34,7 @@ RunRequest validate_run_request(std::string_view workflow,
                               request.workflow == Workflow::Test ||
                               request.workflow == Workflow::Deploy;
   if (needs_revision && !git_sha && !git_ref) {
-    invalid(std::string(to_string(request.workflow)) +
-            " runs need git_sha or git_ref");
+    invalid(std::string(to_string(request.workflow)) + " runs need git_sha or git_ref");
   }
   request.git_sha = git_sha;
   request.git_ref = git_ref;
@@ -50,15 +49,14 @@ RunRequest validate_run_request(std::string_view workflow,
   request.max_attempts = max_attempts;
 
   check_json_size("metadata", metadata_json.size(), Limits::kMetadata);
-  const auto metadata = nlohmann::json::parse(
-      metadata_json.begin(), metadata_json.end(), nullptr, false);
+  const auto metadata =
+      nlohmann::json::parse(metadata_json.begin(), metadata_json.end(), nullptr, false);
   if (metadata.is_discarded() || !metadata.is_object()) {
     invalid("metadata must be a JSON object");
   }
   request.idempotency_key = idempotency_key;
   if (!request.idempotency_key) {
-    if (const auto it = metadata.find("idempotency_key");
-        it != metadata.end() && !it->is_null()) {
+    if (const auto it = metadata.find("idempotency_key"); it != metadata.end() && !it->is_null()) {
       if (!it->is_string()) invalid("metadata.idempotency_key must be a string");
       request.idempotency_key = it->get<std::string>();
     }

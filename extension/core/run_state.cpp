@@ -99,12 +99,11 @@ bool is_exclusive(Workflow workflow) {
          workflow == Workflow::Destroy;
 }
 
-void explain_refusal(long long run_id, const RunHolder& holder,
-                     std::string_view worker, int attempt, RunStatus target) {
+void explain_refusal(long long run_id, const RunHolder& holder, std::string_view worker,
+                     int attempt, RunStatus target) {
   const std::string run = "run " + std::to_string(run_id);
   const bool holds = holder.claimed_by == worker && holder.attempt == attempt;
-  const bool held = holder.status == RunStatus::Claimed ||
-                    holder.status == RunStatus::Running;
+  const bool held = holder.status == RunStatus::Claimed || holder.status == RunStatus::Running;
 
   if (!worker.empty() && (!held || !holds)) {
     // Fencing: the caller's claim is gone (requeued, reclaimed, cancelled or
@@ -112,19 +111,19 @@ void explain_refusal(long long run_id, const RunHolder& holder,
     // a lost lease too: the caller must stop working on it either way.
     std::string detail = "The run is " + std::string(to_string(holder.status));
     if (!holder.claimed_by.empty()) {
-      detail += std::string(held ? ", held" : ", last held") + " by worker \"" +
-                holder.claimed_by + "\" on attempt " + std::to_string(holder.attempt);
+      detail += std::string(held ? ", held" : ", last held") + " by worker \"" + holder.claimed_by +
+                "\" on attempt " + std::to_string(holder.attempt);
     }
-    detail += "; the call came from worker \"" + std::string(worker) +
-              "\" on attempt " + std::to_string(attempt) + ".";
+    detail += "; the call came from worker \"" + std::string(worker) + "\" on attempt " +
+              std::to_string(attempt) + ".";
     throw Error(ErrorCode::StaleLease,
-                "worker \"" + std::string(worker) + "\" no longer holds " + run,
-                detail, "Stop working on this run; its result will be ignored.");
+                "worker \"" + std::string(worker) + "\" no longer holds " + run, detail,
+                "Stop working on this run; its result will be ignored.");
   }
   if (!can_transition(holder.status, target)) {
-    throw Error(ErrorCode::InvalidTransition,
-                "cannot move " + run + " from " + to_string(holder.status) +
-                    " to " + to_string(target));
+    throw Error(
+        ErrorCode::InvalidTransition,
+        "cannot move " + run + " from " + to_string(holder.status) + " to " + to_string(target));
   }
 }
 

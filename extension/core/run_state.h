@@ -44,7 +44,7 @@ struct RunHolder {
 // Throws the Error that explains why `worker` with `attempt` may not move the
 // run to `target`; returns normally only when the call should have succeeded
 // (the caller then reports an internal error).
-void explain_refusal(long long run_id, const RunHolder& holder,
-                     std::string_view worker, int attempt, RunStatus target);
+void explain_refusal(long long run_id, const RunHolder& holder, std::string_view worker,
+                     int attempt, RunStatus target);
 
 }  // namespace odooops

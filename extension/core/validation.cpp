@@ -16,24 +16,20 @@ constexpr std::array<std::pair<std::string_view, EventLevel>, 5> kLevels{{
     {"error", EventLevel::Error},
 }};
 
-[[noreturn]] void invalid(const std::string& message,
-                          const std::string& hint = {}) {
+[[noreturn]] void invalid(const std::string& message, const std::string& hint = {}) {
   throw Error(ErrorCode::InvalidArgument, message, {}, hint);
 }
 
-void check_length(std::string_view field, std::string_view value,
-                  std::size_t limit) {
+void check_length(std::string_view field, std::string_view value, std::size_t limit) {
   if (value.size() > limit) {
-    throw Error(ErrorCode::ValueTooLong,
-                std::string(field) + " is too long",
-                std::to_string(value.size()) + " bytes, the limit is " +
-                    std::to_string(limit) + ".");
+    throw Error(
+        ErrorCode::ValueTooLong, std::string(field) + " is too long",
+        std::to_string(value.size()) + " bytes, the limit is " + std::to_string(limit) + ".");
   }
 }
 
 bool is_hex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-         (c >= 'A' && c <= 'F');
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 bool has_control_char(std::string_view s) {
@@ -64,8 +60,7 @@ void check_git_sha(std::string_view sha) {
   check_length("git_sha", sha, Limits::kGitSha);
   if (sha.size() < 4) invalid("git_sha must have at least 4 hex digits");
   for (char c : sha) {
-    if (!is_hex(c)) invalid("git_sha must be hexadecimal: \"" +
-                            std::string(sha) + "\"");
+    if (!is_hex(c)) invalid("git_sha must be hexadecimal: \"" + std::string(sha) + "\"");
   }
 }
 
@@ -94,26 +89,23 @@ void check_message(std::string_view message) {
   check_length("message", message, Limits::kMessage);
 }
 
-void check_json_size(std::string_view field, std::size_t bytes,
-                     std::size_t limit) {
+void check_json_size(std::string_view field, std::size_t bytes, std::size_t limit) {
   if (bytes > limit) {
-    throw Error(ErrorCode::ValueTooLong, std::string(field) + " is too large",
-                std::to_string(bytes) + " bytes of JSON, the limit is " +
-                    std::to_string(limit) + ".");
+    throw Error(
+        ErrorCode::ValueTooLong, std::string(field) + " is too large",
+        std::to_string(bytes) + " bytes of JSON, the limit is " + std::to_string(limit) + ".");
   }
 }
 
 void check_lease_seconds(int seconds) {
   if (seconds < 1 || seconds > Limits::kMaxLeaseSeconds) {
-    invalid("lease_seconds must be between 1 and " +
-            std::to_string(Limits::kMaxLeaseSeconds));
+    invalid("lease_seconds must be between 1 and " + std::to_string(Limits::kMaxLeaseSeconds));
   }
 }
 
 void check_claim_batch(int n) {
   if (n < 1 || n > Limits::kMaxClaimBatch) {
-    invalid("n must be between 1 and " +
-            std::to_string(Limits::kMaxClaimBatch));
+    invalid("n must be between 1 and " + std::to_string(Limits::kMaxClaimBatch));
   }
 }
 
@@ -167,8 +159,7 @@ std::vector<EventInput> parse_event_batch(std::string_view json) {
       if (!it->is_object() && !it->is_null()) {
         invalid(where + ".payload must be a JSON object");
       }
-      check_json_size(where + ".payload", it->dump().size(),
-                      Limits::kPayload);
+      check_json_size(where + ".payload", it->dump().size(), Limits::kPayload);
     }
     events.push_back(std::move(event));
   }

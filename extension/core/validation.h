@@ -16,9 +16,9 @@ struct Limits {
   static constexpr std::size_t kGitRef = 255;
   static constexpr std::size_t kGitSha = 64;
   static constexpr std::size_t kIdempotencyKey = 200;
-  static constexpr std::size_t kMessage = 8192;           // bytes
-  static constexpr std::size_t kPayload = 64 * 1024;      // bytes of JSON
-  static constexpr std::size_t kMetadata = 256 * 1024;    // bytes of JSON
+  static constexpr std::size_t kMessage = 8192;         // bytes
+  static constexpr std::size_t kPayload = 64 * 1024;    // bytes of JSON
+  static constexpr std::size_t kMetadata = 256 * 1024;  // bytes of JSON
   static constexpr std::size_t kStep = 128;
   static constexpr std::size_t kBatchEvents = 1000;
   static constexpr int kMaxClaimBatch = 1000;
@@ -36,8 +36,7 @@ void check_git_ref(std::string_view ref);
 void check_idempotency_key(std::string_view key);
 void check_event_level(std::string_view level);
 void check_message(std::string_view message);
-void check_json_size(std::string_view field, std::size_t bytes,
-                     std::size_t limit);
+void check_json_size(std::string_view field, std::size_t bytes, std::size_t limit);
 void check_lease_seconds(int seconds);
 void check_claim_batch(int n);
 void check_attempt(int attempt);

@@ -37,18 +37,16 @@ struct PendingError {
 
 [[noreturn]] void raise(const PendingError& e) {
   const char* s = e.sqlstate;
-  ereport(ERROR, (errcode(MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4])),
-                  errmsg("%s", e.message),
-                  e.detail[0] ? errdetail("%s", e.detail) : 0,
-                  e.hint[0] ? errhint("%s", e.hint) : 0));
+  ereport(ERROR,
+          (errcode(MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4])), errmsg("%s", e.message),
+           e.detail[0] ? errdetail("%s", e.detail) : 0, e.hint[0] ? errhint("%s", e.hint) : 0));
   pg_unreachable();
 }
 
 }  // namespace
 
 MemoryContext error_copy_context() {
-  return g_error_copy_context != nullptr ? g_error_copy_context
-                                         : TopTransactionContext;
+  return g_error_copy_context != nullptr ? g_error_copy_context : TopTransactionContext;
 }
 
 Datum invoke(FunctionCallInfo fcinfo, FunctionBody body) {
@@ -65,16 +63,14 @@ Datum invoke(FunctionCallInfo fcinfo, FunctionBody body) {
   } catch (const PostgresError& e) {
     postgres_error = e.data;
   } catch (const Error& e) {
-    pending.set(sqlstate(e.code()), e.what(), e.detail().c_str(),
-                e.hint().c_str());
+    pending.set(sqlstate(e.code()), e.what(), e.detail().c_str(), e.hint().c_str());
   } catch (const std::bad_alloc&) {
     out_of_memory = true;
   } catch (const std::exception& e) {
-    pending.set("OD999", "internal error in odooops", e.what(),
-                "Please report this as a bug.");
+    pending.set("OD999", "internal error in odooops", e.what(), "Please report this as a bug.");
   } catch (...) {
-    pending.set("OD999", "internal error in odooops",
-                "unknown C++ exception", "Please report this as a bug.");
+    pending.set("OD999", "internal error in odooops", "unknown C++ exception",
+                "Please report this as a bug.");
   }
   // All C++ scopes of the body are closed: PostgreSQL may longjmp now.
   g_error_copy_context = saved;

@@ -36,14 +36,11 @@ MemoryContext error_copy_context();
 // frame is abandoned by longjmp.
 template <typename F>
 void guarded(F&& f) {
-  static_assert(std::is_nothrow_invocable_v<F>,
-                "guarded() bodies must be noexcept lambdas");
+  static_assert(std::is_nothrow_invocable_v<F>, "guarded() bodies must be noexcept lambdas");
   MemoryContext caller = CurrentMemoryContext;
   ErrorData* volatile caught = nullptr;
   PG_TRY();
-  {
-    f();
-  }
+  { f(); }
   PG_CATCH();
   {
     MemoryContextSwitchTo(error_copy_context());
@@ -66,10 +63,8 @@ Datum invoke(FunctionCallInfo fcinfo, FunctionBody body);
 
 // Declares the V1 SQL-callable symbol `name` whose body is the C++ function
 // `body` (Datum body(FunctionCallInfo)).
-#define ODOOOPS_SQL_FUNCTION(name, body)                      \
-  extern "C" {                                                \
-  PG_FUNCTION_INFO_V1(name);                                  \
-  Datum name(PG_FUNCTION_ARGS) {                              \
-    return odooops::pg::invoke(fcinfo, body);                 \
-  }                                                           \
+#define ODOOOPS_SQL_FUNCTION(name, body)                                     \
+  extern "C" {                                                               \
+  PG_FUNCTION_INFO_V1(name);                                                 \
+  Datum name(PG_FUNCTION_ARGS) { return odooops::pg::invoke(fcinfo, body); } \
   }

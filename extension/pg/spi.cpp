@@ -22,9 +22,7 @@ Param datum_param(Datum value, bool null) { return {value, null}; }
 
 Param text_param(std::string_view v) {
   text* t = nullptr;
-  guarded([&]() noexcept {
-    t = cstring_to_text_with_len(v.data(), static_cast<int>(v.size()));
-  });
+  guarded([&]() noexcept { t = cstring_to_text_with_len(v.data(), static_cast<int>(v.size())); });
   return {PointerGetDatum(t), false};
 }
 
@@ -59,8 +57,7 @@ Param int8_array_param(const std::vector<int64_t>& v) {
   guarded([&]() noexcept {
     Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n + 1)));
     for (int i = 0; i < n; ++i) elems[i] = Int64GetDatum(values[i]);
-    array = construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL,
-                            TYPALIGN_DOUBLE);
+    array = construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
   });
   return {PointerGetDatum(array), false};
 }
@@ -74,8 +71,7 @@ SPIPlanPtr Statement::plan() {
   guarded([&]() noexcept {
     prepared = SPI_prepare(sql, n, types);
     if (prepared == nullptr) {
-      elog(ERROR, "odooops: SPI_prepare failed: %s",
-           SPI_result_code_string(SPI_result));
+      elog(ERROR, "odooops: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
     }
     SPI_keepplan(prepared);
   });
@@ -109,8 +105,7 @@ Rows execute(Statement& statement, std::initializer_list<Param> params) {
   int rc = 0;
   guarded([&]() noexcept { rc = SPI_execute_plan(plan, v, nl, false, 0); });
   if (rc < 0) {
-    throw std::runtime_error(std::string("SPI_execute_plan failed: ") +
-                             SPI_result_code_string(rc));
+    throw std::runtime_error(std::string("SPI_execute_plan failed: ") + SPI_result_code_string(rc));
   }
   return Rows{SPI_tuptable, SPI_processed};
 }
@@ -120,8 +115,7 @@ namespace {
 Datum column(const Rows& rows, uint64_t row, int col, bool* isnull) {
   Datum value = 0;
   guarded([&]() noexcept {
-    value = SPI_getbinval(rows.table->vals[row], rows.table->tupdesc, col,
-                          isnull);
+    value = SPI_getbinval(rows.table->vals[row], rows.table->tupdesc, col, isnull);
   });
   return value;
 }
@@ -151,9 +145,8 @@ std::optional<bool> get_bool(const Rows& rows, uint64_t row, int col) {
 
 std::optional<std::string> get_text(const Rows& rows, uint64_t row, int col) {
   char* value = nullptr;
-  guarded([&]() noexcept {
-    value = SPI_getvalue(rows.table->vals[row], rows.table->tupdesc, col);
-  });
+  guarded(
+      [&]() noexcept { value = SPI_getvalue(rows.table->vals[row], rows.table->tupdesc, col); });
   if (value == nullptr) return std::nullopt;
   return std::string(value);
 }
@@ -167,8 +160,7 @@ Param column_param(const Rows& rows, uint64_t row, int col) {
 Datum return_row(const Rows& rows, uint64_t row) {
   Datum result = 0;
   guarded([&]() noexcept {
-    result = PointerGetDatum(
-        SPI_returntuple(rows.table->vals[row], rows.table->tupdesc));
+    result = PointerGetDatum(SPI_returntuple(rows.table->vals[row], rows.table->tupdesc));
   });
   return result;
 }
@@ -184,8 +176,7 @@ Datum return_rows(FunctionCallInfo fcinfo, const Rows& rows) {
                       errmsg("set-valued function called in context that "
                              "cannot accept a set")));
     }
-    MemoryContext old =
-        MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+    MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
     TupleDesc desc = nullptr;
     if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) {
       elog(ERROR, "odooops: set-returning function must return a row type");

@@ -39,8 +39,7 @@ Param datum_param(Datum value, bool null);  // pass a function argument on
 // life of the backend. Declare as a function-local static next to its use.
 class Statement {
  public:
-  Statement(const char* sql, std::initializer_list<Oid> types)
-      : sql_(sql), types_(types) {}
+  Statement(const char* sql, std::initializer_list<Oid> types) : sql_(sql), types_(types) {}
   SPIPlanPtr plan();
 
  private:

@@ -13,9 +13,7 @@ TEST(RequeuePolicy, DoublesFromTheBaseUpToTheCap) {
   EXPECT_EQ(requeue_delay_seconds(60, 10, 600), 600);  // no overflow
 }
 
-TEST(RequeuePolicy, ZeroBaseMeansImmediately) {
-  EXPECT_EQ(requeue_delay_seconds(3, 0, 600), 0);
-}
+TEST(RequeuePolicy, ZeroBaseMeansImmediately) { EXPECT_EQ(requeue_delay_seconds(3, 0, 600), 0); }
 
 TEST(RequeuePolicy, FailsOnTheLastAttempt) {
   const auto last = decide_expired_lease(3, 3, 10, 600);

@@ -88,9 +88,9 @@ TEST(RunRequest, ResolvesIdempotencyKeyFromMetadata) {
                                       R"({"idempotency_key":"push-1"})", 0, std::nullopt, 3);
   EXPECT_EQ(r.workflow, Workflow::Build);
   EXPECT_EQ(r.idempotency_key, "push-1");
-  const auto explicit_key = validate_run_request("build", std::string("abcd"), std::nullopt,
-                                                 R"({"idempotency_key":"a"})", 0,
-                                                 std::string("b"), 3);
+  const auto explicit_key =
+      validate_run_request("build", std::string("abcd"), std::nullopt, R"({"idempotency_key":"a"})",
+                           0, std::string("b"), 3);
   EXPECT_EQ(explicit_key.idempotency_key, "b");
 }
 
