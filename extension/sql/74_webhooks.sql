@@ -82,8 +82,11 @@ ALTER TABLE ops.webhook_delivery_attempts ENABLE ROW LEVEL SECURITY;
 
 -- Writes one delivery per matching active subscription for an event and
 -- wakes the dispatcher at commit. Returns how many deliveries it wrote.
+-- SECURITY DEFINER: the triggers below run it for any user whose change
+-- causes an event, while the outbox and subscriptions stay private (RLS
+-- without policies). Not to be granted to users directly.
 CREATE FUNCTION ops.enqueue_webhook_event(event_type text, project_id bigint, environment_id bigint, data jsonb)
-RETURNS integer LANGUAGE plpgsql AS $$
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
   n integer;
   envelope jsonb;
