@@ -37,7 +37,8 @@ qp "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
 qp "CREATE DATABASE $DB"
 q "CREATE EXTENSION odooops" >/dev/null
 use_database dispatcher_concurrency=64 webhook_retry_base=400ms webhook_retry_max=2s \
-  webhook_timeout=1s webhook_connect_timeout=500ms webhook_max_attempts=4 worker_restart_interval=1
+  webhook_timeout=1s webhook_connect_timeout=500ms webhook_max_attempts=4 worker_restart_interval=1 \
+  dispatcher_naptime=60s
 wait_for "SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type LIKE 'odooops %' AND datname = current_database()" 20 \
   || fail "workers did not start in $DB"
 
@@ -51,10 +52,15 @@ q "INSERT INTO ops.webhook_subscriptions (name, url, format, event_types) VALUES
      ('slack', '$URL/ok', 'slack', '{run.finished}'),
      ('github', '$URL', 'github', '{run.queued,run.finished}');
    INSERT INTO ops.webhook_secrets VALUES (1, 's3cret'), (3, 'gh-token');" >/dev/null
+sleep 1   # the idle dispatcher is now asleep for up to odooops.dispatcher_naptime = 60 s
+t0=$(date +%s%N)
 q "SELECT ops.queue_run(1, 'staging', 'a1b2c3d4', 'main', '{}', 'build')" >/dev/null
 q "SELECT ops.cancel_run(1, 'test')" >/dev/null
 wait_for "SELECT count(*) = 5 AND bool_and(status = 'delivered') FROM ops.webhook_deliveries" 15 \
   || { q "SELECT id, status, last_error FROM ops.webhook_deliveries"; fail "format deliveries not delivered"; }
+wake_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$wake_ms" -lt 3000 ] || fail "deliveries took $wake_ms ms: the commit did not wake the dispatcher"
+note "woken on commit: 5 deliveries delivered $wake_ms ms after the commits (naptime 60 s)"
 sleep 0.5
 python3 - "$WORK/received.log" <<'PY' || fail "format checks"
 import json, sys
@@ -66,6 +72,16 @@ signed = [r for r in rows if r["sig_ok"] is True]
 assert len(signed) == 2, rows
 PY
 note "formats OK: signed JSON x2, Slack x1, GitHub statuses x2 with token"
+
+# SIGTERM stops the dispatcher promptly; the postmaster restarts it.
+pid=$(worker_pid dispatcher)
+t0=$(date +%s%N)
+kill -TERM "$pid"
+while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+stop_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$stop_ms" -lt 2000 ] || fail "dispatcher took $stop_ms ms to stop on SIGTERM"
+wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'odooops dispatcher'" 10 || fail "dispatcher not restarted"
+note "SIGTERM: dispatcher $pid stopped in $stop_ms ms and was restarted as $(worker_pid dispatcher)"
 
 # --- 2. failing endpoints, backoff, dead, re-drive --------------------------
 q "UPDATE ops.webhook_subscriptions SET active = false;
@@ -110,7 +126,9 @@ q "UPDATE ops.webhook_subscriptions SET active = false;
    INSERT INTO ops.webhook_subscriptions (name, url, event_types) VALUES ('burst', '$URL/slow/50', '{run.queued}');
    INSERT INTO ops.webhook_secrets SELECT id, 's3cret' FROM ops.webhook_subscriptions WHERE name = 'burst';" >/dev/null
 qp "ALTER SYSTEM SET odooops.dispatcher_concurrency = 16" && qp "SELECT pg_reload_conf()" >/dev/null
-sleep 0.5
+for _ in $(seq 50); do grep -q "concurrency 16 (setting 16" "$PGHOST/server.log" && break; sleep 0.1; done
+grep -q "concurrency 16 (setting 16" "$PGHOST/server.log" || fail "SIGHUP did not reconfigure the dispatcher"
+note "SIGHUP: dispatcher reconfigured to 16 requests in flight"
 : >"$WORK/received.log"
 q "SELECT count(*) FROM (SELECT ops.queue_run(1, 'staging', 'c0ffee00', 'main', '{}', 'build', 0, 'burst-' || i)
                           FROM generate_series(1, 3000) i) x" >/dev/null
