@@ -49,6 +49,12 @@ MemoryContext error_copy_context() {
   return g_error_copy_context != nullptr ? g_error_copy_context : TopTransactionContext;
 }
 
+MemoryContext set_error_copy_context(MemoryContext context) {
+  MemoryContext previous = g_error_copy_context;
+  g_error_copy_context = context;
+  return previous;
+}
+
 Datum invoke(FunctionCallInfo fcinfo, FunctionBody body) {
   MemoryContext saved = g_error_copy_context;
   g_error_copy_context = CurrentMemoryContext;

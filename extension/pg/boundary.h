@@ -31,6 +31,11 @@ struct PostgresError {
 // caught errors are copied there so invoke() can re-throw them.
 MemoryContext error_copy_context();
 
+// Sets the context errors caught by guarded() are copied into, for code
+// outside invoke() (background workers, whose transactions end under
+// them); returns the previous one. NULL restores the default.
+MemoryContext set_error_copy_context(MemoryContext context);
+
 // Runs `f`, which calls PostgreSQL and may raise an ERROR. `f` must be
 // noexcept and must not construct C++ objects with destructors: on ERROR its
 // frame is abandoned by longjmp.

@@ -72,8 +72,17 @@ TO odooops_api;
 GRANT EXECUTE ON FUNCTION ops.ingest_github(text, text, text, text), ops.github_webhook(json)
   TO odooops_ingest, odooops_api;
 
+-- The worker daemon drains the storage-deletion outbox (retention).
+ALTER FUNCTION ops.claim_storage_deletions(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.finish_storage_deletion(bigint, boolean, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+GRANT EXECUTE ON FUNCTION ops.claim_storage_deletions(text, integer), ops.finish_storage_deletion(bigint, boolean, text)
+  TO odooops_worker;
+
 -- Platform administration.
 GRANT EXECUTE ON FUNCTION
+  ops.redrive_webhook_deliveries(bigint, bigint[]),
+  ops.resolve_alert(bigint),
+  ops.cron_next(text, timestamptz),
   ops.requeue_expired_runs(integer),
   ops.expire_approvals(),
   ops.expire_environments(),
@@ -87,7 +96,7 @@ GRANT EXECUTE ON FUNCTION ops.branch_matches(text, text), ops.branch_slug(text, 
 -- Reads for people (rows filtered below), and the writes they may make.
 GRANT SELECT ON ops.projects, ops.environments, ops.runs, ops.run_events, ops.artifacts, ops.releases,
                 ops.backups, ops.restores, ops.approvals, ops.roles, ops.policies,
-                ops.project_members, ops.env_permissions, ops.audit_log
+                ops.project_members, ops.env_permissions, ops.audit_log, ops.alerts
   TO odooops_api;
 GRANT SELECT ON ops.project_secret_names TO odooops_api;
 GRANT UPDATE (name, repo_url, repo_full_name, production_branch, settings) ON ops.projects TO odooops_api;
@@ -99,6 +108,9 @@ GRANT INSERT, DELETE ON ops.env_permissions TO odooops_api;
 -- Administrators: every table but the secrets.
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ops TO odooops_admin;
 REVOKE ALL ON ops.project_secrets FROM odooops_admin;
+-- Webhook secrets: administrators set them, nobody reads them back.
+REVOKE ALL ON ops.webhook_secrets FROM odooops_admin;
+GRANT INSERT, DELETE, SELECT (subscription_id), UPDATE (secret, updated_at) ON ops.webhook_secrets TO odooops_admin;
 
 -- Row-level security on every table; administrators see everything.
 DO $$
@@ -110,7 +122,7 @@ BEGIN
               AND NOT c.relispartition
   LOOP
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
-    IF t <> 'ops.project_secrets'::regclass THEN
+    IF t NOT IN ('ops.project_secrets'::regclass) THEN
       EXECUTE format('CREATE POLICY admin_all ON %s TO odooops_admin USING (true) WITH CHECK (true)', t);
     END IF;
   END LOOP;
@@ -147,6 +159,9 @@ CREATE POLICY approvals_member_select ON ops.approvals FOR SELECT TO odooops_api
   USING (ops.can_read_project(project_id));
 CREATE POLICY audit_log_auditor_select ON ops.audit_log FOR SELECT TO odooops_api
   USING (ops.user_has_permission(project_id, 'audit.read'));
+
+CREATE POLICY alerts_member_select ON ops.alerts FOR SELECT TO odooops_api
+  USING (project_id IS NOT NULL AND ops.can_read_project(project_id));
 
 CREATE POLICY roles_all_select ON ops.roles FOR SELECT TO odooops_api USING (true);
 CREATE POLICY policies_all_select ON ops.policies FOR SELECT TO odooops_api USING (true);

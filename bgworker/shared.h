@@ -1,0 +1,32 @@
+// Shared memory of the odooops background workers: the latches through
+// which backends wake them on commit (pg_net's pattern, ANCHORS.md), and
+// the registration of the workers. C-style: no C++ objects live here.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+
+#include "storage/latch.h"
+}
+
+namespace odooops::bgw {
+
+enum class Worker { Scheduler = 0, Dispatcher = 1 };
+
+// Hooks shared memory in (call from _PG_init while preloading).
+void install_shmem_hooks();
+
+// Registers the scheduler and dispatcher (call from _PG_init while
+// preloading, not in binary upgrade).
+void register_workers();
+
+// The calling worker publishes its latch; cleared when it exits.
+void publish_latch(Worker worker);
+
+// Sets the worker's latch when the current transaction commits.
+void wake_at_commit(Worker worker);
+
+// Registers the commit callback (every backend that loads the library).
+void install_xact_callback();
+
+}  // namespace odooops::bgw
