@@ -147,3 +147,23 @@ SELECT ops.queue_run(1, 'dev', 'abcd01', 'main');
 SELECT * FROM ops.project_secrets;
 RESET ROLE;
 DROP ROLE odooops_test_login;
+
+-- A platform administrator manages schedules and webhooks (their triggers
+-- run with the extension's rights) and may set secrets but never read them.
+SET client_min_messages = warning;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'odooops_test_admin') THEN CREATE ROLE odooops_test_admin NOLOGIN; END IF;
+END $$;
+GRANT odooops_admin TO odooops_test_admin;
+RESET client_min_messages;
+SET ROLE odooops_test_admin;
+INSERT INTO ops.backup_schedules (environment_id, cron_expr) VALUES (:dev, '0 2 * * *');
+INSERT INTO ops.webhook_subscriptions (name, url, event_types) VALUES ('ops', 'http://127.0.0.1:9/hook', '{run.finished}')
+RETURNING name;
+INSERT INTO ops.webhook_secrets (subscription_id, secret)
+SELECT id, 'hook secret' FROM ops.webhook_subscriptions WHERE name = 'ops';
+SELECT secret FROM ops.webhook_secrets;
+SELECT count(*) AS project_secrets FROM ops.project_secrets;
+SELECT status FROM ops.cancel_run(:run);
+RESET ROLE;
+SELECT count(*) AS deliveries_for_the_cancel FROM ops.webhook_deliveries;

@@ -21,6 +21,19 @@ BEGIN
     EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
   END LOOP;
 END $$;
+-- Trigger functions (outbox, wake-ups, run subjects, releases) act for the
+-- extension whoever changed the row: they call internal functions that no
+-- user role may execute.
+DO $$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+            WHERE p.pronamespace = 'ops'::regnamespace AND p.prorettype = 'trigger'::regtype
+  LOOP
+    EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+  END LOOP;
+END $$;
 ALTER FUNCTION ops.register_agent(text, text[], text, jsonb, text, text)
   SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION ops.agent_heartbeat(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
