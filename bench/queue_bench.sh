@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# Run-queue benchmark: odooops against pgbench -N on the same throw-away
+# cluster (tests/harness/cluster.sh, default settings, fsync on), in one run.
+#
+#   bench/queue_bench.sh     measure (about 7 minutes), then rewrite the
+#                            generated part of BENCHMARKS.md (between the
+#                            markers; the text around them is kept)
+#
+# Environment: ROUNDS (5) x ROUND_SECONDS (3) per measurement, CLIENTS
+# ("1 8 16"), BATCH_CLIENTS ("1 8"), QUEUE_RUNS (runs queued for each queue
+# round, 150000), PROFILE (1: afterwards profile with
+# pg_stat_statements), BENCH_PORT, KEEP_BENCH_DIR (keep the cluster
+# directory), OUT (BENCHMARKS.md).
+#
+# Measurements (pgbench -j 2):
+#   baseline   pgbench -N (simple-update) after pgbench -i -s 10, in simple
+#              and in prepared query mode
+#   native     claim -> start -> 3 x append_event -> finish     (6 commits/run)
+#   raw        the same statements as plain SQL                  (6 commits/run)
+#   minimal    claim_next_run -> finish_run(failed)              (2 commits/run)
+#   raw-min    the same as plain SQL                             (2 commits/run)
+#   batch      claim_runs(w, 100) -> finish_runs(w, results)     (2 commits/100 runs)
+# Each is measured in ROUNDS rounds, interleaved with the others of the same
+# client count, and reported as the median round (with min-max), so that
+# drift on a shared machine hits all of them alike. Every queue round runs on
+# a fresh copy of a template database holding QUEUE_RUNS queued runs (queued
+# in one statement with ops.queue_run, then VACUUM ANALYZE); the copy
+# (CREATE DATABASE ... STRATEGY FILE_COPY) also checkpoints. The queue
+# scripts run with -M prepared, as a worker's driver would; ratios are
+# against pgbench -N in the same query mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH=/usr/lib/postgresql/15/bin:$PATH
+
+ROUNDS=${ROUNDS:-5}
+ROUND_SECONDS=${ROUND_SECONDS:-3}
+CLIENTS=${CLIENTS:-1 8 16}
+BATCH_CLIENTS=${BATCH_CLIENTS:-1 8}
+QUEUE_RUNS=${QUEUE_RUNS:-150000}
+PROFILE=${PROFILE:-1}
+PROFILE_SECONDS=${PROFILE_SECONDS:-5}
+OUT=${OUT:-$ROOT/BENCHMARKS.md}
+THREADS=2
+
+log() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
+
+WORK=$(mktemp -d /tmp/odooops-bench.XXXXXX)
+chmod 755 "$WORK"
+cleanup() {
+  tests/harness/cluster.sh stop "$WORK/pg" >/dev/null 2>&1 || true
+  if [ "${KEEP_BENCH_DIR:-}" = "" ]; then rm -rf "$WORK"; else log "kept $WORK"; fi
+}
+trap cleanup EXIT
+
+as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+scalar() { local db=$1; shift; psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" -c "$*"; }
+
+START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date +%s)
+log "cluster in $WORK"
+tests/harness/cluster.sh start "$WORK/pg" ${BENCH_PORT:+"$BENCH_PORT"} >/dev/null
+# shellcheck disable=SC1091
+source "$WORK/pg/env"
+
+# phase clients round tps transactions runs commits_per_run dry
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+
+# Runs pgbench; prints "tps transactions". Any error fails the benchmark.
+run_pgbench() {
+  local name=$1; shift
+  local logf="$WORK/pgbench.$name.log"
+  if ! pgbench "$@" >"$logf" 2>&1 || grep -qE 'aborted|error' "$logf"; then
+    cat "$logf" >&2
+    log "pgbench failed in $name"
+    exit 1
+  fi
+  local tps tx
+  tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$logf")
+  tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*$/\1/p' "$logf")
+  echo "$tps $tx"
+}
+
+# ---------------------------------------------------------------- setup
+log "pgbench -i -s 10"
+q -d postgres -c "CREATE DATABASE bench_pgbench"
+pgbench -i -q -s 10 bench_pgbench >"$WORK/pgbench-init.log" 2>&1
+
+log "template: $QUEUE_RUNS queued runs"
+q -d postgres -c "CREATE DATABASE bench_queue_tpl"
+t0=$(date +%s)
+q -d bench_queue_tpl >/dev/null <<SQL
+CREATE EXTENSION odooops;
+INSERT INTO ops.projects (slug, name) VALUES ('bench', 'Bench');
+INSERT INTO ops.environments (project_id, name, stage, db_name)
+VALUES (1, 'dev', 'development', 'bench_dev');
+SELECT count(*) FROM (SELECT ops.queue_run(1, 'dev', 'abc123', 'main', '{}', 'build')
+                        FROM generate_series(1, $QUEUE_RUNS)) q;
+VACUUM ANALYZE;
+SQL
+QUEUE_SECONDS=$(( $(date +%s) - t0 ))
+log "queued $QUEUE_RUNS runs in $QUEUE_SECONDS s"
+EXTVERSION=$(scalar bench_queue_tpl "SELECT extversion FROM pg_extension WHERE extname = 'odooops'")
+
+fresh_queue() {
+  q -d postgres -c "DROP DATABASE IF EXISTS bench_queue" \
+    -c "CREATE DATABASE bench_queue TEMPLATE bench_queue_tpl STRATEGY FILE_COPY"
+}
+
+# ---------------------------------------------------------------- phases
+baseline() {
+  local c=$1 mode=$2 round=$3 r
+  log "round $round: pgbench -N -M $mode, $c clients"
+  # without -n: pgbench vacuums its tables and empties history first
+  r=$(run_pgbench "N-$mode-$c-$round" -N -M "$mode" -c "$c" -j "$THREADS" -T "$ROUND_SECONDS" bench_pgbench)
+  printf 'N-%s\t%s\t%s\t%s\t%s\t%s\t1\t0\n' "$mode" "$c" "$round" "${r% *}" "${r#* }" "${r#* }" >>"$RESULTS"
+}
+
+queue_phase() {
+  local phase=$1 script=$2 commits=$3 c=$4 round=$5 r runs left
+  log "round $round: $phase, $c clients"
+  fresh_queue
+  r=$(run_pgbench "$phase-$c-$round" -n -M prepared -c "$c" -j "$THREADS" -T "$ROUND_SECONDS" \
+        -f "bench/$script" bench_queue)
+  runs=$(scalar bench_queue "SELECT count(*) FROM ops.runs WHERE status IN ('succeeded', 'failed')")
+  left=$(scalar bench_queue "SELECT count(*) FROM ops.runs WHERE status = 'queued'")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$c" "$round" "${r% *}" "${r#* }" \
+    "$runs" "$commits" "$([ "$left" = 0 ] && echo 1 || echo 0)" >>"$RESULTS"
+}
+
+for c in $CLIENTS; do
+  for round in $(seq 1 "$ROUNDS"); do
+    baseline "$c" simple "$round"
+    baseline "$c" prepared "$round"
+    queue_phase native native_cycle.sql 6 "$c" "$round"
+    queue_phase raw raw_cycle.sql 6 "$c" "$round"
+    queue_phase minimal claim_finish.sql 2 "$c" "$round"
+    queue_phase raw-min raw_claim_finish.sql 2 "$c" "$round"
+  done
+done
+for c in $BATCH_CLIENTS; do
+  for round in $(seq 1 "$ROUNDS"); do
+    queue_phase batch batch_cycle.sql 0.02 "$c" "$round"
+  done
+done
+END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- profile
+# After the timed phases: pg_stat_statements with track = all shows the
+# statements the native functions run through SPI next to the calls
+# themselves. The "generic plans" variants set plan_cache_mode for the
+# session only (a diagnosis, not a setting odooops needs).
+PROFILE_MD=$WORK/profile.md
+: >"$PROFILE_MD"
+if [ "$PROFILE" = 1 ]; then
+  log "profile: restart with pg_stat_statements (track = all)"
+  as_owner sh -c "cat >>'$WORK/pg/data/postgresql.conf'" <<CONF
+shared_preload_libraries = 'odooops,pg_stat_statements'
+pg_stat_statements.track = all
+pg_stat_statements.track_planning = on
+CONF
+  tests/harness/cluster.sh restart "$WORK/pg"
+  for p in "native|native_cycle.sql|" \
+           "native, generic plans forced|native_cycle.sql|-c plan_cache_mode=force_generic_plan" \
+           "raw|raw_cycle.sql|" \
+           "minimal|claim_finish.sql|" \
+           "minimal, generic plans forced|claim_finish.sql|-c plan_cache_mode=force_generic_plan" \
+           "batch|batch_cycle.sql|"; do
+    IFS='|' read -r phase script options <<<"$p"
+    log "profile $phase, 1 client, $PROFILE_SECONDS s"
+    fresh_queue
+    q -d bench_queue -c "CREATE EXTENSION pg_stat_statements" -c "SELECT pg_stat_statements_reset()" >/dev/null
+    r=$(PGOPTIONS="$options" run_pgbench "profile-$script$options" -n -M prepared -c 1 -j 1 \
+          -T "$PROFILE_SECONDS" -f "bench/$script" bench_queue)
+    {
+      # shellcheck disable=SC2016  # backquotes are Markdown here
+      printf '\n#### %s (`bench/%s`%s, 1 client, %s s: %s tx/s with pg_stat_statements loaded)\n\n' \
+        "$phase" "$script" "${options:+, PGOPTIONS=\`$options\`}" "$PROFILE_SECONDS" \
+        "$(printf '%.0f' "${r% *}")"
+      echo '| calls | exec ms/call | plans/call | plan ms/plan | level | statement |'
+      echo '|---:|---:|---:|---:|:-:|---|'
+      psql -X -A -t -F $'\t' -v ON_ERROR_STOP=1 -d bench_queue -c "
+        SELECT calls, round((total_exec_time / calls)::numeric, 3),
+               round((plans::numeric / calls), 2),
+               round((total_plan_time / nullif(plans, 0))::numeric, 3),
+               CASE WHEN toplevel THEN 'call' ELSE 'SPI' END,
+               left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+          FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND calls > 1 AND query !~* 'pg_stat_statements'
+         ORDER BY total_exec_time + total_plan_time DESC LIMIT 9" |
+        awk -F'\t' '{ q = $6; gsub(/\|/, "\\|", q); gsub(/`/, "", q);
+                      printf "| %s | %s | %s | %s | %s | `%s` |\n", $1, $2, $3, $4, $5, q }'
+    } >>"$PROFILE_MD"
+  done
+fi
+
+# ---------------------------------------------------------------- report
+PGVERSION=$(scalar postgres "SHOW server_version")
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+MEM=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+SETTINGS=$(scalar postgres "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ', ' ORDER BY name)
+  FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'max_wal_size',
+                                  'wal_level', 'checkpoint_timeout', 'max_connections')")
+LIBDIR=$(pg_config --pkglibdir)
+LIBRARY="$LIBDIR/odooops.so (md5 $(md5sum "$LIBDIR/odooops.so" | cut -c1-12), built $(date -u -r "$LIBDIR/odooops.so" '+%Y-%m-%d %H:%M UTC'))"
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+ELAPSED=$(( $(date +%s) - started ))
+
+GENERATED=$WORK/generated.md
+awk -F'\t' -v rounds="$ROUNDS" -v secs="$ROUND_SECONDS" -v nproc="$(nproc)" -v pgv="$PGVERSION" \
+    -v cpu="$CPU" -v mem="$MEM" -v settings="$SETTINGS" -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" \
+    -v load0="$START_LOAD" -v load1="$END_LOAD" -v queue_runs="$QUEUE_RUNS" \
+    -v queue_secs="$QUEUE_SECONDS" -v clients="$CLIENTS" -v batch_clients="$BATCH_CLIENTS" \
+    -v library="$LIBRARY" -v extversion="$EXTVERSION" -v commit="$COMMIT" -v elapsed="$ELAPSED" '
+function fmt(x) { return sprintf("%.0f", x) }
+function ratio(x) { return sprintf("%.2f×", x) }
+# median of v[1..n]; sets LO and HI
+function median(v, n,    i, j, t) {
+  for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+  LO = v[1]; HI = v[n]
+  return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+# median over rounds of a measurement (b empty) or of the per-round ratio
+# a/b of two measurements taken back to back in the same round
+function med(a, b, c,    r, n, v) {
+  n = 0
+  for (r = 1; r <= rounds; r++) {
+    if (!((a, c, r) in val)) continue
+    if (b == "") v[++n] = val[a, c, r]
+    else if (((b, c, r) in val) && val[b, c, r] > 0) v[++n] = val[a, c, r] / val[b, c, r]
+  }
+  if (n == 0) { LO = HI = 0; return 0 }
+  return median(v, n)
+}
+function cell(a, c,    m) { m = med(a, "", c); return fmt(m) " (" fmt(LO) "–" fmt(HI) ")" }
+function rcell(a, b, c,    m) { m = med(a, b, c); return ratio(m) " (" sprintf("%.2f", LO) "–" sprintf("%.2f", HI) ")" }
+{
+  # phase clients round tps transactions runs commits_per_run dry
+  phase = $1; c = $2; rd = $3; tps = $4; tx = $5; runs = $6
+  if (!((phase, c) in seen)) { seen[phase, c] = 1; order[++n] = phase SUBSEP c }
+  # runs per second: the transaction rate times runs per transaction
+  val[phase, c, rd] = (tx > 0) ? tps * runs / tx : 0
+  cpr[phase] = $7
+  if ($8) dry[phase, c] = 1
+}
+END {
+  nb = split(clients, cl, " ")
+  nbc = split(batch_clients, bc, " ")
+
+  print "## Results"
+  print ""
+  printf "Recorded %s by `bench/queue_bench.sh` in %d s. Every measurement ran in %d rounds of %d s, interleaved with the other measurements of the same client count; a number is the median round (min–max in brackets), and a ratio is the median of the per-round ratios of two measurements taken back to back, which cancels most of the drift of a shared machine. pgbench -j 2.\n\n", date, elapsed, rounds, secs
+  printf "- Machine: %s CPUs (%s), %s RAM; PostgreSQL %s. Load average %s at the start, %s at the end of the timed phases (the machine is shared with other jobs, so absolute numbers vary by ±30%% from round to round).\n", nproc, cpu, mem, pgv, load0, load1
+  printf "- Cluster: `tests/harness/cluster.sh` defaults (%s).\n", settings
+  printf "- Extension: odooops %s from %s; repository at %s.\n", extversion, library, commit
+  printf "- Queue: every queue round starts on a fresh copy of a vacuumed template holding %s queued runs (queued in one `ops.queue_run` statement in %s s). Queue scripts use `-M prepared`.\n", queue_runs, queue_secs
+  print ""
+  print "### Baseline: pgbench -N (simple-update), scale 10"
+  print ""
+  print "| clients | TPS, -M simple | TPS, -M prepared |"
+  print "|---:|---:|---:|"
+  for (i = 1; i <= nb; i++) printf "| %s | %s | %s |\n", cl[i], cell("N-simple", cl[i]), cell("N-prepared", cl[i])
+  print ""
+  print "### Queue cycles"
+  print ""
+  print "Ratios: runs/s ÷ pgbench -N TPS with `-M prepared` (the mode of the queue scripts), per round; in the last column against `-M simple`."
+  print ""
+  print "| phase | clients | runs/s | commits/run | commits/s | ÷ -N TPS (prepared) | ÷ -N TPS (simple) |"
+  print "|---|---:|---:|---:|---:|---:|---:|"
+  for (i = 1; i <= n; i++) {
+    split(order[i], key, SUBSEP); p = key[1]; c = key[2]
+    if (p ~ /^N-/) continue
+    note = ((p, c) in dry) ? " (queue ran dry: lower bound)" : ""
+    printf "| %s | %s | %s%s | %s | %s | %s | %s |\n", p, c, cell(p, c), note, cpr[p],
+      fmt(med(p, "", c) * cpr[p]), rcell(p, "N-prepared", c), ratio(med(p, "N-simple", c))
+  }
+  print ""
+  print "### Targets"
+  print ""
+  print "| target | clients | measured (per-round min–max) | goal | result |"
+  print "|---|---:|---:|---:|:-:|"
+  for (i = 1; i <= nb; i++) {
+    c = cl[i]
+    if ((("native", c) in seen) && (("raw", c) in seen)) {
+      x = med("native", "raw", c)
+      printf "| native cycle within 10%% of the same SQL run directly | %s | %s of raw | ≥ 0.90 | %s |\n", c, rcell("native", "raw", c), (x >= 0.9 ? "pass" : "**FAIL**")
+    }
+  }
+  peer[1] = 0.48; peer[8] = 0.62; peer[16] = 0.73
+  for (i = 1; i <= nb; i++) {
+    c = cl[i]
+    if ((("minimal", c) in seen) && (c in peer)) {
+      x = med("minimal", "N-prepared", c); xs = med("minimal", "N-simple", c)
+      printf "| claim+finish vs pgbench -N (peer: pgmq read+archive) | %s | %s; %s vs simple | ≥ %.2f× | %s |\n", c, rcell("minimal", "N-prepared", c), ratio(xs), peer[c], (x >= peer[c] ? "pass" : (xs >= peer[c] ? "pass vs simple only" : "**FAIL**"))
+    }
+  }
+  for (i = 1; i <= nbc; i++) {
+    c = bc[i]
+    if (("batch", c) in seen) {
+      x = med("batch", "N-prepared", c); xs = med("batch", "N-simple", c)
+      printf "| batch: claim_runs(100) + finish_runs vs pgbench -N | %s | %s; %s vs simple | ≥ 10× | %s |\n", c, rcell("batch", "N-prepared", c), ratio(xs), (x >= 10 ? "pass" : (xs >= 10 ? "pass vs simple only" : "**FAIL**"))
+    }
+  }
+}' "$RESULTS" >"$GENERATED"
+
+if [ -s "$PROFILE_MD" ]; then
+  {
+    echo
+    echo "### Where the time goes (pg_stat_statements, track = all, after the timed phases)"
+    echo
+    echo "\`call\` rows are what pgbench sends; \`SPI\` rows are the statements the native functions run inside those calls (and the foreign-key checks). \`plans/call\` = 1.00 means the statement is planned again on every call."
+    cat "$PROFILE_MD"
+  } >>"$GENERATED"
+fi
+
+# Splice the generated part into BENCHMARKS.md, keeping the text around it.
+BEGIN_MARK='<!-- queue_bench:begin (generated by bench/queue_bench.sh; edit outside the markers) -->'
+END_MARK='<!-- queue_bench:end -->'
+if [ -f "$OUT" ] && grep -qF "$BEGIN_MARK" "$OUT" && grep -qF "$END_MARK" "$OUT"; then
+  awk -v b="$BEGIN_MARK" -v e="$END_MARK" -v gen="$GENERATED" '
+    $0 == b { print; while ((getline line < gen) > 0) print line; skip = 1; next }
+    $0 == e { skip = 0 }
+    !skip { print }' "$OUT" >"$WORK/out.md"
+  cp "$WORK/out.md" "$OUT"
+else
+  {
+    echo "# Benchmarks"
+    echo
+    echo "Reproduce: \`bench/queue_bench.sh\` (about 8 minutes on 2 CPUs; settings in the script's header)."
+    echo
+    echo "$BEGIN_MARK"
+    cat "$GENERATED"
+    echo "$END_MARK"
+  } >"$OUT"
+fi
+log "wrote $OUT in $ELAPSED s"
+cat "$GENERATED"
