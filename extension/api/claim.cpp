@@ -1,13 +1,15 @@
 // ops.claim_next_run and ops.claim_runs: hand queued runs to a worker.
 //
-// 1. The worker's registration (if any) limits the workflows and teams.
-// 2. Candidates are locked in claim order with FOR UPDATE SKIP LOCKED, so
-//    concurrent claimers never wait for each other and never share a run.
-// 3. Exclusive workflows (deploy, restore, destroy) pass a per-environment
-//    gate: an advisory transaction lock serialises claimers of the same
-//    environment, and a fresh snapshot taken after the lock proves no other
-//    exclusive run is held there. Losing candidates stay queued.
-// 4. The winners are claimed in one UPDATE that also writes their events.
+// 1. One statement does the common case: the worker's registration (if
+//    any) limits the workflows and teams; candidates are locked in claim
+//    order with FOR UPDATE SKIP LOCKED, so concurrent claimers never wait
+//    for each other and never share a run; every candidate that is not
+//    exclusive is claimed with its event.
+// 2. Exclusive workflows (deploy, restore, destroy) pass a per-environment
+//    gate first: an advisory transaction lock serialises claimers of the
+//    same environment, and a fresh snapshot taken after the lock proves no
+//    other exclusive run is held there. Winners are claimed by a second
+//    UPDATE; losing candidates stay queued.
 #include <set>
 #include <vector>
 
@@ -23,59 +25,67 @@ extern "C" {
 namespace odooops::api {
 namespace {
 
+// The fast path, one statement: the worker's registration (kinds, teams,
+// status), candidates locked in claim order with SKIP LOCKED, and the
+// claiming UPDATE with its events for every candidate that is not
+// exclusive. Exclusive candidates come back still queued (status 'queued'
+// in the result) for the environment gate. $1 worker, $2 n, $3 lease
+// seconds, $4 workflows (or NULL). Runs are addressed by `id = ANY(ARRAY(...))`
+// so the generic plan always uses the primary key, whatever it guesses for
+// LIMIT $2.
+constexpr const char* kClaimSql =
+    "WITH agent AS ("
+    "  SELECT a.status, a.kinds,"
+    "         ARRAY(SELECT m.team_id FROM ops.agent_team_members m WHERE m.agent_id = a.id) AS teams"
+    "    FROM ops.agents a WHERE a.worker_id = $1"
+    "), candidate AS ("
+    "  SELECT r.id, r.exclusive FROM ops.runs r"
+    "   WHERE r.status = 'queued' AND r.available_at <= now()"
+    "     AND NOT EXISTS (SELECT 1 FROM agent WHERE agent.status <> 'active')"
+    "     AND ((SELECT kinds FROM agent) IS NULL OR r.workflow = ANY ((SELECT kinds FROM agent)::text[]))"
+    "     AND ($4::text[] IS NULL OR r.workflow = ANY ($4))"
+    "     AND (r.team_id IS NULL OR r.team_id = ANY (coalesce((SELECT teams FROM agent), '{}')))"
+    "     AND (NOT r.exclusive OR NOT EXISTS ("
+    "          SELECT 1 FROM ops.runs h WHERE h.environment_id = r.environment_id"
+    "             AND h.exclusive AND h.status IN ('claimed', 'running')))"
+    "   ORDER BY r.priority DESC, r.available_at, r.id"
+    "   LIMIT $2 FOR UPDATE OF r SKIP LOCKED"
+    "), claimed AS ("
+    "  UPDATE ops.runs r SET status = 'claimed', attempt = r.attempt + 1,"
+    "         claimed_by = $1, claimed_at = now(), started_at = NULL,"
+    "         lease_expires_at = now() + make_interval(secs => $3), updated_at = now()"
+    "   WHERE r.id = ANY (ARRAY(SELECT c.id FROM candidate c WHERE NOT c.exclusive))"
+    "  RETURNING r.*"
+    "), logged AS ("
+    "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, to_status, actor)"
+    "  SELECT c.id, c.attempt, 'transition', 'info',"
+    "         'claimed by ' || $1 || ' (attempt ' || c.attempt || ')', 'queued', 'claimed', $1"
+    "    FROM claimed c"
+    ") SELECT * FROM claimed"
+    "  UNION ALL"
+    "  SELECT r.* FROM ops.runs r"
+    "   WHERE r.id = ANY (ARRAY(SELECT c.id FROM candidate c WHERE c.exclusive))"
+    "  ORDER BY priority DESC, available_at, id";
+
+// Claims exclusive runs that passed the environment gate ($2: their ids).
+constexpr const char* kClaimGatedSql =
+    "WITH claimed AS ("
+    "  UPDATE ops.runs r SET status = 'claimed', attempt = r.attempt + 1,"
+    "         claimed_by = $1, claimed_at = now(), started_at = NULL,"
+    "         lease_expires_at = now() + make_interval(secs => $3), updated_at = now()"
+    "   WHERE r.id = ANY ($2)"
+    "  RETURNING r.*"
+    "), logged AS ("
+    "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, to_status, actor)"
+    "  SELECT c.id, c.attempt, 'transition', 'info',"
+    "         'claimed by ' || $1 || ' (attempt ' || c.attempt || ')', 'queued', 'claimed', $1"
+    "    FROM claimed c"
+    ") SELECT * FROM claimed ORDER BY priority DESC, available_at, id";
+
 struct Candidate {
   int64_t run_id;
   int64_t environment_id;
-  bool exclusive;
 };
-
-struct Eligibility {
-  pg::Param kinds;  // text[] or NULL (any workflow)
-  pg::Param teams;  // bigint[] of the worker's teams
-  bool may_claim;   // false while the agent is draining or offline
-};
-
-Eligibility load_eligibility(const std::string& worker_id) {
-  static pg::Statement agent(
-      "SELECT a.status, a.kinds,"
-      "       ARRAY(SELECT m.team_id FROM ops.agent_team_members m WHERE m.agent_id = a.id)"
-      "  FROM ops.agents a WHERE a.worker_id = $1",
-      {TEXTOID});
-  const pg::Rows rows = pg::execute(agent, {pg::text_param(worker_id)});
-  if (rows.count == 0) {
-    return {pg::Param{0, true}, pg::int8_array_param({}), true};
-  }
-  const std::string status = pg::get_text(rows, 0, 1).value_or("");
-  if (status == "disabled") {
-    throw Error(ErrorCode::AgentNotEligible, "worker \"" + worker_id + "\" is disabled",
-                "An administrator disabled it in ops.agents.");
-  }
-  return {pg::column_param(rows, 0, 2), pg::column_param(rows, 0, 3), status == "active"};
-}
-
-std::vector<Candidate> lock_candidates(const Eligibility& who, const pg::Param& workflows, int n) {
-  static pg::Statement candidates(
-      "SELECT r.id, r.environment_id, r.exclusive FROM ops.runs r"
-      " WHERE r.status = 'queued' AND r.available_at <= now()"
-      "   AND ($1::text[] IS NULL OR r.workflow = ANY ($1))"
-      "   AND ($4::text[] IS NULL OR r.workflow = ANY ($4))"
-      "   AND (r.team_id IS NULL OR r.team_id = ANY ($2))"
-      "   AND (NOT r.exclusive OR NOT EXISTS ("
-      "        SELECT 1 FROM ops.runs h WHERE h.environment_id = r.environment_id"
-      "           AND h.exclusive AND h.status IN ('claimed', 'running')))"
-      " ORDER BY r.priority DESC, r.available_at, r.id"
-      " LIMIT $3 FOR UPDATE OF r SKIP LOCKED",
-      {TEXTARRAYOID, INT8ARRAYOID, INT4OID, TEXTARRAYOID});
-  const pg::Rows rows =
-      pg::execute(candidates, {who.kinds, who.teams, pg::int4_param(n), workflows});
-  std::vector<Candidate> out;
-  out.reserve(rows.count);
-  for (uint64_t i = 0; i < rows.count; ++i) {
-    out.push_back(
-        {*pg::get_int64(rows, i, 1), *pg::get_int64(rows, i, 2), *pg::get_bool(rows, i, 3)});
-  }
-  return out;
-}
 
 // True when this transaction may hand out an exclusive run for `env`.
 bool pass_environment_gate(int64_t environment_id) {
@@ -92,17 +102,26 @@ bool pass_environment_gate(int64_t environment_id) {
   return pg::get_bool(pg::execute(idle, {env}), 0, 1).value_or(false);
 }
 
+// At most one exclusive run per environment, and only past the gate.
 std::vector<int64_t> select_winners(const std::vector<Candidate>& candidates) {
   std::vector<int64_t> winners;
-  std::set<int64_t> gated;  // environments that already got an exclusive run
+  std::set<int64_t> gated;
   for (const auto& c : candidates) {
-    if (c.exclusive) {
-      if (!gated.insert(c.environment_id).second) continue;
-      if (!pass_environment_gate(c.environment_id)) continue;
-    }
-    winners.push_back(c.run_id);
+    if (!gated.insert(c.environment_id).second) continue;
+    if (pass_environment_gate(c.environment_id)) winners.push_back(c.run_id);
   }
   return winners;
+}
+
+// Nothing was claimed: a disabled worker is told so, anyone else just gets
+// an empty result.
+void refuse_if_disabled(const std::string& worker_id) {
+  static pg::Statement agent("SELECT status FROM ops.agents WHERE worker_id = $1", {TEXTOID});
+  const pg::Rows rows = pg::execute(agent, {pg::text_param(worker_id)});
+  if (rows.count > 0 && pg::get_text(rows, 0, 1).value_or("") == "disabled") {
+    throw Error(ErrorCode::AgentNotEligible, "worker \"" + worker_id + "\" is disabled",
+                "An administrator disabled it in ops.agents.");
+  }
 }
 
 // `workflows_arg` names an optional text[] argument that narrows the claim
@@ -120,32 +139,38 @@ Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg, int workflows_arg) {
   }
   const pg::Param workflows{PG_GETARG_DATUM(workflows_arg), PG_ARGISNULL(workflows_arg)};
 
-  static pg::Statement claim_runs(
-      "WITH claimed AS ("
-      "  UPDATE ops.runs r SET status = 'claimed', attempt = r.attempt + 1,"
-      "         claimed_by = $1, claimed_at = now(), started_at = NULL,"
-      "         lease_expires_at = now() + make_interval(secs => $3), updated_at = now()"
-      "   WHERE r.id = ANY ($2)"
-      "  RETURNING r.*"
-      "), logged AS ("
-      "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, "
-      "to_status, actor)"
-      "  SELECT c.id, c.attempt, 'transition', 'info', 'claimed by ' || $1 || ' (attempt ' || "
-      "c.attempt || ')',"
-      "         'queued', 'claimed', $1 FROM claimed c"
-      ") SELECT * FROM claimed ORDER BY priority DESC, available_at, id",
-      {TEXTOID, INT8ARRAYOID, INT4OID});
+  static pg::Statement claim_fast(kClaimSql, {TEXTOID, INT4OID, INT4OID, TEXTARRAYOID});
+  static pg::Statement claim_gated(kClaimGatedSql, {TEXTOID, INT8ARRAYOID, INT4OID});
 
   pg::connect();
-  const Eligibility who = load_eligibility(*worker_id);
-  std::vector<int64_t> winners;
-  if (who.may_claim) winners = select_winners(lock_candidates(who, workflows, n));
-  const pg::Rows rows = pg::execute(
-      claim_runs,
-      {pg::text_param(*worker_id), pg::int8_array_param(winners), pg::int4_param(lease_seconds)});
-  Datum result = pg::return_rows(fcinfo, rows);
+  pg::SetResult result(fcinfo);
+  const pg::Rows rows = pg::execute(claim_fast, {pg::text_param(*worker_id), pg::int4_param(n),
+                                                 pg::int4_param(lease_seconds), workflows});
+  const int status_col = SPI_fnumber(rows.table->tupdesc, "status");
+  const int env_col = SPI_fnumber(rows.table->tupdesc, "environment_id");
+  std::vector<Candidate> exclusive;
+  uint64_t claimed = 0;
+  for (uint64_t i = 0; i < rows.count; ++i) {
+    if (pg::get_text(rows, i, status_col) == std::string("claimed")) {
+      result.add(rows, i);
+      ++claimed;
+    } else {
+      exclusive.push_back({*pg::get_int64(rows, i, 1), *pg::get_int64(rows, i, env_col)});
+    }
+  }
+  if (!exclusive.empty()) {
+    const std::vector<int64_t> winners = select_winners(exclusive);
+    if (!winners.empty()) {
+      const pg::Rows gated =
+          pg::execute(claim_gated, {pg::text_param(*worker_id), pg::int8_array_param(winners),
+                                    pg::int4_param(lease_seconds)});
+      for (uint64_t i = 0; i < gated.count; ++i) result.add(gated, i);
+      claimed += gated.count;
+    }
+  }
+  if (claimed == 0) refuse_if_disabled(*worker_id);
   pg::finish();
-  return result;
+  return result.datum();
 }
 
 Datum claim_next_run(FunctionCallInfo fcinfo) { return claim(fcinfo, 1, 1, 2); }

@@ -41,7 +41,7 @@ Datum requeue_expired_runs(FunctionCallInfo fcinfo) {
       "         finished_at = CASE WHEN d.to_status = 'failed' THEN now() END,"
       "         error = CASE WHEN d.to_status = 'failed' THEN d.message ELSE r.error END,"
       "         updated_at = now()"
-      "    FROM d WHERE r.id = d.id"
+      "    FROM d WHERE r.id = d.id AND r.id = ANY (ARRAY(SELECT id FROM d))"
       "  RETURNING r AS run, d.from_status, d.message"
       "), logged AS ("
       "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, "

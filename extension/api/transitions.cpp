@@ -194,7 +194,8 @@ Datum finish_runs(FunctionCallInfo fcinfo) {
       "  UPDATE ops.runs r SET status = i.status, finished_at = now(), lease_expires_at = NULL,"
       "         result = r.result || i.metadata, error = i.error, updated_at = now()"
       "    FROM input i"
-      "   WHERE r.id = i.run_id AND r.claimed_by = $1 AND r.attempt = i.attempt"
+      "   WHERE r.id = i.run_id AND r.id = ANY (ARRAY(SELECT run_id FROM input))"
+      "     AND r.claimed_by = $1 AND r.attempt = i.attempt"
       "     AND ((r.status = 'claimed' AND i.from_claimed) OR (r.status = 'running' AND "
       "i.from_running))"
       "  RETURNING r AS run, " ODOOOPS_PRIOR_STATUS_SQL

@@ -7,8 +7,10 @@ extern "C" {
 #include "commands/async.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/tuplestore.h"
 }
@@ -69,11 +71,21 @@ SPIPlanPtr Statement::plan() {
   Oid* types = types_.data();
   const int n = static_cast<int>(types_.size());
   guarded([&]() noexcept {
-    prepared = SPI_prepare(sql, n, types);
+    // Names are resolved now, under a pinned search_path: the plan cache
+    // keeps this path for re-planning, so callers' search_path settings can
+    // never redirect odooops's statements, and the functions need no
+    // per-call SET search_path (a GUC save/restore on every call).
+    const int nest_level = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+                            GUC_ACTION_SAVE, true, 0, false);
+    // Generic plans: every statement is a short OLTP access by key or by
+    // the claim index, and re-planning it on each call cost more than it ran.
+    prepared = SPI_prepare_cursor(sql, n, types, CURSOR_OPT_GENERIC_PLAN);
     if (prepared == nullptr) {
       elog(ERROR, "odooops: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
     }
     SPI_keepplan(prepared);
+    AtEOXact_GUC(true, nest_level);
   });
   plan_ = prepared;
   return plan_;
@@ -165,9 +177,8 @@ Datum return_row(const Rows& rows, uint64_t row) {
   return result;
 }
 
-Datum return_rows(FunctionCallInfo fcinfo, const Rows& rows) {
-  const uint64_t count = rows.count;
-  SPITupleTable* table = rows.table;
+SetResult::SetResult(FunctionCallInfo fcinfo) : store_(nullptr) {
+  Tuplestorestate* store = nullptr;
   guarded([&]() noexcept {
     auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
     if (rsinfo == nullptr || !IsA(rsinfo, ReturnSetInfo) ||
@@ -181,17 +192,25 @@ Datum return_rows(FunctionCallInfo fcinfo, const Rows& rows) {
     if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) {
       elog(ERROR, "odooops: set-returning function must return a row type");
     }
-    desc = CreateTupleDescCopy(desc);
-    Tuplestorestate* store = tuplestore_begin_heap(true, false, work_mem);
-    for (uint64_t i = 0; i < count; ++i) {
-      tuplestore_puttuple(store, table->vals[i]);
-    }
+    store = tuplestore_begin_heap(true, false, work_mem);
     rsinfo->returnMode = SFRM_Materialize;
     rsinfo->setResult = store;
-    rsinfo->setDesc = desc;
+    rsinfo->setDesc = CreateTupleDescCopy(desc);
     MemoryContextSwitchTo(old);
   });
-  return static_cast<Datum>(0);
+  store_ = store;
+}
+
+void SetResult::add(const Rows& rows, uint64_t row) {
+  auto* store = static_cast<Tuplestorestate*>(store_);
+  HeapTuple tuple = rows.table->vals[row];
+  guarded([&]() noexcept { tuplestore_puttuple(store, tuple); });
+}
+
+Datum return_rows(FunctionCallInfo fcinfo, const Rows& rows) {
+  SetResult result(fcinfo);
+  for (uint64_t i = 0; i < rows.count; ++i) result.add(rows, i);
+  return result.datum();
 }
 
 std::optional<std::string> arg_text(FunctionCallInfo fcinfo, int n) {

@@ -74,6 +74,18 @@ Datum return_row(const Rows& rows, uint64_t row);
 // mode, before finish()). The rows' shape must match the declared type.
 Datum return_rows(FunctionCallInfo fcinfo, const Rows& rows);
 
+// A set-returning function's result built row by row from one or more
+// statements (materialize mode). Add rows before finish().
+class SetResult {
+ public:
+  explicit SetResult(FunctionCallInfo fcinfo);
+  void add(const Rows& rows, uint64_t row);
+  Datum datum() const { return static_cast<Datum>(0); }
+
+ private:
+  void* store_;  // Tuplestorestate*, owned by the executor's query context
+};
+
 // Function arguments. NULL gives std::nullopt.
 std::optional<std::string> arg_text(FunctionCallInfo fcinfo, int n);
 std::optional<int64_t> arg_int64(FunctionCallInfo fcinfo, int n);

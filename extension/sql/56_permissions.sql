@@ -40,13 +40,11 @@ SELECT r.role, p.permission, p.stage
 -- grant or denial for the user wins over the role's policies.
 CREATE FUNCTION ops.user_has_permission(project_id bigint, permission text, env_id bigint DEFAULT NULL)
 RETURNS boolean LANGUAGE c STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'odooops_user_has_permission';
 
 -- The same for a stage rather than an existing environment (creating one).
 CREATE FUNCTION ops.user_has_stage_permission(project_id bigint, permission text, stage text)
 RETURNS boolean LANGUAGE c STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'odooops_user_has_stage_permission';
 
 -- Is the calling user a member of the project (or a platform admin)? Used by

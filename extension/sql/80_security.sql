@@ -10,7 +10,9 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA ops REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 GRANT USAGE ON SCHEMA ops TO odooops_api, odooops_worker, odooops_admin, odooops_ingest;
 
 -- Native queue functions run with the extension owner's rights (workers and
--- people have no table privileges) and a pinned search_path.
+-- people have no table privileges). Their statements are prepared under a
+-- pinned search_path (extension/pg/spi.cpp), which the plan cache keeps, so
+-- they need no per-call SET search_path.
 DO $$
 DECLARE
   f regprocedure;
@@ -18,7 +20,7 @@ BEGIN
   FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
             WHERE p.pronamespace = 'ops'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
   LOOP
-    EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+    EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f);
   END LOOP;
 END $$;
 -- Trigger functions (outbox, wake-ups, run subjects, releases) act for the
