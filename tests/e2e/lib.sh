@@ -1,0 +1,121 @@
+# Shared setup of the end-to-end tests (sourced). Needs PGHOST/PGPORT/PGUSER
+# of a running server with odooops preloaded (tests/run_all.sh exports them)
+# and the worker built in build/odooops-worker. Each test creates its own
+# control-plane database, git repository, state directory and ports, and
+# removes them on exit (KEEP_E2E=1 keeps the directory).
+#
+# The Odoo used here is tests/harness/odoo_standin.py, a stand-in: Odoo
+# itself cannot be installed on the test machines.
+set -euo pipefail
+E2E_NAME=$(basename "$0" .sh)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+WORKER_BIN=${WORKER_BIN:-$ROOT/build/odooops-worker}
+STANDIN=$ROOT/tests/harness/odoo_standin.py
+[ -x "$WORKER_BIN" ] || { echo "$E2E_NAME: build the worker first (cmake --build build)" >&2; exit 1; }
+WORK=$(mktemp -d "/tmp/odooops-e2e-$E2E_NAME.XXXXXX")
+chmod 755 "$WORK"
+CP_DB=odooops_e2e_${E2E_NAME//-/_}
+STATE=$WORK/state
+WORKER_PIDS=()
+EXTRA_CLEANUP=()
+
+say() { printf '[%s] %s\n' "$E2E_NAME" "$*"; }
+fail() {
+  printf '[%s] FAIL: %s\n' "$E2E_NAME" "$*" >&2
+  for f in "$WORK"/worker-*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }; done
+  exit 1
+}
+cp_psql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$CP_DB" "$@"; }
+scalar() { cp_psql -c "$1"; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+e2e_cleanup() {
+  local rc=$?
+  for pid in "${WORKER_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  for c in "${EXTRA_CLEANUP[@]}"; do eval "$c" || true; done
+  # Odoo stand-ins started by deploy steps (each in its own session)
+  for pf in "$STATE"/envs/*/*/odoo.pid; do [ -f "$pf" ] && kill -KILL "$(cat "$pf")" 2>/dev/null || true; done
+  if [ -z "${KEEP_E2E:-}" ]; then
+    for db in $(psql -X -A -t -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_${E2E_NAME//-/_}\\_%' OR datname = '$CP_DB'" 2>/dev/null); do
+      psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+    rm -rf "$WORK"
+  else
+    echo "kept $WORK and database $CP_DB"
+  fi
+  exit $rc
+}
+trap e2e_cleanup EXIT
+
+# A git repository with two Odoo addons, a requirements.txt, and a commit.
+make_repo() {
+  local repo=$WORK/repo
+  mkdir -p "$repo/addons/acme_sale" "$repo/addons/acme_stock"
+  cat >"$repo/addons/acme_sale/__manifest__.py" <<'PY'
+{"name": "Acme Sale", "version": "17.0.1.0.0", "depends": ["base"], "installable": True}
+PY
+  cat >"$repo/addons/acme_stock/__manifest__.py" <<'PY'
+{"name": "Acme Stock", "version": "17.0.1.0.0", "depends": ["acme_sale"]}
+PY
+  touch "$repo/addons/acme_sale/__init__.py" "$repo/addons/acme_stock/__init__.py"
+  printf 'requests>=2.28\nphonenumbers\n' >"$repo/requirements.txt"
+  git -C "$repo" init -q -b main
+  git -C "$repo" -c user.email=t@example.com -c user.name=test add -A
+  git -C "$repo" -c user.email=t@example.com -c user.name=test commit -q -m "Acme addons"
+  REPO=$repo
+  SHA=$(git -C "$repo" rev-parse HEAD)
+}
+
+# Control-plane database with the extension, a project with three
+# environments (each with its own port), and the repository.
+setup_control_plane() {
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $CP_DB WITH (FORCE)" -c "CREATE DATABASE $CP_DB" >/dev/null
+  make_repo
+  PORT_PROD=$(free_port); PORT_STAGING=$(free_port); PORT_DEV=$(free_port)
+  local prefix=e2e_${E2E_NAME//-/_}
+  cp_psql >/dev/null <<SQL
+CREATE EXTENSION odooops;
+INSERT INTO ops.projects (slug, name, repo_url) VALUES ('acme', 'Acme', '$REPO');
+INSERT INTO ops.environments (project_id, name, stage, branch_pattern, db_name, settings) VALUES
+  (1, 'production', 'production', 'main', '${prefix}_prod', '{"http_port": $PORT_PROD}'),
+  (1, 'staging', 'staging', 'staging', '${prefix}_staging', '{"http_port": $PORT_STAGING}'),
+  (1, 'dev', 'development', 'feature/*', '${prefix}_dev', '{"http_port": $PORT_DEV}');
+SQL
+}
+
+# start_worker NAME [extra flags...]: the real binary, in the background.
+start_worker() {
+  local name=$1; shift
+  ODOO_BIN=$STANDIN "$WORKER_BIN" --dsn "dbname=$CP_DB" --worker-id "$name" --state-dir "$STATE" \
+    --steps-dir "$ROOT/worker/steps" --poll-interval 1 --event-flush 0.1 "$@" \
+    >>"$WORK/worker-$name.log" 2>&1 &
+  WORKER_PIDS+=($!)
+  LAST_WORKER_PID=$!
+}
+
+# wait_status RUN STATUS[|STATUS] [SECONDS]: waits until the run's status matches.
+wait_status() {
+  local run=$1 want=$2 secs=${3:-60} st=""
+  for _ in $(seq 1 $((secs * 10))); do
+    st=$(scalar "SELECT status FROM ops.runs WHERE id = $run")
+    [[ "|$want|" == *"|$st|"* ]] && return 0
+    sleep 0.1
+  done
+  show_events "$run" >&2
+  fail "run $run is $st after ${secs}s, expected $want"
+}
+
+show_events() {
+  cp_psql -c "SELECT id, kind, level, coalesce(step, '-'), coalesce(stream, '-'),
+                     coalesce(from_status || ' -> ' || to_status, message)
+                FROM ops.run_events WHERE run_id = $1 ORDER BY id" | sed 's/^/  /'
+}
+
+queue() {  # queue ENV WORKFLOW [METADATA] -> run id
+  scalar "SELECT id FROM ops.queue_run(1, '$1', $( [ "$2" = backup ] || [ "$2" = restore ] || [ "$2" = destroy ] && echo NULL || echo "'$SHA'"), 'main', '${3:-{\}}'::jsonb, '$2')"
+}
+
+health() { curl -fsS --max-time 3 "http://127.0.0.1:$1/web/health"; }
