@@ -72,7 +72,7 @@ PY
 # Control-plane database with the extension, a project with three
 # environments (each with its own port), and the repository.
 setup_control_plane() {
-  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $CP_DB WITH (FORCE)" -c "CREATE DATABASE $CP_DB" >/dev/null
+  PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $CP_DB WITH (FORCE)" -c "CREATE DATABASE $CP_DB" >/dev/null
   make_repo
   PORT_PROD=$(free_port); PORT_STAGING=$(free_port); PORT_DEV=$(free_port)
   local prefix=e2e_${E2E_NAME//-/_}
@@ -119,3 +119,55 @@ queue() {  # queue ENV WORKFLOW [METADATA] -> run id
 }
 
 health() { curl -fsS --max-time 3 "http://127.0.0.1:$1/web/health"; }
+
+# start_s3 -> S3_PORT, S3_ENDPOINT: @20minutes/s3rver on loopback (verifies SigV4).
+start_s3() {
+  S3_PORT=$(free_port)
+  S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+  node "$ROOT/tests/harness/s3_server.js" "$S3_PORT" "$WORK/s3" "${1:-odooops-backups}" >"$WORK/s3.log" 2>&1 &
+  S3_PID=$!
+  EXTRA_CLEANUP+=("kill $S3_PID 2>/dev/null")
+  for _ in $(seq 1 100); do grep -q listening "$WORK/s3.log" && return 0; sleep 0.1; done
+  cat "$WORK/s3.log" >&2
+  fail "the S3 server did not start"
+}
+S3_FLAGS() { echo --s3-endpoint "$S3_ENDPOINT" --s3-access-key S3RVER --s3-secret-key S3RVER; }
+
+# backup ENV -> prints the backup run id (ops.create_backup when the
+# extension has it, else a backup run queued directly).
+queue_backup() {
+  if [ "$(scalar "SELECT to_regprocedure('ops.create_backup(bigint,text,text,jsonb)') IS NOT NULL")" = t ]; then
+    scalar "SELECT run_id FROM ops.create_backup(1, '$1', 'manual', '{}')"
+  else
+    queue "$1" backup '{"backup_type": "manual"}'
+  fi
+}
+
+# backup_of RUN -> the ops.backups id of a finished backup run; records the
+# row from the run's result when the extension has no backup RPCs yet.
+backup_of() {
+  local id; id=$(scalar "SELECT id FROM ops.backups WHERE run_id = $1")
+  if [ -z "$id" ]; then
+    id=$(scalar "INSERT INTO ops.backups (project_id, environment_id, run_id, backup_type, status, location,
+                                          size_bytes, sha256, metadata, completed_at)
+                 SELECT r.project_id, r.environment_id, r.id, 'manual', 'completed', r.result->'backup'->>'location',
+                        (r.result->'backup'->>'size_bytes')::bigint, r.result->'backup'->>'sha256', r.result, now()
+                   FROM ops.runs r WHERE r.id = $1 AND r.status = 'succeeded' RETURNING id")
+  fi
+  echo "$id"
+}
+
+# queue_restore BACKUP_ID ENV -> run id
+queue_restore() {
+  if [ "$(scalar "SELECT to_regprocedure('ops.restore_backup(bigint,bigint,text,jsonb)') IS NOT NULL")" = t ]; then
+    local env_id; env_id=$(scalar "SELECT id FROM ops.environments WHERE name = '$2'")
+    scalar "SELECT run_id FROM ops.restore_backup($1, $env_id, 'e2e', '{}')"
+  else
+    queue "$2" restore "{\"backup_id\": $1}"
+  fi
+}
+
+# Fingerprint of an Odoo (stand-in) database's business data.
+data_fingerprint() {
+  psql -X -A -t -d "$1" -c "SELECT md5(string_agg(id || ':' || name || ':' || coalesce(email, ''), ',' ORDER BY id)) FROM res_partner"
+}
