@@ -262,6 +262,14 @@ bool load_config(int argc, char** argv, Config& cfg) {
     } else if (o && o->value[0] && std::string(o->value) != "BOOL") {
       if (i + 1 >= argc) throw ConfigError("--" + name + " needs a value");
       value = argv[++i];
+    } else if (o && std::string(o->value) == "BOOL" && i + 1 < argc) {
+      static const char* words[] = {"true", "false", "yes", "no", "on", "off", "1", "0"};
+      for (const char* w : words) {
+        if (std::string(argv[i + 1]) == w) {
+          value = argv[++i];
+          break;
+        }
+      }
     }
     if (!o) {
       const Option* neg = name.rfind("no-", 0) == 0 ? find_option(name.substr(3)) : nullptr;
