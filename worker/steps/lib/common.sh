@@ -104,3 +104,27 @@ health_check() {
   tail -n 20 "$LOGDIR/odoo.log" >&2 2>/dev/null || true
   return 1
 }
+
+# Which modules to install or update, as "INIT UPDATE" (comma lists, "-" for
+# none): addons not installed yet are installed (base on a new database),
+# addons whose manifest version differs from what the database last saw
+# (ir_module_module.latest_version) are updated, as Odoo.sh does.
+modules_plan() {
+  local installed="{}"
+  if db_exists "$ODOOOPS_DB_NAME" && [ "$(q -d "$ODOOOPS_DB_NAME" -c "SELECT to_regclass('ir_module_module') IS NOT NULL")" = t ]; then
+    installed=$(q -d "$ODOOOPS_DB_NAME" -c "SELECT coalesce(json_object_agg(name, coalesce(latest_version, '')), '{}') FROM ir_module_module WHERE state = 'installed'")
+  fi
+  python3 - "$ODOOOPS_WORKSPACE/addons.json" "$installed" <<'PY'
+import json, sys
+addons = [a for a in json.load(open(sys.argv[1]))["addons"] if a.get("installable", True)]
+installed = json.loads(sys.argv[2])
+init = ["base"] if "base" not in installed else []
+init += [a["name"] for a in addons if a["name"] not in installed]
+update = [a["name"] for a in addons if a["name"] in installed and installed[a["name"]] != a["version"]]
+print(",".join(init) or "-", ",".join(update) or "-")
+PY
+}
+
+modules_meta() {
+  python3 -c 'import json,sys; print("::odooops::metadata " + json.dumps({"modules": {"installed": [m for m in sys.argv[1].split(",") if m != "-"], "updated": [m for m in sys.argv[2].split(",") if m != "-"]}}))' "$1" "$2"
+}
