@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -202,7 +203,10 @@ std::string default_steps_dir() {
     std::string exe(buf, static_cast<size_t>(n));
     std::string dir = exe.substr(0, exe.rfind('/'));
     for (const std::string& cand : {dir + "/steps", dir + "/../worker/steps", dir + "/../share/odooops/steps"}) {
-      if (access(cand.c_str(), R_OK | X_OK) == 0) return cand;
+      if (access(cand.c_str(), R_OK | X_OK) == 0) {
+        char real[4096];
+        return realpath(cand.c_str(), real) ? std::string(real) : cand;
+      }
     }
   }
   return "/usr/share/odooops/steps";
