@@ -40,8 +40,8 @@ a=$LAST_WORKER_PID
 wait_event "$run" 'attempt 1 of run % starts%'
 step_pid=$(cat "$STATE/step-$run-1.pid")
 kill -KILL "$a"
-for _ in $(seq 1 50); do kill -0 "$step_pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$step_pid" 2>/dev/null && fail "the step of the killed worker still runs (pid $step_pid)"
+for _ in $(seq 1 50); do alive "$step_pid" || break; sleep 0.1; done
+alive "$step_pid" && fail "the step of the killed worker still runs (pid $step_pid)"
 pgrep -f "sleep 60" >/dev/null && fail "the step's child survived its worker"
 say "kill -9: the step's process group died with its worker"
 start_worker chaos-b $FAST
@@ -98,7 +98,7 @@ wait "$f" || fail "drain-f exited with $?"
 [ "$(scalar "SELECT status FROM ops.runs WHERE id = $run")" = queued ] || fail "the run was not handed back"
 wait_event "$run" '%hands the run back to the queue%' 1
 step_pid=$(cat "$STATE/step-$run-1.pid")
-kill -0 "$step_pid" 2>/dev/null && fail "the handed-back run's step still runs"
+alive "$step_pid" && fail "the handed-back run's step still runs"
 start_worker drain-g $FAST
 wait_status "$run" succeeded 30
 say "SIGTERM past the grace period: run handed back with an event and completed by another worker"

@@ -171,3 +171,7 @@ queue_restore() {
 data_fingerprint() {
   psql -X -A -t -d "$1" -c "SELECT md5(string_agg(id || ':' || name || ':' || coalesce(email, ''), ',' ORDER BY id)) FROM res_partner"
 }
+
+# alive PID: the process exists and is not a zombie (PID 1 of a container may
+# be slow to reap orphans).
+alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null | tr -d ' '); [ -n "$st" ] && [[ $st != Z* ]]; }
