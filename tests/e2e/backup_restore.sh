@@ -12,6 +12,10 @@ start_worker s3w $(S3_FLAGS) --storage s3://odooops-backups/acme \
 
 d1=$(queue production deploy); d2=$(queue staging deploy)
 wait_status "$d1" succeeded 90; wait_status "$d2" succeeded 90
+art=$(scalar "SELECT location || ' ' || size_bytes || ' ' || sha256 FROM ops.artifacts WHERE run_id = $d1 AND name = 'addons.json'")
+[[ $art == s3://odooops-backups/acme/artifacts/acme/run-$d1/addons.json\ * ]] || fail "addons report artifact not uploaded: '$art'"
+"$WORKER_BIN" storage get "${art%% *}" - $(S3_FLAGS) 2>/dev/null | grep -q acme_stock || fail "artifact content"
+say "deploy $d1 uploaded its addons report artifact to ${art%% *}"
 PROD=e2e_backup_restore_prod; STAGING=e2e_backup_restore_staging; DEV=e2e_backup_restore_dev
 # Enough production data for a multipart upload (dump > 5 MiB).
 psql -X -q -d "$PROD" -c "INSERT INTO res_partner (name, email)
