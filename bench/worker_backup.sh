@@ -12,7 +12,7 @@
 #   ROWS=1500000 REPS=3 bench/worker_backup.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-W=$ROOT/build/odooops-worker
+W=${WORKER_BIN:-$ROOT/build/odooops-worker}
 ROWS=${ROWS:-1500000}
 REPS=${REPS:-3}
 DB=odooops_bench_backup_src
@@ -39,12 +39,12 @@ echo "database $DB: $(( size / 1048576 )) MiB ($ROWS rows)"
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 base=(); pipe=()
+# Alternate which goes first, so a noisy neighbour hurts both alike.
+run_base() { rm -f "$WORK/plain.dump"; sync; t0=$(now); pg_dump -Fc -d "$DB" >"$WORK/plain.dump"; sync; t1=$(now); base+=("$(echo "$t1 - $t0" | bc)"); }
+run_pipe() { t0=$(now); pg_dump -Fc -d "$DB" | "$W" storage put "file://$WORK/store/db.dump" >"$WORK/put.json"; sync; t1=$(now); pipe+=("$(echo "$t1 - $t0" | bc)"); }
+pg_dump -Fc -d "$DB" >/dev/null   # warm the cache
 for i in $(seq 1 "$REPS"); do
-  t0=$(now); pg_dump -Fc -d "$DB" >"$WORK/plain.dump"; t1=$(now)
-  base+=("$(echo "$t1 - $t0" | bc)")
-  t0=$(now); pg_dump -Fc -d "$DB" | "$W" storage put "file://$WORK/store/db.dump" >"$WORK/put.json"; t1=$(now)
-  pipe+=("$(echo "$t1 - $t0" | bc)")
-  rm -f "$WORK/plain.dump"
+  if [ $((i % 2)) = 1 ]; then run_base; run_pipe; else run_pipe; run_base; fi
 done
 dump_bytes=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["size_bytes"])' "$WORK/put.json")
 b=$(printf '%s\n' "${base[@]}" | median); p=$(printf '%s\n' "${pipe[@]}" | median)

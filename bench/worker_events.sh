@@ -6,7 +6,7 @@
 #   LINES=200000 bench/worker_events.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-W=$ROOT/build/odooops-worker
+W=${WORKER_BIN:-$ROOT/build/odooops-worker}
 LINES=${LINES:-200000}
 DB=odooops_bench_events
 WORK=$(mktemp -d /tmp/odooops-bench-events.XXXXXX)
