@@ -52,6 +52,19 @@ kill -0 "$pid1" 2>/dev/null && fail "the previous Odoo process $pid1 still runs"
 health "$PORT_STAGING" | grep -q '"pass"' || fail "staging unhealthy after redeploy"
 say "redeploy $deploy2 replaced process $pid1 by $pid2 and updated only acme_stock"
 
-# A failing step fails the run with the step named; the environment keeps serving? (no: a
-# failed module update stops before the switch) -- covered in bad_inputs.sh.
+# The test workflow: modules installed with --test-enable on a throw-away
+# database (the stand-in runs no real tests); a failure marker fails the step.
+t=$(queue dev test)
+wait_status "$t" succeeded 60
+[ "$(scalar "SELECT result->'tests'->>'failures' FROM ops.runs WHERE id = $t")" = 0 ] || fail "test result not recorded"
+[ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname LIKE '%\_test\_%'")" = 0 ] || fail "test database left behind"
+touch "$REPO/addons/acme_sale/FAIL_STANDIN_TESTS"
+git -C "$REPO" -c user.email=t@example.com -c user.name=test add -A
+git -C "$REPO" -c user.email=t@example.com -c user.name=test commit -qm "failing tests"
+SHA=$(git -C "$REPO" rev-parse HEAD)
+t2=$(queue dev test)
+wait_status "$t2" failed 60
+[[ $(scalar "SELECT error FROM ops.runs WHERE id = $t2") == *"step test/30-odoo-tests exited with code 1: tests failed"* ]] \
+  || fail "failing tests: $(scalar "SELECT error FROM ops.runs WHERE id = $t2")"
+say "test runs: $t passed, $t2 failed on the failing module with the step named"
 say "PASS"

@@ -86,6 +86,9 @@ def parse_args(argv):
     p.add_argument("--stop-after-init", action="store_true")
     p.add_argument("--without-demo", default="")
     p.add_argument("--no-http", action="store_true")
+    p.add_argument("--test-enable", action="store_true")
+    p.add_argument("--test-tags", default="")
+    p.add_argument("--log-level", default="info")
     p.add_argument("--proxy-mode", action="store_true")
     p.add_argument("--workers", default="0")
     p.add_argument("-c", "--config", default="")
@@ -228,6 +231,17 @@ def main(argv):
         s.log("ERROR", str(exc))
         print("odoo stand-in: %s" % exc, file=sys.stderr)
         return 1
+    if args.test_enable:
+        # The stand-in has no Odoo test runner: it reports the modules it
+        # would have tested, and fails when a module ships a file named
+        # FAIL_STANDIN_TESTS (so tests can exercise a failing test run).
+        for name in sorted(s.addons()):
+            for root in [p for p in args.addons_path.split(",") if p]:
+                if os.path.exists(os.path.join(root, name, "FAIL_STANDIN_TESTS")):
+                    s.log("ERROR", "odoo.addons.%s: FAIL: test_standin (stand-in failure marker)" % name)
+                    print("odoo stand-in: tests of %s failed" % name, file=sys.stderr)
+                    return 1
+            s.log("INFO", "odoo.addons.%s: stand-in ran no real tests (not Odoo)" % name)
     if args.stop_after_init or args.no_http:
         s.log("INFO", "stopping after init")
         return 0
