@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -139,7 +140,19 @@ void Agent::execute(const Claim& c) {
       "run " + std::to_string(c.run_id) + " " + names[static_cast<int>(o)]);
 }
 
+// Workspaces of failed runs are kept for inspection; older than three days
+// they go.
+void prune_workspaces(const std::string& state_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(72);
+  for (const auto& e : fs::directory_iterator(state_dir + "/workspaces", ec)) {
+    if (e.is_directory(ec) && fs::last_write_time(e.path(), ec) < cutoff) fs::remove_all(e.path(), ec);
+  }
+}
+
 int Agent::run() {
+  prune_workspaces(cfg_.state_dir);
   const std::string channel = cfg_.listen ? "odooops_runs" : "";
   for (int tries = 0;; ++tries) {
     try {
