@@ -134,6 +134,10 @@ void Agent::execute(const Claim& c) {
     log("error", "run " + std::to_string(c.run_id) + ": " + e.what() +
                      " (the lease expires and the run is requeued)");
     return;
+  } catch (const std::exception& e) {
+    log("error", "run " + std::to_string(c.run_id) + ": internal error: " + e.what() +
+                     " (the lease expires and the run is requeued)");
+    return;
   }
   const char* names[] = {"succeeded", "failed", "handed back to the queue", "lost (lease taken away; nothing written)"};
   log(o == RunExecution::Outcome::Succeeded ? "info" : "warning",

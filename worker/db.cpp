@@ -68,12 +68,12 @@ Rows Db::exec(const std::string& sql, const std::vector<Param>& params) {
     if (res) PQclear(res);
     bool lost = PQstatus(conn_) != CONNECTION_OK;
     if (lost) {
+      // The statement may or may not have run: never retried here; callers
+      // decide (events are resent, so delivery is at least once then).
       close();
-      // A statement sent on a broken connection may or may not have run;
-      // only retry when nothing could have been executed (no SQLSTATE).
-      if (tries == 0 && code.empty()) continue;
       throw DbError(code.empty() ? "08006" : code, "lost the control-plane connection: " + message, true);
     }
+    (void)tries;
     throw DbError(code, message);
   }
 }

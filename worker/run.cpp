@@ -471,7 +471,6 @@ RunExecution::Outcome RunExecution::fail(const std::string& error) {
 }
 
 RunExecution::Outcome RunExecution::succeed() {
-  char buf[64];
   events_.flush(true);
   if (events_.lease_lost()) return Outcome::LeaseLost;
   for (int tries = 0;; ++tries) {
@@ -500,7 +499,6 @@ RunExecution::Outcome RunExecution::succeed() {
       sleep(2);
     }
   }
-  (void)buf;
   std::error_code ec;
   fs::remove_all(workspace_, ec);
   return Outcome::Succeeded;
