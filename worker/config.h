@@ -35,6 +35,7 @@ struct Config {
   // targets
   std::string runtime = "process";  // process | docker (an environment's settings.runtime wins)
   std::string odoo_bin;             // odoo-bin for the process runtime
+  std::string odoo_addons;          // Odoo's own addons directories (comma-separated)
   std::string odoo_image;           // base image for the docker runtime
   std::string docker_host;          // Docker API endpoint (unix://...)
   std::string registry;             // push images here when set

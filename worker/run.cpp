@@ -212,6 +212,7 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
   env["ODOOOPS_HTTP_PORT"] = std::to_string(port);
   env["ODOOOPS_PUBLIC_HOST"] = cfg_.public_host;
   env["ODOO_BIN"] = env_settings_.value("odoo_bin", cfg_.odoo_bin);
+  env["ODOOOPS_ODOO_ADDONS"] = env_settings_.value("odoo_addons", cfg_.odoo_addons);
   env["ODOOOPS_ODOO_IMAGE"] = env_settings_.value("odoo_image", cfg_.odoo_image);
   env["DOCKER_HOST"] = cfg_.docker_host;
   env["ODOOOPS_REGISTRY"] = cfg_.registry;

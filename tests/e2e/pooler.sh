@@ -45,12 +45,26 @@ health "$PORT_STAGING" | grep -q '"pass"' || fail "staging not healthy"
 say "--listen=false through PgBouncer (transaction mode): build $b and deploy $d succeeded"
 kill -TERM "$pooled"; wait "$pooled" || fail "the pooled worker did not drain cleanly"
 
-# LISTEN left on behind the pooler: notifications are lost, polling still finds the run.
-ODOO_BIN=$STANDIN "$WORKER_BIN" --dsn "host=127.0.0.1 port=$PB_PORT dbname=$CP_DB user=$PGUSER" \
-  --worker-id pooled-listen --state-dir "$STATE" --steps-dir "$ROOT/worker/steps" --poll-interval 1 \
+# LISTEN left on behind the pooler: notifications are lost, polling still
+# finds the run. This worker is configured by a file plus the environment.
+cat >"$WORK/worker.conf" <<CONF
+# odooops-worker configuration (option names without --)
+dsn = "host=127.0.0.1 port=$PB_PORT dbname=$CP_DB user=$PGUSER"
+worker-id = pooled-listen
+state-dir = $STATE
+steps-dir = $ROOT/worker/steps
+poll-interval = 5
+kinds = build
+CONF
+out=$("$WORKER_BIN" --config "$WORK/worker.conf" --nonsense 2>&1 || true)
+[[ $out == *"unknown option --nonsense"* ]] || fail "bad flag not reported: $out"
+help=$("$WORKER_BIN" --help)
+[[ $help == *--drain-grace* && $help == *ODOOOPS_STORAGE* ]] || fail "--help does not explain the options"
+ODOOOPS_POLL_INTERVAL=1 ODOO_BIN=$STANDIN "$WORKER_BIN" --config "$WORK/worker.conf" \
   >>"$WORK/worker-pooled-listen.log" 2>&1 &
 WORKER_PIDS+=($!)
 b2=$(queue dev build)
 wait_status "$b2" succeeded 60
-say "LISTEN behind the pooler: the polling fallback claimed build $b2"
+[ "$(scalar "SELECT kinds FROM ops.agents WHERE worker_id = 'pooled-listen'")" = "{build}" ] || fail "config file not applied"
+say "LISTEN behind the pooler: the polling fallback claimed build $b2 (worker configured by file + environment)"
 say "PASS"

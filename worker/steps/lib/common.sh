@@ -38,6 +38,16 @@ odoo_bin() {
   printf '%s\n' "$bin"
 }
 
+# Odoo's own addons directories: --odoo-addons, else the addons/ directory
+# beside odoo-bin (a source checkout of Odoo), else none (odoo-bin adds its
+# base addons itself).
+odoo_core_addons() {
+  if [ -n "${ODOOOPS_ODOO_ADDONS:-}" ]; then printf '%s\n' "$ODOOOPS_ODOO_ADDONS"; return; fi
+  local bin; bin=$(odoo_bin)
+  if [ -d "$(dirname "$bin")/addons/web" ]; then printf '%s\n' "$(dirname "$bin")/addons"; fi
+  return 0
+}
+
 odoo_running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
 # Stops the environment's Odoo process (TERM, then KILL after 15 s).
