@@ -19,7 +19,8 @@ cleanup_containers() {
 cleanup_containers
 setup_control_plane
 cp_psql -c "UPDATE ops.environments SET settings = settings || '{\"runtime\": \"docker\"}' WHERE name = 'production'" >/dev/null
-start_worker dock --docker-host "$DOCKER_HOST" --odoo-image localhost/odoo-standin:17 --odoo-db-host 127.0.0.1
+start_worker dock --docker-host "$DOCKER_HOST" --odoo-image localhost/odoo-standin:17 --odoo-db-host 127.0.0.1 \
+  --storage "file://$WORK/backups"
 
 run=$(queue production deploy)
 wait_status "$run" succeeded 240
@@ -45,4 +46,19 @@ second=$(cat "$STATE/envs/acme/production/container")
 [ "$(scalar "SELECT result->'modules'->>'updated' FROM ops.runs WHERE id = $run2")" = '["acme_sale"]' ] || fail "module update not detected"
 health "$PORT_PROD" | grep -q '"pass"' || fail "unhealthy after the redeploy"
 say "redeploy $run2 replaced $first by $second"
+
+# Backup and restore of the containerised production: the container is
+# stopped for the switch and started again; production is not neutralized.
+PROD=e2e_docker_runtime_prod
+psql -X -q -d "$PROD" -c "UPDATE res_partner SET name = 'before backup' WHERE id = 1"
+b=$(queue_backup production); wait_status "$b" succeeded 120
+bid=$(backup_of "$b")
+psql -X -q -d "$PROD" -c "UPDATE res_partner SET name = 'after backup' WHERE id = 1"
+r=$(queue_restore "$bid" production); wait_status "$r" succeeded 120
+[ "$(psql -X -A -t -d "$PROD" -c "SELECT name FROM res_partner WHERE id = 1")" = "before backup" ] || fail "production not restored"
+[ "$(psql -X -A -t -d "$PROD" -c "SELECT count(*) FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = 0 ] \
+  || fail "production was neutralized"
+"$ROOT/tests/harness/podman.sh" podman container exists "$second" || fail "the container was not kept"
+health "$PORT_PROD" | grep -q '"pass"' || fail "the container is not serving after the restore"
+say "backup $bid restored into the containerised production: container restarted, healthy, not neutralized"
 say "PASS"
