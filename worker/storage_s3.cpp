@@ -86,6 +86,25 @@ size_t header_line(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+std::string xml_unescape(std::string_view s) {
+  static const std::pair<std::string_view, char> entities[] = {
+      {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    bool replaced = false;
+    for (const auto& [entity, c] : entities) {
+      if (s.substr(i, entity.size()) == entity) {
+        out += c;
+        i += entity.size();
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out += s[i++];
+  }
+  return out;
+}
+
 class S3Storage : public Storage {
  public:
   explicit S3Storage(const Config& cfg) : cfg_(cfg) {
@@ -199,7 +218,7 @@ class S3Storage : public Storage {
       while ((pos = body.find("<Key>", pos)) != std::string_view::npos) {
         size_t end = body.find("</Key>", pos);
         if (end == std::string_view::npos) break;
-        out.push_back("s3://" + loc.bucket + "/" + std::string(body.substr(pos + 5, end - pos - 5)));
+        out.push_back("s3://" + loc.bucket + "/" + xml_unescape(body.substr(pos + 5, end - pos - 5)));
         pos = end;
       }
       if (xml_value(r.body, "IsTruncated") != "true") break;

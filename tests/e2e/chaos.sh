@@ -19,6 +19,7 @@ secs=60   # the worker passes no other environment: the test sets the duration i
 [ -f "$ODOOOPS_STATE_DIR/slow-seconds" ] && secs=$(cat "$ODOOOPS_STATE_DIR/slow-seconds")
 [ "$ODOOOPS_ATTEMPT" = 1 ] || secs=1
 sleep "$secs" &   # a child in the step's process group
+echo $! >"$ODOOOPS_STATE_DIR/child-$ODOOOPS_RUN_ID-$ODOOOPS_ATTEMPT.pid"
 wait
 echo "attempt $ODOOOPS_ATTEMPT done"
 echo "::odooops::metadata {\"done_by_attempt\": $ODOOOPS_ATTEMPT}"
@@ -38,11 +39,14 @@ run=$(queue dev test)
 start_worker chaos-a $FAST --rescue false
 a=$LAST_WORKER_PID
 wait_event "$run" 'attempt 1 of run % starts%'
+for _ in $(seq 1 50); do [ -s "$STATE/child-$run-1.pid" ] && break; sleep 0.1; done
 step_pid=$(cat "$STATE/step-$run-1.pid")
 kill -KILL "$a"
 for _ in $(seq 1 50); do alive "$step_pid" || break; sleep 0.1; done
 alive "$step_pid" && fail "the step of the killed worker still runs (pid $step_pid)"
-pgrep -f "sleep 60" >/dev/null && fail "the step's child survived its worker"
+child_pid=$(cat "$STATE/child-$run-1.pid")
+for _ in $(seq 1 50); do alive "$child_pid" || break; sleep 0.1; done
+alive "$child_pid" && fail "the step's child $child_pid survived its worker"
 say "kill -9: the step's process group died with its worker"
 start_worker chaos-b $FAST
 wait_status "$run" succeeded 40
