@@ -385,32 +385,9 @@ RunExecution::Outcome RunExecution::execute() {
   json step_results = json::array();
   for (size_t i = 0; i < steps.size(); ++i) {
     const std::string step = ctx_["workflow"] + "/" + steps[i];
-    StepSpec spec;
-    spec.path = steps_dir + "/" + steps[i];
-    spec.name = step;
-    spec.cwd = workspace_;
-    spec.env = step_environment(step, static_cast<int>(i + 1));
-    spec.timeout = step_timeout_of(spec.path, cfg_.step_timeout);
-    event("info", "step " + step + " started", step, {{"step_index", i + 1}, {"timeout_s", spec.timeout}});
     std::string last_stderr;
-    StepRunner runner;
-    runner.wake_fd = -1;
-    runner.on_line = [&](const char* stream, std::string_view line) {
-      if (std::string_view(stream) == "stderr" && !line.empty()) last_stderr = event_message(line);
-      handle_line(step, stream, line);
-    };
-    runner.on_tick = [&]() -> std::string {
-      events_.flush();
-      if (events_.lease_lost()) {
-        lease_lost_ = true;
-        return "this worker no longer holds the run";
-      }
-      if (since(last_heartbeat_) >= cfg_.heartbeat_interval && !heartbeat()) return "this worker no longer holds the run";
-      if (lease_lost_) return "this worker no longer holds the run";
-      return interrupt_ ? interrupt_() : std::string();
-    };
     const auto t0 = Clock::now();
-    StepOutcome out = runner.run(spec);
+    StepOutcome out = run_step(steps_dir + "/" + steps[i], step, static_cast<int>(i + 1), last_stderr);
     double seconds = since(t0);
     step_results.push_back({{"step", step}, {"seconds", seconds}, {"outcome", out.describe()}});
     events_.flush(true);
@@ -428,6 +405,7 @@ RunExecution::Outcome RunExecution::execute() {
       result_["steps"] = step_results;
       std::string error = "step " + step + " " + out.describe();
       if (!last_stderr.empty() && out.how != StepOutcome::How::TimedOut) error += ": " + last_stderr;
+      if (!run_failure_hooks(steps_dir, step, error)) return Outcome::LeaseLost;
       return fail(error);
     }
     char buf[64];
@@ -438,6 +416,63 @@ RunExecution::Outcome RunExecution::execute() {
   }
   result_["steps"] = step_results;
   return succeed();
+}
+
+StepOutcome RunExecution::run_step(const std::string& path, const std::string& step, int index,
+                                   std::string& last_stderr) {
+  StepSpec spec;
+  spec.path = path;
+  spec.name = step;
+  spec.cwd = workspace_;
+  spec.env = step_environment(step, index);
+  spec.timeout = step_timeout_of(spec.path, cfg_.step_timeout);
+  event("info", "step " + step + " started", step, {{"step_index", index}, {"timeout_s", spec.timeout}});
+  StepRunner runner;
+  runner.on_line = [&](const char* stream, std::string_view line) {
+    if (std::string_view(stream) == "stderr" && !line.empty()) last_stderr = event_message(line);
+    handle_line(step, stream, line);
+  };
+  runner.on_tick = [&]() -> std::string {
+    events_.flush();
+    if (events_.lease_lost()) {
+      lease_lost_ = true;
+      return "this worker no longer holds the run";
+    }
+    if (since(last_heartbeat_) >= cfg_.heartbeat_interval && !heartbeat()) return "this worker no longer holds the run";
+    if (lease_lost_) return "this worker no longer holds the run";
+    return interrupt_ ? interrupt_() : std::string();
+  };
+  return runner.run(spec);
+}
+
+// After a failed step: the executables in <steps>/on-failure/ (e.g. the
+// deploy rollback) run in order with ODOOOPS_FAILED_STEP and ODOOOPS_FAILURE.
+// Their own failures are logged; the run fails with the original error.
+// Returns false when the lease was lost meanwhile.
+bool RunExecution::run_failure_hooks(const std::string& steps_dir, const std::string& failed_step,
+                                     const std::string& error) {
+  const std::string dir = steps_dir + "/on-failure";
+  std::vector<std::string> hooks;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.' || !fs::is_regular_file(entry.path()) || access(entry.path().c_str(), X_OK) != 0)
+      continue;
+    hooks.push_back(name);
+  }
+  std::sort(hooks.begin(), hooks.end());
+  exported_["ODOOOPS_FAILED_STEP"] = failed_step;
+  exported_["ODOOOPS_FAILURE"] = error;
+  for (size_t i = 0; i < hooks.size(); ++i) {
+    const std::string step = ctx_["workflow"] + "/on-failure/" + hooks[i];
+    std::string last_stderr;
+    StepOutcome out = run_step(dir + "/" + hooks[i], step, static_cast<int>(i + 1), last_stderr);
+    events_.flush(true);
+    if (lease_lost_ || events_.lease_lost()) return false;
+    if (out.ok()) event("info", "step " + step + " succeeded", step);
+    else event("error", "step " + step + " " + out.describe() + (last_stderr.empty() ? "" : ": " + last_stderr), step);
+  }
+  return true;
 }
 
 RunExecution::Outcome RunExecution::fail(const std::string& error) {

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "step_runner.h"
 
 namespace odooops::worker {
 
@@ -53,6 +54,8 @@ class RunExecution {
   std::map<std::string, std::string> step_environment(const std::string& step_name, int index) const;
   std::vector<std::string> list_steps(std::string& dir_out) const;
   bool heartbeat();
+  StepOutcome run_step(const std::string& path, const std::string& step, int index, std::string& last_stderr);
+  bool run_failure_hooks(const std::string& steps_dir, const std::string& failed_step, const std::string& error);
   void event(const std::string& level, const std::string& message, const std::string& step = {},
              const nlohmann::json& payload = nlohmann::json::object());
   void handle_line(const std::string& step, const char* stream, std::string_view line);

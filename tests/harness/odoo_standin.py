@@ -164,9 +164,14 @@ class StandIn:
             if name not in mods:
                 raise RuntimeError("module %s not found in the addons path %s" % (name, self.args.addons_path))
             self.log("INFO", "installing/updating module %s %s" % (name, mods[name]))
+            fail_marker = any(os.path.exists(os.path.join(r, name, "FAIL_STANDIN_UPDATE"))
+                              for r in self.args.addons_path.split(",") if r)
             self.psql("INSERT INTO ir_module_module (name, state, latest_version) VALUES ('%s', 'installed', '%s') "
                       "ON CONFLICT (name) DO UPDATE SET latest_version = EXCLUDED.latest_version, write_date = now()"
                       % (name, mods[name]))
+            if fail_marker:
+                # After writing, like an update that breaks half-way (test marker).
+                raise RuntimeError("module %s: update failed (stand-in failure marker FAIL_STANDIN_UPDATE)" % name)
 
     def serve(self):
         standin = self
