@@ -246,7 +246,9 @@ std::vector<std::string> RunExecution::list_steps(std::string& dir_out) const {
 
 bool RunExecution::heartbeat() {
   try {
-    db_.exec("SELECT ops.heartbeat_run($1, $2, $3, $4)",
+    // The run's lease and the agent's liveness in one round trip.
+    db_.exec("SELECT ops.heartbeat_run($1, $2, $3, $4),"
+             " CASE WHEN EXISTS (SELECT 1 FROM ops.agents WHERE worker_id = $2) THEN ops.agent_heartbeat($2) END",
              {std::to_string(run_id_), worker_, std::to_string(attempt_), std::to_string(cfg_.lease_seconds)});
     last_heartbeat_ = Clock::now();
     return true;
