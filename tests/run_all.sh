@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds odooops and runs every test: GoogleTest (pure C++), pg_regress and
 # isolation specs against a temporary PostgreSQL 15 with the library
-# preloaded, and the multi-process drain test. Exits non-zero on any failure.
+# preloaded, the multi-process drain test, and the end-to-end tests of the
+# worker (tests/e2e/: real git, the real odooops-worker, the Odoo stand-in,
+# an S3 server that verifies SigV4). Exits non-zero on any failure.
 #
 # Usage: tests/run_all.sh        (as root on Debian it installs what it needs)
 set -euo pipefail
@@ -14,6 +16,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "dependencies"
 tests/harness/deps.sh
+tests/harness/npm_deps.sh
 
 step "build (warnings are errors)"
 make -s -j2 WERROR=1 PG_CONFIG="$PG_CONFIG"
@@ -46,6 +49,12 @@ fi
 for t in tests/multiprocess/*.sh; do
   [ -e "$t" ] || continue
   step "multi-process: $(basename "$t")"
+  "$t"
+done
+
+for t in tests/e2e/*.sh; do
+  [ "$(basename "$t")" = lib.sh ] && continue
+  step "end-to-end: $(basename "$t")"
   "$t"
 done
 

@@ -48,7 +48,8 @@ CREATE VIEW ops.project_secret_names WITH (security_barrier) AS
     FROM ops.project_secrets s WHERE ops.can_read_project(s.project_id);
 
 -- What a worker needs to execute a run it holds: the run, its project and
--- environment, and for restores the backup. Fenced like every worker call.
+-- environment, and the backup it makes or restores (with the environment the
+-- backup came from). Fenced like every worker call.
 CREATE FUNCTION ops.run_context(run_id bigint, worker_id text, attempt integer)
 RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -58,12 +59,15 @@ BEGIN
            'run', to_jsonb(r),
            'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,
                                          'repo_full_name', p.repo_full_name,
-                                         'production_branch', p.production_branch),
+                                         'production_branch', p.production_branch, 'settings', p.settings),
            'environment', jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage,
                                              'db_name', e.db_name, 'settings', e.settings),
-           'backup', (SELECT to_jsonb(b) FROM ops.backups b
-                       WHERE b.id = (r.metadata ->> 'backup_id')::bigint OR b.run_id = r.id
-                       ORDER BY b.id LIMIT 1))
+           'backup', (SELECT to_jsonb(b) || jsonb_build_object('source_environment', se.name,
+                                                                'source_db', se.db_name, 'source_stage', se.stage)
+                        FROM ops.backups b JOIN ops.environments se ON se.id = b.environment_id
+                       WHERE b.id = (r.metadata ->> 'backup_id')::bigint
+                          OR (r.metadata ->> 'backup_id' IS NULL AND b.run_id = r.id)
+                       ORDER BY b.id DESC LIMIT 1))
     INTO result
     FROM ops.runs r JOIN ops.projects p ON p.id = r.project_id JOIN ops.environments e ON e.id = r.environment_id
    WHERE r.id = run_context.run_id AND r.status IN ('claimed', 'running')
@@ -74,5 +78,45 @@ BEGIN
     END IF;
     PERFORM ops._raise('OD003', format('worker "%s" no longer holds run %s', worker_id, run_id));
   END IF;
+  RETURN result;
+END $$;
+
+-- An artifact of a run the worker holds (running); nothing when the worker
+-- lost the run. Recording the same name again replaces it.
+CREATE FUNCTION ops.record_artifact(run_id bigint, worker_id text, attempt integer, kind text, name text,
+                                    location text, size_bytes bigint DEFAULT NULL, sha256 text DEFAULT NULL,
+                                    metadata jsonb DEFAULT '{}', expires_at timestamptz DEFAULT NULL)
+RETURNS SETOF bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
+  SELECT r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at
+    FROM ops.runs r
+   WHERE r.id = record_artifact.run_id AND r.claimed_by = record_artifact.worker_id
+     AND r.attempt = record_artifact.attempt AND r.status = 'running'
+     FOR SHARE OF r
+  ON CONFLICT (run_id, name) DO UPDATE SET location = EXCLUDED.location, size_bytes = EXCLUDED.size_bytes,
+     sha256 = EXCLUDED.sha256, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at
+  RETURNING a.id
+$$;
+
+-- A worker announces it is draining (stops claiming) or going offline; a
+-- disabled worker stays disabled.
+CREATE FUNCTION ops.set_agent_status(worker_id text, status text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result text;
+BEGIN
+  IF status IS NULL OR status NOT IN ('active', 'draining', 'offline') THEN
+    PERFORM ops._raise('OD004', 'status must be active, draining or offline');
+  END IF;
+  UPDATE ops.agents a SET status = CASE WHEN a.status = 'disabled' THEN 'disabled' ELSE set_agent_status.status END,
+         last_heartbeat_at = now()
+   WHERE a.worker_id = set_agent_status.worker_id
+  RETURNING a.status INTO result;
+  IF result IS NULL THEN
+    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id));
+  END IF;
+  INSERT INTO ops.agent_events (agent_id, kind, message)
+  SELECT a.id, 'status', format('worker %s is %s', a.worker_id, result) FROM ops.agents a
+   WHERE a.worker_id = set_agent_status.worker_id;
   RETURN result;
 END $$;

@@ -140,8 +140,10 @@ END $$;
 COMMENT ON FUNCTION ops.register_agent IS 'Registers or updates a worker; claims then honour its kinds and team';
 
 -- Records that a worker is alive; returns its status (a draining or disabled
--- worker should stop claiming).
-CREATE FUNCTION ops.agent_heartbeat(worker_id text) RETURNS text LANGUAGE plpgsql AS $$
+-- worker should stop claiming). `required` false: an unregistered worker
+-- gets NULL instead of an error.
+CREATE FUNCTION ops.agent_heartbeat(worker_id text, required boolean DEFAULT true) RETURNS text
+LANGUAGE plpgsql AS $$
 DECLARE
   result text;
 BEGIN
@@ -149,7 +151,7 @@ BEGIN
          status = CASE WHEN a.status = 'offline' THEN 'active' ELSE a.status END
    WHERE a.worker_id = agent_heartbeat.worker_id
   RETURNING a.status INTO result;
-  IF NOT FOUND THEN
+  IF NOT FOUND AND required THEN
     PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id),
                        'Register it first with ops.register_agent().');
   END IF;

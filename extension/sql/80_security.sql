@@ -38,7 +38,7 @@ BEGIN
 END $$;
 ALTER FUNCTION ops.register_agent(text, text[], text, jsonb, text, text)
   SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION ops.agent_heartbeat(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.agent_heartbeat(text, boolean) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 -- Worker RPCs.
 GRANT EXECUTE ON FUNCTION
@@ -52,8 +52,11 @@ GRANT EXECUTE ON FUNCTION
   ops.finish_run(bigint, text, jsonb, text, integer),
   ops.finish_runs(text, jsonb),
   ops.register_agent(text, text[], text, jsonb, text, text),
-  ops.agent_heartbeat(text),
+  ops.agent_heartbeat(text, boolean),
+  ops.set_agent_status(text, text),
   ops.run_context(bigint, text, integer),
+  ops.record_artifact(bigint, text, integer, text, text, text, bigint, text, jsonb, timestamptz),
+  ops.requeue_expired_runs(integer),
   ops.claim_next_backup(text, integer),
   ops.complete_backup(bigint, text, integer, text, bigint, text, jsonb),
   ops.fail_backup(bigint, text, integer, text)

@@ -1,83 +1,141 @@
 #!/usr/bin/env bash
 # Runs odooops on an embedded default: a private PostgreSQL cluster in
 # .odooops/ inside the project directory with the extension preloaded, a demo
-# project with production, staging and development environments, and a
-# deploy driven through the run queue while its events are shown.
+# project backed by a local git repository, production/staging/development
+# environments, local-directory storage, the odooops-worker daemon, and a
+# deploy to staging whose events are shown live until it succeeds.
+#
+# Odoo: ODOO_BIN=/path/to/odoo-bin uses a real Odoo; without it the demo runs
+# tests/harness/odoo_standin.py, a small stand-in that is NOT Odoo (it only
+# answers /web/health and keeps a few Odoo-named tables).
 #
 #   scripts/odooops/demo.sh          set up (or reuse) everything and run a deploy
-#   scripts/odooops/demo.sh stop     stop the private cluster
-#   scripts/odooops/demo.sh clean    stop it and delete .odooops/
+#   scripts/odooops/demo.sh stop     stop the worker, the environments' Odoo and the cluster
+#   scripts/odooops/demo.sh clean    stop everything and delete .odooops/
 #   scripts/odooops/demo.sh psql     open psql on the control-plane database
+#
+# PG_CONFIG selects the PostgreSQL installation the extension is installed
+# into (default: Debian's 15); ODOOOPS_DEMO_PORT the cluster's port (54329),
+# ODOOOPS_DEMO_HTTP_PORT the first environment port (18069).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 STATE=$ROOT/.odooops
 PGDIR=$STATE/pg
 PORT=${ODOOOPS_DEMO_PORT:-54329}
-export PATH=/usr/lib/postgresql/15/bin:$PATH
+HTTP_PORT=${ODOOOPS_DEMO_HTTP_PORT:-18069}
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+WORKER_BIN=$ROOT/build/odooops-worker
+export PATH=$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin):$PATH
 
-cluster_running() { [ -f "$PGDIR/data/postmaster.pid" ] && pg_ctl -D "$PGDIR/data" status >/dev/null 2>&1; }
+cluster_running() { [ -f "$PGDIR/env" ] && (source "$PGDIR/env" && pg_isready -q -h "$PGHOST" -p "$PGPORT"); }
+worker_running() { [ -f "$STATE/worker.pid" ] && kill -0 "$(cat "$STATE/worker.pid")" 2>/dev/null; }
+
+stop_all() {
+  if worker_running; then
+    kill -TERM "$(cat "$STATE/worker.pid")"
+    for _ in $(seq 1 100); do worker_running || break; sleep 0.1; done
+    echo "worker stopped"
+  fi
+  rm -f "$STATE/worker.pid"
+  for pf in "$STATE"/worker-state/envs/*/*/odoo.pid; do
+    [ -f "$pf" ] && kill -TERM "$(cat "$pf")" 2>/dev/null && echo "stopped Odoo of $(basename "$(dirname "$pf")")"
+    rm -f "$pf"
+  done
+  [ -d "$PGDIR/data" ] && tests/harness/cluster.sh stop "$PGDIR" && echo "cluster stopped"
+  return 0
+}
 
 case "${1:-run}" in
-  stop) tests/harness/cluster.sh stop "$PGDIR"; echo "stopped"; exit 0 ;;
-  clean) tests/harness/cluster.sh stop "$PGDIR" 2>/dev/null || true; rm -rf "$STATE"; echo "removed $STATE"; exit 0 ;;
+  stop) stop_all; exit 0 ;;
+  clean) stop_all 2>/dev/null || true; rm -rf "$STATE"; echo "removed $STATE"; exit 0 ;;
   psql) source "$PGDIR/env"; exec psql -X -d odooops ;;
   run) ;;
   *) echo "usage: $0 [run|stop|clean|psql]" >&2; exit 2 ;;
 esac
 
-echo "==> building and installing odooops"
+echo "==> building odooops and odooops-worker"
 tests/harness/deps.sh
-make -s -j2 && make -s install
+make -s -j2 PG_CONFIG="$PG_CONFIG" && make -s install PG_CONFIG="$PG_CONFIG"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j2 --target odooops-worker >/dev/null
 
+mkdir -p "$STATE"
+chmod 755 "$ROOT" "$STATE"
 if [ ! -d "$PGDIR/data" ]; then
   echo "==> creating the private cluster in $PGDIR (port $PORT)"
-  chmod 755 "$ROOT"
   tests/harness/cluster.sh start "$PGDIR" "$PORT" >/dev/null
 elif ! cluster_running; then
   echo "==> starting the private cluster"
-  tests/harness/cluster.sh restart "$PGDIR" 2>/dev/null || \
-    runuser -u postgres -- pg_ctl -D "$PGDIR/data" -l "$PGDIR/server.log" -w start >/dev/null
+  tests/harness/cluster.sh restart "$PGDIR" 2>/dev/null || {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- pg_ctl -D "$PGDIR/data" -l "$PGDIR/server.log" -w start >/dev/null
+    else pg_ctl -D "$PGDIR/data" -l "$PGDIR/server.log" -w start >/dev/null; fi
+  }
 fi
 source "$PGDIR/env"
 export PGDATABASE=odooops
 psql -X -q -d postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'odooops'" | grep -q 1 \
   || psql -X -q -d postgres -c "CREATE DATABASE odooops"
-psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+
+# The demo repository: one Odoo addon, committed once, reused afterwards.
+REPO=$STATE/demo-repo
+if [ ! -d "$REPO/.git" ]; then
+  echo "==> creating the demo git repository in $REPO"
+  mkdir -p "$REPO/addons/demo_shop"
+  printf '{"name": "Demo Shop", "version": "17.0.1.0.0", "depends": ["base"]}\n' >"$REPO/addons/demo_shop/__manifest__.py"
+  touch "$REPO/addons/demo_shop/__init__.py"
+  printf 'phonenumbers\n' >"$REPO/requirements.txt"
+  git -C "$REPO" init -q -b main
+  git -C "$REPO" -c user.email=demo@example.com -c user.name=demo add -A
+  git -C "$REPO" -c user.email=demo@example.com -c user.name=demo commit -q -m "Demo shop"
+fi
+SHA=$(git -C "$REPO" rev-parse HEAD)
+
+psql -X -q -v ON_ERROR_STOP=1 -v repo="$REPO" -v port="$HTTP_PORT" <<'SQL'
 CREATE EXTENSION IF NOT EXISTS odooops;
-INSERT INTO ops.projects (slug, name, repo_url)
-VALUES ('demo', 'Demo', 'file:///demo.git') ON CONFLICT (slug) DO NOTHING;
-INSERT INTO ops.environments (project_id, name, stage, branch_pattern, db_name)
-SELECT p.id, e.name, e.stage, e.pattern, 'demo_' || e.name
+INSERT INTO ops.projects (slug, name, repo_url) VALUES ('demo', 'Demo', :'repo')
+ON CONFLICT (slug) DO UPDATE SET repo_url = EXCLUDED.repo_url;
+INSERT INTO ops.environments (project_id, name, stage, branch_pattern, db_name, settings)
+SELECT p.id, e.name, e.stage, e.pattern, 'demo_' || e.name, jsonb_build_object('http_port', :port + e.n)
   FROM ops.projects p,
-       (VALUES ('production', 'production', 'main'),
-               ('staging', 'staging', 'staging'),
-               ('dev', 'development', 'feature/*')) AS e(name, stage, pattern)
+       (VALUES ('production', 'production', 'main', 0),
+               ('staging', 'staging', 'staging', 1),
+               ('dev', 'development', 'feature/*', 2)) AS e(name, stage, pattern, n)
  WHERE p.slug = 'demo'
-ON CONFLICT (project_id, name) DO NOTHING;
+ON CONFLICT (project_id, name) DO UPDATE SET settings = ops.environments.settings || EXCLUDED.settings;
 SQL
 
-echo "==> queueing a deploy to staging"
+if ! worker_running; then
+  ODOO_BIN=${ODOO_BIN:-$ROOT/tests/harness/odoo_standin.py}
+  [ "$ODOO_BIN" = "$ROOT/tests/harness/odoo_standin.py" ] && echo "==> Odoo: the test stand-in (not Odoo); set ODOO_BIN to use a real odoo-bin"
+  echo "==> starting odooops-worker (log: $STATE/worker.log)"
+  ODOO_BIN=$ODOO_BIN setsid "$WORKER_BIN" --dsn "host=$PGHOST port=$PGPORT user=$PGUSER dbname=odooops" \
+    --worker-id demo-worker --state-dir "$STATE/worker-state" --storage "file://$STATE/storage" \
+    --poll-interval 2 >>"$STATE/worker.log" 2>&1 </dev/null &
+  echo $! >"$STATE/worker.pid"
+else
+  echo "==> odooops-worker already running (pid $(cat "$STATE/worker.pid"))"
+fi
+
+echo "==> queueing a deploy of $SHA to staging"
 RUN=$(psql -X -qAt -v ON_ERROR_STOP=1 -c \
-  "SELECT id FROM ops.queue_run((SELECT id FROM ops.projects WHERE slug = 'demo'), 'staging',
-          substr(md5(clock_timestamp()::text), 1, 12), 'staging')")
-echo "run $RUN queued"
-
-# Until the odooops-worker daemon takes over, psql plays the worker: each
-# call is the SQL a worker makes, fenced by worker id and attempt.
-echo "==> a worker claims and executes it"
-ATTEMPT=$(psql -X -qAt -v ON_ERROR_STOP=1 -c "SELECT attempt FROM ops.claim_next_run('demo-worker') WHERE id = $RUN")
-psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
-SELECT ops.start_run($RUN, 'demo-worker', $ATTEMPT);
-SELECT ops.append_events($RUN, '[{"level":"info","message":"checking out the revision","step":"build"},
-                                 {"level":"info","message":"updating changed modules","step":"deploy"},
-                                 {"level":"info","message":"health check passed","step":"deploy"}]',
-                         'demo-worker', $ATTEMPT);
-SELECT ops.finish_run($RUN, 'succeeded', '{"url": "http://127.0.0.1:8069"}', 'demo-worker', $ATTEMPT);
-SQL
-
-psql -X -P pager=off -c "SELECT to_char(created_at, 'HH24:MI:SS.MS') AS at, kind, level,
-                                 coalesce(from_status || ' -> ' || to_status, message) AS event, actor
-                            FROM ops.run_events WHERE run_id = $RUN ORDER BY id"
-psql -X -P pager=off -c "SELECT id, workflow, status, attempt, result FROM ops.runs WHERE id = $RUN"
+  "SELECT id FROM ops.queue_run((SELECT id FROM ops.projects WHERE slug = 'demo'), 'staging', '$SHA', 'staging')")
+echo "run $RUN queued; its events:"
+last=0
+status=queued
+for _ in $(seq 1 1200); do
+  while IFS='|' read -r id at kind level step text; do
+    [ -n "$id" ] || continue
+    printf '  %s %-5s %-18s %s\n' "$at" "$level" "${step:--}" "$text"
+    last=$id
+  done < <(psql -X -qAt -c "SELECT id, to_char(created_at, 'HH24:MI:SS.MS'), kind, level, step,
+                                   coalesce(from_status || ' -> ' || to_status, to_status, message)
+                              FROM ops.run_events WHERE run_id = $RUN AND id > $last ORDER BY id")
+  status=$(psql -X -qAt -c "SELECT status FROM ops.runs WHERE id = $RUN")
+  case $status in succeeded|failed|cancelled) break ;; esac
+  sleep 0.3
+done
+psql -X -P pager=off -c "SELECT id, workflow, status, attempt, claimed_by, result->>'url' AS url, error FROM ops.runs WHERE id = $RUN"
 echo "control plane: PGHOST=$PGHOST PGPORT=$PGPORT PGDATABASE=odooops (scripts/odooops/demo.sh psql)"
+[ "$status" = succeeded ] || { echo "the deploy $status; see $STATE/worker.log" >&2; exit 1; }
+echo "staging serves $(psql -X -qAt -c "SELECT result->>'url' FROM ops.runs WHERE id = $RUN")"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The docker runtime for real, through podman's Docker Engine API: the worker
+# builds an image from a base "Odoo image" (locally built: a Debian minbase
+# plus the Odoo stand-in as `odoo` -- not Odoo) and the repository's addons,
+# runs it on the environment's port, passes the health check, and a redeploy
+# replaces the previous container.
+source "$(dirname "$0")/lib.sh"
+"$ROOT/tests/harness/podman.sh" setup
+eval "export $("$ROOT/tests/harness/podman.sh" start "$WORK/podman")"
+EXTRA_CLEANUP+=("cleanup_containers" "$ROOT/tests/harness/podman.sh stop $WORK/podman")
+cleanup_containers() {
+  for c in $("$ROOT/tests/harness/podman.sh" podman ps -aq --filter label=org.odooops.project=acme); do
+    "$ROOT/tests/harness/podman.sh" podman rm -f "$c" >/dev/null 2>&1 || true
+  done
+  for i in $("$ROOT/tests/harness/podman.sh" podman images -q --filter label=org.odooops.project=acme); do
+    "$ROOT/tests/harness/podman.sh" podman rmi -f "$i" >/dev/null 2>&1 || true
+  done
+}
+cleanup_containers
+setup_control_plane
+cp_psql -c "UPDATE ops.environments SET settings = settings || '{\"runtime\": \"docker\"}' WHERE name = 'production'" >/dev/null
+start_worker dock --docker-host "$DOCKER_HOST" --odoo-image localhost/odoo-standin:17 --odoo-db-host 127.0.0.1 \
+  --storage "file://$WORK/backups"
+
+run=$(queue production deploy)
+wait_status "$run" succeeded 240
+steps=$(scalar "SELECT string_agg(step, ',' ORDER BY id) FROM ops.run_events WHERE run_id = $run AND message LIKE 'step % started'")
+[ "$steps" = "deploy/10-checkout,deploy/20-addons,deploy/30-image,deploy/40-run,deploy/50-health" ] || fail "docker steps: $steps"
+[ "$(scalar "SELECT result->>'runtime' FROM ops.runs WHERE id = $run")" = docker ] || fail "not deployed by the docker runtime"
+health "$PORT_PROD" | grep -q '"pass"' || fail "the container does not answer /web/health"
+info=$(curl -fsS "http://127.0.0.1:$PORT_PROD/standin/info")
+[[ $info == *'"database": "e2e_docker_runtime_prod"'* && $info == *'/mnt/extra-addons/acme/addons'* && $info == *acme_stock* ]] \
+  || fail "the container does not serve the repository's addons: $info"
+first=$(cat "$STATE/envs/acme/production/container")
+[ "$(scalar "SELECT location FROM ops.artifacts WHERE run_id = $run AND kind = 'image'")" = "odooops-acme:${SHA:0:12}" ] || fail "image artifact not recorded"
+say "deploy $run: image odooops-acme:${SHA:0:12} built through the Docker API, container $first healthy"
+
+sed -i 's/17.0.1.0.0/17.0.2.0.0/' "$REPO/addons/acme_sale/__manifest__.py"
+git -C "$REPO" -c user.email=t@example.com -c user.name=test commit -qam "acme_sale 2.0"
+SHA=$(git -C "$REPO" rev-parse HEAD)
+run2=$(queue production deploy)
+wait_status "$run2" succeeded 240
+second=$(cat "$STATE/envs/acme/production/container")
+[ "$first" != "$second" ] || fail "the container was not replaced"
+"$ROOT/tests/harness/podman.sh" podman container exists "$first" && fail "the previous container $first still exists"
+[ "$(scalar "SELECT result->'modules'->>'updated' FROM ops.runs WHERE id = $run2")" = '["acme_sale"]' ] || fail "module update not detected"
+health "$PORT_PROD" | grep -q '"pass"' || fail "unhealthy after the redeploy"
+say "redeploy $run2 replaced $first by $second"
+
+# Backup and restore of the containerised production: the container is
+# stopped for the switch and started again; production is not neutralized.
+PROD=e2e_docker_runtime_prod
+psql -X -q -d "$PROD" -c "UPDATE res_partner SET name = 'before backup' WHERE id = 1"
+b=$(queue_backup production); wait_status "$b" succeeded 120
+bid=$(backup_of "$b")
+psql -X -q -d "$PROD" -c "UPDATE res_partner SET name = 'after backup' WHERE id = 1"
+r=$(queue_restore "$bid" production); wait_status "$r" succeeded 120
+[ "$(psql -X -A -t -d "$PROD" -c "SELECT name FROM res_partner WHERE id = 1")" = "before backup" ] || fail "production not restored"
+[ "$(psql -X -A -t -d "$PROD" -c "SELECT count(*) FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = 0 ] \
+  || fail "production was neutralized"
+"$ROOT/tests/harness/podman.sh" podman container exists "$second" || fail "the container was not kept"
+health "$PORT_PROD" | grep -q '"pass"' || fail "the container is not serving after the restore"
+say "backup $bid restored into the containerised production: container restarted, healthy, not neutralized"
+say "PASS"

@@ -1,0 +1,179 @@
+# Shared setup of the end-to-end tests (sourced). Needs PGHOST/PGPORT/PGUSER
+# of a running server with odooops preloaded (tests/run_all.sh exports them)
+# and the worker built in build/odooops-worker. Each test creates its own
+# control-plane database, git repository, state directory and ports, and
+# removes them on exit (KEEP_E2E=1 keeps the directory).
+#
+# The Odoo used here is tests/harness/odoo_standin.py, a stand-in: Odoo
+# itself cannot be installed on the test machines.
+set -euo pipefail
+E2E_NAME=$(basename "$0" .sh)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+WORKER_BIN=${WORKER_BIN:-$ROOT/build/odooops-worker}
+STANDIN=$ROOT/tests/harness/odoo_standin.py
+[ -x "$WORKER_BIN" ] || { echo "$E2E_NAME: build the worker first (cmake --build build)" >&2; exit 1; }
+WORK=$(mktemp -d "/tmp/odooops-e2e-$E2E_NAME.XXXXXX")
+chmod 755 "$WORK"
+CP_DB=odooops_e2e_${E2E_NAME//-/_}
+STATE=$WORK/state
+WORKER_PIDS=()
+EXTRA_CLEANUP=()
+
+say() { printf '[%s] %s\n' "$E2E_NAME" "$*"; }
+fail() {
+  printf '[%s] FAIL: %s\n' "$E2E_NAME" "$*" >&2
+  for f in "$WORK"/worker-*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }; done
+  exit 1
+}
+cp_psql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$CP_DB" "$@"; }
+scalar() { cp_psql -c "$1"; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+e2e_cleanup() {
+  local rc=$?
+  for pid in "${WORKER_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  for c in "${EXTRA_CLEANUP[@]}"; do eval "$c" || true; done
+  # Odoo stand-ins started by deploy steps (each in its own session)
+  for pf in "$STATE"/envs/*/*/odoo.pid; do [ -f "$pf" ] && kill -KILL "$(cat "$pf")" 2>/dev/null || true; done
+  if [ -z "${KEEP_E2E:-}" ]; then
+    for db in $(psql -X -A -t -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_${E2E_NAME//-/_}\\_%' OR datname = '$CP_DB'" 2>/dev/null); do
+      psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+    rm -rf "$WORK"
+  else
+    echo "kept $WORK and database $CP_DB"
+  fi
+  exit $rc
+}
+trap e2e_cleanup EXIT
+
+# A git repository with two Odoo addons, a requirements.txt, and a commit.
+make_repo() {
+  local repo=$WORK/repo
+  mkdir -p "$repo/addons/acme_sale" "$repo/addons/acme_stock"
+  cat >"$repo/addons/acme_sale/__manifest__.py" <<'PY'
+{"name": "Acme Sale", "version": "17.0.1.0.0", "depends": ["base"], "installable": True}
+PY
+  cat >"$repo/addons/acme_stock/__manifest__.py" <<'PY'
+{"name": "Acme Stock", "version": "17.0.1.0.0", "depends": ["acme_sale"]}
+PY
+  touch "$repo/addons/acme_sale/__init__.py" "$repo/addons/acme_stock/__init__.py"
+  printf 'requests>=2.28\nphonenumbers\n' >"$repo/requirements.txt"
+  git -C "$repo" init -q -b main
+  git -C "$repo" -c user.email=t@example.com -c user.name=test add -A
+  git -C "$repo" -c user.email=t@example.com -c user.name=test commit -q -m "Acme addons"
+  REPO=$repo
+  SHA=$(git -C "$repo" rev-parse HEAD)
+}
+
+# Control-plane database with the extension, a project with three
+# environments (each with its own port), and the repository.
+setup_control_plane() {
+  PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $CP_DB WITH (FORCE)" -c "CREATE DATABASE $CP_DB" >/dev/null
+  make_repo
+  PORT_PROD=$(free_port); PORT_STAGING=$(free_port); PORT_DEV=$(free_port)
+  local prefix=e2e_${E2E_NAME//-/_}
+  cp_psql >/dev/null <<SQL
+CREATE EXTENSION odooops;
+INSERT INTO ops.projects (slug, name, repo_url) VALUES ('acme', 'Acme', '$REPO');
+INSERT INTO ops.environments (project_id, name, stage, branch_pattern, db_name, settings) VALUES
+  (1, 'production', 'production', 'main', '${prefix}_prod', '{"http_port": $PORT_PROD}'),
+  (1, 'staging', 'staging', 'staging', '${prefix}_staging', '{"http_port": $PORT_STAGING}'),
+  (1, 'dev', 'development', 'feature/*', '${prefix}_dev', '{"http_port": $PORT_DEV}');
+SQL
+  # Workers connect with nothing but the odooops_worker role, as in production.
+  PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres \
+    -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'odooops_e2e_worker')
+                 THEN CREATE ROLE odooops_e2e_worker LOGIN; END IF; END \$\$" \
+    -c "GRANT odooops_worker TO odooops_e2e_worker" >/dev/null
+}
+
+# start_worker NAME [extra flags...]: the real binary, in the background.
+start_worker() {
+  local name=$1; shift
+  ODOO_BIN=$STANDIN "$WORKER_BIN" --dsn "dbname=$CP_DB user=odooops_e2e_worker" --worker-id "$name" --state-dir "$STATE" \
+    --steps-dir "$ROOT/worker/steps" --poll-interval 1 --event-flush 0.1 "$@" \
+    >>"$WORK/worker-$name.log" 2>&1 &
+  WORKER_PIDS+=($!)
+  LAST_WORKER_PID=$!
+}
+
+# wait_status RUN STATUS[|STATUS] [SECONDS]: waits until the run's status matches.
+wait_status() {
+  local run=$1 want=$2 secs=${3:-60} st=""
+  for _ in $(seq 1 $((secs * 10))); do
+    st=$(scalar "SELECT status FROM ops.runs WHERE id = $run")
+    [[ "|$want|" == *"|$st|"* ]] && return 0
+    sleep 0.1
+  done
+  show_events "$run" >&2
+  fail "run $run is $st after ${secs}s, expected $want"
+}
+
+show_events() {
+  cp_psql -c "SELECT id, kind, level, coalesce(step, '-'), coalesce(stream, '-'),
+                     coalesce(from_status || ' -> ' || to_status, message)
+                FROM ops.run_events WHERE run_id = $1 ORDER BY id" | sed 's/^/  /'
+}
+
+queue() {  # queue ENV WORKFLOW [METADATA] -> run id
+  scalar "SELECT id FROM ops.queue_run(1, '$1', $( [ "$2" = backup ] || [ "$2" = restore ] || [ "$2" = destroy ] && echo NULL || echo "'$SHA'"), 'main', '${3:-{\}}'::jsonb, '$2')"
+}
+
+health() { curl -fsS --max-time 3 "http://127.0.0.1:$1/web/health"; }
+
+# start_s3 -> S3_PORT, S3_ENDPOINT: @20minutes/s3rver on loopback (verifies SigV4).
+start_s3() {
+  S3_PORT=$(free_port)
+  S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+  node "$ROOT/tests/harness/s3_server.js" "$S3_PORT" "$WORK/s3" "${1:-odooops-backups}" >"$WORK/s3.log" 2>&1 &
+  S3_PID=$!
+  EXTRA_CLEANUP+=("kill $S3_PID 2>/dev/null")
+  for _ in $(seq 1 100); do grep -q listening "$WORK/s3.log" && return 0; sleep 0.1; done
+  cat "$WORK/s3.log" >&2
+  fail "the S3 server did not start"
+}
+S3_FLAGS() { echo --s3-endpoint "$S3_ENDPOINT" --s3-access-key S3RVER --s3-secret-key S3RVER; }
+
+# queue_backup ENV -> the run id of a manual backup (ops.create_backup).
+queue_backup() {
+  scalar "SELECT run_id FROM ops.create_backup(1, '$1', 'manual', '{}')"
+}
+
+# backup_of RUN -> the ops.backups id of a backup run.
+backup_of() {
+  scalar "SELECT id FROM ops.backups WHERE run_id = $1"
+}
+
+# queue_restore BACKUP_ID ENV -> run id (ops.restore_backup). A restore into
+# production waits for an approval: another member (e2e-approver, through
+# JWT claims as PostgREST would pass them) decides it, four-eyes.
+queue_restore() {
+  local env_id restore approval
+  env_id=$(scalar "SELECT id FROM ops.environments WHERE name = '$2'")
+  restore=$(scalar "SELECT id FROM ops.restore_backup($1, $env_id)")
+  approval=$(scalar "SELECT approval_id FROM ops.restores WHERE id = $restore AND status = 'pending_approval'")
+  if [ -n "$approval" ]; then
+    scalar "INSERT INTO ops.project_members (project_id, user_id, role) VALUES (1, 'e2e-approver', 'admin')
+            ON CONFLICT DO NOTHING" >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 -d "$CP_DB" >/dev/null <<SQL
+BEGIN;
+SELECT set_config('request.jwt.claims', '{"sub": "e2e-approver"}', true);
+SELECT ops.decide_approval($approval, 'approved', 'end-to-end test');
+COMMIT;
+SQL
+  fi
+  scalar "SELECT run_id FROM ops.restores WHERE id = $restore"
+}
+
+# Fingerprint of an Odoo (stand-in) database's business data.
+data_fingerprint() {
+  psql -X -A -t -d "$1" -c "SELECT md5(string_agg(id || ':' || name || ':' || coalesce(email, ''), ',' ORDER BY id)) FROM res_partner"
+}
+
+# alive PID: the process exists and is not a zombie (PID 1 of a container may
+# be slow to reap orphans).
+alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null | tr -d ' '); [ -n "$st" ] && [[ $st != Z* ]]; }

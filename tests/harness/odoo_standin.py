@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Odoo STAND-IN for tests -- this is NOT Odoo.
+
+Odoo cannot be installed on the test machines, so the end-to-end tests and
+the demo run this small program in place of odoo-bin. It accepts the odoo-bin
+flags the odooops step scripts use, works on the given PostgreSQL database
+(through psql) with a handful of tables named like Odoo's (ir_module_module,
+ir_config_parameter, ir_mail_server, ir_cron, ir_model_data, payment_provider,
+res_partner), keeps a filestore under <data-dir>/filestore/<db>, and answers
+GET /web/health like Odoo ({"status": "pass"}; ?db_server_status=1 also probes
+the database). It never claims to be Odoo: every page and log line says
+"stand-in".
+
+  odoo_standin.py -d DB [--db_host H] [--db_port P] [--db_user U]
+                  [--http-port N] [--http-interface ADDR] [--addons-path A,B]
+                  [--data-dir D] [--logfile F] [-i MODS] [-u MODS]
+                  [--stop-after-init] [--without-demo X] [--pidfile F]
+  odoo_standin.py --version
+"""
+import argparse
+import ast
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+VERSION = "17.0-standin"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ir_module_module (
+  id serial PRIMARY KEY, name varchar NOT NULL UNIQUE, state varchar NOT NULL,
+  latest_version varchar, write_date timestamp DEFAULT now());
+CREATE TABLE IF NOT EXISTS ir_config_parameter (
+  id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS ir_model_data (
+  id serial PRIMARY KEY, module varchar NOT NULL, name varchar NOT NULL,
+  model varchar NOT NULL, res_id integer, UNIQUE (module, name));
+CREATE TABLE IF NOT EXISTS ir_mail_server (
+  id serial PRIMARY KEY, name varchar NOT NULL, smtp_host varchar, smtp_port integer,
+  smtp_encryption varchar, smtp_authentication varchar, active boolean DEFAULT true,
+  sequence integer DEFAULT 10);
+CREATE TABLE IF NOT EXISTS ir_cron (
+  id serial PRIMARY KEY, cron_name varchar NOT NULL, active boolean DEFAULT true,
+  interval_number integer DEFAULT 1, interval_type varchar DEFAULT 'days');
+CREATE TABLE IF NOT EXISTS payment_provider (
+  id serial PRIMARY KEY, name varchar NOT NULL, code varchar, state varchar NOT NULL DEFAULT 'disabled');
+CREATE TABLE IF NOT EXISTS res_partner (
+  id serial PRIMARY KEY, name varchar NOT NULL, email varchar);
+"""
+
+SEED = """
+INSERT INTO ir_config_parameter (key, value) VALUES
+  ('database.uuid', md5(random()::text)), ('web.base.url', 'http://localhost:8069')
+  ON CONFLICT (key) DO NOTHING;
+INSERT INTO ir_cron (cron_name) VALUES ('Base: Auto-vacuum internal data'), ('Mail: Email Queue Manager'),
+  ('Partner Autocomplete: Sync with remote DB');
+INSERT INTO ir_model_data (module, name, model, res_id)
+  SELECT 'base', 'autovacuum_job', 'ir.cron', id FROM ir_cron WHERE cron_name LIKE 'Base: Auto-vacuum%'
+  ON CONFLICT DO NOTHING;
+INSERT INTO ir_mail_server (name, smtp_host, smtp_port, smtp_encryption, smtp_authentication)
+  VALUES ('Company SMTP', 'smtp.example.com', 587, 'starttls', 'login');
+INSERT INTO payment_provider (name, code, state) VALUES ('Stripe', 'stripe', 'enabled'), ('Wire Transfer', 'custom', 'enabled');
+INSERT INTO res_partner (name, email) SELECT 'Partner ' || g, 'partner' || g || '@example.com' FROM generate_series(1, 50) g;
+"""
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="odoo_standin.py", description="Odoo stand-in for tests (not Odoo)")
+    p.add_argument("-d", "--database", dest="db")
+    p.add_argument("--db_host", default=os.environ.get("PGHOST", ""))
+    p.add_argument("--db_port", default=os.environ.get("PGPORT", "5432"))
+    p.add_argument("-r", "--db_user", default=os.environ.get("PGUSER", ""))
+    p.add_argument("-w", "--db_password", default="")
+    p.add_argument("-p", "--http-port", "--xmlrpc-port", dest="http_port", type=int, default=8069)
+    p.add_argument("--http-interface", default="127.0.0.1")
+    p.add_argument("--addons-path", default="")
+    p.add_argument("-D", "--data-dir", dest="data_dir", default=os.path.expanduser("~/.local/share/Odoo"))
+    p.add_argument("--logfile", default="")
+    p.add_argument("--pidfile", default="")
+    p.add_argument("-i", "--init", default="")
+    p.add_argument("-u", "--update", default="")
+    p.add_argument("--stop-after-init", action="store_true")
+    p.add_argument("--without-demo", default="")
+    p.add_argument("--no-http", action="store_true")
+    p.add_argument("--test-enable", action="store_true")
+    p.add_argument("--test-tags", default="")
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--proxy-mode", action="store_true")
+    p.add_argument("--workers", default="0")
+    p.add_argument("-c", "--config", default="")
+    p.add_argument("--version", action="store_true")
+    return p.parse_args(argv)
+
+
+class StandIn:
+    def __init__(self, args):
+        self.args = args
+        self.log_fh = open(args.logfile, "a", buffering=1) if args.logfile else sys.stderr
+
+    def log(self, level, msg):
+        self.log_fh.write("%s %d %s odoo-standin %s: %s\n" % (
+            time.strftime("%Y-%m-%d %H:%M:%S"), os.getpid(), level, self.args.db or "-", msg))
+
+    def psql(self, sql, db=None, check=True):
+        env = dict(os.environ)
+        if self.args.db_host:
+            env["PGHOST"] = self.args.db_host
+        env["PGPORT"] = str(self.args.db_port)
+        if self.args.db_user:
+            env["PGUSER"] = self.args.db_user
+        if self.args.db_password:
+            env["PGPASSWORD"] = self.args.db_password
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db or self.args.db],
+                           input=sql, text=True, capture_output=True, env=env, timeout=60)
+        if check and r.returncode != 0:
+            raise RuntimeError("psql failed: " + r.stderr.strip())
+        return r
+
+    def addons(self):
+        found = {}
+        for root in [p for p in self.args.addons_path.split(",") if p]:
+            if not os.path.isdir(root):
+                continue
+            for name in sorted(os.listdir(root)):
+                manifest = os.path.join(root, name, "__manifest__.py")
+                if os.path.isfile(manifest):
+                    try:
+                        with open(manifest) as fh:
+                            data = ast.literal_eval(fh.read())
+                        found[name] = str(data.get("version", "1.0"))
+                    except (ValueError, SyntaxError) as exc:
+                        raise RuntimeError("invalid manifest %s: %s" % (manifest, exc))
+        return found
+
+    def filestore(self):
+        return os.path.join(self.args.data_dir, "filestore", self.args.db)
+
+    def init_database(self):
+        exists = self.psql("SELECT 1 FROM pg_database WHERE datname = '%s'" % self.args.db, db="postgres")
+        if exists.stdout.strip() != "1":
+            self.log("INFO", "creating database %s" % self.args.db)
+            self.psql('CREATE DATABASE "%s"' % self.args.db, db="postgres")
+        has_schema = self.psql("SELECT to_regclass('ir_module_module') IS NOT NULL").stdout.strip() == "t"
+        if not has_schema:
+            self.log("INFO", "initialising the stand-in schema (module base)")
+            self.psql(SCHEMA + SEED + "INSERT INTO ir_module_module (name, state, latest_version) "
+                                      "VALUES ('base', 'installed', '%s');" % VERSION)
+            fs = self.filestore()
+            os.makedirs(os.path.join(fs, "3f"), exist_ok=True)
+            with open(os.path.join(fs, "3f", "3f2a9c0e5d1b"), "w") as fh:
+                fh.write("stand-in attachment of %s\n" % self.args.db)
+        mods = self.addons()
+        wanted = set()
+        for flag in (self.args.init, self.args.update):
+            for m in [x.strip() for x in flag.split(",") if x.strip()]:
+                wanted.update(mods.keys() if m == "all" else [m])
+        for name in sorted(wanted):
+            if name == "base":
+                continue
+            if name not in mods:
+                raise RuntimeError("module %s not found in the addons path %s" % (name, self.args.addons_path))
+            self.log("INFO", "installing/updating module %s %s" % (name, mods[name]))
+            fail_marker = any(os.path.exists(os.path.join(r, name, "FAIL_STANDIN_UPDATE"))
+                              for r in self.args.addons_path.split(",") if r)
+            self.psql("INSERT INTO ir_module_module (name, state, latest_version) VALUES ('%s', 'installed', '%s') "
+                      "ON CONFLICT (name) DO UPDATE SET latest_version = EXCLUDED.latest_version, write_date = now()"
+                      % (name, mods[name]))
+            if fail_marker:
+                # After writing, like an update that breaks half-way (test marker).
+                raise RuntimeError("module %s: update failed (stand-in failure marker FAIL_STANDIN_UPDATE)" % name)
+
+    def serve(self):
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, fmt, *a):
+                standin.log("INFO", "http %s" % (fmt % a))
+
+            def answer(self, code, body, ctype="application/json"):
+                data = body.encode()
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                path, _, query = self.path.partition("?")
+                if path == "/web/health":
+                    if "db_server_status=1" in query:
+                        r = standin.psql("SELECT 1", check=False)
+                        if r.returncode != 0:
+                            return self.answer(500, json.dumps({"status": "fail", "db_server_status": False}))
+                        return self.answer(200, json.dumps({"status": "pass", "db_server_status": True}))
+                    return self.answer(200, json.dumps({"status": "pass"}))
+                if path == "/standin/info":
+                    return self.answer(200, json.dumps({
+                        "standin": True, "database": standin.args.db, "pid": os.getpid(),
+                        "addons": standin.addons(), "addons_path": standin.args.addons_path,
+                        "release": os.environ.get("ODOOOPS_RELEASE", "")}))
+                if path in ("/", "/web", "/web/login"):
+                    return self.answer(200, "<html><body><h1>Odoo stand-in (not Odoo)</h1><p>database %s</p></body></html>"
+                                       % standin.args.db, "text/html")
+                return self.answer(404, json.dumps({"error": "not found (Odoo stand-in)"}))
+
+        server = ThreadingHTTPServer((self.args.http_interface, self.args.http_port), Handler)
+        server.daemon_threads = True
+        signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=server.shutdown).start())
+        self.log("INFO", "Odoo stand-in (not Odoo) HTTP service running on %s:%d"
+                 % (self.args.http_interface, self.args.http_port))
+        server.serve_forever()
+        self.log("INFO", "stopped")
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.version:
+        print("Odoo Server %s (odooops test stand-in, not Odoo)" % VERSION)
+        return 0
+    if not args.db:
+        print("odoo_standin.py: -d DATABASE is required (the stand-in serves exactly one database)", file=sys.stderr)
+        return 2
+    s = StandIn(args)
+    if args.pidfile:
+        with open(args.pidfile, "w") as fh:
+            fh.write(str(os.getpid()))
+    s.log("INFO", "Odoo stand-in %s (not Odoo) starting, database %s, addons path %s"
+          % (VERSION, args.db, args.addons_path))
+    try:
+        s.init_database()
+    except Exception as exc:  # noqa: BLE001 - report and exit like odoo-bin
+        s.log("ERROR", str(exc))
+        print("odoo stand-in: %s" % exc, file=sys.stderr)
+        return 1
+    if args.test_enable:
+        # The stand-in has no Odoo test runner: it reports the modules it
+        # would have tested, and fails when a module ships a file named
+        # FAIL_STANDIN_TESTS (so tests can exercise a failing test run).
+        for name in sorted(s.addons()):
+            for root in [p for p in args.addons_path.split(",") if p]:
+                if os.path.exists(os.path.join(root, name, "FAIL_STANDIN_TESTS")):
+                    s.log("ERROR", "odoo.addons.%s: FAIL: test_standin (stand-in failure marker)" % name)
+                    print("odoo stand-in: tests of %s failed" % name, file=sys.stderr)
+                    return 1
+            s.log("INFO", "odoo.addons.%s: stand-in ran no real tests (not Odoo)" % name)
+    if args.stop_after_init or args.no_http:
+        s.log("INFO", "stopping after init")
+        return 0
+    s.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,72 @@
+// Configuration of odooops-worker: command-line flags, ODOOOPS_* environment
+// variables and an optional key = value file, in that order of precedence.
+// Every option is listed once in config.cpp (name, variable, default, help),
+// so --help, the file parser and the environment stay in step.
+#pragma once
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace odooops::worker {
+
+struct Config {
+  // control plane
+  std::string dsn;               // libpq connection string; empty: PG* variables
+  std::string worker_id;         // default: <hostname>-<pid>
+  std::vector<std::string> kinds;
+  std::string team;
+  std::map<std::string, std::string> labels;
+  bool listen = true;            // LISTEN odooops_runs (off behind a transaction pooler)
+  double poll_interval = 5.0;    // seconds between claims when idle
+  int lease_seconds = 300;
+  double heartbeat_interval = 0; // 0: lease / 3
+  bool rescue = true;            // call ops.requeue_expired_runs while idle
+  bool once = false;             // exit after one run (tests, cron)
+  double exit_when_idle = 0;     // exit after this many idle seconds (0: never)
+  double drain_grace = 60;       // SIGTERM: seconds the current run may still take
+  // steps
+  std::string steps_dir;
+  std::string state_dir;
+  double step_timeout = 3600;
+  int event_batch = 200;         // events per append_events call
+  double event_flush = 0.2;      // seconds between flushes of a partial batch
+  // targets
+  std::string runtime = "process";  // process | docker (an environment's settings.runtime wins)
+  std::string odoo_bin;             // odoo-bin for the process runtime
+  std::string odoo_addons;          // Odoo's own addons directories (comma-separated)
+  std::string odoo_image;           // base image for the docker runtime
+  std::string docker_host;          // Docker API endpoint (unix://...)
+  std::string registry;             // push images here when set
+  int http_port_base = 8100;        // environment port = base + environment id
+  std::string odoo_db_host, odoo_db_port, odoo_db_user;  // databases of the environments
+  std::string public_host = "127.0.0.1";
+  // storage
+  std::string storage_url;          // file:///dir or s3://bucket/prefix
+  std::string s3_endpoint;          // http(s)://host:port (path-style); empty: AWS
+  std::string s3_region = "us-east-1";
+  std::string s3_access_key, s3_secret_key;
+  long long multipart_threshold = 16LL << 20;
+  long long multipart_part_size = 8LL << 20;
+  std::string log_level = "info";
+  std::string version;
+};
+
+// Thrown for a bad flag, value or file; the message says which.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Parses argv (without the subcommand), the environment and --config FILE.
+// Returns false when --help or --version was printed.
+bool load_config(int argc, char** argv, Config& out);
+
+// The --help text.
+std::string usage();
+
+// The environment a child process gets for storage access (so steps can
+// call `odooops-worker storage ...` with the same settings).
+std::map<std::string, std::string> storage_environment(const Config& cfg);
+
+}  // namespace odooops::worker

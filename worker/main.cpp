@@ -1,0 +1,53 @@
+// odooops-worker: the thin executor of the odooops run queue.
+#include <curl/curl.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+#include <iostream>
+
+#include "agent.h"
+#include "config.h"
+#include "storage.h"
+
+#ifndef ODOOOPS_VERSION
+#define ODOOOPS_VERSION "0.1.0"
+#endif
+
+int main(int argc, char** argv) {
+  using namespace odooops::worker;
+  Config cfg;
+  cfg.version = ODOOOPS_VERSION;
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  try {
+    if (argc > 1 && std::strcmp(argv[1], "storage") == 0) {
+      // Storage settings come from the environment (the worker passes its
+      // own to steps) or from option flags among the subcommand's arguments.
+      std::vector<char*> own, flags;
+      for (int i = 2; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--expect-sha256" && i + 1 < argc) {
+          own.push_back(argv[i]);
+          own.push_back(argv[++i]);
+        } else if (a.rfind("--", 0) == 0) {
+          flags.push_back(argv[i]);
+          if (a.find('=') == std::string::npos && i + 1 < argc && a != "--help") flags.push_back(argv[++i]);
+        } else {
+          own.push_back(argv[i]);
+        }
+      }
+      if (!load_config(static_cast<int>(flags.size()), flags.data(), cfg)) return 0;
+      return storage_command(static_cast<int>(own.size()), own.data(), cfg);
+    }
+    if (!load_config(argc - 1, argv + 1, cfg)) return 0;
+    install_signal_handlers();
+    Agent agent(cfg);
+    return agent.run();
+  } catch (const ConfigError& e) {
+    std::cerr << "odooops-worker: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "odooops-worker: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,553 @@
+#include "run.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "protocol.h"
+#include "step_runner.h"
+#include "storage.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace odooops::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+json parse_object(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  return j.is_object() ? j : json::object();
+}
+
+std::string self_exe() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "odooops-worker";
+}
+
+// The run's context as columns, from ops.run_context (fenced: a worker that
+// lost the run gets OD003). Workers have no table privileges of their own.
+const char* kRunContext =
+    "SELECT c->'run'->>'workflow' AS workflow, c->'run'->>'status' AS status,"
+    "       c->'run'->>'git_sha' AS git_sha, c->'run'->>'git_ref' AS git_ref,"
+    "       (c->'run'->'metadata')::text AS metadata,"
+    "       c->'project'->>'id' AS project_id, c->'project'->>'slug' AS project,"
+    "       c->'project'->>'repo_url' AS repo_url, (c->'project'->'settings')::text AS project_settings,"
+    "       c->'project'->>'production_branch' AS production_branch,"
+    "       c->'environment'->>'id' AS environment_id, c->'environment'->>'name' AS environment,"
+    "       c->'environment'->>'stage' AS stage, c->'environment'->>'db_name' AS db_name,"
+    "       (c->'environment'->'settings')::text AS env_settings,"
+    "       c->'backup'->>'id' AS backup_id, c->'backup'->>'backup_type' AS backup_type,"
+    "       c->'backup'->>'status' AS backup_status, c->'backup'->>'location' AS backup_location,"
+    "       c->'backup'->>'sha256' AS backup_sha256, c->'backup'->>'size_bytes' AS backup_size,"
+    "       (c->'backup'->'metadata')::text AS backup_metadata,"
+    "       c->'backup'->>'source_environment' AS backup_source_environment,"
+    "       c->'backup'->>'source_db' AS backup_source_db"
+    "  FROM ops.run_context($1, $2, $3) AS c";
+
+}  // namespace
+
+// ---------------------------------------------------------------- EventSink
+
+EventSink::EventSink(Db& db, long long run_id, int attempt, const Config& cfg)
+    : db_(db), run_id_(run_id), attempt_(attempt), cfg_(cfg), last_flush_(Clock::now()) {}
+
+void EventSink::add(json event) {
+  pending_.push_back(std::move(event));
+  if (static_cast<int>(pending_.size()) >= cfg_.event_batch) flush(true);
+}
+
+void EventSink::flush(bool force) {
+  if (lease_lost_) {
+    pending_.clear();
+    return;
+  }
+  while (!pending_.empty()) {
+    if (!force && static_cast<int>(pending_.size()) < cfg_.event_batch && since(last_flush_) < cfg_.event_flush) return;
+    size_t n = std::min(pending_.size(), static_cast<size_t>(cfg_.event_batch));
+    json batch = json::array();
+    for (size_t i = 0; i < n; ++i) batch.push_back(pending_[i]);
+    try {
+      db_.exec("SELECT ops.append_events($1, $2::jsonb, $3, $4)",
+               {std::to_string(run_id_), dump(batch), cfg_.worker_id, std::to_string(attempt_)});
+    } catch (const DbError& e) {
+      if (e.stale_lease()) {
+        lease_lost_ = true;
+        lost_reason_ = e.what();
+        pending_.clear();
+        return;
+      }
+      if (e.connection_lost) {
+        // Kept in order and sent with the next flush.
+        std::cerr << "odooops-worker: run " << run_id_ << ": events not sent yet: " << e.what() << "\n";
+        last_flush_ = Clock::now();
+        return;
+      }
+      // A batch the server refuses (should not happen: lines are sanitised)
+      // is replaced by one event that says so, so the log shows the gap.
+      std::cerr << "odooops-worker: run " << run_id_ << ": events refused: " << e.what() << "\n";
+      pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(n));
+      pending_.insert(pending_.begin(),
+                      make_event("warning", event_message(std::to_string(n) + " output lines were refused: " + e.what()), "", ""));
+      continue;
+    }
+    sent_ += static_cast<long long>(n);
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(n));
+    last_flush_ = Clock::now();
+  }
+  last_flush_ = Clock::now();
+}
+
+// ------------------------------------------------------------- RunExecution
+
+RunExecution::RunExecution(Db& db, const Config& cfg, long long run_id, int attempt,
+                           std::function<std::string()> interrupt)
+    : db_(db), cfg_(cfg), run_id_(run_id), attempt_(attempt), interrupt_(std::move(interrupt)),
+      events_(db, run_id, attempt, cfg), worker_(cfg.worker_id) {}
+
+bool RunExecution::stale(const DbError& e) {
+  if (e.stale_lease()) {
+    lease_lost_ = true;
+    std::cerr << "odooops-worker: run " << run_id_ << " attempt " << attempt_
+              << ": this worker no longer holds the run (" << e.what() << "); stopping it\n";
+    return true;
+  }
+  return false;
+}
+
+void RunExecution::event(const std::string& level, const std::string& message, const std::string& step,
+                         const json& payload) {
+  std::string msg = event_message(message);
+  if (msg.empty()) return;
+  events_.add(make_event(level, msg, "", step, payload));
+}
+
+void RunExecution::load_context() {
+  Rows rows = db_.exec(kRunContext, {std::to_string(run_id_), worker_, std::to_string(attempt_)});
+  if (rows.empty()) throw std::runtime_error("run " + std::to_string(run_id_) + " vanished");
+  for (const auto& c : rows.columns) ctx_[c] = rows.text(0, c);
+  run_metadata_ = parse_object(ctx_["metadata"]);
+  env_settings_ = parse_object(ctx_["env_settings"]);
+  project_settings_ = parse_object(ctx_["project_settings"]);
+  runtime_ = env_settings_.value("runtime", cfg_.runtime);
+  env_dir_ = cfg_.state_dir + "/envs/" + ctx_["project"] + "/" + ctx_["environment"];
+  workspace_ = cfg_.state_dir + "/workspaces/run-" + std::to_string(run_id_) + "-a" + std::to_string(attempt_);
+
+  const std::string& wf = ctx_["workflow"];
+  if (wf == "backup") {
+    extra_env_["ODOOOPS_BACKUP_TYPE"] = run_metadata_.value("backup_type", "manual");
+    if (!ctx_["backup_id"].empty()) {
+      extra_env_["ODOOOPS_BACKUP_ID"] = ctx_["backup_id"];
+      extra_env_["ODOOOPS_BACKUP_TYPE"] = ctx_["backup_type"];
+    }
+  } else if (wf == "restore") {
+    if (!run_metadata_.contains("backup_id"))
+      throw std::invalid_argument("restore run has no backup_id in its metadata");
+    if (ctx_["backup_id"].empty())
+      throw std::invalid_argument("backup " + run_metadata_["backup_id"].dump() + " does not exist");
+    if (ctx_["backup_status"] != "completed" || ctx_["backup_location"].empty())
+      throw std::invalid_argument("backup " + ctx_["backup_id"] + " is " + ctx_["backup_status"] +
+                                  ", only a completed backup can be restored");
+    extra_env_["ODOOOPS_BACKUP_ID"] = ctx_["backup_id"];
+    extra_env_["ODOOOPS_BACKUP_LOCATION"] = ctx_["backup_location"];
+    extra_env_["ODOOOPS_BACKUP_SHA256"] = ctx_["backup_sha256"];
+    extra_env_["ODOOOPS_BACKUP_SIZE"] = ctx_["backup_size"];
+    extra_env_["ODOOOPS_BACKUP_METADATA"] = ctx_["backup_metadata"];
+    extra_env_["ODOOOPS_SOURCE_ENVIRONMENT"] = ctx_["backup_source_environment"];
+    extra_env_["ODOOOPS_SOURCE_DB_NAME"] = ctx_["backup_source_db"];
+    if (run_metadata_.contains("restore_id")) extra_env_["ODOOOPS_RESTORE_ID"] = run_metadata_["restore_id"].dump();
+  }
+}
+
+std::map<std::string, std::string> RunExecution::step_environment(const std::string& step_name, int index) const {
+  std::map<std::string, std::string> env;
+  for (const char* keep : {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SSL_CERT_FILE",
+                           "GIT_SSH_COMMAND", "http_proxy", "https_proxy", "no_proxy"}) {
+    if (const char* v = std::getenv(keep)) env[keep] = v;
+  }
+  if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  for (const auto& [k, v] : storage_environment(cfg_)) env[k] = v;
+  auto port = env_settings_.contains("http_port") && env_settings_["http_port"].is_number_integer()
+                  ? env_settings_["http_port"].get<long long>()
+                  : cfg_.http_port_base + std::stoll(ctx_.at("environment_id"));
+  env["ODOOOPS_RUN_ID"] = std::to_string(run_id_);
+  env["ODOOOPS_ATTEMPT"] = std::to_string(attempt_);
+  env["ODOOOPS_WORKER_ID"] = worker_;
+  env["ODOOOPS_WORKER_BIN"] = self_exe();
+  env["ODOOOPS_WORKFLOW"] = ctx_.at("workflow");
+  env["ODOOOPS_STEP"] = step_name;
+  env["ODOOOPS_STEP_INDEX"] = std::to_string(index);
+  env["ODOOOPS_PROJECT"] = ctx_.at("project");
+  env["ODOOOPS_PROJECT_ID"] = ctx_.at("project_id");
+  env["ODOOOPS_ENVIRONMENT"] = ctx_.at("environment");
+  env["ODOOOPS_ENVIRONMENT_ID"] = ctx_.at("environment_id");
+  env["ODOOOPS_STAGE"] = ctx_.at("stage");
+  env["ODOOOPS_PRODUCTION_BRANCH"] = ctx_.at("production_branch");
+  env["ODOOOPS_REPO_URL"] = env_settings_.value("repo_url", ctx_.at("repo_url"));
+  env["ODOOOPS_GIT_SHA"] = ctx_.at("git_sha");
+  env["ODOOOPS_GIT_REF"] = ctx_.at("git_ref");
+  env["ODOOOPS_DB_NAME"] = ctx_.at("db_name");
+  env["ODOOOPS_DB_HOST"] = cfg_.odoo_db_host;
+  env["ODOOOPS_DB_PORT"] = cfg_.odoo_db_port;
+  env["ODOOOPS_DB_USER"] = cfg_.odoo_db_user;
+  // libpq tools in steps reach the environment's database server, never
+  // the control plane by accident.
+  env["PGHOST"] = cfg_.odoo_db_host;
+  env["PGPORT"] = cfg_.odoo_db_port;
+  if (!cfg_.odoo_db_user.empty()) env["PGUSER"] = cfg_.odoo_db_user;
+  env["ODOOOPS_WORKSPACE"] = workspace_;
+  env["ODOOOPS_ENV_DIR"] = env_dir_;
+  env["ODOOOPS_STATE_DIR"] = cfg_.state_dir;
+  env["ODOOOPS_RUNTIME"] = runtime_;
+  env["ODOOOPS_HTTP_PORT"] = std::to_string(port);
+  env["ODOOOPS_PUBLIC_HOST"] = cfg_.public_host;
+  env["ODOO_BIN"] = env_settings_.value("odoo_bin", cfg_.odoo_bin);
+  env["ODOOOPS_ODOO_ADDONS"] = env_settings_.value("odoo_addons", cfg_.odoo_addons);
+  env["ODOOOPS_ODOO_IMAGE"] = env_settings_.value("odoo_image", cfg_.odoo_image);
+  env["DOCKER_HOST"] = cfg_.docker_host;
+  env["ODOOOPS_REGISTRY"] = cfg_.registry;
+  env["ODOOOPS_RUN_METADATA"] = dump(run_metadata_);
+  env["ODOOOPS_ENV_SETTINGS"] = dump(env_settings_);
+  env["ODOOOPS_PROJECT_SETTINGS"] = dump(project_settings_);
+  env["ODOOOPS_RESULT"] = dump(result_);
+  env["ODOOOPS_STEPS_DIR"] = cfg_.steps_dir;
+  for (const auto& [k, v] : extra_env_) env[k] = v;
+  for (const auto& [k, v] : exported_) env[k] = v;
+  return env;
+}
+
+std::vector<std::string> RunExecution::list_steps(std::string& dir_out) const {
+  const std::string& wf = ctx_.at("workflow");
+  std::string dir = cfg_.steps_dir + "/" + wf;
+  if (runtime_ != "process" && fs::is_directory(dir + "." + runtime_)) dir += "." + runtime_;
+  dir_out = dir;
+  std::vector<std::string> steps;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.' || name.find('~') != std::string::npos) continue;
+    if (!fs::is_regular_file(entry.path())) continue;  // follows symlinks
+    if (access(entry.path().c_str(), X_OK) != 0) continue;
+    steps.push_back(name);
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+bool RunExecution::heartbeat() {
+  try {
+    // The run's lease and the agent's liveness in one round trip.
+    db_.exec("SELECT ops.heartbeat_run($1, $2, $3, $4), ops.agent_heartbeat($2, false)",
+             {std::to_string(run_id_), worker_, std::to_string(attempt_), std::to_string(cfg_.lease_seconds)});
+    last_heartbeat_ = Clock::now();
+    return true;
+  } catch (const DbError& e) {
+    if (stale(e)) return false;
+    // Transient: the lease still has time; try again on the next tick.
+    std::cerr << "odooops-worker: run " << run_id_ << ": heartbeat failed: " << e.what() << "\n";
+    last_heartbeat_ = Clock::now() - std::chrono::milliseconds(
+        static_cast<long>(cfg_.heartbeat_interval * 1000) - 2000);
+    return true;
+  }
+}
+
+void RunExecution::handle_line(const std::string& step, const char* stream, std::string_view line) {
+  if (std::string_view(stream) == "stdout") {
+    StepCommand cmd = parse_step_line(line);
+    switch (cmd.kind) {
+      case StepCommand::Kind::None: break;
+      case StepCommand::Kind::Metadata:
+        result_.merge_patch(cmd.object);
+        return;
+      case StepCommand::Kind::Artifact:
+        artifacts_.push_back(cmd.object);
+        return;
+      case StepCommand::Kind::Env:
+        exported_[cmd.name] = cmd.value;
+        return;
+      case StepCommand::Kind::Log:
+        events_.add(make_event(cmd.level, event_message(cmd.value), stream, step));
+        return;
+      case StepCommand::Kind::Invalid:
+        events_.add(make_event("warning", event_message("step protocol: " + cmd.value), stream, step));
+        return;
+    }
+  }
+  std::string msg = event_message(line);
+  if (msg.empty()) return;  // blank lines carry nothing
+  events_.add(make_event("info", msg, stream, step));
+}
+
+void RunExecution::record_artifact(const std::string& step, json a) {
+  std::string name = a["name"].get<std::string>();
+  std::string location;
+  long long size = -1;
+  std::string sha;
+  if (a.contains("path")) {
+    std::string path = a["path"].get<std::string>();
+    if (path.empty() || path[0] != '/') path = workspace_ + "/" + path;
+    if (cfg_.storage_url.empty()) {
+      event("warning", "artifact " + name + " not uploaded: no storage configured (--storage)", step);
+      return;
+    }
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      event("warning", "artifact " + name + ": cannot read " + path, step);
+      return;
+    }
+    try {
+      auto storage = storage_for(cfg_.storage_url, cfg_);
+      std::string url = storage_join(cfg_.storage_url, "artifacts/" + ctx_["project"] + "/run-" +
+                                                           std::to_string(run_id_) + "/" + name);
+      ObjectInfo info = storage->put(url, fd);
+      location = info.location;
+      size = info.size;
+      sha = info.sha256;
+    } catch (const std::exception& e) {
+      close(fd);
+      event("warning", "artifact " + name + " not uploaded: " + e.what(), step);
+      return;
+    }
+    close(fd);
+  } else {
+    location = a["location"].get<std::string>();
+    if (a.contains("size_bytes") && a["size_bytes"].is_number_integer()) size = a["size_bytes"].get<long long>();
+    if (a.contains("sha256") && a["sha256"].is_string()) sha = a["sha256"].get<std::string>();
+  }
+  json meta = a.value("metadata", json::object());
+  try {
+    Rows r = db_.exec(
+        "SELECT ops.record_artifact($1, $2, $3, $4, $5, $6, $7::bigint, $8, $9::jsonb) AS id",
+        {std::to_string(run_id_), worker_, std::to_string(attempt_), a["kind"].get<std::string>(), name, location,
+         size >= 0 ? Param(std::to_string(size)) : Param(), sha.empty() ? Param() : Param(sha), dump(meta)});
+    if (r.empty()) {
+      lease_lost_ = true;
+      return;
+    }
+    event("info", "artifact " + name + " recorded at " + location, step,
+          {{"artifact", name}, {"location", location}, {"size_bytes", size}});
+    json rec = {{"name", name}, {"kind", a["kind"]}, {"location", location}};
+    if (size >= 0) rec["size_bytes"] = size;
+    if (!sha.empty()) rec["sha256"] = sha;
+    result_["artifacts"].push_back(rec);
+  } catch (const DbError& e) {
+    if (!stale(e)) event("warning", "artifact " + name + " not recorded: " + e.what(), step);
+  }
+}
+
+RunExecution::Outcome RunExecution::execute() {
+  last_heartbeat_ = Clock::now();
+  try {
+    db_.exec("SELECT ops.start_run($1, $2, $3, $4)",
+             {std::to_string(run_id_), worker_, std::to_string(attempt_), std::to_string(cfg_.lease_seconds)});
+  } catch (const DbError& e) {
+    if (stale(e)) return Outcome::LeaseLost;
+    throw;
+  }
+  try {
+    load_context();
+  } catch (const DbError& e) {
+    if (stale(e)) return Outcome::LeaseLost;
+    return fail(std::string("cannot read the run's context: ") + e.what());
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+
+  std::string steps_dir;
+  std::vector<std::string> steps = list_steps(steps_dir);
+  if (steps.empty()) return fail("no executable steps in " + steps_dir);
+  std::error_code ec;
+  fs::remove_all(workspace_, ec);
+  fs::create_directories(workspace_, ec);
+  if (ec) return fail("cannot create the workspace " + workspace_ + ": " + ec.message());
+  fs::create_directories(env_dir_, ec);
+
+  event("info", "worker " + worker_ + " runs " + ctx_["workflow"] + " for " + ctx_["project"] + "/" +
+                    ctx_["environment"] + " (attempt " + std::to_string(attempt_) + ", " +
+                    std::to_string(steps.size()) + " steps from " + steps_dir + ", runtime " + runtime_ + ")",
+        "", {{"workspace", workspace_}, {"steps", steps}});
+  events_.flush(true);
+
+  json step_results = json::array();
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const std::string step = ctx_["workflow"] + "/" + steps[i];
+    std::string last_stderr;
+    const auto t0 = Clock::now();
+    StepOutcome out = run_step(steps_dir + "/" + steps[i], step, static_cast<int>(i + 1), last_stderr);
+    double seconds = since(t0);
+    step_results.push_back({{"step", step}, {"seconds", seconds}, {"outcome", out.describe()}});
+    events_.flush(true);
+    if (lease_lost_ || events_.lease_lost()) return Outcome::LeaseLost;
+    if (out.how == StepOutcome::How::Aborted) return hand_back(out.detail);
+    // Artifacts reported by the step are uploaded once it has finished.
+    json reported = artifacts_;
+    artifacts_ = json::array();
+    for (auto& a : reported) {
+      if (since(last_heartbeat_) >= cfg_.heartbeat_interval && !heartbeat()) return Outcome::LeaseLost;
+      record_artifact(step, a);
+      if (lease_lost_) return Outcome::LeaseLost;
+    }
+    if (!out.ok()) {
+      result_["steps"] = step_results;
+      std::string error = "step " + step + " " + out.describe();
+      if (!last_stderr.empty() && out.how != StepOutcome::How::TimedOut) error += ": " + last_stderr;
+      if (!run_failure_hooks(steps_dir, step, error)) return Outcome::LeaseLost;
+      return fail(error);
+    }
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.2f", seconds);
+    event("info", "step " + step + " succeeded in " + buf + " s", step, {{"seconds", seconds}});
+    events_.flush(true);
+    if (!heartbeat()) return Outcome::LeaseLost;
+  }
+  result_["steps"] = step_results;
+  return succeed();
+}
+
+StepOutcome RunExecution::run_step(const std::string& path, const std::string& step, int index,
+                                   std::string& last_stderr) {
+  StepSpec spec;
+  spec.path = path;
+  spec.name = step;
+  spec.cwd = workspace_;
+  spec.env = step_environment(step, index);
+  spec.timeout = step_timeout_of(spec.path, cfg_.step_timeout);
+  event("info", "step " + step + " started", step, {{"step_index", index}, {"timeout_s", spec.timeout}});
+  StepRunner runner;
+  runner.on_line = [&](const char* stream, std::string_view line) {
+    if (std::string_view(stream) == "stderr" && !line.empty()) last_stderr = event_message(line);
+    handle_line(step, stream, line);
+  };
+  runner.on_tick = [&]() -> std::string {
+    events_.flush();
+    if (events_.lease_lost()) {
+      lease_lost_ = true;
+      return "this worker no longer holds the run";
+    }
+    if (since(last_heartbeat_) >= cfg_.heartbeat_interval && !heartbeat()) return "this worker no longer holds the run";
+    if (lease_lost_) return "this worker no longer holds the run";
+    return interrupt_ ? interrupt_() : std::string();
+  };
+  return runner.run(spec);
+}
+
+// After a failed step: the executables in <steps>/on-failure/ (e.g. the
+// deploy rollback) run in order with ODOOOPS_FAILED_STEP and ODOOOPS_FAILURE.
+// Their own failures are logged; the run fails with the original error.
+// Returns false when the lease was lost meanwhile.
+bool RunExecution::run_failure_hooks(const std::string& steps_dir, const std::string& failed_step,
+                                     const std::string& error) {
+  const std::string dir = steps_dir + "/on-failure";
+  std::vector<std::string> hooks;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.' || !fs::is_regular_file(entry.path()) || access(entry.path().c_str(), X_OK) != 0)
+      continue;
+    hooks.push_back(name);
+  }
+  std::sort(hooks.begin(), hooks.end());
+  exported_["ODOOOPS_FAILED_STEP"] = failed_step;
+  exported_["ODOOOPS_FAILURE"] = error;
+  for (size_t i = 0; i < hooks.size(); ++i) {
+    const std::string step = ctx_["workflow"] + "/on-failure/" + hooks[i];
+    std::string last_stderr;
+    StepOutcome out = run_step(dir + "/" + hooks[i], step, static_cast<int>(i + 1), last_stderr);
+    events_.flush(true);
+    if (lease_lost_ || events_.lease_lost()) return false;
+    if (out.ok()) event("info", "step " + step + " succeeded", step);
+    else event("error", "step " + step + " " + out.describe() + (last_stderr.empty() ? "" : ": " + last_stderr), step);
+  }
+  return true;
+}
+
+RunExecution::Outcome RunExecution::fail(const std::string& error) {
+  event("error", error, "", {{"worker", worker_}});
+  events_.flush(true);
+  if (events_.lease_lost()) return Outcome::LeaseLost;
+  result_["error"] = error;
+  try {
+    if (ctx_["workflow"] == "backup" && extra_env_.count("ODOOOPS_BACKUP_ID")) {
+      Rows has = db_.exec("SELECT to_regprocedure('ops.fail_backup(bigint,text,integer,text)') IS NOT NULL AS ok");
+      if (has.text(0, "ok") == "t") {
+        db_.exec("SELECT ops.fail_backup($1, $2, $3, $4)",
+                 {extra_env_["ODOOOPS_BACKUP_ID"], worker_, std::to_string(attempt_), error});
+      }
+    }
+  } catch (const DbError& e) {
+    if (stale(e)) return Outcome::LeaseLost;
+    std::cerr << "odooops-worker: run " << run_id_ << ": fail_backup: " << e.what() << "\n";
+  }
+  for (int tries = 0;; ++tries) {
+    try {
+      db_.exec("SELECT ops.finish_run($1, 'failed', $2::jsonb, $3, $4)",
+               {std::to_string(run_id_), dump(result_), worker_, std::to_string(attempt_)});
+      return Outcome::Failed;
+    } catch (const DbError& e) {
+      if (stale(e)) return Outcome::LeaseLost;
+      if (e.sqlstate == "OD001") return Outcome::Failed;  // fail_backup already finished it
+      if (!e.connection_lost || tries >= 5) throw;
+      sleep(2);
+    }
+  }
+}
+
+RunExecution::Outcome RunExecution::succeed() {
+  events_.flush(true);
+  if (events_.lease_lost()) return Outcome::LeaseLost;
+  for (int tries = 0;; ++tries) {
+    try {
+      if (ctx_["workflow"] == "backup") {
+        json b = result_.value("backup", json::object());
+        if (!b.contains("location") || !b.contains("sha256") || !b.contains("size_bytes"))
+          return fail("the backup steps reported no backup location, size and sha256 (::odooops::metadata {\"backup\": ...})");
+        if (extra_env_.count("ODOOOPS_BACKUP_ID")) {
+          // complete_backup records the backup and finishes the run (fenced).
+          db_.exec("SELECT ops.complete_backup($1, $2, $3, $4, $5, $6, $7::jsonb)",
+                   {extra_env_["ODOOOPS_BACKUP_ID"], worker_, std::to_string(attempt_),
+                    b["location"].get<std::string>(), std::to_string(b["size_bytes"].get<long long>()),
+                    b["sha256"].get<std::string>(), dump(result_)});
+          break;
+        }
+      }
+      db_.exec("SELECT ops.finish_run($1, 'succeeded', $2::jsonb, $3, $4)",
+               {std::to_string(run_id_), dump(result_), worker_, std::to_string(attempt_)});
+      break;
+    } catch (const DbError& e) {
+      if (stale(e)) return Outcome::LeaseLost;
+      if (!e.connection_lost || tries >= 5) return fail(std::string("cannot finish the run: ") + e.what());
+      sleep(2);
+    }
+  }
+  std::error_code ec;
+  fs::remove_all(workspace_, ec);
+  return Outcome::Succeeded;
+}
+
+RunExecution::Outcome RunExecution::hand_back(const std::string& reason) {
+  event("warning", "worker " + worker_ + " hands the run back to the queue: " + reason, "",
+        {{"worker", worker_}, {"reason", reason}});
+  events_.flush(true);
+  if (events_.lease_lost()) return Outcome::LeaseLost;
+  try {
+    db_.exec("SELECT ops.release_run($1, $2, $3, $4)",
+             {std::to_string(run_id_), worker_, std::to_string(attempt_), "worker draining: " + reason});
+  } catch (const DbError& e) {
+    if (stale(e)) return Outcome::LeaseLost;
+    throw;
+  }
+  return Outcome::HandedBack;
+}
+
+}  // namespace odooops::worker

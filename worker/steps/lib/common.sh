@@ -1,0 +1,140 @@
+# Shared helpers of the default step scripts (sourced, not executed).
+# The environment contract is documented in worker/README.md.
+set -euo pipefail
+
+STEPS_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+meta() { printf '::odooops::metadata %s\n' "$1"; }
+export_env() { printf '::odooops::env %s=%s\n' "$1" "$2"; }
+warn() { printf '::odooops::warning %s\n' "$*"; }
+die() { printf '%s\n' "$*" >&2; exit 1; }
+
+# psql against the environments' database server (PGHOST/PGPORT/PGUSER are
+# set by the worker to it, never to the control plane).
+q() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+db_exists() { [ "$(q -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$1'")" = 1 ]; }
+
+# Reads a JSON value: json_get '<json>' key.sub.key  (prints "" when absent)
+json_get() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+v = json.loads(sys.argv[1] or "{}")
+for k in sys.argv[2].split("."):
+    v = v.get(k) if isinstance(v, dict) else None
+print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))
+PY
+}
+
+ENV_DIR=${ODOOOPS_ENV_DIR:?}
+PIDFILE=$ENV_DIR/odoo.pid
+LOGDIR=$ENV_DIR/logs
+DATA_DIR=$ENV_DIR/data
+FILESTORE=$DATA_DIR/filestore/${ODOOOPS_DB_NAME:?}
+
+odoo_bin() {
+  local bin=${ODOO_BIN:-odoo-bin}
+  if [[ $bin != /* ]]; then bin=$(command -v "$bin" || true); fi
+  [ -n "$bin" ] && [ -x "$bin" ] || die "odoo-bin not found or not executable: ${ODOO_BIN:-odoo-bin} (set --odoo-bin or ODOO_BIN)"
+  printf '%s\n' "$bin"
+}
+
+# Odoo's own addons directories: --odoo-addons, else the addons/ directory
+# beside odoo-bin (a source checkout of Odoo), else none (odoo-bin adds its
+# base addons itself).
+odoo_core_addons() {
+  if [ -n "${ODOOOPS_ODOO_ADDONS:-}" ]; then printf '%s\n' "$ODOOOPS_ODOO_ADDONS"; return; fi
+  local bin; bin=$(odoo_bin)
+  if [ -d "$(dirname "$bin")/addons/web" ]; then printf '%s\n' "$(dirname "$bin")/addons"; fi
+  return 0
+}
+
+odoo_running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+# Stops the environment's Odoo process (TERM, then KILL after 15 s).
+odoo_stop() {
+  if ! odoo_running; then rm -f "$PIDFILE"; return 0; fi
+  local pid; pid=$(cat "$PIDFILE")
+  echo "stopping the running Odoo process $pid of ${ODOOOPS_ENVIRONMENT}"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    warn "Odoo process $pid did not stop within 15 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PIDFILE"
+}
+
+# odoo-bin flags shared by init/update and the server.
+odoo_flags() {
+  local addons_path=$1
+  printf '%s\n' --database "$ODOOOPS_DB_NAME" --addons-path "$addons_path" --data-dir "$DATA_DIR" --logfile "$LOGDIR/odoo.log"
+  [ -n "${ODOOOPS_DB_HOST:-}" ] && printf '%s\n' --db_host "$ODOOOPS_DB_HOST"
+  [ -n "${ODOOOPS_DB_PORT:-}" ] && printf '%s\n' --db_port "$ODOOOPS_DB_PORT"
+  [ -n "${ODOOOPS_DB_USER:-}" ] && printf '%s\n' --db_user "$ODOOOPS_DB_USER"
+  return 0
+}
+
+# Starts the release in $ENV_DIR/current on the environment's port, detached
+# from the step (its own session), and records its pid.
+odoo_start() {
+  local release; release=$(readlink -f "$ENV_DIR/current") || die "no release deployed in $ENV_DIR/current"
+  local addons_path; addons_path=$(cat "$release/.odooops-addons-path")
+  local bin; bin=$(odoo_bin)
+  mkdir -p "$LOGDIR" "$DATA_DIR"
+  mapfile -t flags < <(odoo_flags "$addons_path")
+  echo "starting $bin on port $ODOOOPS_HTTP_PORT (database $ODOOOPS_DB_NAME, release $(basename "$release"))"
+  ODOOOPS_RELEASE=$(basename "$release") setsid "$bin" "${flags[@]}" --http-port "$ODOOOPS_HTTP_PORT" \
+    --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}" >>"$LOGDIR/odoo.stdout" 2>&1 </dev/null &
+  local pid=$!
+  # The worker ends a step's process group when the step exits: wait until
+  # the server runs in its own session before returning.
+  for _ in $(seq 1 100); do
+    [ "$(ps -o sid= -p "$pid" 2>/dev/null | tr -d ' ')" = "$pid" ] && break
+    sleep 0.05
+  done
+  echo "$pid" >"$PIDFILE"
+}
+
+# GET /web/health until it answers {"status": "pass"} (default 60 tries, 0.5 s apart).
+health_check() {
+  local url=$1 tries=${2:-${ODOOOPS_HEALTH_TRIES:-60}} body=""
+  for i in $(seq 1 "$tries"); do
+    if body=$(curl -fsS --max-time 5 "$url/web/health?db_server_status=1" 2>/dev/null) && [[ $body == *'"pass"'* ]]; then
+      echo "health check passed after $i attempt(s): $body"
+      return 0
+    fi
+    if [ -n "${HEALTH_PID:-}" ] && ! kill -0 "$HEALTH_PID" 2>/dev/null; then
+      echo "the Odoo process exited during the health check; last log lines:" >&2
+      tail -n 20 "$LOGDIR/odoo.log" "$LOGDIR/odoo.stdout" >&2 2>/dev/null || true
+      return 1
+    fi
+    sleep 0.5
+  done
+  echo "GET $url/web/health did not pass after $tries attempts (last answer: ${body:-none}); last log lines:" >&2
+  tail -n 20 "$LOGDIR/odoo.log" >&2 2>/dev/null || true
+  return 1
+}
+
+# Which modules to install or update, as "INIT UPDATE" (comma lists, "-" for
+# none): addons not installed yet are installed (base on a new database),
+# addons whose manifest version differs from what the database last saw
+# (ir_module_module.latest_version) are updated, as Odoo.sh does.
+modules_plan() {
+  local installed="{}"
+  if db_exists "$ODOOOPS_DB_NAME" && [ "$(q -d "$ODOOOPS_DB_NAME" -c "SELECT to_regclass('ir_module_module') IS NOT NULL")" = t ]; then
+    installed=$(q -d "$ODOOOPS_DB_NAME" -c "SELECT coalesce(json_object_agg(name, coalesce(latest_version, '')), '{}') FROM ir_module_module WHERE state = 'installed'")
+  fi
+  python3 - "$ODOOOPS_WORKSPACE/addons.json" "$installed" <<'PY'
+import json, sys
+addons = [a for a in json.load(open(sys.argv[1]))["addons"] if a.get("installable", True)]
+installed = json.loads(sys.argv[2])
+init = ["base"] if "base" not in installed else []
+init += [a["name"] for a in addons if a["name"] not in installed]
+update = [a["name"] for a in addons if a["name"] in installed and installed[a["name"]] != a["version"]]
+print(",".join(init) or "-", ",".join(update) or "-")
+PY
+}
+
+modules_meta() {
+  python3 -c 'import json,sys; print("::odooops::metadata " + json.dumps({"modules": {"installed": [m for m in sys.argv[1].split(",") if m != "-"], "updated": [m for m in sys.argv[2].split(",") if m != "-"]}}))' "$1" "$2"
+}
