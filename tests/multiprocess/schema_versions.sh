@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Versioned SQL: a released version's script never changes, and every
+# upgrade path ends in exactly the schema a fresh install creates.
+#  1. The script built for the current version equals its frozen copy in
+#     extension/released/ once that version is released: a schema change
+#     needs a new version and an upgrade script.
+#  2. For every extension/upgrade/odooops--A--B.sql: install A (frozen),
+#     ALTER EXTENSION UPDATE to the current version, and compare the ops
+#     schema with a fresh install of the current version.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+fail() { echo "schema_versions: FAIL: $*" >&2; exit 1; }
+version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" control/odooops.control)
+built=odooops--$version.sql
+frozen=extension/released/odooops--$version.sql
+
+if [ -f "$frozen" ]; then
+  cmp -s "$built" "$frozen" || fail "$built differs from the released $frozen: bump default_version, add extension/upgrade/odooops--$version--<new>.sql"
+  echo "schema_versions: $version is released and unchanged"
+else
+  echo "schema_versions: $version is not released yet (no $frozen)"
+fi
+
+# The ops schema as text, from the catalogs: pg_dump leaves out objects that
+# belong to an extension, which is all of them.
+dump_schema() {
+  psql -X -A -t -v ON_ERROR_STOP=1 -d "$1" <<'SQL'
+SELECT kind || ' ' || def FROM (
+  SELECT 'column' AS kind, format('%s.%s %s %s %s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+         CASE WHEN a.attnotnull THEN 'not null' ELSE '' END, coalesce(pg_get_expr(d.adbin, d.adrelid), '')) AS def
+    FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+   WHERE c.relnamespace = 'ops'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'c')
+  UNION ALL
+  SELECT 'constraint', conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+    FROM pg_constraint WHERE connamespace = 'ops'::regnamespace
+  UNION ALL
+  SELECT 'index', pg_get_indexdef(indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+   WHERE c.relnamespace = 'ops'::regnamespace
+  UNION ALL
+  SELECT 'function', pg_get_functiondef(p.oid) || coalesce(array_to_string(p.proacl, ','), '')
+    FROM pg_proc p WHERE p.pronamespace = 'ops'::regnamespace AND p.prokind IN ('f', 'p')
+  UNION ALL
+  SELECT 'trigger', pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+   WHERE c.relnamespace = 'ops'::regnamespace AND NOT t.tgisinternal
+  UNION ALL
+  SELECT 'policy', format('%s.%s %s %s %s %s', tablename, policyname, cmd, roles, qual, with_check)
+    FROM pg_policies WHERE schemaname = 'ops'
+  UNION ALL
+  SELECT 'view', c.relname || ' ' || pg_get_viewdef(c.oid) FROM pg_class c
+   WHERE c.relnamespace = 'ops'::regnamespace AND c.relkind = 'v'
+  UNION ALL
+  SELECT 'grant', c.relname || ' ' || coalesce(array_to_string(c.relacl, ','), '') || ' rls=' || c.relrowsecurity
+    FROM pg_class c WHERE c.relnamespace = 'ops'::regnamespace AND c.relkind IN ('r', 'p', 'v')
+  UNION ALL
+  SELECT 'type', t.typname FROM pg_type t WHERE t.typnamespace = 'ops'::regnamespace AND t.typtype IN ('c', 'e', 'd')
+) x ORDER BY 1;
+SQL
+}
+
+db() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -d "$@"; }
+
+upgrades=0
+for script in extension/upgrade/odooops--*--*.sql; do
+  [ -e "$script" ] || continue
+  from=$(basename "$script" .sql | sed 's/^odooops--\(.*\)--.*$/\1/')
+  [ -f "extension/released/odooops--$from.sql" ] || fail "$script starts from $from, which has no frozen script"
+  db postgres -c "DROP DATABASE IF EXISTS odooops_upgrade" -c "CREATE DATABASE odooops_upgrade" \
+              -c "DROP DATABASE IF EXISTS odooops_fresh" -c "CREATE DATABASE odooops_fresh"
+  db odooops_upgrade -c "CREATE EXTENSION odooops VERSION '$from'" -c "ALTER EXTENSION odooops UPDATE TO '$version'"
+  db odooops_fresh -c "CREATE EXTENSION odooops"
+  diff <(dump_schema odooops_upgrade) <(dump_schema odooops_fresh) >/tmp/odooops-schema.diff \
+    || { head -40 /tmp/odooops-schema.diff; fail "upgrading from $from does not give the $version schema"; }
+  db postgres -c "DROP DATABASE odooops_upgrade" -c "DROP DATABASE odooops_fresh"
+  upgrades=$((upgrades + 1))
+  echo "schema_versions: $from -> $version upgrades to the fresh schema"
+done
+echo "schema_versions: OK ($upgrades upgrade path(s) checked)"
