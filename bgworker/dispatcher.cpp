@@ -420,24 +420,6 @@ extern "C" {
 PGDLLEXPORT void odooops_dispatcher_main(Datum arg);
 
 void odooops_dispatcher_main(Datum) {
-  bool failed = false;
-  char message[512] = "";
-  try {
-    odooops::bgw::Dispatcher dispatcher;
-    dispatcher.run();
-  } catch (const odooops::pg::PostgresError& e) {
-    failed = true;
-    snprintf(message, sizeof message, "%s",
-             e.data != nullptr && e.data->message != nullptr ? e.data->message : "error");
-  } catch (const std::exception& e) {
-    failed = true;
-    snprintf(message, sizeof message, "%s", e.what());
-  } catch (...) {
-    failed = true;
-    snprintf(message, sizeof message, "unknown C++ exception");
-  }
-  // No C++ object is alive past this point.
-  if (failed) ereport(LOG, (errmsg("odooops dispatcher stopped: %s", message)));
-  proc_exit(1);
+  odooops::bgw::run_main("dispatcher", []() { odooops::bgw::Dispatcher().run(); });
 }
 }

@@ -112,24 +112,5 @@ void scheduler_loop() {
 extern "C" {
 PGDLLEXPORT void odooops_scheduler_main(Datum arg);
 
-void odooops_scheduler_main(Datum) {
-  bool failed = false;
-  char message[512] = "";
-  try {
-    odooops::bgw::scheduler_loop();
-  } catch (const odooops::pg::PostgresError& e) {
-    failed = true;
-    snprintf(message, sizeof message, "%s",
-             e.data != nullptr && e.data->message != nullptr ? e.data->message : "error");
-  } catch (const std::exception& e) {
-    failed = true;
-    snprintf(message, sizeof message, "%s", e.what());
-  } catch (...) {
-    failed = true;
-    snprintf(message, sizeof message, "unknown C++ exception");
-  }
-  // No C++ object is alive past this point.
-  if (failed) ereport(LOG, (errmsg("odooops scheduler stopped: %s", message)));
-  proc_exit(1);
-}
+void odooops_scheduler_main(Datum) { odooops::bgw::run_main("scheduler", odooops::bgw::scheduler_loop); }
 }

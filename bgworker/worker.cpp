@@ -166,4 +166,25 @@ std::optional<int64_t> query_int64(const char* sql) {
   return pg::get_int64(rows, 0, 1);
 }
 
+void run_main(const char* name, void (*loop)()) {
+  bool failed = false;
+  char message[512] = "";
+  try {
+    loop();
+  } catch (const pg::PostgresError& e) {
+    failed = true;
+    snprintf(message, sizeof message, "%s",
+             e.data != nullptr && e.data->message != nullptr ? e.data->message : "error");
+  } catch (const std::exception& e) {
+    failed = true;
+    snprintf(message, sizeof message, "%s", e.what());
+  } catch (...) {
+    failed = true;
+    snprintf(message, sizeof message, "unknown C++ exception");
+  }
+  // No C++ object is alive past this point.
+  if (failed) ereport(LOG, (errmsg("odooops %s stopped: %s", name, message)));
+  proc_exit(1);
+}
+
 }  // namespace odooops::bgw

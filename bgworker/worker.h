@@ -22,6 +22,11 @@ namespace odooops::bgw {
 // per-iteration memory context. Call first in a worker's main.
 void start_worker(Worker worker, const char* name);
 
+// The body of a background worker's entry point: runs `loop` and, should a
+// C++ exception or a caught PostgreSQL error end it, logs why once every C++
+// scope is closed, then exits with code 1 so the postmaster restarts it.
+[[noreturn]] void run_main(const char* name, void (*loop)());
+
 // Handles a pending SIGHUP; returns true when the configuration was
 // reloaded. If odooops.database changed, exits (code 1) to be restarted
 // in the new database.

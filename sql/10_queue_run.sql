@@ -1,14 +1,6 @@
 -- ops.queue_run: validation, idempotency, events; bad input changes nothing.
 \set SHOW_CONTEXT never
 
--- err(sql): runs a statement in a savepoint and shows its SQLSTATE and message.
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE q;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
 INSERT INTO ops.projects (slug, name) VALUES ('queue', 'Queue tests');
 INSERT INTO ops.environments (project_id, name, stage, db_name, status, destroyed_at)
@@ -37,7 +29,7 @@ SELECT count(*) AS queued_events FROM ops.run_events WHERE run_id = 4;
 -- Bad input: each is refused with its SQLSTATE and nothing is written.
 SELECT count(*) AS runs_before FROM ops.runs \gset
 SELECT count(*) AS events_before FROM ops.run_events \gset
-SELECT pg_temp.err(q) FROM (VALUES
+SELECT regress.err(q) FROM (VALUES
   ($$SELECT ops.queue_run(99, 'staging', 'abc123', 'main')$$),
   ($$SELECT ops.queue_run(1, 'nope', 'abc123', 'main')$$),
   ($$SELECT ops.queue_run(1, 'old', 'abc123', 'main')$$),
@@ -66,7 +58,7 @@ SELECT ops.queue_run(1, 'staging', 'abc999', 'main', '{"idempotency_key": "push-
 \echo :LAST_ERROR_SQLSTATE
 
 -- The table's own invariants hold against direct writes too.
-SELECT pg_temp.err(q) FROM (VALUES
+SELECT regress.err(q) FROM (VALUES
   ($$UPDATE ops.runs SET status = 'succeeded' WHERE id = 1$$),
   ($$UPDATE ops.runs SET status = 'claimed' WHERE id = 1$$),
   ($$UPDATE ops.runs SET status = 'running', claimed_by = 'w', claimed_at = now(), lease_expires_at = now(), attempt = 1 WHERE id = 1$$),

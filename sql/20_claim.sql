@@ -1,13 +1,6 @@
 -- ops.claim_next_run / ops.claim_runs: order, leases, fencing tokens,
 -- worker kinds and teams, per-environment exclusivity, bad input.
 \set SHOW_CONTEXT never
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE q;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
 INSERT INTO ops.projects (slug, name) VALUES ('claim', 'Claim tests') RETURNING id AS p \gset
 INSERT INTO ops.environments (project_id, name, stage, db_name)
@@ -50,7 +43,7 @@ SELECT (ops.queue_run(:p, 'dev', 'cccc01', 'main', '{}', 'test')).id > 0 AS queu
 UPDATE ops.agents SET status = 'draining' WHERE worker_id = 'tester';
 SELECT count(*) AS draining_claims FROM ops.claim_next_run('tester');
 UPDATE ops.agents SET status = 'disabled' WHERE worker_id = 'tester';
-SELECT pg_temp.err($$SELECT ops.claim_next_run('tester')$$);
+SELECT regress.err($$SELECT ops.claim_next_run('tester')$$);
 SELECT ops.agent_heartbeat('builder');
 
 -- Deploy, restore and destroy are exclusive per environment.
@@ -69,7 +62,7 @@ SELECT status FROM ops.finish_run((SELECT id FROM ops.runs WHERE git_sha = 'dddd
 SELECT workflow, git_sha FROM ops.claim_runs('w6', 10);
 
 -- Bad input.
-SELECT pg_temp.err(q) FROM (VALUES
+SELECT regress.err(q) FROM (VALUES
   ($$SELECT ops.claim_next_run('')$$),
   ($$SELECT ops.claim_next_run(NULL)$$),
   ($$SELECT ops.claim_next_run(repeat('w', 129))$$),

@@ -1,13 +1,6 @@
 -- start, heartbeat, events, finish, cancel, release, requeue: transitions,
 -- fencing and bad input. Every refused call changes nothing.
 \set SHOW_CONTEXT never
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE q;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 -- Everything about one run, for before/after comparisons.
 CREATE FUNCTION pg_temp.fingerprint(run bigint) RETURNS text LANGUAGE sql AS $$
   SELECT md5(r::text || (SELECT count(*) FROM ops.run_events e WHERE e.run_id = r.id))
@@ -25,7 +18,7 @@ SELECT id = :run AS same_run, attempt FROM ops.claim_next_run('w1');
 
 -- Start is fenced and only legal from claimed.
 SELECT pg_temp.fingerprint(:run) AS before \gset
-SELECT pg_temp.err(q) FROM (VALUES
+SELECT regress.err(q) FROM (VALUES
   (format($$SELECT ops.start_run(%s, 'w2', 1)$$, :run)),
   (format($$SELECT ops.start_run(%s, 'w1', 2)$$, :run)),
   (format($$SELECT ops.start_run(%s, 'w1', NULL)$$, :run)),
@@ -38,7 +31,7 @@ SELECT pg_temp.err(q) FROM (VALUES
 SELECT pg_temp.fingerprint(:run) = :'before' AS unchanged;
 
 SELECT status, started_at IS NOT NULL AS started FROM ops.start_run(:run, 'w1', 1);
-SELECT pg_temp.err(format($$SELECT ops.start_run(%s, 'w1', 1)$$, :run));
+SELECT regress.err(format($$SELECT ops.start_run(%s, 'w1', 1)$$, :run));
 SELECT ops.heartbeat_run(:run, 'w1', 1, 600) BETWEEN now() + interval '599 s' AND now() + interval '601 s' AS extended;
 
 -- Events: single and batch, ordered, fenced; notes by the session.
@@ -51,7 +44,7 @@ SELECT attempt, kind, level, message, stream, step, actor, payload
   FROM ops.run_events WHERE run_id = :run AND kind = 'log' ORDER BY id;
 
 SELECT pg_temp.fingerprint(:run) AS before \gset
-SELECT pg_temp.err(q) FROM (VALUES
+SELECT regress.err(q) FROM (VALUES
   (format($$SELECT ops.append_event(%s, 'loud', 'x')$$, :run)),
   (format($$SELECT ops.append_event(%s, 'info', '')$$, :run)),
   (format($$SELECT ops.append_event(%s, 'info', NULL)$$, :run)),
@@ -71,7 +64,7 @@ SELECT pg_temp.fingerprint(:run) = :'before' AS unchanged;
 -- Finish: failed keeps the error; a second finish is refused.
 SELECT status, error, result, lease_expires_at IS NULL AS lease_cleared, finished_at IS NOT NULL AS finished
   FROM ops.finish_run(:run, 'failed', '{"error": "step build exited with 2", "step": "build"}', 'w1', 1);
-SELECT pg_temp.err(q) FROM (VALUES
+SELECT regress.err(q) FROM (VALUES
   (format($$SELECT ops.finish_run(%s, 'succeeded', '{}', 'w1', 1)$$, :run)),
   (format($$SELECT ops.finish_run(%s, 'running')$$, :run)),
   (format($$SELECT ops.finish_run(%s, 'done')$$, :run)),
@@ -88,7 +81,7 @@ SELECT (ops.queue_run(:p, 'dev', 'eeee03', 'main', '{}', 'build')).id AS run3 \g
 SELECT attempt FROM ops.claim_next_run('w1');
 SELECT status FROM ops.start_run(:run3, 'w1', 1);
 SELECT status FROM ops.cancel_run(:run3);
-SELECT pg_temp.err(format($$SELECT ops.heartbeat_run(%s, 'w1', 1)$$, :run3));
+SELECT regress.err(format($$SELECT ops.heartbeat_run(%s, 'w1', 1)$$, :run3));
 SELECT from_status, to_status, actor FROM ops.run_events WHERE run_id IN (:run2, :run3) AND kind = 'transition' ORDER BY id;
 
 -- Release: a draining worker hands the run back; the attempt stays counted.
@@ -96,17 +89,17 @@ SELECT (ops.queue_run(:p, 'dev', 'eeee04', 'main', '{}', 'build')).id AS run4 \g
 SELECT attempt FROM ops.claim_next_run('w1');
 SELECT status, claimed_by, attempt FROM ops.release_run(:run4, 'w1', 1, 'worker shutting down');
 SELECT attempt, claimed_by FROM ops.claim_next_run('w2');
-SELECT pg_temp.err(format($$SELECT ops.release_run(%s, 'w1', 1)$$, :run4));
+SELECT regress.err(format($$SELECT ops.release_run(%s, 'w1', 1)$$, :run4));
 
 -- Batch finish: all or nothing.
 SELECT status FROM ops.start_run(:run4, 'w2', 2);
 SELECT (ops.queue_run(:p, 'dev', 'eeee05', 'main', '{}', 'build')).id AS run5 \gset
 SELECT attempt FROM ops.claim_next_run('w2');
 SELECT pg_temp.fingerprint(:run4) || pg_temp.fingerprint(:run5) AS before \gset
-SELECT pg_temp.err(format($$SELECT ops.finish_runs('w2', '[{"run_id": %s, "attempt": 2, "status": "succeeded"},
+SELECT regress.err(format($$SELECT ops.finish_runs('w2', '[{"run_id": %s, "attempt": 2, "status": "succeeded"},
                                                          {"run_id": %s, "attempt": 1, "status": "succeeded"}]')$$, :run4, :run5));
-SELECT pg_temp.err(format($$SELECT ops.finish_runs('w2', '[{"run_id": %s, "attempt": 1, "status": "succeeded"}]')$$, :run4));
-SELECT pg_temp.err($$SELECT ops.finish_runs('w2', '[{"run_id": 1, "attempt": 1}]')$$);
+SELECT regress.err(format($$SELECT ops.finish_runs('w2', '[{"run_id": %s, "attempt": 1, "status": "succeeded"}]')$$, :run4));
+SELECT regress.err($$SELECT ops.finish_runs('w2', '[{"run_id": 1, "attempt": 1}]')$$);
 SELECT pg_temp.fingerprint(:run4) || pg_temp.fingerprint(:run5) = :'before' AS unchanged;
 SELECT id = :run4 AS is_run4, status, error FROM ops.finish_runs('w2',
   format('[{"run_id": %s, "attempt": 2, "status": "succeeded", "metadata": {"url": "http://x"}},
@@ -128,10 +121,10 @@ UPDATE ops.runs SET lease_expires_at = now() - interval '1 s' WHERE id = :run6;
 SELECT status, attempt, error FROM ops.requeue_expired_runs();
 SELECT from_status, to_status, level, message, actor FROM ops.run_events
  WHERE run_id = :run6 AND kind = 'transition' ORDER BY id;
-SELECT pg_temp.err($$SELECT ops.requeue_expired_runs(0)$$);
+SELECT regress.err($$SELECT ops.requeue_expired_runs(0)$$);
 
 -- The event log is append-only.
-SELECT pg_temp.err(q) FROM (VALUES
+SELECT regress.err(q) FROM (VALUES
   ($$UPDATE ops.run_events SET message = 'rewritten'$$),
   ($$DELETE FROM ops.run_events$$),
   ($$TRUNCATE ops.run_events$$)

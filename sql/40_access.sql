@@ -15,33 +15,6 @@ GRANT odooops_api TO authenticated;
 GRANT odooops_worker TO odooops_test_worker;
 RESET client_min_messages;
 
--- as_user(sub, sql): runs `sql` as PostgREST would for the user `sub` (NULL:
--- anonymous), then rolls it back. Returns "ok <rows>" or "<SQLSTATE>".
-CREATE FUNCTION pg_temp.as_user(sub text, q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  n bigint;
-BEGIN
-  PERFORM set_config('request.jwt.claims',
-                     CASE WHEN sub IS NULL THEN '{"role": "anon"}'
-                          ELSE json_build_object('sub', sub, 'role', 'authenticated')::text END, true);
-  EXECUTE format('SET LOCAL ROLE %I', CASE WHEN sub IS NULL THEN 'anon' ELSE 'authenticated' END);
-  EXECUTE q;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  RAISE EXCEPTION USING ERRCODE = 'OD777', MESSAGE = 'ok ' || n;
-EXCEPTION
-  WHEN SQLSTATE 'OD777' THEN RETURN SQLERRM;
-  WHEN OTHERS THEN RETURN SQLSTATE;
-END $$;
-CREATE FUNCTION pg_temp.as_user_msg(sub text, q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM set_config('request.jwt.claims', json_build_object('sub', sub, 'role', 'authenticated')::text, true);
-  SET LOCAL ROLE authenticated;
-  EXECUTE q;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
-
 -- Two projects: "shop" with one member per role, "other" with its own owner.
 INSERT INTO ops.projects (slug, name) VALUES ('shop', 'Shop') RETURNING id AS shop \gset
 INSERT INTO ops.projects (slug, name) VALUES ('other', 'Other') RETURNING id AS other \gset
@@ -117,7 +90,7 @@ INSERT INTO actions VALUES
   (30, 'requeue expired (admin)',  'SELECT ops.requeue_expired_runs()');
 GRANT SELECT ON actions TO PUBLIC;
 
-SELECT a.action, coalesce(u.actor, 'anonymous') AS actor, pg_temp.as_user(u.actor, a.q) AS result, a.ord, u.ord AS uord
+SELECT a.action, coalesce(u.actor, 'anonymous') AS actor, regress.probe(u.actor, a.q) AS result, a.ord, u.ord AS uord
   FROM actions a, actors u ORDER BY a.ord, u.ord
 \crosstabview action actor result
 
@@ -126,7 +99,7 @@ SELECT count(*) AS runs_in_shop FROM ops.runs WHERE project_id = :shop;
 
 -- Identity cannot be faked: requested_by is checked against the session,
 -- and claims are ignored unless the login role is an authenticator.
-SELECT pg_temp.as_user_msg('dev-1', format('SELECT ops.restore_backup(%s, %s, ''owner-1'')', :backup, :dev));
+SELECT regress.as_user('dev-1', format('SELECT ops.restore_backup(%s, %s, ''owner-1'')', :backup, :dev));
 CREATE ROLE odooops_test_login LOGIN;
 GRANT odooops_api TO odooops_test_login;
 SET SESSION AUTHORIZATION odooops_test_login;

@@ -1,21 +1,5 @@
 -- Backups, restores and four-eyes approvals, as PostgREST users.
 \set SHOW_CONTEXT never
-CREATE FUNCTION pg_temp.as_user(sub text, q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM set_config('request.jwt.claims', json_build_object('sub', sub, 'role', 'authenticated')::text, true);
-  SET LOCAL ROLE authenticated;
-  EXECUTE q;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE q;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 -- The state of every restore-related table, to show that refusals change nothing.
 CREATE FUNCTION pg_temp.state() RETURNS text LANGUAGE sql AS $$
   SELECT md5((SELECT coalesce(string_agg(x::text, ',' ORDER BY x.id), '') FROM ops.restores x)
@@ -42,8 +26,8 @@ SELECT backup_id = :b1 AS same_backup, attempt, db_name, backup_type FROM ops.cl
 RESET ROLE;
 SELECT status FROM ops.backups WHERE id = :b1;
 SET ROLE odooops_test_worker;
-SELECT pg_temp.err(format($$SELECT ops.complete_backup(%s, 'bw1', 1, 'file:///b/2', 10, 'nothex')$$, :b1));
-SELECT pg_temp.err(format($$SELECT ops.complete_backup(%s, 'bw2', 1, 'file:///b/2', 10, repeat('b', 64))$$, :b1));
+SELECT regress.err(format($$SELECT ops.complete_backup(%s, 'bw1', 1, 'file:///b/2', 10, 'nothex')$$, :b1));
+SELECT regress.err(format($$SELECT ops.complete_backup(%s, 'bw2', 1, 'file:///b/2', 10, repeat('b', 64))$$, :b1));
 SELECT status, location, size_bytes FROM ops.complete_backup(:b1, 'bw1', 1, 'file:///b/2', 1234, repeat('b', 64));
 RESET ROLE;
 SELECT r.status AS run_status, b.status, b.completed_at IS NOT NULL AS completed
@@ -59,7 +43,7 @@ RESET ROLE;
 -- Manual backups are limited per environment and day.
 UPDATE ops.environments SET settings = '{"manual_backups_per_day": 1}' WHERE id = :staging;
 SELECT count(*) AS created FROM ops.create_backup(:shop, 'staging', 'manual');
-SELECT pg_temp.err(format($$SELECT ops.create_backup(%s, 'staging', 'manual')$$, :shop));
+SELECT regress.err(format($$SELECT ops.create_backup(%s, 'staging', 'manual')$$, :shop));
 SELECT count(*) AS scheduled_still_allowed FROM ops.create_backup(:shop, 'staging', 'weekly');
 
 -- Restore into staging: queued at once, with what the worker needs.
@@ -70,7 +54,7 @@ SELECT r.workflow, r.priority, r.metadata ->> 'location' AS location, r.metadata
   FROM ops.runs r WHERE r.workflow = 'restore' ORDER BY r.id DESC LIMIT 1;
 
 -- Restore into production: an approval first. A developer may not ask.
-SELECT pg_temp.as_user('dev-1', format('SELECT ops.restore_backup(%s, %s)', :b1, :prod));
+SELECT regress.as_user('dev-1', format('SELECT ops.restore_backup(%s, %s)', :b1, :prod));
 BEGIN;
 SET LOCAL ROLE authenticated;
 SELECT set_config('request.jwt.claims', '{"sub": "admin-1", "role": "authenticated"}', true) IS NOT NULL AS as_admin;
@@ -84,10 +68,10 @@ SELECT count(*) AS production_restore_runs FROM ops.runs r JOIN ops.environments
 
 -- Four eyes: the requester cannot approve; a viewer cannot; the owner can.
 SELECT pg_temp.state() AS before \gset
-SELECT pg_temp.as_user('admin-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval));
-SELECT pg_temp.as_user('viewer-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval));
-SELECT pg_temp.as_user('other-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval));
-SELECT pg_temp.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''maybe'')', :approval));
+SELECT regress.as_user('admin-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval));
+SELECT regress.as_user('viewer-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval));
+SELECT regress.as_user('other-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval));
+SELECT regress.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''maybe'')', :approval));
 SELECT pg_temp.state() = :'before' AS unchanged;
 BEGIN;
 SET LOCAL ROLE authenticated;
@@ -100,21 +84,21 @@ SELECT x.status, r.workflow, r.status AS run_status, e.stage
 SELECT actor, action, subject FROM ops.audit_log WHERE action LIKE 'approval.%' ORDER BY id;
 
 -- A decided approval is immutable, even for the superuser.
-SELECT pg_temp.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''rejected'')', :approval));
-SELECT pg_temp.err(format($$UPDATE ops.approvals SET status = 'rejected' WHERE id = %s$$, :approval));
-SELECT pg_temp.err(format($$UPDATE ops.approvals SET reason = 'edited' WHERE id = %s$$, :approval));
-SELECT pg_temp.err(format($$DELETE FROM ops.approvals WHERE id = %s$$, :approval));
+SELECT regress.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''rejected'')', :approval));
+SELECT regress.err(format($$UPDATE ops.approvals SET status = 'rejected' WHERE id = %s$$, :approval));
+SELECT regress.err(format($$UPDATE ops.approvals SET reason = 'edited' WHERE id = %s$$, :approval));
+SELECT regress.err(format($$DELETE FROM ops.approvals WHERE id = %s$$, :approval));
 
 -- A rejected restore never runs.
-SELECT pg_temp.as_user('admin-1', format('SELECT ops.restore_backup(%s, %s)', :b1, :prod));
+SELECT regress.as_user('admin-1', format('SELECT ops.restore_backup(%s, %s)', :b1, :prod));
 SELECT max(id) AS approval2 FROM ops.approvals \gset
-SELECT pg_temp.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''rejected'', ''not now'')', :approval2));
+SELECT regress.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''rejected'', ''not now'')', :approval2));
 
 -- An expired approval never runs either.
-SELECT pg_temp.as_user('admin-1', format('SELECT ops.restore_backup(%s, %s)', :b1, :prod));
+SELECT regress.as_user('admin-1', format('SELECT ops.restore_backup(%s, %s)', :b1, :prod));
 SELECT max(id) AS approval3 FROM ops.approvals \gset
 UPDATE ops.approvals SET expires_at = created_at + interval '1 microsecond' WHERE id = :approval3;
-SELECT pg_temp.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval3));
+SELECT regress.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval3));
 SELECT ops.expire_approvals() AS expired;
 SELECT a.id - :approval AS nth, a.status, x.status AS restore_status, x.run_id IS NULL AS never_ran
   FROM ops.approvals a JOIN ops.restores x ON x.id = a.subject_id ORDER BY a.id;
@@ -125,7 +109,7 @@ SELECT backup_id AS b3 FROM ops.create_backup(:shop, 'staging', 'daily') \gset
 UPDATE ops.backups SET status = 'completed', location = 'file:///b/3', size_bytes = 1,
        sha256 = repeat('c', 64), completed_at = now(), expires_at = now() - interval '1 day' WHERE id = :b3;
 SELECT pg_temp.state() AS before \gset
-SELECT pg_temp.err(q) FROM (VALUES
+SELECT regress.err(q) FROM (VALUES
   (format($$SELECT ops.restore_backup(999999, %s)$$, :staging)),
   (format($$SELECT ops.restore_backup(%s, 999999)$$, :b1)),
   (format($$SELECT ops.restore_backup(%s, %s)$$, :b3, :staging)),

@@ -4,13 +4,6 @@
 -- Signatures are computed independently with pgcrypto.
 \set SHOW_CONTEXT never
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE q;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 CREATE FUNCTION pg_temp.sign(body text) RETURNS text LANGUAGE sql AS $$
   SELECT 'sha256=' || encode(hmac(convert_to(body, 'UTF8'), convert_to('hook-secret', 'UTF8'), 'sha256'), 'hex')
 $$;
@@ -117,7 +110,7 @@ SELECT r.workflow, r.metadata ->> 'reason' AS reason FROM ops.runs r
 -- Refusals change nothing.
 SELECT count(*) AS runs_before FROM ops.runs \gset
 SELECT count(*) AS deliveries_before FROM ops.ingest_deliveries \gset
-SELECT pg_temp.err(q) FROM (VALUES
+SELECT regress.err(q) FROM (VALUES
   ($$SELECT ops.ingest_github('push', 'x-1', 'sha256=' || repeat('0', 64), pg_temp.push('refs/heads/main', repeat('a', 40)))$$),
   ($$SELECT ops.ingest_github('push', 'x-2', NULL, pg_temp.push('refs/heads/main', repeat('a', 40)))$$),
   ($$SELECT ops.ingest_github('push', 'x-3', pg_temp.sign(pg_temp.push('refs/heads/main', repeat('a', 40))),
@@ -135,7 +128,7 @@ SELECT (SELECT count(*) FROM ops.runs) = :runs_before AS runs_unchanged,
 
 -- Rate limit per project.
 UPDATE ops.projects SET settings = '{"ingest_per_minute": 10}' WHERE id = :p;
-SELECT pg_temp.err(format($$SELECT ops.ingest_github('ping', 'd-rate', %L, %L)$$, pg_temp.sign(b), b))
+SELECT regress.err(format($$SELECT ops.ingest_github('ping', 'd-rate', %L, %L)$$, pg_temp.sign(b), b))
   FROM (SELECT '{"zen": "x", "repository": {"full_name": "acme/shop"}}'::text AS b) x;
 
 -- The PostgREST form reads the headers from request.headers.

@@ -1,14 +1,5 @@
 -- Releases, rollbacks and approval-gated production deploys.
 \set SHOW_CONTEXT never
-CREATE FUNCTION pg_temp.as_user(sub text, q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM set_config('request.jwt.claims', json_build_object('sub', sub, 'role', 'authenticated')::text, true);
-  SET LOCAL ROLE authenticated;
-  EXECUTE q;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 -- Runs one deploy through a worker; `result` is what the worker reports.
 CREATE FUNCTION pg_temp.deploy(p bigint, env text, sha text, result jsonb) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -42,25 +33,25 @@ SELECT workflow, git_sha, priority, metadata ->> 'image' AS image,
        (metadata ->> 'restore_backup_id')::bigint = :b AS restores_backup,
        (metadata ->> 'rollback_to_release')::bigint = :first_release AS target
   FROM ops.rollback_release(:first_release, 'bad release');
-SELECT pg_temp.as_user('viewer-1', format('SELECT ops.rollback_release(%s)', :first_release));
-SELECT pg_temp.as_user('dev-1', 'SELECT ops.rollback_release(999999)');
+SELECT regress.as_user('viewer-1', format('SELECT ops.rollback_release(%s)', :first_release));
+SELECT regress.as_user('dev-1', 'SELECT ops.rollback_release(999999)');
 
 -- Production deploys wait for an approval when the project asks for it.
 UPDATE ops.runs SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL WHERE status IN ('queued', 'claimed');
 UPDATE ops.projects SET settings = '{"production_deploy_approval": true}' WHERE id = :shop;
-SELECT pg_temp.as_user('admin-1', format('SELECT ops.queue_run(%s, ''production'', ''ca11ab1e03'', ''main'')', :shop));
+SELECT regress.as_user('admin-1', format('SELECT ops.queue_run(%s, ''production'', ''ca11ab1e03'', ''main'')', :shop));
 SELECT id AS gated, available_at = 'infinity' AS gated_run FROM ops.runs WHERE git_sha = 'ca11ab1e03' \gset
 SELECT :'gated_run' AS waiting_for_approval;
 SELECT count(*) AS claimable FROM ops.claim_next_run('rel-worker');
 SELECT id AS approval, subject, status, requested_by FROM ops.approvals WHERE subject = 'deploy' AND subject_id = :gated \gset
 SELECT :'subject' AS subject, :'status' AS status, :'requested_by' AS requested_by;
-SELECT pg_temp.as_user('admin-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval));
-SELECT pg_temp.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval));
+SELECT regress.as_user('admin-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval));
+SELECT regress.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval));
 SELECT git_sha, attempt FROM ops.claim_next_run('rel-worker');
 -- A rejected production deploy is cancelled.
-SELECT pg_temp.as_user('admin-1', format('SELECT ops.queue_run(%s, ''production'', ''de1e7e04'', ''main'')', :shop));
+SELECT regress.as_user('admin-1', format('SELECT ops.queue_run(%s, ''production'', ''de1e7e04'', ''main'')', :shop));
 SELECT a.id AS approval2 FROM ops.approvals a JOIN ops.runs r ON r.id = a.subject_id
  WHERE a.subject = 'deploy' AND r.git_sha = 'de1e7e04' \gset
-SELECT pg_temp.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''rejected'', ''freeze'')', :approval2));
+SELECT regress.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''rejected'', ''freeze'')', :approval2));
 SELECT status, error FROM ops.runs WHERE git_sha = 'de1e7e04';
 UPDATE ops.projects SET settings = '{}' WHERE id = :shop;
