@@ -23,7 +23,9 @@ make -s -j2 WERROR=1 PG_CONFIG="$PG_CONFIG"
 make -s install PG_CONFIG="$PG_CONFIG"
 
 step "unit tests (GoogleTest)"
-make -s unit
+make -s unit | tee /tmp/odooops-unit.$$
+passed=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' /tmp/odooops-unit.$$)
+rm -f /tmp/odooops-unit.$$
 
 WORK=$(mktemp -d /tmp/odooops-test.XXXXXX)
 chmod 755 "$WORK"
@@ -40,22 +42,30 @@ source "$WORK/pg/env"
 echo "PostgreSQL on port $PGPORT, data in $WORK/pg"
 
 step "pg_regress and isolation specs"
-if ! make -s installcheck PG_CONFIG="$PG_CONFIG"; then
+if ! make -s installcheck PG_CONFIG="$PG_CONFIG" | tee "$WORK/installcheck.log"; then
   [ -f regression.diffs ] && head -200 regression.diffs
   [ -f output_iso/regression.diffs ] && head -200 output_iso/regression.diffs
   exit 1
 fi
+for n in $(sed -n 's/^ *All \([0-9]*\) tests passed.*/\1/p' "$WORK/installcheck.log"); do
+  passed=$((passed + n))
+done
 
 for t in tests/multiprocess/*.sh; do
   [ -e "$t" ] || continue
   step "multi-process: $(basename "$t")"
   "$t"
+  passed=$((passed + 1))
 done
 
 for t in tests/e2e/*.sh; do
   [ "$(basename "$t")" = lib.sh ] && continue
   step "end-to-end: $(basename "$t")"
   "$t"
+  passed=$((passed + 1))
 done
 
 step "all tests passed"
+# GoogleTest cases, pg_regress and isolation suites, multi-process and
+# end-to-end scripts; any failure has exited above.
+echo "$passed passed, 0 failed"

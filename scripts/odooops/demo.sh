@@ -91,6 +91,10 @@ if [ ! -d "$REPO/.git" ]; then
 fi
 SHA=$(git -C "$REPO" rev-parse HEAD)
 
+# The scheduler and webhook dispatcher live in the control-plane database.
+if [ "$(psql -X -qAt -d postgres -c "SHOW odooops.database")" != odooops ]; then
+  psql -X -q -d postgres -c "ALTER SYSTEM SET odooops.database = 'odooops'" -c "SELECT pg_reload_conf()" >/dev/null
+fi
 psql -X -q -v ON_ERROR_STOP=1 -v repo="$REPO" -v port="$HTTP_PORT" <<'SQL'
 CREATE EXTENSION IF NOT EXISTS odooops;
 INSERT INTO ops.projects (slug, name, repo_url) VALUES ('demo', 'Demo', :'repo')
