@@ -17,7 +17,7 @@ export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 export PATH=$("$PG_CONFIG" --bindir):$PATH
 N=${N:-100000}
 CASES=${CASES:-"0:256 50:256 50:512 50:5000@1024"}
-OUT=${1:-bench/webhooks.md}
+OUT=${1:-/dev/stdout}   # the "Webhook dispatcher" section of BENCHMARKS.md
 PORT=${BENCH_PORT:-55580}
 
 WORK=$(mktemp -d /tmp/odooops-bench-webhooks.XXXXXX)
