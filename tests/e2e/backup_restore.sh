@@ -57,6 +57,16 @@ health "$PORT_STAGING" | grep -q '"pass"' || fail "staging not healthy after the
 curl -fsS "http://127.0.0.1:$PORT_STAGING/standin/info" | grep -q "\"database\": \"$STAGING\"" || fail "staging serves another database"
 say "restore $r into staging: data equal to production, neutralized, restarted and healthy"
 
+# A neutralized copy is not reported ready once something re-enables its
+# outgoing mail: the deploy fails at the health step and says why.
+psql -X -q -d "$STAGING" -c "UPDATE ir_mail_server SET active = true WHERE smtp_host <> 'invalid'"
+d=$(queue staging deploy)
+wait_status "$d" failed 120
+scalar "SELECT error FROM ops.runs WHERE id = $d" | grep -q "no longer neutralized" \
+  || fail "deploy $d: $(scalar "SELECT error FROM ops.runs WHERE id = $d")"
+psql -X -q -d "$STAGING" -c "UPDATE ir_mail_server SET active = false WHERE smtp_host <> 'invalid'"
+say "deploy $d refused to report staging ready while a real mail server was active again"
+
 # The same through file:// storage, into the dev environment (never deployed:
 # the restore leaves it stopped until its next deploy).
 kill -TERM "$LAST_WORKER_PID"; wait "$LAST_WORKER_PID" || true

@@ -12,6 +12,13 @@ die() { printf '%s\n' "$*" >&2; exit 1; }
 # psql against the environments' database server (PGHOST/PGPORT/PGUSER are
 # set by the worker to it, never to the control plane).
 q() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+# assert_neutralized DB: fails while a neutralized production copy could
+# still send mail, run scheduled actions or call webhooks.
+assert_neutralized() {
+  psql -X -q -v ON_ERROR_STOP=1 -d "$1" -f "$STEPS_LIB/neutralization_check.sql" 2>&1 \
+    | sed 's/^psql:[^ ]* ERROR:  //' >&2
+  return "${PIPESTATUS[0]}"
+}
 db_exists() { [ "$(q -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$1'")" = 1 ]; }
 
 # Reads a JSON value: json_get '<json>' key.sub.key  (prints "" when absent)
