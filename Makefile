@@ -15,11 +15,8 @@ OBJS        = $(patsubst %.cpp,%.o,$(CORE_SRCS) $(PG_SRCS) $(API_SRCS) $(BGW_SRC
 
 SQL_SOURCES = $(sort $(wildcard extension/sql/*.sql))
 UPGRADES    = $(sort $(wildcard extension/upgrade/$(EXTENSION)--*--*.sql))
-# Full scripts of released versions, frozen, so that an old version can be
-# installed and upgraded (tests/multiprocess/schema_versions.sh).
-RELEASED    = $(filter-out %--$(EXTVERSION).sql,$(sort $(wildcard extension/released/$(EXTENSION)--*.sql)))
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION).control
-DATA        = $(UPGRADES) $(RELEASED)
+DATA        = $(UPGRADES)
 
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=plpgsql

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Versioned SQL: a released version's script never changes, and every
 # upgrade path ends in exactly the schema a fresh install creates.
-#  1. The script built for the current version equals its frozen copy in
-#     extension/released/ once that version is released: a schema change
+#  1. Once the current version is released (extension/released/*.source),
+#     the script built for it has the recorded SHA-256: a schema change
 #     needs a new version and an upgrade script.
-#  2. For every extension/upgrade/odooops--A--B.sql: install A (frozen),
+#  2. For every extension/upgrade/odooops--A--B.sql: install A (rebuilt
+#     from the sources recorded at its release),
 #     ALTER EXTENSION UPDATE to the current version, and compare the ops
 #     schema with a fresh install of the current version.
 set -euo pipefail
@@ -12,13 +13,23 @@ cd "$(dirname "$0")/../.."
 fail() { echo "schema_versions: FAIL: $*" >&2; exit 1; }
 version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" control/odooops.control)
 built=odooops--$version.sql
-frozen=extension/released/odooops--$version.sql
 
-if [ -f "$frozen" ]; then
-  cmp -s "$built" "$frozen" || fail "$built differs from the released $frozen: bump default_version, add extension/upgrade/odooops--$version--<new>.sql"
+# A released version is recorded in extension/released/odooops--V.source as
+# the commit of its sources and its script's SHA-256; its script is rebuilt
+# from git when needed.
+released_sum() { sed -n 's/^sha256 //p' "extension/released/odooops--$1.source"; }
+released_script() {   # VERSION -> the script, rebuilt from the recorded commit
+  local commit f
+  commit=$(sed -n 's/^commit //p' "extension/released/odooops--$1.source")
+  for f in $(git ls-tree --name-only "$commit" extension/sql/ | sort); do git show "$commit:$f"; done
+}
+
+if [ -f "extension/released/odooops--$version.source" ]; then
+  [ "$(sha256sum "$built" | cut -c1-64)" = "$(released_sum "$version")" ] \
+    || fail "$built differs from the released $version: bump default_version and add extension/upgrade/odooops--$version--<new>.sql"
   echo "schema_versions: $version is released and unchanged"
 else
-  echo "schema_versions: $version is not released yet (no $frozen)"
+  echo "schema_versions: $version is not released yet"
 fi
 
 # The ops schema as text, from the catalogs: pg_dump leaves out objects that
@@ -64,7 +75,11 @@ upgrades=0
 for script in extension/upgrade/odooops--*--*.sql; do
   [ -e "$script" ] || continue
   from=$(basename "$script" .sql | sed 's/^odooops--\(.*\)--.*$/\1/')
-  [ -f "extension/released/odooops--$from.sql" ] || fail "$script starts from $from, which has no frozen script"
+  [ -f "extension/released/odooops--$from.source" ] || fail "$script starts from $from, which was never released"
+  extdir=$(pg_config --sharedir)/extension
+  released_script "$from" >"$extdir/odooops--$from.sql"
+  [ "$(sha256sum "$extdir/odooops--$from.sql" | cut -c1-64)" = "$(released_sum "$from")" ] \
+    || fail "the sources recorded for $from do not rebuild its script"
   db postgres -c "DROP DATABASE IF EXISTS odooops_upgrade" -c "CREATE DATABASE odooops_upgrade" \
               -c "DROP DATABASE IF EXISTS odooops_fresh" -c "CREATE DATABASE odooops_fresh"
   db odooops_upgrade -c "CREATE EXTENSION odooops VERSION '$from'" -c "ALTER EXTENSION odooops UPDATE TO '$version'"
