@@ -46,13 +46,13 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES)
 $(EXTENSION).control: control/$(EXTENSION).control
 	cp $< $@
 
-.PHONY: help unit test run format
+.PHONY: help unit test run format format-check
 help:
 	@echo "make                 build the extension"
 	@echo "make install         install it into $(shell $(PG_CONFIG) --pkglibdir)"
 	@echo "make unit            build and run the GoogleTest suite (pure C++)"
 	@echo "make test            everything: unit, pg_regress, isolation, multi-process (tests/run_all.sh)"
-	@echo "make format          clang-format every C++ file"
+	@echo "make format          clang-format every C++ file (make format-check: only check)"
 
 unit:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=Debug >/dev/null
@@ -64,3 +64,6 @@ test:
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.cpp' '*.h')

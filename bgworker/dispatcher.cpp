@@ -47,11 +47,11 @@ struct Result {
   int attempt;
   std::string outcome;  // delivered | retry | dead
   int64_t delay_ms;
-  long status_code;     // 0: no response
+  long status_code;  // 0: no response
   int64_t latency_ms;
   std::string error;
   std::string response;
-  int64_t started_ms;   // wall clock, Unix ms
+  int64_t started_ms;  // wall clock, Unix ms
 };
 
 struct Transfer {
@@ -139,7 +139,7 @@ class Dispatcher {
   int cap_ = 1;
   int batch_ = 1;
   bool want_claim_ = true;
-  int64_t next_due_ms_ = 0;      // monotonic
+  int64_t next_due_ms_ = 0;  // monotonic
   int64_t last_record_ms_ = 0;
   int64_t last_recover_ms_ = 0;
   int record_failures_ = 0;
@@ -166,9 +166,11 @@ void Dispatcher::configure() {
   const int cap = cap_;
   const int64_t lim = limit;
   pg::guarded([&]() noexcept {
-    ereport(LOG, (errmsg("odooops dispatcher: concurrency %d (setting %d, open-file limit %lld), batch %d",
-                         cap, settings::dispatcher_concurrency, static_cast<long long>(lim),
-                         settings::dispatcher_batch_size)));
+    ereport(
+        LOG,
+        (errmsg("odooops dispatcher: concurrency %d (setting %d, open-file limit %lld), batch %d",
+                cap, settings::dispatcher_concurrency, static_cast<long long>(lim),
+                settings::dispatcher_batch_size)));
   });
 }
 
@@ -178,8 +180,8 @@ void Dispatcher::start(const OutboundDelivery& d, int attempt, int max_attempts)
   try {
     req = render_delivery(d, started / 1000);
   } catch (const std::exception& e) {
-    results_.push_back({d.id, attempt, "dead", 0, 0, 0, std::string("not sendable: ") + e.what(),
-                        "", started});
+    results_.push_back(
+        {d.id, attempt, "dead", 0, 0, 0, std::string("not sendable: ") + e.what(), "", started});
     return;
   }
   auto t = std::make_unique<Transfer>();
@@ -205,7 +207,8 @@ void Dispatcher::start(const OutboundDelivery& d, int attempt, int max_attempts)
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body.data());
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->body.size()));
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(settings::webhook_connect_timeout_ms));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(settings::webhook_connect_timeout_ms));
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(settings::webhook_timeout_ms));
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
@@ -232,7 +235,9 @@ void Dispatcher::finish(Transfer& t, CURLcode code) {
   r.response = sanitize(t.response, t.response_limit);
   r.delay_ms = 0;
   if (code != CURLE_OK) {
-    r.error = sanitize(std::string(curl_easy_strerror(code)) + (t.error[0] ? std::string(": ") + t.error : ""), 500);
+    r.error = sanitize(
+        std::string(curl_easy_strerror(code)) + (t.error[0] ? std::string(": ") + t.error : ""),
+        500);
   } else if (status < 200 || status > 299) {
     r.error = "HTTP " + std::to_string(status);
   }
@@ -303,7 +308,8 @@ void Dispatcher::claim(int n) {
       c.max_attempts = pg::get_int32(rows, i, 8).value_or(1);
       claimed.push_back(std::move(c));
     }
-    if (rows.count < static_cast<uint64_t>(n)) due = query_int64("SELECT ops._next_webhook_due_ms()");
+    if (rows.count < static_cast<uint64_t>(n))
+      due = query_int64("SELECT ops._next_webhook_due_ms()");
   });
   if (!ok) {
     want_claim_ = false;
@@ -321,8 +327,12 @@ void Dispatcher::record() {
   static pg::Statement record_sql("SELECT ops._record_webhook_results($1::jsonb)", {TEXTOID});
   nlohmann::json batch = nlohmann::json::array();
   for (const Result& r : results_) {
-    nlohmann::json j{{"id", r.id},          {"attempt", r.attempt},       {"outcome", r.outcome},
-                     {"delay_ms", r.delay_ms}, {"latency_ms", r.latency_ms}, {"started_ms", r.started_ms}};
+    nlohmann::json j{{"id", r.id},
+                     {"attempt", r.attempt},
+                     {"outcome", r.outcome},
+                     {"delay_ms", r.delay_ms},
+                     {"latency_ms", r.latency_ms},
+                     {"started_ms", r.started_ms}};
     j["status_code"] = r.status_code > 0 ? nlohmann::json(r.status_code) : nlohmann::json(nullptr);
     j["error"] = r.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.error);
     j["response"] = r.response.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.response);
@@ -330,9 +340,8 @@ void Dispatcher::record() {
   }
   const std::string text = batch.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   batch = nullptr;
-  const bool ok = in_transaction("record webhook results", [&]() {
-    pg::execute(record_sql, {pg::text_param(text)});
-  });
+  const bool ok = in_transaction("record webhook results",
+                                 [&]() { pg::execute(record_sql, {pg::text_param(text)}); });
   last_record_ms_ = now_ms();
   if (ok || ++record_failures_ >= 3) {
     // After three failures the claims are left to expire and be retried.
@@ -401,13 +410,13 @@ void Dispatcher::run() {
       });
     }
     now = now_ms();
-    if (!results_.empty() &&
-        (results_.size() >= static_cast<size_t>(batch_) || in_flight_.empty() ||
-         now - last_record_ms_ >= 50)) {
+    if (!results_.empty() && (results_.size() >= static_cast<size_t>(batch_) ||
+                              in_flight_.empty() || now - last_record_ms_ >= 50)) {
       record();
     }
     if (in_flight_.empty() && results_.empty() && !want_claim_) {
-      const int64_t wait = std::min<int64_t>(next_due_ms_ - now_ms(), settings::dispatcher_naptime_ms);
+      const int64_t wait =
+          std::min<int64_t>(next_due_ms_ - now_ms(), settings::dispatcher_naptime_ms);
       if (wait > 0 && sleep_ms(wait)) want_claim_ = true;
     }
   }

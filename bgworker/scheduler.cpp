@@ -73,12 +73,10 @@ void scheduler_loop() {
     }
     // Schedules first: their slots are the time-critical part.
     std::optional<int64_t> next_slot_ms;
-    in_transaction("fire backup schedules", [&]() {
-      query_int64("SELECT ops.fire_due_backup_schedules()::bigint");
-    });
-    in_transaction("next schedule slot", [&]() {
-      next_slot_ms = query_int64("SELECT ops._next_schedule_due_ms()");
-    });
+    in_transaction("fire backup schedules",
+                   [&]() { query_int64("SELECT ops.fire_due_backup_schedules()::bigint"); });
+    in_transaction("next schedule slot",
+                   [&]() { next_slot_ms = query_int64("SELECT ops._next_schedule_due_ms()"); });
 
     int64_t now = now_ms();
     for (Task* t : tasks) {
@@ -112,5 +110,7 @@ void scheduler_loop() {
 extern "C" {
 PGDLLEXPORT void odooops_scheduler_main(Datum arg);
 
-void odooops_scheduler_main(Datum) { odooops::bgw::run_main("scheduler", odooops::bgw::scheduler_loop); }
+void odooops_scheduler_main(Datum) {
+  odooops::bgw::run_main("scheduler", odooops::bgw::scheduler_loop);
+}
 }

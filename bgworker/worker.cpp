@@ -25,8 +25,8 @@ extern "C" {
 namespace odooops::bgw {
 namespace {
 
-MemoryContext g_iteration = nullptr;   // reset after every unit of work
-MemoryContext g_errors = nullptr;      // caught errors; outlives aborts
+MemoryContext g_iteration = nullptr;  // reset after every unit of work
+MemoryContext g_errors = nullptr;     // caught errors; outlives aborts
 char g_database[NAMEDATALEN] = "";
 const char* g_name = "worker";
 bool g_missing_logged = false;
@@ -55,10 +55,10 @@ void start_worker(Worker worker, const char* name) {
             sizeof g_database);
     BackgroundWorkerInitializeConnection(g_database, nullptr, 0);
     pgstat_report_appname(name);
-    g_iteration = AllocSetContextCreate(TopMemoryContext, "odooops worker iteration",
-                                        ALLOCSET_DEFAULT_SIZES);
-    g_errors = AllocSetContextCreate(TopMemoryContext, "odooops worker errors",
-                                     ALLOCSET_SMALL_SIZES);
+    g_iteration =
+        AllocSetContextCreate(TopMemoryContext, "odooops worker iteration", ALLOCSET_DEFAULT_SIZES);
+    g_errors =
+        AllocSetContextCreate(TopMemoryContext, "odooops worker errors", ALLOCSET_SMALL_SIZES);
     pg::set_error_copy_context(g_errors);
     MemoryContextSwitchTo(g_iteration);
     ereport(LOG, (errmsg("odooops %s started in database \"%s\"", name, g_database)));
@@ -149,8 +149,9 @@ bool extension_ready() {
   if (!ready && !g_missing_logged) {
     g_missing_logged = true;
     pg::guarded([]() noexcept {
-      ereport(LOG, (errmsg("odooops %s: extension odooops is not created in database \"%s\"; waiting",
-                           g_name, g_database)));
+      ereport(LOG,
+              (errmsg("odooops %s: extension odooops is not created in database \"%s\"; waiting",
+                      g_name, g_database)));
     });
   }
   if (ready) g_missing_logged = false;

@@ -18,6 +18,9 @@ step "dependencies"
 tests/harness/deps.sh
 tests/harness/npm_deps.sh
 
+step "formatting (clang-format)"
+make -s format-check
+
 step "build (warnings are errors)"
 make -s -j2 WERROR=1 PG_CONFIG="$PG_CONFIG"
 make -s install PG_CONFIG="$PG_CONFIG"

@@ -17,7 +17,9 @@ namespace odooops::worker {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 int g_pipe[2] = {-1, -1};
 volatile sig_atomic_t g_terms = 0;
@@ -31,7 +33,8 @@ void on_signal(int) {
 
 std::string pg_array(const std::vector<std::string>& items) {
   std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + std::string("\"") + items[i] + "\"";
+  for (size_t i = 0; i < items.size(); ++i)
+    out += (i ? "," : "") + std::string("\"") + items[i] + "\"";
   return out + "}";
 }
 
@@ -77,17 +80,19 @@ void Agent::register_agent() {
   char host[256] = "";
   gethostname(host, sizeof host - 1);
   db_.exec("SELECT ops.register_agent($1, $2::text[], $3, $4::jsonb, $5, $6)",
-           {cfg_.worker_id, pg_array(cfg_.kinds), cfg_.team.empty() ? Param() : Param(cfg_.team), labels.dump(),
-            cfg_.version, std::string(host)});
+           {cfg_.worker_id, pg_array(cfg_.kinds), cfg_.team.empty() ? Param() : Param(cfg_.team),
+            labels.dump(), cfg_.version, std::string(host)});
   last_agent_heartbeat_ = Clock::now();
-  log("info", "registered (kinds " + pg_array(cfg_.kinds) + (cfg_.team.empty() ? "" : ", team " + cfg_.team) +
-                  "); steps from " + cfg_.steps_dir + ", state in " + cfg_.state_dir);
+  log("info", "registered (kinds " + pg_array(cfg_.kinds) +
+                  (cfg_.team.empty() ? "" : ", team " + cfg_.team) + "); steps from " +
+                  cfg_.steps_dir + ", state in " + cfg_.state_dir);
 }
 
 void Agent::agent_heartbeat() {
   Rows r = db_.exec("SELECT ops.agent_heartbeat($1) AS status", {cfg_.worker_id});
   last_agent_heartbeat_ = Clock::now();
-  if (!r.empty() && r.text(0, "status") == "disabled") log("warning", "this worker is disabled in ops.agents");
+  if (!r.empty() && r.text(0, "status") == "disabled")
+    log("warning", "this worker is disabled in ops.agents");
 }
 
 void Agent::set_status(const std::string& status) {
@@ -116,9 +121,10 @@ void Agent::execute(const Claim& c) {
     s.drain_pipe();
     if (s.terms > 0 && !draining_) {
       draining_ = true;
-      drain_deadline_ = Clock::now() + std::chrono::milliseconds(static_cast<long>(cfg_.drain_grace * 1000));
-      log("info", "SIGTERM: draining; the current run may take " + std::to_string(static_cast<int>(cfg_.drain_grace)) +
-                      " s more");
+      drain_deadline_ =
+          Clock::now() + std::chrono::milliseconds(static_cast<long>(cfg_.drain_grace * 1000));
+      log("info", "SIGTERM: draining; the current run may take " +
+                      std::to_string(static_cast<int>(cfg_.drain_grace)) + " s more");
       set_status("draining");
     }
     if (s.terms > 1) return "second SIGTERM";
@@ -138,7 +144,8 @@ void Agent::execute(const Claim& c) {
                      " (the lease expires and the run is requeued)");
     return;
   }
-  const char* names[] = {"succeeded", "failed", "handed back to the queue", "lost (lease taken away; nothing written)"};
+  const char* names[] = {"succeeded", "failed", "handed back to the queue",
+                         "lost (lease taken away; nothing written)"};
   log(o == RunExecution::Outcome::Succeeded ? "info" : "warning",
       "run " + std::to_string(c.run_id) + " " + names[static_cast<int>(o)]);
 }
@@ -150,7 +157,8 @@ void prune_workspaces(const std::string& state_dir) {
   std::error_code ec;
   const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(72);
   for (const auto& e : fs::directory_iterator(state_dir + "/workspaces", ec)) {
-    if (e.is_directory(ec) && fs::last_write_time(e.path(), ec) < cutoff) fs::remove_all(e.path(), ec);
+    if (e.is_directory(ec) && fs::last_write_time(e.path(), ec) < cutoff)
+      fs::remove_all(e.path(), ec);
   }
 }
 
@@ -181,7 +189,8 @@ int Agent::run() {
     if (s.terms > 0) break;
     try {
       if (!db_.connected()) db_.connect(channel);
-      if (since(last_agent_heartbeat_) >= std::min(30.0, cfg_.heartbeat_interval)) agent_heartbeat();
+      if (since(last_agent_heartbeat_) >= std::min(30.0, cfg_.heartbeat_interval))
+        agent_heartbeat();
       if (cfg_.rescue && since(last_rescue_) >= std::min(10.0, cfg_.poll_interval * 2)) {
         last_rescue_ = Clock::now();
         Rows r = db_.exec("SELECT count(*) AS n FROM ops.requeue_expired_runs(100)");
@@ -201,7 +210,8 @@ int Agent::run() {
       check_now = false;
       backoff = 1;
       if (cfg_.exit_when_idle > 0 && since(idle_since) >= cfg_.exit_when_idle) {
-        log("info", "idle for " + std::to_string(static_cast<int>(cfg_.exit_when_idle)) + " s; exiting");
+        log("info",
+            "idle for " + std::to_string(static_cast<int>(cfg_.exit_when_idle)) + " s; exiting");
         break;
       }
       double wait = cfg_.poll_interval;
@@ -209,7 +219,8 @@ int Agent::run() {
       db_.wait_notification(wait, s.wake_fd);
       check_now = true;  // a notification, the poll interval, or a signal
     } catch (const DbError& e) {
-      log("warning", std::string("control plane: ") + e.what() + "; retrying in " + std::to_string(backoff) + " s");
+      log("warning", std::string("control plane: ") + e.what() + "; retrying in " +
+                         std::to_string(backoff) + " s");
       db_.close();
       std::this_thread::sleep_for(std::chrono::seconds(backoff));
       backoff = std::min(backoff * 2, 30);

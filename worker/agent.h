@@ -15,8 +15,8 @@ namespace odooops::worker {
 
 // Set by the signal handlers (main.cpp); read by the loop.
 struct Signals {
-  int wake_fd = -1;          // readable after a signal
-  int terms = 0;             // SIGTERM/SIGINT received so far
+  int wake_fd = -1;  // readable after a signal
+  int terms = 0;     // SIGTERM/SIGINT received so far
   void drain_pipe();
 };
 Signals& signals();

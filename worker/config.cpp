@@ -14,9 +14,9 @@ namespace odooops::worker {
 namespace {
 
 struct Option {
-  const char* name;     // --name, and `name = value` in the file
-  const char* env;      // environment variable
-  const char* value;    // placeholder in --help ("" for a switch)
+  const char* name;   // --name, and `name = value` in the file
+  const char* env;    // environment variable
+  const char* value;  // placeholder in --help ("" for a switch)
   const char* help;
   std::function<void(Config&, const std::string&)> set;
 };
@@ -38,8 +38,8 @@ long long to_int(const std::string& name, const std::string& v, long long min) {
     if (pos == v.size() && n >= min) return n;
   } catch (const std::exception&) {
   }
-  throw ConfigError("--" + name + ": expected an integer >= " + std::to_string(min) +
-                    ", got \"" + v + "\"");
+  throw ConfigError("--" + name + ": expected an integer >= " + std::to_string(min) + ", got \"" +
+                    v + "\"");
 }
 
 bool to_bool(const std::string& name, const std::string& v) {
@@ -60,10 +60,12 @@ std::vector<std::string> split(const std::string& s, char sep) {
 
 const std::vector<Option>& options() {
   static const std::vector<Option> table = {
-      {"config", "ODOOOPS_CONFIG", "FILE", "read `name = value` lines (option names without --) from FILE",
+      {"config", "ODOOOPS_CONFIG", "FILE",
+       "read `name = value` lines (option names without --) from FILE",
        [](Config&, const std::string&) {}},
       {"dsn", "ODOOOPS_DSN", "CONNINFO",
-       "libpq connection string of the control-plane database (default: PGHOST, PGPORT, PGDATABASE, ...)",
+       "libpq connection string of the control-plane database (default: PGHOST, PGPORT, "
+       "PGDATABASE, ...)",
        [](Config& c, const std::string& v) { c.dsn = v; }},
       {"worker-id", "ODOOOPS_WORKER_ID", "ID", "name of this worker (default: <hostname>-<pid>)",
        [](Config& c, const std::string& v) { c.worker_id = v; }},
@@ -72,76 +74,105 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v) { c.kinds = split(v, ','); }},
       {"team", "ODOOOPS_TEAM", "NAME", "agent team this worker belongs to",
        [](Config& c, const std::string& v) { c.team = v; }},
-      {"label", "ODOOOPS_LABELS", "KEY=VALUE", "a label (repeatable; the variable takes a comma-separated list)",
+      {"label", "ODOOOPS_LABELS", "KEY=VALUE",
+       "a label (repeatable; the variable takes a comma-separated list)",
        [](Config& c, const std::string& v) {
          for (const auto& kv : split(v, ',')) {
            auto eq = kv.find('=');
-           if (eq == std::string::npos || eq == 0) throw ConfigError("--label: expected KEY=VALUE, got \"" + kv + "\"");
+           if (eq == std::string::npos || eq == 0)
+             throw ConfigError("--label: expected KEY=VALUE, got \"" + kv + "\"");
            c.labels[kv.substr(0, eq)] = kv.substr(eq + 1);
          }
        }},
       {"listen", "ODOOOPS_LISTEN", "BOOL",
-       "wait with LISTEN odooops_runs (default true; false behind a transaction-mode pooler: poll only)",
+       "wait with LISTEN odooops_runs (default true; false behind a transaction-mode pooler: poll "
+       "only)",
        [](Config& c, const std::string& v) { c.listen = to_bool("listen", v); }},
-      {"poll-interval", "ODOOOPS_POLL_INTERVAL", "SECONDS", "claim attempt interval while idle (default 5)",
+      {"poll-interval", "ODOOOPS_POLL_INTERVAL", "SECONDS",
+       "claim attempt interval while idle (default 5)",
        [](Config& c, const std::string& v) { c.poll_interval = to_double("poll-interval", v); }},
       {"lease", "ODOOOPS_LEASE", "SECONDS", "lease of a claimed run (default 300)",
-       [](Config& c, const std::string& v) { c.lease_seconds = static_cast<int>(to_int("lease", v, 5)); }},
+       [](Config& c, const std::string& v) {
+         c.lease_seconds = static_cast<int>(to_int("lease", v, 5));
+       }},
       {"heartbeat-interval", "ODOOOPS_HEARTBEAT_INTERVAL", "SECONDS",
        "how often a held run's lease is extended (default: lease / 3)",
-       [](Config& c, const std::string& v) { c.heartbeat_interval = to_double("heartbeat-interval", v); }},
+       [](Config& c, const std::string& v) {
+         c.heartbeat_interval = to_double("heartbeat-interval", v);
+       }},
       {"rescue", "ODOOOPS_RESCUE", "BOOL",
        "requeue runs whose lease expired while idle, via ops.requeue_expired_runs (default true)",
        [](Config& c, const std::string& v) { c.rescue = to_bool("rescue", v); }},
       {"once", "ODOOOPS_ONCE", "", "exit after one run",
        [](Config& c, const std::string& v) { c.once = to_bool("once", v); }},
-      {"exit-when-idle", "ODOOOPS_EXIT_WHEN_IDLE", "SECONDS", "exit after this long without work (default: never)",
+      {"exit-when-idle", "ODOOOPS_EXIT_WHEN_IDLE", "SECONDS",
+       "exit after this long without work (default: never)",
        [](Config& c, const std::string& v) { c.exit_when_idle = to_double("exit-when-idle", v); }},
       {"drain-grace", "ODOOOPS_DRAIN_GRACE", "SECONDS",
        "on SIGTERM, how long the current run may still take before it is handed back (default 60)",
        [](Config& c, const std::string& v) { c.drain_grace = to_double("drain-grace", v); }},
       {"steps-dir", "ODOOOPS_STEPS_DIR", "DIR",
-       "step scripts, DIR/<workflow>/NN-name (default: steps/ next to the binary, else /usr/share/odooops/steps)",
+       "step scripts, DIR/<workflow>/NN-name (default: steps/ next to the binary, else "
+       "/usr/share/odooops/steps)",
        [](Config& c, const std::string& v) { c.steps_dir = v; }},
       {"state-dir", "ODOOOPS_STATE_DIR", "DIR",
-       "workspaces and environment state (default: /var/lib/odooops-worker, or ~/.local/state/odooops-worker)",
+       "workspaces and environment state (default: /var/lib/odooops-worker, or "
+       "~/.local/state/odooops-worker)",
        [](Config& c, const std::string& v) { c.state_dir = v; }},
       {"step-timeout", "ODOOOPS_STEP_TIMEOUT", "SECONDS",
-       "default timeout of one step (default 3600; a step overrides it with a `# odooops-timeout: N` line)",
+       "default timeout of one step (default 3600; a step overrides it with a `# odooops-timeout: "
+       "N` line)",
        [](Config& c, const std::string& v) { c.step_timeout = to_double("step-timeout", v); }},
-      {"event-batch", "ODOOOPS_EVENT_BATCH", "N", "output lines per append_events call (default 200, max 1000)",
-       [](Config& c, const std::string& v) { c.event_batch = static_cast<int>(to_int("event-batch", v, 1)); if (c.event_batch > 1000) throw ConfigError("--event-batch: at most 1000"); }},
-      {"event-flush", "ODOOOPS_EVENT_FLUSH", "SECONDS", "longest delay before buffered lines are sent (default 0.2)",
+      {"event-batch", "ODOOOPS_EVENT_BATCH", "N",
+       "output lines per append_events call (default 200, max 1000)",
+       [](Config& c, const std::string& v) {
+         c.event_batch = static_cast<int>(to_int("event-batch", v, 1));
+         if (c.event_batch > 1000) throw ConfigError("--event-batch: at most 1000");
+       }},
+      {"event-flush", "ODOOOPS_EVENT_FLUSH", "SECONDS",
+       "longest delay before buffered lines are sent (default 0.2)",
        [](Config& c, const std::string& v) { c.event_flush = to_double("event-flush", v); }},
       {"runtime", "ODOOOPS_RUNTIME", "NAME",
-       "how Odoo is run: process (odoo-bin on this host, default) or docker; an environment's settings.runtime wins",
+       "how Odoo is run: process (odoo-bin on this host, default) or docker; an environment's "
+       "settings.runtime wins",
        [](Config& c, const std::string& v) {
-         if (v != "process" && v != "docker") throw ConfigError("--runtime: expected process or docker, got \"" + v + "\"");
+         if (v != "process" && v != "docker")
+           throw ConfigError("--runtime: expected process or docker, got \"" + v + "\"");
          c.runtime = v;
        }},
-      {"odoo-bin", "ODOO_BIN", "PATH", "odoo-bin for the process runtime (default: odoo-bin on PATH)",
+      {"odoo-bin", "ODOO_BIN", "PATH",
+       "odoo-bin for the process runtime (default: odoo-bin on PATH)",
        [](Config& c, const std::string& v) { c.odoo_bin = v; }},
       {"odoo-addons", "ODOOOPS_ODOO_ADDONS", "DIRS",
-       "Odoo's own addons directories, prepended to the repository's (default: <odoo-bin dir>/addons when it exists)",
+       "Odoo's own addons directories, prepended to the repository's (default: <odoo-bin "
+       "dir>/addons when it exists)",
        [](Config& c, const std::string& v) { c.odoo_addons = v; }},
-      {"odoo-image", "ODOOOPS_ODOO_IMAGE", "IMAGE", "base image of the docker runtime (default odoo:17)",
+      {"odoo-image", "ODOOOPS_ODOO_IMAGE", "IMAGE",
+       "base image of the docker runtime (default odoo:17)",
        [](Config& c, const std::string& v) { c.odoo_image = v; }},
-      {"docker-host", "DOCKER_HOST", "URL", "Docker Engine API endpoint (default unix:///var/run/docker.sock)",
+      {"docker-host", "DOCKER_HOST", "URL",
+       "Docker Engine API endpoint (default unix:///var/run/docker.sock)",
        [](Config& c, const std::string& v) { c.docker_host = v; }},
       {"registry", "ODOOOPS_REGISTRY", "HOST[/PATH]", "push built images there (default: no push)",
        [](Config& c, const std::string& v) { c.registry = v; }},
       {"http-port-base", "ODOOOPS_HTTP_PORT_BASE", "PORT",
-       "an environment listens on PORT + its id unless its settings.http_port says otherwise (default 8100)",
-       [](Config& c, const std::string& v) { c.http_port_base = static_cast<int>(to_int("http-port-base", v, 1)); }},
-      {"odoo-db-host", "ODOOOPS_ODOO_DB_HOST", "HOST", "PostgreSQL of the environments' databases (default: PGHOST)",
+       "an environment listens on PORT + its id unless its settings.http_port says otherwise "
+       "(default 8100)",
+       [](Config& c, const std::string& v) {
+         c.http_port_base = static_cast<int>(to_int("http-port-base", v, 1));
+       }},
+      {"odoo-db-host", "ODOOOPS_ODOO_DB_HOST", "HOST",
+       "PostgreSQL of the environments' databases (default: PGHOST)",
        [](Config& c, const std::string& v) { c.odoo_db_host = v; }},
       {"odoo-db-port", "ODOOOPS_ODOO_DB_PORT", "PORT", "its port (default: PGPORT or 5432)",
        [](Config& c, const std::string& v) { c.odoo_db_port = v; }},
       {"odoo-db-user", "ODOOOPS_ODOO_DB_USER", "USER", "its user (default: PGUSER)",
        [](Config& c, const std::string& v) { c.odoo_db_user = v; }},
-      {"public-host", "ODOOOPS_PUBLIC_HOST", "HOST", "host name used in the URLs recorded for environments (default 127.0.0.1)",
+      {"public-host", "ODOOOPS_PUBLIC_HOST", "HOST",
+       "host name used in the URLs recorded for environments (default 127.0.0.1)",
        [](Config& c, const std::string& v) { c.public_host = v; }},
-      {"storage", "ODOOOPS_STORAGE", "URL", "backups and artifacts: file:///dir or s3://bucket/prefix",
+      {"storage", "ODOOOPS_STORAGE", "URL",
+       "backups and artifacts: file:///dir or s3://bucket/prefix",
        [](Config& c, const std::string& v) { c.storage_url = v; }},
       {"s3-endpoint", "ODOOOPS_S3_ENDPOINT", "URL",
        "S3-compatible endpoint, addressed path-style (default: https://s3.<region>.amazonaws.com)",
@@ -150,16 +181,23 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v) { c.s3_region = v; }},
       {"s3-access-key", "AWS_ACCESS_KEY_ID", "KEY", "S3 access key id",
        [](Config& c, const std::string& v) { c.s3_access_key = v; }},
-      {"s3-secret-key", "AWS_SECRET_ACCESS_KEY", "SECRET", "S3 secret key (prefer the variable to the flag)",
+      {"s3-secret-key", "AWS_SECRET_ACCESS_KEY", "SECRET",
+       "S3 secret key (prefer the variable to the flag)",
        [](Config& c, const std::string& v) { c.s3_secret_key = v; }},
       {"multipart-threshold", "ODOOOPS_MULTIPART_THRESHOLD", "BYTES",
        "uploads above this use S3 multipart upload (default 16 MiB)",
-       [](Config& c, const std::string& v) { c.multipart_threshold = to_int("multipart-threshold", v, 5LL << 20); }},
-      {"multipart-part-size", "ODOOOPS_MULTIPART_PART_SIZE", "BYTES", "size of a multipart part (default 8 MiB, min 5 MiB)",
-       [](Config& c, const std::string& v) { c.multipart_part_size = to_int("multipart-part-size", v, 5LL << 20); }},
+       [](Config& c, const std::string& v) {
+         c.multipart_threshold = to_int("multipart-threshold", v, 5LL << 20);
+       }},
+      {"multipart-part-size", "ODOOOPS_MULTIPART_PART_SIZE", "BYTES",
+       "size of a multipart part (default 8 MiB, min 5 MiB)",
+       [](Config& c, const std::string& v) {
+         c.multipart_part_size = to_int("multipart-part-size", v, 5LL << 20);
+       }},
       {"log-level", "ODOOOPS_LOG_LEVEL", "LEVEL", "debug, info (default), warning, error",
        [](Config& c, const std::string& v) {
-         if (v != "debug" && v != "info" && v != "warning" && v != "error") throw ConfigError("--log-level: expected debug, info, warning or error");
+         if (v != "debug" && v != "info" && v != "warning" && v != "error")
+           throw ConfigError("--log-level: expected debug, info, warning or error");
          c.log_level = v;
        }},
   };
@@ -190,11 +228,14 @@ void load_file(const std::string& path, Config& cfg) {
     line = trim(line);
     if (line.empty() || line[0] == '#') continue;
     auto eq = line.find('=');
-    if (eq == std::string::npos) throw ConfigError(path + ":" + std::to_string(n) + ": expected `name = value`");
+    if (eq == std::string::npos)
+      throw ConfigError(path + ":" + std::to_string(n) + ": expected `name = value`");
     std::string name = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+      value = value.substr(1, value.size() - 2);
     const Option* o = find_option(name);
-    if (!o || name == "config") throw ConfigError(path + ":" + std::to_string(n) + ": unknown option \"" + name + "\"");
+    if (!o || name == "config")
+      throw ConfigError(path + ":" + std::to_string(n) + ": unknown option \"" + name + "\"");
     o->set(cfg, value);
   }
 }
@@ -205,7 +246,8 @@ std::string default_steps_dir() {
   if (n > 0) {
     std::string exe(buf, static_cast<size_t>(n));
     std::string dir = exe.substr(0, exe.rfind('/'));
-    for (const std::string& cand : {dir + "/steps", dir + "/../worker/steps", dir + "/../share/odooops/steps"}) {
+    for (const std::string& cand :
+         {dir + "/steps", dir + "/../worker/steps", dir + "/../share/odooops/steps"}) {
       if (access(cand.c_str(), R_OK | X_OK) == 0) {
         char real[4096];
         return realpath(cand.c_str(), real) ? std::string(real) : cand;
@@ -220,7 +262,8 @@ std::string default_steps_dir() {
 std::string usage() {
   std::ostringstream out;
   out << "usage: odooops-worker [OPTIONS]                 run the worker daemon\n"
-         "       odooops-worker storage put URL [FILE|-]  upload (stdin by default); prints {location,size,sha256}\n"
+         "       odooops-worker storage put URL [FILE|-]  upload (stdin by default); prints "
+         "{location,size,sha256}\n"
          "       odooops-worker storage get URL [FILE|-] [--expect-sha256 HEX]\n"
          "       odooops-worker storage delete URL\n"
          "       odooops-worker storage list URL-PREFIX\n"
@@ -233,16 +276,20 @@ std::string usage() {
          "Options (flag, then environment variable; a flag wins over the variable, the\n"
          "variable over the --config file):\n";
   for (const auto& o : options()) {
-    std::string flag = std::string("  --") + o.name + (o.value[0] ? std::string("=") + o.value : "");
+    std::string flag =
+        std::string("  --") + o.name + (o.value[0] ? std::string("=") + o.value : "");
     out << flag;
-    if (flag.size() < 34) out << std::string(34 - flag.size(), ' ');
-    else out << "\n" << std::string(34, ' ');
+    if (flag.size() < 34)
+      out << std::string(34 - flag.size(), ' ');
+    else
+      out << "\n" << std::string(34, ' ');
     out << o.help << "  [" << o.env << "]\n";
   }
   out << "  --help                          this text\n"
          "  --version                       print the version\n"
          "\nSignals: SIGTERM/SIGINT drain (stop claiming, let the current run finish within\n"
-         "--drain-grace, else hand it back to the queue). A second SIGTERM hands it back at once.\n";
+         "--drain-grace, else hand it back to the queue). A second SIGTERM hands it back at "
+         "once.\n";
   return out.str();
 }
 
@@ -259,7 +306,8 @@ bool load_config(int argc, char** argv, Config& cfg) {
       std::cout << "odooops-worker " << cfg.version << "\n";
       return false;
     }
-    if (arg.rfind("--", 0) != 0) throw ConfigError("unexpected argument \"" + arg + "\" (see --help)");
+    if (arg.rfind("--", 0) != 0)
+      throw ConfigError("unexpected argument \"" + arg + "\" (see --help)");
     std::string name = arg.substr(2), value;
     auto eq = name.find('=');
     const Option* o = find_option(eq == std::string::npos ? name : name.substr(0, eq));
@@ -288,8 +336,10 @@ bool load_config(int argc, char** argv, Config& cfg) {
         throw ConfigError("unknown option --" + name + " (see --help)");
       }
     }
-    if (name == "config") config_file = value;
-    else flags[name].push_back(value);
+    if (name == "config")
+      config_file = value;
+    else
+      flags[name].push_back(value);
   }
   if (config_file.empty()) {
     if (const char* e = std::getenv("ODOOOPS_CONFIG")) config_file = e;
@@ -313,18 +363,23 @@ bool load_config(int argc, char** argv, Config& cfg) {
   }
   if (cfg.kinds.empty()) cfg.kinds = {"build", "test", "deploy", "backup", "restore", "destroy"};
   for (const auto& k : cfg.kinds) {
-    if (k != "build" && k != "test" && k != "deploy" && k != "backup" && k != "restore" && k != "destroy")
+    if (k != "build" && k != "test" && k != "deploy" && k != "backup" && k != "restore" &&
+        k != "destroy")
       throw ConfigError("--kinds: unknown workflow \"" + k + "\"");
   }
   if (cfg.heartbeat_interval <= 0) cfg.heartbeat_interval = cfg.lease_seconds / 3.0;
   if (cfg.heartbeat_interval >= cfg.lease_seconds)
     throw ConfigError("--heartbeat-interval must be shorter than --lease");
-  if (cfg.multipart_part_size > cfg.multipart_threshold) cfg.multipart_threshold = cfg.multipart_part_size;
+  if (cfg.multipart_part_size > cfg.multipart_threshold)
+    cfg.multipart_threshold = cfg.multipart_part_size;
   if (cfg.steps_dir.empty()) cfg.steps_dir = default_steps_dir();
   if (cfg.state_dir.empty()) {
-    if (geteuid() == 0) cfg.state_dir = "/var/lib/odooops-worker";
-    else if (const char* home = std::getenv("HOME")) cfg.state_dir = std::string(home) + "/.local/state/odooops-worker";
-    else cfg.state_dir = "/tmp/odooops-worker";
+    if (geteuid() == 0)
+      cfg.state_dir = "/var/lib/odooops-worker";
+    else if (const char* home = std::getenv("HOME"))
+      cfg.state_dir = std::string(home) + "/.local/state/odooops-worker";
+    else
+      cfg.state_dir = "/tmp/odooops-worker";
   }
   if (cfg.odoo_bin.empty()) cfg.odoo_bin = "odoo-bin";
   if (cfg.odoo_image.empty()) cfg.odoo_image = "odoo:17";

@@ -13,25 +13,25 @@ namespace odooops::worker {
 
 struct Config {
   // control plane
-  std::string dsn;               // libpq connection string; empty: PG* variables
-  std::string worker_id;         // default: <hostname>-<pid>
+  std::string dsn;        // libpq connection string; empty: PG* variables
+  std::string worker_id;  // default: <hostname>-<pid>
   std::vector<std::string> kinds;
   std::string team;
   std::map<std::string, std::string> labels;
-  bool listen = true;            // LISTEN odooops_runs (off behind a transaction pooler)
-  double poll_interval = 5.0;    // seconds between claims when idle
+  bool listen = true;          // LISTEN odooops_runs (off behind a transaction pooler)
+  double poll_interval = 5.0;  // seconds between claims when idle
   int lease_seconds = 300;
-  double heartbeat_interval = 0; // 0: lease / 3
-  bool rescue = true;            // call ops.requeue_expired_runs while idle
-  bool once = false;             // exit after one run (tests, cron)
-  double exit_when_idle = 0;     // exit after this many idle seconds (0: never)
-  double drain_grace = 60;       // SIGTERM: seconds the current run may still take
+  double heartbeat_interval = 0;  // 0: lease / 3
+  bool rescue = true;             // call ops.requeue_expired_runs while idle
+  bool once = false;              // exit after one run (tests, cron)
+  double exit_when_idle = 0;      // exit after this many idle seconds (0: never)
+  double drain_grace = 60;        // SIGTERM: seconds the current run may still take
   // steps
   std::string steps_dir;
   std::string state_dir;
   double step_timeout = 3600;
-  int event_batch = 200;         // events per append_events call
-  double event_flush = 0.2;      // seconds between flushes of a partial batch
+  int event_batch = 200;     // events per append_events call
+  double event_flush = 0.2;  // seconds between flushes of a partial batch
   // targets
   std::string runtime = "process";  // process | docker (an environment's settings.runtime wins)
   std::string odoo_bin;             // odoo-bin for the process runtime
@@ -43,8 +43,8 @@ struct Config {
   std::string odoo_db_host, odoo_db_port, odoo_db_user;  // databases of the environments
   std::string public_host = "127.0.0.1";
   // storage
-  std::string storage_url;          // file:///dir or s3://bucket/prefix
-  std::string s3_endpoint;          // http(s)://host:port (path-style); empty: AWS
+  std::string storage_url;  // file:///dir or s3://bucket/prefix
+  std::string s3_endpoint;  // http(s)://host:port (path-style); empty: AWS
   std::string s3_region = "us-east-1";
   std::string s3_access_key, s3_secret_key;
   long long multipart_threshold = 16LL << 20;

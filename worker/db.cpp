@@ -53,8 +53,11 @@ Rows Db::exec(const std::string& sql, const std::vector<Param>& params) {
       out.rows.resize(static_cast<size_t>(nt));
       for (int t = 0; t < nt; ++t) {
         for (int f = 0; f < nf; ++f) {
-          if (PQgetisnull(res, t, f)) out.rows[static_cast<size_t>(t)].emplace_back(std::nullopt);
-          else out.rows[static_cast<size_t>(t)].emplace_back(std::string(PQgetvalue(res, t, f), static_cast<size_t>(PQgetlength(res, t, f))));
+          if (PQgetisnull(res, t, f))
+            out.rows[static_cast<size_t>(t)].emplace_back(std::nullopt);
+          else
+            out.rows[static_cast<size_t>(t)].emplace_back(
+                std::string(PQgetvalue(res, t, f), static_cast<size_t>(PQgetlength(res, t, f))));
         }
       }
       PQclear(res);
@@ -71,7 +74,8 @@ Rows Db::exec(const std::string& sql, const std::vector<Param>& params) {
       // The statement may or may not have run: never retried here; callers
       // decide (events are resent, so delivery is at least once then).
       close();
-      throw DbError(code.empty() ? "08006" : code, "lost the control-plane connection: " + message, true);
+      throw DbError(code.empty() ? "08006" : code, "lost the control-plane connection: " + message,
+                    true);
     }
     (void)tries;
     throw DbError(code, message);

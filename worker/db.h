@@ -30,7 +30,9 @@ struct Rows {
   bool empty() const { return rows.empty(); }
   // The value of `column` in row `row`; throws when the column is unknown.
   std::optional<std::string> get(size_t row, const std::string& column) const;
-  std::string text(size_t row, const std::string& column) const { return get(row, column).value_or(""); }
+  std::string text(size_t row, const std::string& column) const {
+    return get(row, column).value_or("");
+  }
 };
 
 using Param = std::optional<std::string>;

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
           own.push_back(argv[++i]);
         } else if (a.rfind("--", 0) == 0) {
           flags.push_back(argv[i]);
-          if (a.find('=') == std::string::npos && i + 1 < argc && a != "--help") flags.push_back(argv[++i]);
+          if (a.find('=') == std::string::npos && i + 1 < argc && a != "--help")
+            flags.push_back(argv[++i]);
         } else {
           own.push_back(argv[i]);
         }

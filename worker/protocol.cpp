@@ -17,10 +17,20 @@ size_t utf8_sequence(std::string_view s, size_t i) {
   unsigned min;
   unsigned cp;
   if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
-  else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
-  else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
-  else return 0;
+  if ((c & 0xE0) == 0xC0) {
+    len = 2;
+    cp = c & 0x1F;
+    min = 0x80;
+  } else if ((c & 0xF0) == 0xE0) {
+    len = 3;
+    cp = c & 0x0F;
+    min = 0x800;
+  } else if ((c & 0xF8) == 0xF0) {
+    len = 4;
+    cp = c & 0x07;
+    min = 0x10000;
+  } else
+    return 0;
   if (i + len > s.size()) return 0;
   for (size_t k = 1; k < len; ++k) {
     unsigned char cc = static_cast<unsigned char>(s[i + k]);
@@ -37,7 +47,8 @@ bool valid_env_name(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
   for (size_t i = 0; i < name.size(); ++i) {
     char c = name[i];
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+              (i > 0 && c >= '0' && c <= '9');
     if (!ok) return false;
   }
   return true;
@@ -50,7 +61,8 @@ StepCommand parse_step_line(std::string_view line) {
   while (!rest.empty() && (rest.back() == '\r' || rest.back() == '\n')) rest.remove_suffix(1);
   size_t sp = rest.find_first_of(" \t");
   std::string_view verb = rest.substr(0, sp);
-  std::string_view arg = sp == std::string_view::npos ? std::string_view{} : trim_left(rest.substr(sp));
+  std::string_view arg =
+      sp == std::string_view::npos ? std::string_view{} : trim_left(rest.substr(sp));
   auto invalid = [&](std::string why) {
     cmd.kind = StepCommand::Kind::Invalid;
     cmd.value = std::move(why);
@@ -71,7 +83,9 @@ StepCommand parse_step_line(std::string_view line) {
       static const char* kinds[] = {"image", "log", "sbom", "archive", "report", "other"};
       bool known = false;
       for (const char* k : kinds) known = known || (j["kind"].is_string() && j["kind"] == k);
-      if (!known) return invalid("::odooops::artifact: kind must be image, log, sbom, archive, report or other");
+      if (!known)
+        return invalid(
+            "::odooops::artifact: kind must be image, log, sbom, archive, report or other");
       cmd.kind = StepCommand::Kind::Artifact;
     } else {
       cmd.kind = StepCommand::Kind::Metadata;
@@ -88,7 +102,8 @@ StepCommand parse_step_line(std::string_view line) {
     cmd.value = std::string(arg.substr(eq + 1));
     return cmd;
   }
-  if (verb == "notice" || verb == "warning" || verb == "error" || verb == "info" || verb == "debug") {
+  if (verb == "notice" || verb == "warning" || verb == "error" || verb == "info" ||
+      verb == "debug") {
     if (arg.empty()) return invalid("::odooops::" + std::string(verb) + " needs a message");
     cmd.kind = StepCommand::Kind::Log;
     cmd.level = std::string(verb);
@@ -104,9 +119,13 @@ std::string event_message(std::string_view line) {
   static const std::string kReplacement = "\xEF\xBF\xBD";
   std::string out;
   out.reserve(std::min(line.size(), kMaxMessage));
-  size_t last_fit = 0;  // length of `out` at the last character boundary that leaves room for the marker
+  size_t last_fit =
+      0;  // length of `out` at the last character boundary that leaves room for the marker
   for (size_t i = 0; i < line.size();) {
-    if (line[i] == '\0') { ++i; continue; }
+    if (line[i] == '\0') {
+      ++i;
+      continue;
+    }
     size_t n = utf8_sequence(line, i);
     std::string_view piece = n ? line.substr(i, n) : std::string_view(kReplacement);
     out += piece;

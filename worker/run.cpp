@@ -21,7 +21,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -43,7 +45,8 @@ const char* kRunContext =
     "       c->'run'->>'git_sha' AS git_sha, c->'run'->>'git_ref' AS git_ref,"
     "       (c->'run'->'metadata')::text AS metadata,"
     "       c->'project'->>'id' AS project_id, c->'project'->>'slug' AS project,"
-    "       c->'project'->>'repo_url' AS repo_url, (c->'project'->'settings')::text AS project_settings,"
+    "       c->'project'->>'repo_url' AS repo_url, (c->'project'->'settings')::text AS "
+    "project_settings,"
     "       c->'project'->>'production_branch' AS production_branch,"
     "       c->'environment'->>'id' AS environment_id, c->'environment'->>'name' AS environment,"
     "       c->'environment'->>'stage' AS stage, c->'environment'->>'db_name' AS db_name,"
@@ -74,7 +77,9 @@ void EventSink::flush(bool force) {
     return;
   }
   while (!pending_.empty()) {
-    if (!force && static_cast<int>(pending_.size()) < cfg_.event_batch && since(last_flush_) < cfg_.event_flush) return;
+    if (!force && static_cast<int>(pending_.size()) < cfg_.event_batch &&
+        since(last_flush_) < cfg_.event_flush)
+      return;
     size_t n = std::min(pending_.size(), static_cast<size_t>(cfg_.event_batch));
     json batch = json::array();
     for (size_t i = 0; i < n; ++i) batch.push_back(pending_[i]);
@@ -90,7 +95,8 @@ void EventSink::flush(bool force) {
       }
       if (e.connection_lost) {
         // Kept in order and sent with the next flush.
-        std::cerr << "odooops-worker: run " << run_id_ << ": events not sent yet: " << e.what() << "\n";
+        std::cerr << "odooops-worker: run " << run_id_ << ": events not sent yet: " << e.what()
+                  << "\n";
         last_flush_ = Clock::now();
         return;
       }
@@ -98,8 +104,11 @@ void EventSink::flush(bool force) {
       // is replaced by one event that says so, so the log shows the gap.
       std::cerr << "odooops-worker: run " << run_id_ << ": events refused: " << e.what() << "\n";
       pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(n));
-      pending_.insert(pending_.begin(),
-                      make_event("warning", event_message(std::to_string(n) + " output lines were refused: " + e.what()), "", ""));
+      pending_.insert(
+          pending_.begin(),
+          make_event("warning",
+                     event_message(std::to_string(n) + " output lines were refused: " + e.what()),
+                     "", ""));
       continue;
     }
     sent_ += static_cast<long long>(n);
@@ -113,8 +122,13 @@ void EventSink::flush(bool force) {
 
 RunExecution::RunExecution(Db& db, const Config& cfg, long long run_id, int attempt,
                            std::function<std::string()> interrupt)
-    : db_(db), cfg_(cfg), run_id_(run_id), attempt_(attempt), interrupt_(std::move(interrupt)),
-      events_(db, run_id, attempt, cfg), worker_(cfg.worker_id) {}
+    : db_(db),
+      cfg_(cfg),
+      run_id_(run_id),
+      attempt_(attempt),
+      interrupt_(std::move(interrupt)),
+      events_(db, run_id, attempt, cfg),
+      worker_(cfg.worker_id) {}
 
 bool RunExecution::stale(const DbError& e) {
   if (e.stale_lease()) {
@@ -126,8 +140,8 @@ bool RunExecution::stale(const DbError& e) {
   return false;
 }
 
-void RunExecution::event(const std::string& level, const std::string& message, const std::string& step,
-                         const json& payload) {
+void RunExecution::event(const std::string& level, const std::string& message,
+                         const std::string& step, const json& payload) {
   std::string msg = event_message(message);
   if (msg.empty()) return;
   events_.add(make_event(level, msg, "", step, payload));
@@ -142,7 +156,8 @@ void RunExecution::load_context() {
   project_settings_ = parse_object(ctx_["project_settings"]);
   runtime_ = env_settings_.value("runtime", cfg_.runtime);
   env_dir_ = cfg_.state_dir + "/envs/" + ctx_["project"] + "/" + ctx_["environment"];
-  workspace_ = cfg_.state_dir + "/workspaces/run-" + std::to_string(run_id_) + "-a" + std::to_string(attempt_);
+  workspace_ = cfg_.state_dir + "/workspaces/run-" + std::to_string(run_id_) + "-a" +
+               std::to_string(attempt_);
 
   const std::string& wf = ctx_["workflow"];
   if (wf == "backup") {
@@ -155,7 +170,8 @@ void RunExecution::load_context() {
     if (!run_metadata_.contains("backup_id"))
       throw std::invalid_argument("restore run has no backup_id in its metadata");
     if (ctx_["backup_id"].empty())
-      throw std::invalid_argument("backup " + run_metadata_["backup_id"].dump() + " does not exist");
+      throw std::invalid_argument("backup " + run_metadata_["backup_id"].dump() +
+                                  " does not exist");
     if (ctx_["backup_status"] != "completed" || ctx_["backup_location"].empty())
       throw std::invalid_argument("backup " + ctx_["backup_id"] + " is " + ctx_["backup_status"] +
                                   ", only a completed backup can be restored");
@@ -166,14 +182,17 @@ void RunExecution::load_context() {
     extra_env_["ODOOOPS_BACKUP_METADATA"] = ctx_["backup_metadata"];
     extra_env_["ODOOOPS_SOURCE_ENVIRONMENT"] = ctx_["backup_source_environment"];
     extra_env_["ODOOOPS_SOURCE_DB_NAME"] = ctx_["backup_source_db"];
-    if (run_metadata_.contains("restore_id")) extra_env_["ODOOOPS_RESTORE_ID"] = run_metadata_["restore_id"].dump();
+    if (run_metadata_.contains("restore_id"))
+      extra_env_["ODOOOPS_RESTORE_ID"] = run_metadata_["restore_id"].dump();
   }
 }
 
-std::map<std::string, std::string> RunExecution::step_environment(const std::string& step_name, int index) const {
+std::map<std::string, std::string> RunExecution::step_environment(const std::string& step_name,
+                                                                  int index) const {
   std::map<std::string, std::string> env;
-  for (const char* keep : {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SSL_CERT_FILE",
-                           "GIT_SSH_COMMAND", "http_proxy", "https_proxy", "no_proxy"}) {
+  for (const char* keep :
+       {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SSL_CERT_FILE",
+        "GIT_SSH_COMMAND", "http_proxy", "https_proxy", "no_proxy"}) {
     if (const char* v = std::getenv(keep)) env[keep] = v;
   }
   if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
@@ -249,7 +268,8 @@ bool RunExecution::heartbeat() {
   try {
     // The run's lease and the agent's liveness in one round trip.
     db_.exec("SELECT ops.heartbeat_run($1, $2, $3, $4), ops.agent_heartbeat($2, false)",
-             {std::to_string(run_id_), worker_, std::to_string(attempt_), std::to_string(cfg_.lease_seconds)});
+             {std::to_string(run_id_), worker_, std::to_string(attempt_),
+              std::to_string(cfg_.lease_seconds)});
     last_heartbeat_ = Clock::now();
     return true;
   } catch (const DbError& e) {
@@ -257,7 +277,7 @@ bool RunExecution::heartbeat() {
     // Transient: the lease still has time; try again on the next tick.
     std::cerr << "odooops-worker: run " << run_id_ << ": heartbeat failed: " << e.what() << "\n";
     last_heartbeat_ = Clock::now() - std::chrono::milliseconds(
-        static_cast<long>(cfg_.heartbeat_interval * 1000) - 2000);
+                                         static_cast<long>(cfg_.heartbeat_interval * 1000) - 2000);
     return true;
   }
 }
@@ -266,7 +286,8 @@ void RunExecution::handle_line(const std::string& step, const char* stream, std:
   if (std::string_view(stream) == "stdout") {
     StepCommand cmd = parse_step_line(line);
     switch (cmd.kind) {
-      case StepCommand::Kind::None: break;
+      case StepCommand::Kind::None:
+        break;
       case StepCommand::Kind::Metadata:
         result_.merge_patch(cmd.object);
         return;
@@ -280,7 +301,8 @@ void RunExecution::handle_line(const std::string& step, const char* stream, std:
         events_.add(make_event(cmd.level, event_message(cmd.value), stream, step));
         return;
       case StepCommand::Kind::Invalid:
-        events_.add(make_event("warning", event_message("step protocol: " + cmd.value), stream, step));
+        events_.add(
+            make_event("warning", event_message("step protocol: " + cmd.value), stream, step));
         return;
     }
   }
@@ -298,7 +320,8 @@ void RunExecution::record_artifact(const std::string& step, json a) {
     std::string path = a["path"].get<std::string>();
     if (path.empty() || path[0] != '/') path = workspace_ + "/" + path;
     if (cfg_.storage_url.empty()) {
-      event("warning", "artifact " + name + " not uploaded: no storage configured (--storage)", step);
+      event("warning", "artifact " + name + " not uploaded: no storage configured (--storage)",
+            step);
       return;
     }
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -322,15 +345,17 @@ void RunExecution::record_artifact(const std::string& step, json a) {
     close(fd);
   } else {
     location = a["location"].get<std::string>();
-    if (a.contains("size_bytes") && a["size_bytes"].is_number_integer()) size = a["size_bytes"].get<long long>();
+    if (a.contains("size_bytes") && a["size_bytes"].is_number_integer())
+      size = a["size_bytes"].get<long long>();
     if (a.contains("sha256") && a["sha256"].is_string()) sha = a["sha256"].get<std::string>();
   }
   json meta = a.value("metadata", json::object());
   try {
     Rows r = db_.exec(
         "SELECT ops.record_artifact($1, $2, $3, $4, $5, $6, $7::bigint, $8, $9::jsonb) AS id",
-        {std::to_string(run_id_), worker_, std::to_string(attempt_), a["kind"].get<std::string>(), name, location,
-         size >= 0 ? Param(std::to_string(size)) : Param(), sha.empty() ? Param() : Param(sha), dump(meta)});
+        {std::to_string(run_id_), worker_, std::to_string(attempt_), a["kind"].get<std::string>(),
+         name, location, size >= 0 ? Param(std::to_string(size)) : Param(),
+         sha.empty() ? Param() : Param(sha), dump(meta)});
     if (r.empty()) {
       lease_lost_ = true;
       return;
@@ -350,7 +375,8 @@ RunExecution::Outcome RunExecution::execute() {
   last_heartbeat_ = Clock::now();
   try {
     db_.exec("SELECT ops.start_run($1, $2, $3, $4)",
-             {std::to_string(run_id_), worker_, std::to_string(attempt_), std::to_string(cfg_.lease_seconds)});
+             {std::to_string(run_id_), worker_, std::to_string(attempt_),
+              std::to_string(cfg_.lease_seconds)});
   } catch (const DbError& e) {
     if (stale(e)) return Outcome::LeaseLost;
     throw;
@@ -373,9 +399,11 @@ RunExecution::Outcome RunExecution::execute() {
   if (ec) return fail("cannot create the workspace " + workspace_ + ": " + ec.message());
   fs::create_directories(env_dir_, ec);
 
-  event("info", "worker " + worker_ + " runs " + ctx_["workflow"] + " for " + ctx_["project"] + "/" +
-                    ctx_["environment"] + " (attempt " + std::to_string(attempt_) + ", " +
-                    std::to_string(steps.size()) + " steps from " + steps_dir + ", runtime " + runtime_ + ")",
+  event("info",
+        "worker " + worker_ + " runs " + ctx_["workflow"] + " for " + ctx_["project"] + "/" +
+            ctx_["environment"] + " (attempt " + std::to_string(attempt_) + ", " +
+            std::to_string(steps.size()) + " steps from " + steps_dir + ", runtime " + runtime_ +
+            ")",
         "", {{"workspace", workspace_}, {"steps", steps}});
   events_.flush(true);
 
@@ -384,7 +412,8 @@ RunExecution::Outcome RunExecution::execute() {
     const std::string step = ctx_["workflow"] + "/" + steps[i];
     std::string last_stderr;
     const auto t0 = Clock::now();
-    StepOutcome out = run_step(steps_dir + "/" + steps[i], step, static_cast<int>(i + 1), last_stderr);
+    StepOutcome out =
+        run_step(steps_dir + "/" + steps[i], step, static_cast<int>(i + 1), last_stderr);
     double seconds = since(t0);
     step_results.push_back({{"step", step}, {"seconds", seconds}, {"outcome", out.describe()}});
     events_.flush(true);
@@ -394,14 +423,16 @@ RunExecution::Outcome RunExecution::execute() {
     json reported = artifacts_;
     artifacts_ = json::array();
     for (auto& a : reported) {
-      if (since(last_heartbeat_) >= cfg_.heartbeat_interval && !heartbeat()) return Outcome::LeaseLost;
+      if (since(last_heartbeat_) >= cfg_.heartbeat_interval && !heartbeat())
+        return Outcome::LeaseLost;
       record_artifact(step, a);
       if (lease_lost_) return Outcome::LeaseLost;
     }
     if (!out.ok()) {
       result_["steps"] = step_results;
       std::string error = "step " + step + " " + out.describe();
-      if (!last_stderr.empty() && out.how != StepOutcome::How::TimedOut) error += ": " + last_stderr;
+      if (!last_stderr.empty() && out.how != StepOutcome::How::TimedOut)
+        error += ": " + last_stderr;
       if (!run_failure_hooks(steps_dir, step, error)) return Outcome::LeaseLost;
       return fail(error);
     }
@@ -423,7 +454,8 @@ StepOutcome RunExecution::run_step(const std::string& path, const std::string& s
   spec.cwd = workspace_;
   spec.env = step_environment(step, index);
   spec.timeout = step_timeout_of(spec.path, cfg_.step_timeout);
-  event("info", "step " + step + " started", step, {{"step_index", index}, {"timeout_s", spec.timeout}});
+  event("info", "step " + step + " started", step,
+        {{"step_index", index}, {"timeout_s", spec.timeout}});
   StepRunner runner;
   runner.on_line = [&](const char* stream, std::string_view line) {
     if (std::string_view(stream) == "stderr" && !line.empty()) last_stderr = event_message(line);
@@ -435,7 +467,8 @@ StepOutcome RunExecution::run_step(const std::string& path, const std::string& s
       lease_lost_ = true;
       return "this worker no longer holds the run";
     }
-    if (since(last_heartbeat_) >= cfg_.heartbeat_interval && !heartbeat()) return "this worker no longer holds the run";
+    if (since(last_heartbeat_) >= cfg_.heartbeat_interval && !heartbeat())
+      return "this worker no longer holds the run";
     if (lease_lost_) return "this worker no longer holds the run";
     return interrupt_ ? interrupt_() : std::string();
   };
@@ -453,7 +486,8 @@ bool RunExecution::run_failure_hooks(const std::string& steps_dir, const std::st
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     std::string name = entry.path().filename().string();
-    if (name.empty() || name[0] == '.' || !fs::is_regular_file(entry.path()) || access(entry.path().c_str(), X_OK) != 0)
+    if (name.empty() || name[0] == '.' || !fs::is_regular_file(entry.path()) ||
+        access(entry.path().c_str(), X_OK) != 0)
       continue;
     hooks.push_back(name);
   }
@@ -466,8 +500,12 @@ bool RunExecution::run_failure_hooks(const std::string& steps_dir, const std::st
     StepOutcome out = run_step(dir + "/" + hooks[i], step, static_cast<int>(i + 1), last_stderr);
     events_.flush(true);
     if (lease_lost_ || events_.lease_lost()) return false;
-    if (out.ok()) event("info", "step " + step + " succeeded", step);
-    else event("error", "step " + step + " " + out.describe() + (last_stderr.empty() ? "" : ": " + last_stderr), step);
+    if (out.ok())
+      event("info", "step " + step + " succeeded", step);
+    else
+      event("error",
+            "step " + step + " " + out.describe() + (last_stderr.empty() ? "" : ": " + last_stderr),
+            step);
   }
   return true;
 }
@@ -479,7 +517,8 @@ RunExecution::Outcome RunExecution::fail(const std::string& error) {
   result_["error"] = error;
   try {
     if (ctx_["workflow"] == "backup" && extra_env_.count("ODOOOPS_BACKUP_ID")) {
-      Rows has = db_.exec("SELECT to_regprocedure('ops.fail_backup(bigint,text,integer,text)') IS NOT NULL AS ok");
+      Rows has = db_.exec(
+          "SELECT to_regprocedure('ops.fail_backup(bigint,text,integer,text)') IS NOT NULL AS ok");
       if (has.text(0, "ok") == "t") {
         db_.exec("SELECT ops.fail_backup($1, $2, $3, $4)",
                  {extra_env_["ODOOOPS_BACKUP_ID"], worker_, std::to_string(attempt_), error});
@@ -511,13 +550,16 @@ RunExecution::Outcome RunExecution::succeed() {
       if (ctx_["workflow"] == "backup") {
         json b = result_.value("backup", json::object());
         if (!b.contains("location") || !b.contains("sha256") || !b.contains("size_bytes"))
-          return fail("the backup steps reported no backup location, size and sha256 (::odooops::metadata {\"backup\": ...})");
+          return fail(
+              "the backup steps reported no backup location, size and sha256 (::odooops::metadata "
+              "{\"backup\": ...})");
         if (extra_env_.count("ODOOOPS_BACKUP_ID")) {
           // complete_backup records the backup and finishes the run (fenced).
-          db_.exec("SELECT ops.complete_backup($1, $2, $3, $4, $5, $6, $7::jsonb)",
-                   {extra_env_["ODOOOPS_BACKUP_ID"], worker_, std::to_string(attempt_),
-                    b["location"].get<std::string>(), std::to_string(b["size_bytes"].get<long long>()),
-                    b["sha256"].get<std::string>(), dump(result_)});
+          db_.exec(
+              "SELECT ops.complete_backup($1, $2, $3, $4, $5, $6, $7::jsonb)",
+              {extra_env_["ODOOOPS_BACKUP_ID"], worker_, std::to_string(attempt_),
+               b["location"].get<std::string>(), std::to_string(b["size_bytes"].get<long long>()),
+               b["sha256"].get<std::string>(), dump(result_)});
           break;
         }
       }
@@ -526,7 +568,8 @@ RunExecution::Outcome RunExecution::succeed() {
       break;
     } catch (const DbError& e) {
       if (stale(e)) return Outcome::LeaseLost;
-      if (!e.connection_lost || tries >= 5) return fail(std::string("cannot finish the run: ") + e.what());
+      if (!e.connection_lost || tries >= 5)
+        return fail(std::string("cannot finish the run: ") + e.what());
       sleep(2);
     }
   }
@@ -541,8 +584,9 @@ RunExecution::Outcome RunExecution::hand_back(const std::string& reason) {
   events_.flush(true);
   if (events_.lease_lost()) return Outcome::LeaseLost;
   try {
-    db_.exec("SELECT ops.release_run($1, $2, $3, $4)",
-             {std::to_string(run_id_), worker_, std::to_string(attempt_), "worker draining: " + reason});
+    db_.exec(
+        "SELECT ops.release_run($1, $2, $3, $4)",
+        {std::to_string(run_id_), worker_, std::to_string(attempt_), "worker draining: " + reason});
   } catch (const DbError& e) {
     if (stale(e)) return Outcome::LeaseLost;
     throw;

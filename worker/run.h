@@ -51,11 +51,14 @@ class RunExecution {
 
  private:
   void load_context();
-  std::map<std::string, std::string> step_environment(const std::string& step_name, int index) const;
+  std::map<std::string, std::string> step_environment(const std::string& step_name,
+                                                      int index) const;
   std::vector<std::string> list_steps(std::string& dir_out) const;
   bool heartbeat();
-  StepOutcome run_step(const std::string& path, const std::string& step, int index, std::string& last_stderr);
-  bool run_failure_hooks(const std::string& steps_dir, const std::string& failed_step, const std::string& error);
+  StepOutcome run_step(const std::string& path, const std::string& step, int index,
+                       std::string& last_stderr);
+  bool run_failure_hooks(const std::string& steps_dir, const std::string& failed_step,
+                         const std::string& error);
   void event(const std::string& level, const std::string& message, const std::string& step = {},
              const nlohmann::json& payload = nlohmann::json::object());
   void handle_line(const std::string& step, const char* stream, std::string_view line);
@@ -72,12 +75,12 @@ class RunExecution {
   std::function<std::string()> interrupt_;
   EventSink events_;
   std::string worker_;
-  std::map<std::string, std::string> ctx_;       // run, project, environment columns
+  std::map<std::string, std::string> ctx_;  // run, project, environment columns
   nlohmann::json run_metadata_, env_settings_, project_settings_;
   nlohmann::json result_ = nlohmann::json::object();
   nlohmann::json artifacts_ = nlohmann::json::array();
-  std::map<std::string, std::string> exported_;  // ::odooops::env
-  std::map<std::string, std::string> extra_env_; // backup/restore context
+  std::map<std::string, std::string> exported_;   // ::odooops::env
+  std::map<std::string, std::string> extra_env_;  // backup/restore context
   std::string workspace_, env_dir_, runtime_;
   std::chrono::steady_clock::time_point last_heartbeat_;
   bool lease_lost_ = false;

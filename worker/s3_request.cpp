@@ -6,17 +6,20 @@ namespace odooops::worker {
 
 S3Location parse_s3_url(std::string_view url) {
   constexpr std::string_view scheme = "s3://";
-  if (url.substr(0, scheme.size()) != scheme) throw std::invalid_argument("not an s3:// URL: " + std::string(url));
+  if (url.substr(0, scheme.size()) != scheme)
+    throw std::invalid_argument("not an s3:// URL: " + std::string(url));
   std::string_view rest = url.substr(scheme.size());
   size_t slash = rest.find('/');
   S3Location loc;
   loc.bucket = std::string(rest.substr(0, slash));
   if (slash != std::string_view::npos) loc.key = std::string(rest.substr(slash + 1));
   if (loc.bucket.size() < 3 || loc.bucket.size() > 63)
-    throw std::invalid_argument("s3:// URL needs a bucket name of 3 to 63 characters: " + std::string(url));
+    throw std::invalid_argument("s3:// URL needs a bucket name of 3 to 63 characters: " +
+                                std::string(url));
   for (char c : loc.bucket) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
-      throw std::invalid_argument("invalid bucket name \"" + loc.bucket + "\" (lowercase letters, digits, - and .)");
+      throw std::invalid_argument("invalid bucket name \"" + loc.bucket +
+                                  "\" (lowercase letters, digits, - and .)");
   }
   return loc;
 }
@@ -25,8 +28,8 @@ std::string uri_encode(std::string_view s, bool keep_slash) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-        c == '.' || c == '~' || (keep_slash && c == '/')) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
       out += static_cast<char>(c);
     } else {
       out += '%';
@@ -51,7 +54,8 @@ std::string canonical_query(const std::map<std::string, std::string>& params) {
   return out;
 }
 
-std::string s3_request_url(std::string_view endpoint, const S3Location& loc, const std::string& query) {
+std::string s3_request_url(std::string_view endpoint, const S3Location& loc,
+                           const std::string& query) {
   std::string url(endpoint);
   while (!url.empty() && url.back() == '/') url.pop_back();
   url += "/" + loc.bucket;

@@ -27,7 +27,8 @@ std::string uri_encode(std::string_view s, bool keep_slash);
 std::string canonical_query(const std::map<std::string, std::string>& params);
 
 // endpoint (no trailing slash) + "/" + bucket + "/" + encoded key [+ "?" + query]
-std::string s3_request_url(std::string_view endpoint, const S3Location& loc, const std::string& query = {});
+std::string s3_request_url(std::string_view endpoint, const S3Location& loc,
+                           const std::string& query = {});
 
 // Text of the first <tag>...</tag> in an XML document ("" when absent).
 std::string xml_value(std::string_view xml, std::string_view tag);

@@ -34,8 +34,8 @@ void guardian_on_term(int) {
 
 void guardian_on_alarm(int) { killpg(0, SIGKILL); }
 
-[[noreturn]] void guardian(const StepSpec& spec, char* const argv[], char* const envp[],
-                           int out_w, int err_w, pid_t worker_pid) {
+[[noreturn]] void guardian(const StepSpec& spec, char* const argv[], char* const envp[], int out_w,
+                           int err_w, pid_t worker_pid) {
   setpgid(0, 0);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -100,11 +100,16 @@ struct Stream {
 
 std::string StepOutcome::describe() const {
   switch (how) {
-    case How::Exited: return code == 0 ? "succeeded" : "exited with code " + std::to_string(code);
-    case How::Signaled: return std::string("was killed by signal ") + strsignal(code);
-    case How::TimedOut: return "timed out after " + detail;
-    case How::Aborted: return "was stopped: " + detail;
-    case How::FailedToStart: return "could not be started: " + detail;
+    case How::Exited:
+      return code == 0 ? "succeeded" : "exited with code " + std::to_string(code);
+    case How::Signaled:
+      return std::string("was killed by signal ") + strsignal(code);
+    case How::TimedOut:
+      return "timed out after " + detail;
+    case How::Aborted:
+      return "was stopped: " + detail;
+    case How::FailedToStart:
+      return "could not be started: " + detail;
   }
   return "?";
 }

@@ -17,17 +17,17 @@
 namespace odooops::worker {
 
 struct StepSpec {
-  std::string path;   // the executable
-  std::string name;   // e.g. "deploy/20-start", used in events
-  std::string cwd;    // the run's workspace
+  std::string path;                        // the executable
+  std::string name;                        // e.g. "deploy/20-start", used in events
+  std::string cwd;                         // the run's workspace
   std::map<std::string, std::string> env;  // the complete environment
   double timeout = 3600;
 };
 
 struct StepOutcome {
   enum class How { Exited, Signaled, TimedOut, Aborted, FailedToStart } how = How::Exited;
-  int code = 0;         // exit code or signal number
-  std::string detail;   // FailedToStart: why; Aborted: the reason given
+  int code = 0;        // exit code or signal number
+  std::string detail;  // FailedToStart: why; Aborted: the reason given
   bool ok() const { return how == How::Exited && code == 0; }
   std::string describe() const;
 };

@@ -27,7 +27,9 @@ Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
     throw std::runtime_error("OpenSSL: cannot initialise SHA-256");
 }
 Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
-void Sha256::update(const void* data, size_t n) { EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, n); }
+void Sha256::update(const void* data, size_t n) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, n);
+}
 std::string Sha256::hex() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -74,8 +76,10 @@ namespace {
 std::string file_path(const std::string& url) {
   if (url.rfind("file://", 0) != 0) throw StorageError("not a file:// URL: " + url);
   std::string path = url.substr(7);
-  if (path.empty() || path[0] != '/') throw StorageError("file:// URL needs an absolute path (file:///dir/...): " + url);
-  if (path.find("/../") != std::string::npos) throw StorageError("file:// URL must not contain /../: " + url);
+  if (path.empty() || path[0] != '/')
+    throw StorageError("file:// URL needs an absolute path (file:///dir/...): " + url);
+  if (path.find("/../") != std::string::npos)
+    throw StorageError("file:// URL must not contain /../: " + url);
   return path;
 }
 
@@ -85,7 +89,9 @@ class FileStorage : public Storage {
     std::string path = file_path(url);
     std::error_code ec;
     fs::create_directories(fs::path(path).parent_path(), ec);
-    if (ec) throw StorageError("cannot create " + fs::path(path).parent_path().string() + ": " + ec.message());
+    if (ec)
+      throw StorageError("cannot create " + fs::path(path).parent_path().string() + ": " +
+                         ec.message());
     std::string tmp = path + ".partial-" + std::to_string(getpid());
     int out = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (out < 0) throw StorageError("cannot write " + tmp + ": " + strerror(errno));
@@ -167,11 +173,13 @@ class FileStorage : public Storage {
     std::vector<std::string> out;
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) return out;
-    for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    for (auto it = fs::recursive_directory_iterator(dir, ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (ec) break;
       if (!it->is_regular_file()) continue;
       std::string p = it->path().string();
-      if (p.rfind(prefix, 0) == 0 && p.find(".partial-") == std::string::npos) out.push_back("file://" + p);
+      if (p.rfind(prefix, 0) == 0 && p.find(".partial-") == std::string::npos)
+        out.push_back("file://" + p);
     }
     std::sort(out.begin(), out.end());
     return out;
@@ -183,8 +191,10 @@ class FileStorage : public Storage {
 std::unique_ptr<Storage> storage_for(const std::string& url, const Config& cfg) {
   if (url.rfind("file://", 0) == 0) return std::make_unique<FileStorage>();
   if (url.rfind("s3://", 0) == 0) return make_s3_storage(cfg);
-  if (url.empty()) throw StorageError("no storage configured (--storage file:///dir or s3://bucket/prefix)");
-  throw StorageError("unsupported storage URL \"" + url + "\": use file:///dir or s3://bucket/prefix");
+  if (url.empty())
+    throw StorageError("no storage configured (--storage file:///dir or s3://bucket/prefix)");
+  throw StorageError("unsupported storage URL \"" + url +
+                     "\": use file:///dir or s3://bucket/prefix");
 }
 
 // ------------------------------------------------------- storage subcommand
@@ -201,9 +211,12 @@ int storage_command(int argc, char** argv, const Config& cfg) {
   std::string op = argv[0], url = argv[1], file = "-", expect;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--expect-sha256" && i + 1 < argc) expect = argv[++i];
-    else if (file == "-") file = a;
-    else return usage();
+    if (a == "--expect-sha256" && i + 1 < argc)
+      expect = argv[++i];
+    else if (file == "-")
+      file = a;
+    else
+      return usage();
   }
   try {
     auto storage = storage_for(url, cfg);
@@ -211,7 +224,10 @@ int storage_command(int argc, char** argv, const Config& cfg) {
       int fd = file == "-" ? 0 : open(file.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) throw StorageError("cannot read " + file + ": " + strerror(errno));
       ObjectInfo info = storage->put(url, fd);
-      std::cout << nlohmann::json{{"location", info.location}, {"size_bytes", info.size}, {"sha256", info.sha256}}.dump()
+      std::cout << nlohmann::json{{"location", info.location},
+                                  {"size_bytes", info.size},
+                                  {"sha256", info.sha256}}
+                       .dump()
                 << std::endl;
       return 0;
     }
@@ -232,13 +248,17 @@ int storage_command(int argc, char** argv, const Config& cfg) {
       if (!tmp.empty()) close(fd);
       if (!expect.empty() && info.sha256 != expect) {
         if (!tmp.empty()) unlink(tmp.c_str());
-        std::cerr << "odooops-worker storage: checksum mismatch for " << url << ": expected sha256 " << expect
-                  << ", got " << info.sha256 << " (" << info.size << " bytes); the download was discarded\n";
+        std::cerr << "odooops-worker storage: checksum mismatch for " << url << ": expected sha256 "
+                  << expect << ", got " << info.sha256 << " (" << info.size
+                  << " bytes); the download was discarded\n";
         return 3;
       }
       if (!tmp.empty() && rename(tmp.c_str(), file.c_str()) != 0)
         throw StorageError("cannot rename " + tmp + ": " + strerror(errno));
-      std::cerr << nlohmann::json{{"location", url}, {"size_bytes", info.size}, {"sha256", info.sha256}}.dump()
+      std::cerr << nlohmann::json{{"location", url},
+                                  {"size_bytes", info.size},
+                                  {"sha256", info.sha256}}
+                       .dump()
                 << std::endl;
       return 0;
     }

@@ -19,7 +19,7 @@ struct StorageError : std::runtime_error {
 struct ObjectInfo {
   std::string location;  // the object's URL
   long long size = 0;
-  std::string sha256;    // lowercase hex
+  std::string sha256;  // lowercase hex
 };
 
 class Storage {

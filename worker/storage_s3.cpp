@@ -26,7 +26,7 @@ const std::string kEmptySha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca
 
 struct Response {
   long status = 0;
-  std::string body;     // error bodies and XML answers (capped)
+  std::string body;  // error bodies and XML answers (capped)
   std::string etag;
   CURLcode curl = CURLE_OK;
   std::string curl_error;
@@ -109,8 +109,10 @@ class S3Storage : public Storage {
  public:
   explicit S3Storage(const Config& cfg) : cfg_(cfg) {
     if (cfg.s3_access_key.empty() || cfg.s3_secret_key.empty())
-      throw StorageError("s3:// storage needs credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
-    endpoint_ = cfg.s3_endpoint.empty() ? "https://s3." + cfg.s3_region + ".amazonaws.com" : cfg.s3_endpoint;
+      throw StorageError(
+          "s3:// storage needs credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+    endpoint_ = cfg.s3_endpoint.empty() ? "https://s3." + cfg.s3_region + ".amazonaws.com"
+                                        : cfg.s3_endpoint;
     while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
   }
 
@@ -148,11 +150,14 @@ class S3Storage : public Storage {
         while (filled - offset >= part || (eof && filled > offset)) {
           size_t n = std::min(part, filled - offset);
           ++number;
-          std::string q = canonical_query({{"partNumber", std::to_string(number)}, {"uploadId", upload_id}});
+          std::string q =
+              canonical_query({{"partNumber", std::to_string(number)}, {"uploadId", upload_id}});
           Response r = request_retry("PUT", loc, q, buf.data() + offset, n);
           check(r, "uploading part " + std::to_string(number) + " of " + url);
-          if (r.etag.empty()) throw StorageError("S3 answered no ETag for part " + std::to_string(number));
-          parts_xml += "<Part><PartNumber>" + std::to_string(number) + "</PartNumber><ETag>" + r.etag + "</ETag></Part>";
+          if (r.etag.empty())
+            throw StorageError("S3 answered no ETag for part " + std::to_string(number));
+          parts_xml += "<Part><PartNumber>" + std::to_string(number) + "</PartNumber><ETag>" +
+                       r.etag + "</ETag></Part>";
           offset += n;
         }
         if (eof) break;
@@ -166,10 +171,12 @@ class S3Storage : public Storage {
         if (filled < part) eof = true;
       }
       std::string xml = "<CompleteMultipartUpload>" + parts_xml + "</CompleteMultipartUpload>";
-      Response r = request_retry("POST", loc, canonical_query({{"uploadId", upload_id}}), xml.data(), xml.size());
+      Response r = request_retry("POST", loc, canonical_query({{"uploadId", upload_id}}),
+                                 xml.data(), xml.size());
       check(r, "completing the multipart upload of " + url);
       if (r.body.find("<Error>") != std::string::npos)
-        throw StorageError("completing the multipart upload of " + url + ": " + xml_value(r.body, "Message"));
+        throw StorageError("completing the multipart upload of " + url + ": " +
+                           xml_value(r.body, "Message"));
     } catch (...) {
       Response r = request("DELETE", loc, canonical_query({{"uploadId", upload_id}}), nullptr, 0);
       (void)r;
@@ -190,7 +197,8 @@ class S3Storage : public Storage {
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, stream_out);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
     perform(c, resp);
-    if (sink.write_failed) throw StorageError("writing the download of " + url + ": " + strerror(errno));
+    if (sink.write_failed)
+      throw StorageError("writing the download of " + url + ": " + strerror(errno));
     check(resp, "GET " + url);
     info.sha256 = sha.hex();
     return info;
@@ -218,7 +226,8 @@ class S3Storage : public Storage {
       while ((pos = body.find("<Key>", pos)) != std::string_view::npos) {
         size_t end = body.find("</Key>", pos);
         if (end == std::string_view::npos) break;
-        out.push_back("s3://" + loc.bucket + "/" + xml_unescape(body.substr(pos + 5, end - pos - 5)));
+        out.push_back("s3://" + loc.bucket + "/" +
+                      xml_unescape(body.substr(pos + 5, end - pos - 5)));
         pos = end;
       }
       if (xml_value(r.body, "IsTruncated") != "true") break;
@@ -249,8 +258,8 @@ class S3Storage : public Storage {
     return got;
   }
 
-  CURL* easy(const char* method, const S3Location& loc, const std::string& query, const std::string& payload_sha,
-             Response& resp) {
+  CURL* easy(const char* method, const S3Location& loc, const std::string& query,
+             const std::string& payload_sha, Response& resp) {
     CURL* c = curl_easy_init();
     if (!c) throw StorageError("libcurl: cannot create a handle");
     std::string url = s3_request_url(endpoint_, loc, query);
@@ -278,14 +287,15 @@ class S3Storage : public Storage {
   void perform(CURL* c, Response& resp) {
     resp.curl = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
-    if (resp.curl != CURLE_OK) resp.curl_error = errbuf_[0] ? errbuf_ : curl_easy_strerror(resp.curl);
+    if (resp.curl != CURLE_OK)
+      resp.curl_error = errbuf_[0] ? errbuf_ : curl_easy_strerror(resp.curl);
     curl_slist_free_all(headers_);
     headers_ = nullptr;
     curl_easy_cleanup(c);
   }
 
-  Response request(const char* method, const S3Location& loc, const std::string& query, const char* data,
-                   size_t size) {
+  Response request(const char* method, const S3Location& loc, const std::string& query,
+                   const char* data, size_t size) {
     Response resp;
     std::string payload_sha = data ? sha256_hex(data, size) : kEmptySha;
     CURL* c = easy(method, loc, query, payload_sha, resp);
@@ -306,8 +316,8 @@ class S3Storage : public Storage {
   }
 
   // Transport errors, 5xx and 429 are retried three times with backoff.
-  Response request_retry(const char* method, const S3Location& loc, const std::string& query, const char* data,
-                         size_t size) {
+  Response request_retry(const char* method, const S3Location& loc, const std::string& query,
+                         const char* data, size_t size) {
     Response r;
     for (int attempt = 0; attempt < 4; ++attempt) {
       if (attempt) std::this_thread::sleep_for(std::chrono::milliseconds(250 << attempt));
@@ -322,8 +332,8 @@ class S3Storage : public Storage {
       throw StorageError(what + ": S3 endpoint " + endpoint_ + " unreachable: " + r.curl_error);
     if (r.status < 200 || r.status >= 300) {
       std::string code = xml_value(r.body, "Code"), msg = xml_value(r.body, "Message");
-      throw StorageError(what + ": HTTP " + std::to_string(r.status) + (code.empty() ? "" : " " + code) +
-                         (msg.empty() ? "" : ": " + msg));
+      throw StorageError(what + ": HTTP " + std::to_string(r.status) +
+                         (code.empty() ? "" : " " + code) + (msg.empty() ? "" : ": " + msg));
     }
   }
 
@@ -335,6 +345,8 @@ class S3Storage : public Storage {
 
 }  // namespace
 
-std::unique_ptr<Storage> make_s3_storage(const Config& cfg) { return std::make_unique<S3Storage>(cfg); }
+std::unique_ptr<Storage> make_s3_storage(const Config& cfg) {
+  return std::make_unique<S3Storage>(cfg);
+}
 
 }  // namespace odooops::worker

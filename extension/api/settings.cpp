@@ -41,10 +41,10 @@ int webhook_retention_s = 30 * 86400;
 
 namespace {
 
-void define_int(const char* name, const char* short_desc, const char* long_desc, int* var,
-                int boot, int min, int max, GucContext context, int flags) {
-  DefineCustomIntVariable(name, short_desc, long_desc, var, boot, min, max, context, flags,
-                          nullptr, nullptr, nullptr);
+void define_int(const char* name, const char* short_desc, const char* long_desc, int* var, int boot,
+                int min, int max, GucContext context, int flags) {
+  DefineCustomIntVariable(name, short_desc, long_desc, var, boot, min, max, context, flags, nullptr,
+                          nullptr, nullptr);
 }
 
 }  // namespace
@@ -63,14 +63,13 @@ void define() {
       "The extension must be created there; the workers wait while it is not. "
       "Changing it (reload) restarts the workers in the new database.",
       &database, "postgres", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomBoolVariable("odooops.scheduler_enabled",
-                           "Starts the scheduler background worker (schedules, retention, stale runs, alerts).",
-                           nullptr, &scheduler_enabled, true, PGC_POSTMASTER, 0, nullptr,
-                           nullptr, nullptr);
+  DefineCustomBoolVariable(
+      "odooops.scheduler_enabled",
+      "Starts the scheduler background worker (schedules, retention, stale runs, alerts).", nullptr,
+      &scheduler_enabled, true, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   DefineCustomBoolVariable("odooops.dispatcher_enabled",
                            "Starts the webhook dispatcher background worker.", nullptr,
-                           &dispatcher_enabled, true, PGC_POSTMASTER, 0, nullptr, nullptr,
-                           nullptr);
+                           &dispatcher_enabled, true, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   define_int("odooops.worker_restart_interval",
              "Delay before the postmaster restarts a background worker that exited.", nullptr,
              &worker_restart_seconds, 5, 1, 3600, PGC_POSTMASTER, GUC_UNIT_S);
@@ -100,13 +99,12 @@ void define() {
              "Monthly run_events partitions created ahead of time.", nullptr,
              &run_events_months_ahead, 2, 0, 60, PGC_SIGHUP, 0);
   define_int("odooops.run_events_retention_months",
-             "run_events months kept before their partition is dropped (0: keep forever).",
-             nullptr, &run_events_retention_months, 13, 0, 1200, PGC_SIGHUP, 0);
+             "run_events months kept before their partition is dropped (0: keep forever).", nullptr,
+             &run_events_retention_months, 13, 0, 1200, PGC_SIGHUP, 0);
 
-  define_int("odooops.dispatcher_concurrency",
-             "Webhook requests in flight at once.",
-             "Capped below the process's open-file limit.", &dispatcher_concurrency, 256, 1,
-             10000, PGC_SIGHUP, 0);
+  define_int("odooops.dispatcher_concurrency", "Webhook requests in flight at once.",
+             "Capped below the process's open-file limit.", &dispatcher_concurrency, 256, 1, 10000,
+             PGC_SIGHUP, 0);
   define_int("odooops.dispatcher_batch_size", "Deliveries claimed per transaction.", nullptr,
              &dispatcher_batch_size, 256, 1, 10000, PGC_SIGHUP, 0);
   define_int("odooops.dispatcher_naptime",
@@ -119,14 +117,14 @@ void define() {
   define_int("odooops.webhook_max_attempts",
              "Attempts before a delivery goes dead (a subscription may override it).", nullptr,
              &webhook_max_attempts, 12, 1, 100, PGC_SIGHUP, 0);
-  define_int("odooops.webhook_retry_base", "First retry delay of a failed delivery.",
-             "Doubles per attempt up to odooops.webhook_retry_max, with jitter (half fixed, half random).",
-             &webhook_retry_base_ms, 10000, 1, 86400 * 1000, PGC_SIGHUP, GUC_UNIT_MS);
+  define_int(
+      "odooops.webhook_retry_base", "First retry delay of a failed delivery.",
+      "Doubles per attempt up to odooops.webhook_retry_max, with jitter (half fixed, half random).",
+      &webhook_retry_base_ms, 10000, 1, 86400 * 1000, PGC_SIGHUP, GUC_UNIT_MS);
   define_int("odooops.webhook_retry_max", "Longest retry delay of a failed delivery.", nullptr,
              &webhook_retry_max_ms, 3600 * 1000, 1, 7 * 86400 * 1000 / 7, PGC_SIGHUP, GUC_UNIT_MS);
-  define_int("odooops.webhook_response_max_bytes",
-             "Bytes of a response body kept per attempt.", nullptr, &webhook_response_max_bytes,
-             1024, 0, 65536, PGC_SIGHUP, GUC_UNIT_BYTE);
+  define_int("odooops.webhook_response_max_bytes", "Bytes of a response body kept per attempt.",
+             nullptr, &webhook_response_max_bytes, 1024, 0, 65536, PGC_SIGHUP, GUC_UNIT_BYTE);
   define_int("odooops.webhook_response_ttl", "How long response bodies are kept.", nullptr,
              &webhook_response_ttl_s, 7 * 86400, 1, 3650 * 86400 / 10, PGC_SIGHUP, GUC_UNIT_S);
   define_int("odooops.webhook_retention", "How long delivered deliveries are kept.", nullptr,

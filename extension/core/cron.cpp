@@ -46,16 +46,16 @@ int parse_value(std::string_view token, int index, const FieldSpec& spec) {
     if (value > 100000) break;
   }
   if (value < spec.lo || value > spec.hi) {
-    fail(index, spec, std::string(token) + " is out of range " + std::to_string(spec.lo) +
-                          "-" + std::to_string(spec.hi));
+    fail(index, spec,
+         std::string(token) + " is out of range " + std::to_string(spec.lo) + "-" +
+             std::to_string(spec.hi));
   }
   return static_cast<int>(value);
 }
 
 // Parses one field into a vector of flags indexed by value; returns whether
 // the field restricts anything (is not a bare "*").
-bool parse_field(std::string_view text, int index, const FieldSpec& spec,
-                 std::vector<bool>* out) {
+bool parse_field(std::string_view text, int index, const FieldSpec& spec, std::vector<bool>* out) {
   out->assign(spec.hi + 1, false);
   if (text.empty()) fail(index, spec, "empty field");
   bool restricted = true;
@@ -164,8 +164,9 @@ CronSchedule parse_cron(std::string_view expression) {
     i = j;
   }
   if (fields.size() != 5 && fields.size() != 6) {
-    throw CronError("expected 5 fields (minute hour day month weekday) or 6 (with seconds first), got " +
-                    std::to_string(fields.size()));
+    throw CronError(
+        "expected 5 fields (minute hour day month weekday) or 6 (with seconds first), got " +
+        std::to_string(fields.size()));
   }
   CronSchedule s;
   s.has_seconds = fields.size() == 6;

@@ -28,7 +28,6 @@ struct RetentionDecision {
   std::vector<int64_t> expire;
 };
 
-RetentionDecision decide_retention(std::vector<BackupPoint> backups,
-                                   const RetentionPolicy& policy);
+RetentionDecision decide_retention(std::vector<BackupPoint> backups, const RetentionPolicy& policy);
 
 }  // namespace odooops

@@ -38,9 +38,12 @@ std::string summary(const std::string& type, const json& j) {
   const std::string at = where(j);
   if (type.rfind("run.", 0) == 0) {
     std::string s = at + ": " + str(data, "workflow") + " run " + str(data, "id") + " ";
-    if (type == "run.queued") s += "queued";
-    else if (type == "run.started") s += "started";
-    else s += str(data, "status");
+    if (type == "run.queued")
+      s += "queued";
+    else if (type == "run.started")
+      s += "started";
+    else
+      s += str(data, "status");
     const std::string sha = str(data, "git_sha");
     if (!sha.empty()) s += " (" + sha.substr(0, 7) + ")";
     const std::string err = str(data, "error");
@@ -92,13 +95,15 @@ HttpRequest render_delivery(const OutboundDelivery& d, int64_t now_unix) {
     req.url = d.url;
     req.body = envelope.dump(-1, ' ', false, json::error_handler_t::replace);
     if (!d.secret.empty()) {
-      req.headers.push_back("X-Odooops-Signature: " + webhook_signature(d.secret, now_unix, req.body));
+      req.headers.push_back("X-Odooops-Signature: " +
+                            webhook_signature(d.secret, now_unix, req.body));
     }
     return req;
   }
   if (d.format == "slack") {
     req.url = d.url;
-    req.body = json{{"text", summary(d.event_type, envelope)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+    req.body = json{{"text", summary(d.event_type, envelope)}}.dump(-1, ' ', false,
+                                                                    json::error_handler_t::replace);
     return req;
   }
   if (d.format == "github") {
@@ -109,7 +114,8 @@ HttpRequest render_delivery(const OutboundDelivery& d, int64_t now_unix) {
     const std::string sha = str(data, "git_sha");
     const std::string repo = str(envelope.value("project", json::object()), "repo_full_name");
     if (sha.empty() || repo.empty()) {
-      throw PermanentDeliveryError("github status needs the run's git_sha and the project's repo_full_name");
+      throw PermanentDeliveryError(
+          "github status needs the run's git_sha and the project's repo_full_name");
     }
     std::string base = d.url;
     while (!base.empty() && base.back() == '/') base.pop_back();
@@ -120,9 +126,10 @@ HttpRequest render_delivery(const OutboundDelivery& d, int64_t now_unix) {
     std::string description = summary(d.event_type, envelope);
     if (description.size() > 140) description = description.substr(0, 137) + "...";
     const std::string env_name = str(envelope.value("environment", json::object()), "name");
-    json body{{"state", github_state(d.event_type, data)},
-              {"context", "odooops/" + str(data, "workflow") + (env_name.empty() ? "" : "/" + env_name)},
-              {"description", description}};
+    json body{
+        {"state", github_state(d.event_type, data)},
+        {"context", "odooops/" + str(data, "workflow") + (env_name.empty() ? "" : "/" + env_name)},
+        {"description", description}};
     const std::string target = str(data, "target_url");
     if (!target.empty()) body["target_url"] = target;
     req.body = body.dump(-1, ' ', false, json::error_handler_t::replace);

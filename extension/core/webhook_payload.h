@@ -32,11 +32,11 @@ class PermanentDeliveryError : public std::invalid_argument {
 
 struct OutboundDelivery {
   int64_t id = 0;
-  std::string format;      // json | slack | github
+  std::string format;  // json | slack | github
   std::string url;
-  std::string secret;      // HMAC key (json) or token (github); may be empty
+  std::string secret;  // HMAC key (json) or token (github); may be empty
   std::string event_type;
-  std::string envelope;    // JSON text of the event envelope
+  std::string envelope;  // JSON text of the event envelope
 };
 
 struct HttpRequest {

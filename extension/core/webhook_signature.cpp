@@ -18,7 +18,8 @@ bool verify_webhook_signature(std::string_view secret, std::string_view header,
   const size_t comma = header.find(",v1=");
   if (comma == std::string_view::npos) return false;
   const std::string t(header.substr(2, comma - 2));
-  if (t.empty() || t.size() > 18 || t.find_first_not_of("0123456789") != std::string::npos) return false;
+  if (t.empty() || t.size() > 18 || t.find_first_not_of("0123456789") != std::string::npos)
+    return false;
   const int64_t ts = std::strtoll(t.c_str(), nullptr, 10);
   if (tolerance_seconds > 0 && (ts < now - tolerance_seconds || ts > now + tolerance_seconds)) {
     return false;

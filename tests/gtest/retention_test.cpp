@@ -27,8 +27,10 @@ TEST(Retention, OdooShDefaults) {
 }
 
 TEST(Retention, SeveralBackupsPerDayKeepsTheNewest) {
-  std::vector<BackupPoint> history{{1, at(2024, 5, 1, 1)}, {2, at(2024, 5, 1, 13)},
-                                   {3, at(2024, 5, 2, 1)}, {4, at(2024, 5, 2, 23)}};
+  std::vector<BackupPoint> history{{1, at(2024, 5, 1, 1)},
+                                   {2, at(2024, 5, 1, 13)},
+                                   {3, at(2024, 5, 2, 1)},
+                                   {4, at(2024, 5, 2, 23)}};
   const RetentionDecision d = decide_retention(history, {7, 0, 0});
   EXPECT_EQ(d.keep, (std::vector<int64_t>{2, 4}));
   EXPECT_EQ(d.expire, (std::vector<int64_t>{1, 3}));

@@ -54,7 +54,8 @@ OutboundDelivery run_event(const std::string& format, const std::string& type = 
   return d;
 }
 bool has_header(const HttpRequest& r, const std::string& h) {
-  for (const auto& x : r.headers) if (x == h) return true;
+  for (const auto& x : r.headers)
+    if (x == h) return true;
   return false;
 }
 }  // namespace
@@ -66,7 +67,8 @@ TEST(Payload, GenericJsonIsSigned) {
   EXPECT_EQ(body["id"], 42);
   EXPECT_EQ(body["type"], "run.finished");
   EXPECT_EQ(body["data"]["status"], "failed");
-  EXPECT_TRUE(has_header(r, "X-Odooops-Signature: " + webhook_signature("tok", 1700000000, r.body)));
+  EXPECT_TRUE(
+      has_header(r, "X-Odooops-Signature: " + webhook_signature("tok", 1700000000, r.body)));
   EXPECT_TRUE(has_header(r, "X-Odooops-Delivery: 42"));
   EXPECT_TRUE(has_header(r, "X-Odooops-Event: run.finished"));
 }
@@ -84,7 +86,9 @@ TEST(Payload, GitHubCommitStatus) {
   const auto body = nlohmann::json::parse(r.body);
   EXPECT_EQ(body["state"], "failure");
   EXPECT_EQ(body["context"], "odooops/deploy/staging");
-  EXPECT_EQ(render_delivery(run_event("github", "run.started"), 0).body.find("\"pending\"") != std::string::npos, true);
+  EXPECT_EQ(render_delivery(run_event("github", "run.started"), 0).body.find("\"pending\"") !=
+                std::string::npos,
+            true);
   OutboundDelivery no_sha = run_event("github");
   no_sha.envelope = R"({"project":{"slug":"x"},"data":{"workflow":"backup"}})";
   EXPECT_THROW(render_delivery(no_sha, 0), PermanentDeliveryError);

@@ -21,16 +21,24 @@ TEST(StepProtocol, Metadata) {
 }
 
 TEST(StepProtocol, Artifact) {
-  auto c = parse_step_line("::odooops::artifact {\"name\": \"log\", \"path\": \"out.log\", \"kind\": \"log\"}");
+  auto c = parse_step_line(
+      "::odooops::artifact {\"name\": \"log\", \"path\": \"out.log\", \"kind\": \"log\"}");
   ASSERT_EQ(c.kind, Kind::Artifact);
   EXPECT_EQ(c.object["kind"], "log");
-  auto d = parse_step_line("::odooops::artifact {\"name\": \"img\", \"location\": \"registry/x:1\"}");
+  auto d =
+      parse_step_line("::odooops::artifact {\"name\": \"img\", \"location\": \"registry/x:1\"}");
   ASSERT_EQ(d.kind, Kind::Artifact);
   EXPECT_EQ(d.object["kind"], "other");
   EXPECT_EQ(parse_step_line("::odooops::artifact {\"path\": \"x\"}").kind, Kind::Invalid);
   EXPECT_EQ(parse_step_line("::odooops::artifact {\"name\": \"a\"}").kind, Kind::Invalid);
-  EXPECT_EQ(parse_step_line("::odooops::artifact {\"name\": \"a\", \"path\": \"x\", \"location\": \"y\"}").kind, Kind::Invalid);
-  EXPECT_EQ(parse_step_line("::odooops::artifact {\"name\": \"a\", \"path\": \"x\", \"kind\": \"movie\"}").kind, Kind::Invalid);
+  EXPECT_EQ(
+      parse_step_line("::odooops::artifact {\"name\": \"a\", \"path\": \"x\", \"location\": \"y\"}")
+          .kind,
+      Kind::Invalid);
+  EXPECT_EQ(
+      parse_step_line("::odooops::artifact {\"name\": \"a\", \"path\": \"x\", \"kind\": \"movie\"}")
+          .kind,
+      Kind::Invalid);
 }
 
 TEST(StepProtocol, EnvAndLog) {
@@ -53,7 +61,7 @@ TEST(EventMessage, SanitisesLines) {
   EXPECT_EQ(event_message(std::string("a\0b", 3)), "ab");
   EXPECT_EQ(event_message("caf\xC3\xA9"), "caf\xC3\xA9");
   EXPECT_EQ(event_message("bad \xFF byte"), "bad \xEF\xBF\xBD byte");
-  EXPECT_EQ(event_message("\xC3"), "\xEF\xBF\xBD");          // truncated sequence
+  EXPECT_EQ(event_message("\xC3"), "\xEF\xBF\xBD");  // truncated sequence
   EXPECT_EQ(event_message("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
   EXPECT_EQ(event_message(""), "");
 }
@@ -74,6 +82,7 @@ TEST(EventMessage, CutsLongLinesOnACharacterBoundary) {
 
 TEST(EventMessage, MakeEvent) {
   auto e = make_event("info", "m", "stdout", "build/10-checkout");
-  EXPECT_EQ(e.dump(), R"({"level":"info","message":"m","step":"build/10-checkout","stream":"stdout"})");
+  EXPECT_EQ(e.dump(),
+            R"({"level":"info","message":"m","step":"build/10-checkout","stream":"stdout"})");
   EXPECT_EQ(make_event("error", "m", "", "").dump(), R"({"level":"error","message":"m"})");
 }

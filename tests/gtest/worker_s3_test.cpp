@@ -26,15 +26,18 @@ TEST(S3Request, EncodesLikeSigV4) {
 
 TEST(S3Request, CanonicalQuerySortsAndEncodes) {
   EXPECT_EQ(canonical_query({{"uploads", ""}}), "uploads=");
-  EXPECT_EQ(canonical_query({{"uploadId", "a/b+c"}, {"partNumber", "2"}}), "partNumber=2&uploadId=a%2Fb%2Bc");
-  EXPECT_EQ(canonical_query({{"prefix", "acme/prod/"}, {"list-type", "2"}, {"continuation-token", "x=="}}),
+  EXPECT_EQ(canonical_query({{"uploadId", "a/b+c"}, {"partNumber", "2"}}),
+            "partNumber=2&uploadId=a%2Fb%2Bc");
+  EXPECT_EQ(canonical_query(
+                {{"prefix", "acme/prod/"}, {"list-type", "2"}, {"continuation-token", "x=="}}),
             "continuation-token=x%3D%3D&list-type=2&prefix=acme%2Fprod%2F");
 }
 
 TEST(S3Request, RequestUrlIsPathStyle) {
   EXPECT_EQ(s3_request_url("http://127.0.0.1:9000/", {"backups", "a b/c.dump"}, "uploads="),
             "http://127.0.0.1:9000/backups/a%20b/c.dump?uploads=");
-  EXPECT_EQ(s3_request_url("http://h", {"backups", ""}, "list-type=2"), "http://h/backups?list-type=2");
+  EXPECT_EQ(s3_request_url("http://h", {"backups", ""}, "list-type=2"),
+            "http://h/backups?list-type=2");
 }
 
 TEST(S3Request, XmlValue) {
