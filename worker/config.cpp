@@ -313,7 +313,7 @@ bool load_config(int argc, char** argv, Config& cfg) {
     const Option* o = find_option(eq == std::string::npos ? name : name.substr(0, eq));
     if (eq != std::string::npos) {
       value = name.substr(eq + 1);
-      name = name.substr(0, eq);
+      name.resize(eq);
     } else if (o && o->value[0] && std::string(o->value) != "BOOL") {
       if (i + 1 >= argc) throw ConfigError("--" + name + " needs a value");
       value = argv[++i];

@@ -339,7 +339,7 @@ class S3Storage : public Storage {
 
   const Config& cfg_;
   std::string endpoint_;
-  char errbuf_[CURL_ERROR_SIZE];
+  char errbuf_[CURL_ERROR_SIZE] = {};
   curl_slist* headers_ = nullptr;
 };
 

@@ -124,7 +124,7 @@ HttpRequest render_delivery(const OutboundDelivery& d, int64_t now_unix) {
     req.headers.push_back("X-GitHub-Api-Version: 2022-11-28");
     if (!d.secret.empty()) req.headers.push_back("Authorization: Bearer " + d.secret);
     std::string description = summary(d.event_type, envelope);
-    if (description.size() > 140) description = description.substr(0, 137) + "...";
+    if (description.size() > 140) description.replace(137, std::string::npos, "...");
     const std::string env_name = str(envelope.value("environment", json::object()), "name");
     json body{
         {"state", github_state(d.event_type, data)},
