@@ -66,5 +66,5 @@ t2=$(queue dev test)
 wait_status "$t2" failed 60
 [[ $(scalar "SELECT error FROM ops.runs WHERE id = $t2") == *"step test/30-odoo-tests exited with code 1: tests failed"* ]] \
   || fail "failing tests: $(scalar "SELECT error FROM ops.runs WHERE id = $t2")"
-say "test runs: $t passed, $t2 failed on the failing module with the step named"
+say "test run $t succeeded; test run $t2 failed on the failing module, naming the step"
 say "PASS"
