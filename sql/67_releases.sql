@@ -27,6 +27,13 @@ SELECT git_sha, image, pre_deploy_backup_id = :b AS has_backup FROM ops.releases
  WHERE environment_id = :staging ORDER BY id;
 SELECT min(id) AS first_release FROM ops.releases WHERE environment_id = :staging \gset
 
+-- A worker reporting the backup it took before the update: recorded as a
+-- pre_deploy backup, referenced by the release.
+SELECT pg_temp.deploy(:shop, 'staging', 'cccc0303', jsonb_build_object('pre_deploy_backup',
+         jsonb_build_object('location', 'file:///b/pre', 'size_bytes', 42, 'sha256', repeat('e', 64)))) AS d3 \gset
+SELECT b.backup_type, b.status, b.location, b.size_bytes, r.pre_deploy_backup_id = b.id AS referenced
+  FROM ops.backups b JOIN ops.releases r ON r.run_id = b.run_id WHERE b.run_id = :d3;
+
 -- Rolling back to the first release deploys its revision and restores the
 -- database saved before the second one.
 SELECT workflow, git_sha, priority, metadata ->> 'image' AS image,

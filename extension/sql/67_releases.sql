@@ -18,21 +18,39 @@ CREATE TABLE ops.releases (
 COMMENT ON TABLE ops.releases IS 'Successful deploys of an environment: revision, image and the backup taken before';
 CREATE INDEX releases_environment ON ops.releases (environment_id, id DESC);
 
--- A deploy run that succeeded becomes a release. The worker reports the
--- image and the pre-deploy backup in the run's result.
-CREATE FUNCTION ops.record_release() RETURNS trigger LANGUAGE plpgsql
+-- A finished deploy records the backup its worker took before updating the
+-- database (result.pre_deploy_backup: location, size_bytes, sha256, and the
+-- filestore archive), whether the deploy succeeded or was rolled back; a
+-- succeeded deploy becomes a release that references it (result.image names
+-- the container image or revision).
+CREATE FUNCTION ops.record_deploy_outcome() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  taken jsonb := NEW.result -> 'pre_deploy_backup';
+  backup_id bigint := (SELECT b.id FROM ops.backups b WHERE b.id = (NEW.result ->> 'pre_deploy_backup_id')::bigint);
 BEGIN
-  INSERT INTO ops.releases (project_id, environment_id, run_id, git_sha, git_ref, image,
-                            pre_deploy_backup_id, rollback_of)
-  VALUES (NEW.project_id, NEW.environment_id, NEW.id, NEW.git_sha, NEW.git_ref, NEW.result ->> 'image',
-          (SELECT b.id FROM ops.backups b WHERE b.id = (NEW.result ->> 'pre_deploy_backup_id')::bigint),
-          (NEW.metadata ->> 'rollback_to_release')::bigint);
+  IF jsonb_typeof(taken) = 'object' AND taken ->> 'location' IS NOT NULL
+     AND taken ->> 'sha256' ~ '^[0-9a-f]{64}$' AND (taken ->> 'size_bytes') ~ '^[0-9]+$' THEN
+    INSERT INTO ops.backups (project_id, environment_id, run_id, backup_type, status, location, size_bytes,
+                             sha256, metadata, requested_by, started_at, completed_at, expires_at)
+    SELECT NEW.project_id, NEW.environment_id, NEW.id, 'pre_deploy', 'completed', taken ->> 'location',
+           (taken ->> 'size_bytes')::bigint, taken ->> 'sha256', jsonb_build_object('backup', taken),
+           NEW.claimed_by, NEW.started_at, now(), now() + ops.backup_ttl('pre_deploy', e.settings)
+      FROM ops.environments e WHERE e.id = NEW.environment_id
+    RETURNING id INTO backup_id;
+  END IF;
+  IF NEW.status = 'succeeded' THEN
+    INSERT INTO ops.releases (project_id, environment_id, run_id, git_sha, git_ref, image,
+                              pre_deploy_backup_id, rollback_of)
+    VALUES (NEW.project_id, NEW.environment_id, NEW.id, NEW.git_sha, NEW.git_ref, NEW.result ->> 'image',
+            backup_id, (NEW.metadata ->> 'rollback_to_release')::bigint);
+  END IF;
   RETURN NULL;
 END $$;
-CREATE TRIGGER runs_record_release AFTER UPDATE OF status ON ops.runs
-  FOR EACH ROW WHEN (NEW.workflow = 'deploy' AND NEW.status = 'succeeded' AND OLD.status <> 'succeeded')
-  EXECUTE FUNCTION ops.record_release();
+CREATE TRIGGER runs_record_deploy_outcome AFTER UPDATE OF status ON ops.runs
+  FOR EACH ROW WHEN (NEW.workflow = 'deploy' AND NEW.status IN ('succeeded', 'failed')
+                     AND OLD.status IS DISTINCT FROM NEW.status)
+  EXECUTE FUNCTION ops.record_deploy_outcome();
 
 -- Rolls an environment back to an earlier release: a deploy of that
 -- release's revision that also restores the database as it was while the

@@ -5,7 +5,7 @@
 # again, and no snapshot is left behind. The Odoo is the stand-in, not Odoo.
 source "$(dirname "$0")/lib.sh"
 setup_control_plane
-start_worker rb
+start_worker rb --storage "file://$WORK/backups"
 PROD=e2e_rollback_prod
 d1=$(queue production deploy); wait_status "$d1" succeeded 90
 SHA1=$SHA
@@ -18,6 +18,17 @@ d2=$(queue production deploy); wait_status "$d2" succeeded 90
   || fail "no snapshot before the production update"
 [ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_pre\\_%'")" = 0 ] || fail "snapshot left after success"
 say "production update $d2: snapshot taken and dropped after the health check"
+# ... and a pre-deploy backup (dump + filestore in storage) recorded by the
+# control plane and referenced by the release; the first deploy had none.
+b2=$(scalar "SELECT id FROM ops.backups WHERE run_id = $d2 AND backup_type = 'pre_deploy' AND status = 'completed'")
+[ -n "$b2" ] || { show_events "$d2"; fail "no pre-deploy backup recorded for $d2"; }
+[ "$(scalar "SELECT pre_deploy_backup_id FROM ops.releases WHERE run_id = $d2")" = "$b2" ] \
+  || fail "the release of $d2 does not reference backup $b2"
+[ -z "$(scalar "SELECT pre_deploy_backup_id FROM ops.releases WHERE run_id = $d1")" ] || fail "the first deploy recorded a backup"
+loc=$(scalar "SELECT location FROM ops.backups WHERE id = $b2")
+[ "$(sha256sum "${loc#file://}" | cut -c1-64)" = "$(scalar "SELECT sha256 FROM ops.backups WHERE id = $b2")" ] \
+  || fail "pre-deploy backup $b2: stored dump does not match its checksum"
+say "production update $d2: pre-deploy backup $b2 recorded and referenced by its release"
 
 # A broken update: the stand-in writes the new version, then fails.
 sed -i 's/17.0.1.0.0/17.0.2.0.0/' "$REPO/addons/acme_stock/__manifest__.py"
@@ -37,4 +48,16 @@ info=$(curl -fsS "http://127.0.0.1:$PORT_PROD/standin/info")
 [ "$(scalar "SELECT result->>'rolled_back_to' FROM ops.runs WHERE id = $d3")" = "$SHA2" ] || fail "rollback not recorded"
 [ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_pre\\_%'")" = 0 ] || fail "snapshot left after the rollback"
 say "broken update $d3 failed at deploy/40-start; database and release rolled back to $SHA2, healthy"
+[ -n "$(scalar "SELECT id FROM ops.backups WHERE run_id = $d3 AND backup_type = 'pre_deploy' AND status = 'completed'")" ] \
+  || fail "the failed deploy's pre-deploy backup was not recorded"
+# Rolling back to the first release restores the database saved before the
+# second one (queued and cancelled in one transaction: checked, not run).
+r1=$(scalar "SELECT id FROM ops.releases WHERE run_id = $d1")
+restore_from=$(psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$CP_DB" <<SQL | head -n 1
+BEGIN;
+SELECT (metadata ->> 'restore_backup_id') || ' ' || id FROM ops.rollback_release($r1, 'e2e');
+SQL
+)
+[ "${restore_from%% *}" = "$b2" ] || fail "rollback to release $r1 would restore '${restore_from%% *}', expected backup $b2"
+say "rollback to release $r1 restores pre-deploy backup $b2 with the first release's code"
 say "PASS"
