@@ -25,6 +25,22 @@ extern "C" {
 namespace odooops::api {
 namespace {
 
+// The claiming UPDATE of the runs whose ids are `= ids` and the event of
+// each claim, as the CTEs `claimed` and `logged`. $1 worker, $3 lease seconds.
+#define ODOOOPS_CLAIM_CTES(ids)                                                               \
+  "claimed AS ("                                                                              \
+  "  UPDATE ops.runs r SET status = 'claimed', attempt = r.attempt + 1,"                      \
+  "         claimed_by = $1, claimed_at = now(), started_at = NULL,"                          \
+  "         lease_expires_at = now() + make_interval(secs => $3), updated_at = now()"         \
+  "   WHERE r.id = " ids                                                                      \
+  "  RETURNING r.*"                                                                           \
+  "), logged AS ("                                                                            \
+  "  INSERT INTO ops.run_events"                                                              \
+  "         (run_id, attempt, kind, level, message, from_status, to_status, actor)"           \
+  "  SELECT c.id, c.attempt, 'transition', 'info',"                                           \
+  "         'claimed by ' || $1 || ' (attempt ' || c.attempt || ')', 'queued', 'claimed', $1" \
+  "    FROM claimed c)"
+
 // The fast path, one statement: the worker's registration (kinds, teams,
 // status), candidates locked in claim order with SKIP LOCKED, and the
 // claiming UPDATE with its events for every candidate that is not
@@ -52,39 +68,16 @@ constexpr const char* kClaimSql =
     "             AND h.exclusive AND h.status IN ('claimed', 'running')))"
     "   ORDER BY r.priority DESC, r.available_at, r.id"
     "   LIMIT $2 FOR UPDATE OF r SKIP LOCKED"
-    "), claimed AS ("
-    "  UPDATE ops.runs r SET status = 'claimed', attempt = r.attempt + 1,"
-    "         claimed_by = $1, claimed_at = now(), started_at = NULL,"
-    "         lease_expires_at = now() + make_interval(secs => $3), updated_at = now()"
-    "   WHERE r.id = ANY (ARRAY(SELECT c.id FROM candidate c WHERE NOT c.exclusive))"
-    "  RETURNING r.*"
-    "), logged AS ("
-    "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, to_status, "
-    "actor)"
-    "  SELECT c.id, c.attempt, 'transition', 'info',"
-    "         'claimed by ' || $1 || ' (attempt ' || c.attempt || ')', 'queued', 'claimed', $1"
-    "    FROM claimed c"
-    ") SELECT * FROM claimed"
+    "), " ODOOOPS_CLAIM_CTES("ANY (ARRAY(SELECT c.id FROM candidate c WHERE NOT c.exclusive))")
+    " SELECT * FROM claimed"
     "  UNION ALL"
     "  SELECT r.* FROM ops.runs r"
     "   WHERE r.id = ANY (ARRAY(SELECT c.id FROM candidate c WHERE c.exclusive))"
     "  ORDER BY priority DESC, available_at, id";
 
 // Claims exclusive runs that passed the environment gate ($2: their ids).
-constexpr const char* kClaimGatedSql =
-    "WITH claimed AS ("
-    "  UPDATE ops.runs r SET status = 'claimed', attempt = r.attempt + 1,"
-    "         claimed_by = $1, claimed_at = now(), started_at = NULL,"
-    "         lease_expires_at = now() + make_interval(secs => $3), updated_at = now()"
-    "   WHERE r.id = ANY ($2)"
-    "  RETURNING r.*"
-    "), logged AS ("
-    "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, to_status, "
-    "actor)"
-    "  SELECT c.id, c.attempt, 'transition', 'info',"
-    "         'claimed by ' || $1 || ' (attempt ' || c.attempt || ')', 'queued', 'claimed', $1"
-    "    FROM claimed c"
-    ") SELECT * FROM claimed ORDER BY priority DESC, available_at, id";
+constexpr const char* kClaimGatedSql = "WITH " ODOOOPS_CLAIM_CTES(
+    "ANY ($2)") " SELECT * FROM claimed ORDER BY priority DESC, available_at, id";
 
 struct Candidate {
   int64_t run_id;
