@@ -2,7 +2,7 @@
 # the worker. `make help` lists the targets.
 
 EXTENSION   = odooops
-EXTVERSION  = 0.1.1
+EXTVERSION  = 0.1.2
 MODULE_big  = odooops
 
 PG_CONFIG  ?= pg_config
