@@ -11,6 +11,18 @@ EXCEPTION WHEN OTHERS THEN
   RETURN SQLSTATE || ': ' || SQLERRM;
 END $$;
 
+-- err_detail(sql): the same, followed by the error's DETAIL if it has one.
+CREATE FUNCTION regress.err_detail(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  detail text;
+BEGIN
+  EXECUTE q;
+  RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+  RETURN SQLSTATE || ': ' || SQLERRM || coalesce(' -- ' || nullif(detail, ''), '');
+END $$;
+
 -- as_user(sub, sql): runs `sql` as PostgREST does for the JWT subject `sub`
 -- (SET LOCAL ROLE authenticated and request.jwt.claims); its effects stay.
 -- Returns 'ok' or 'SQLSTATE: message'.

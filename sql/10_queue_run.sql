@@ -57,11 +57,33 @@ SELECT count(*) = :runs_before AS runs_unchanged,
 SELECT ops.queue_run(1, 'staging', 'abc999', 'main', '{"idempotency_key": "push-1"}', 'build');
 \echo :LAST_ERROR_SQLSTATE
 
--- The table's own invariants hold against direct writes too.
-SELECT regress.err(q) FROM (VALUES
+-- The table's own invariants hold against direct writes too (one native
+-- CHECK per table; the DETAIL names the rule).
+CREATE TEMP TABLE before_bad_writes AS SELECT * FROM ops.runs;
+SELECT regress.err_detail(q) FROM (VALUES
   ($$UPDATE ops.runs SET status = 'succeeded' WHERE id = 1$$),
   ($$UPDATE ops.runs SET status = 'claimed' WHERE id = 1$$),
   ($$UPDATE ops.runs SET status = 'running', claimed_by = 'w', claimed_at = now(), lease_expires_at = now(), attempt = 1 WHERE id = 1$$),
   ($$UPDATE ops.runs SET attempt = 4 WHERE id = 1$$),
+  ($$UPDATE ops.runs SET status = 'paused' WHERE id = 1$$),
+  ($$UPDATE ops.runs SET priority = 5000 WHERE id = 1$$),
+  ($$UPDATE ops.runs SET git_sha = 'not-hex' WHERE id = 1$$),
+  ($$UPDATE ops.runs SET git_ref = repeat('é', 256) WHERE id = 1$$),
+  ($$UPDATE ops.runs SET git_sha = NULL, git_ref = NULL WHERE id = 1$$),
+  ($$UPDATE ops.runs SET metadata = '[1]' WHERE id = 1$$),
+  ($$UPDATE ops.runs SET result = to_jsonb(repeat('x', 100000)) WHERE id = 1$$),
+  ($$UPDATE ops.runs SET workflow = 'compile' WHERE id = 1$$),
+  ($$INSERT INTO ops.run_events (run_id, kind, level, message) VALUES (1, 'transition', 'info', 'x')$$),
+  ($$INSERT INTO ops.run_events (run_id, kind, level, message) VALUES (1, 'log', 'fatal', 'x')$$),
+  ($$INSERT INTO ops.run_events (run_id, kind, level, message) VALUES (1, 'log', 'info', '')$$),
+  ($$INSERT INTO ops.run_events (run_id, kind, level, message, step) VALUES (1, 'log', 'info', 'x', repeat('s', 129))$$),
+  ($$INSERT INTO ops.run_events (run_id, kind, level, message, payload) VALUES (1, 'log', 'info', 'x', '"text"')$$),
   ($$INSERT INTO ops.environments (project_id, name, stage, db_name) VALUES (1, 'prod2', 'production', 'q_prod2')$$)
 ) AS t(q);
+-- Valid edges pass: 255 two-byte characters, a large (toasted) object.
+SELECT regress.err_detail(q) FROM (VALUES
+  ($$UPDATE ops.runs SET git_ref = repeat('é', 255), result = jsonb_build_object('log', repeat('x', 100000)) WHERE id = 1$$),
+  ($$UPDATE ops.runs SET git_ref = 'main', result = '{}' WHERE id = 1$$)
+) AS t(q);
+-- ... and the refused writes changed nothing.
+SELECT count(*) AS changed FROM (SELECT * FROM ops.runs EXCEPT SELECT * FROM before_bad_writes) d;

@@ -89,7 +89,7 @@ Datum queue(FunctionCallInfo fcinfo, bool authorize_caller) {
       "  INSERT INTO ops.runs (project_id, environment_id, workflow, git_sha, git_ref,"
       "                        metadata, priority, idempotency_key, max_attempts, requested_by)"
       "  VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, ops.current_actor())"
-      "  ON CONFLICT (project_id, idempotency_key) DO NOTHING"
+      "  ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
       "  RETURNING *"
       "), logged AS ("
       "  INSERT INTO ops.run_events (run_id, kind, level, message, to_status, actor, payload)"

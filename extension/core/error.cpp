@@ -18,6 +18,8 @@ const char* sqlstate(ErrorCode code) {
       return "OD006";
     case ErrorCode::AgentNotEligible:
       return "OD007";
+    case ErrorCode::CheckViolation:
+      return "23514";
     case ErrorCode::Internal:
       break;
   }

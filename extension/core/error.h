@@ -20,6 +20,7 @@ enum class ErrorCode {
   ValueTooLong,         // OD005: message, payload or batch over its limit
   IdempotencyMismatch,  // OD006: idempotency key reused for a different run
   AgentNotEligible,     // OD007: the worker is disabled or may not claim
+  CheckViolation,       // 23514 (PostgreSQL's own): a row breaks its table's invariants
   Internal,             // OD999: a bug in odooops; please report it
 };
 

@@ -20,6 +20,7 @@ struct Limits {
   static constexpr std::size_t kPayload = 64 * 1024;    // bytes of JSON
   static constexpr std::size_t kMetadata = 256 * 1024;  // bytes of JSON
   static constexpr std::size_t kStep = 128;
+  static constexpr std::size_t kStream = 128;
   static constexpr std::size_t kBatchEvents = 1000;
   static constexpr int kMaxClaimBatch = 1000;
   static constexpr int kMaxLeaseSeconds = 24 * 3600;

@@ -3,22 +3,30 @@
 
 CREATE SEQUENCE ops.run_events_id_seq AS bigint;
 
+-- The rules of an event row, one native check like ops.run_row_is_valid.
+CREATE FUNCTION ops.run_event_row_is_valid(kind text, level text, message text, stream text, step text,
+                                           to_status text, payload jsonb)
+RETURNS boolean LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'odooops_run_event_row_is_valid';
+COMMENT ON FUNCTION ops.run_event_row_is_valid IS
+  'CHECK of ops.run_events: kind, level, lengths, payload object, to_status exactly on transitions';
+
 CREATE TABLE ops.run_events (
   id          bigint NOT NULL DEFAULT nextval('ops.run_events_id_seq'),
   run_id      bigint NOT NULL REFERENCES ops.runs ON DELETE RESTRICT,
   created_at  timestamptz NOT NULL DEFAULT now(),
   attempt     integer NOT NULL DEFAULT 0,
-  kind        text NOT NULL CHECK (kind IN ('transition', 'log')),
-  level       text NOT NULL CHECK (level IN ('debug', 'info', 'notice', 'warning', 'error')),
-  message     text NOT NULL CHECK (length(message) BETWEEN 1 AND 8192),
-  stream      text CHECK (length(stream) <= 128),   -- stdout, stderr, ...
-  step        text CHECK (length(step) <= 128),     -- workflow step name
+  kind        text NOT NULL,                        -- transition or log
+  level       text NOT NULL,                        -- debug, info, notice, warning, error
+  message     text NOT NULL,                        -- 1 to 8192 characters
+  stream      text,                                 -- stdout, stderr, ... (up to 128)
+  step        text,                                 -- workflow step name (up to 128)
   from_status text,
-  to_status   text,
+  to_status   text,                                 -- set exactly on transitions
   actor       text,                                 -- worker id or user
-  payload     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(payload) = 'object'),
+  payload     jsonb NOT NULL DEFAULT '{}',          -- an object
   PRIMARY KEY (id, created_at),
-  CHECK ((kind = 'transition') = (to_status IS NOT NULL))
+  CONSTRAINT run_events_row_is_valid CHECK (ops.run_event_row_is_valid(
+    kind, level, message, stream, step, to_status, payload))
 ) PARTITION BY RANGE (created_at);
 ALTER SEQUENCE ops.run_events_id_seq OWNED BY ops.run_events.id;
 COMMENT ON TABLE ops.run_events IS 'Append-only log of run transitions and output, partitioned by month';

@@ -119,31 +119,37 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION ops.enqueue_webhook_event IS 'Writes the outbox deliveries of an event (called by triggers)';
 
--- Event triggers: run.queued / run.started / run.finished
+-- Event triggers: run.queued / run.started / run.finished. Statement-level
+-- with transition tables: a statement that queues, starts or finishes many
+-- runs (queue_run over a set, claim_runs, finish_runs) costs one call, and
+-- a project without active subscriptions costs one index probe, not one
+-- function call per row (BENCHMARKS.md).
 CREATE FUNCTION ops._runs_webhook() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  event text;
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    event := 'run.queued';
-  ELSIF NEW.status = 'running' THEN
-    event := 'run.started';
-  ELSIF NEW.status IN ('succeeded', 'failed', 'cancelled') THEN
-    event := 'run.finished';
-  ELSE
+  IF NOT EXISTS (SELECT 1 FROM ops.webhook_subscriptions s WHERE s.active) THEN
     RETURN NULL;
   END IF;
-  PERFORM ops.enqueue_webhook_event(event, NEW.project_id, NEW.environment_id,
-    jsonb_build_object('id', NEW.id, 'workflow', NEW.workflow, 'status', NEW.status,
-                       'attempt', NEW.attempt, 'git_sha', NEW.git_sha, 'git_ref', NEW.git_ref,
-                       'error', NEW.error, 'requested_by', NEW.requested_by,
-                       'target_url', NEW.result->>'url'));
+  IF TG_OP = 'INSERT' THEN
+    PERFORM ops._enqueue_run_webhook('run.queued', n) FROM new_runs n ORDER BY n.id;
+  ELSE
+    PERFORM ops._enqueue_run_webhook(CASE WHEN n.status = 'running' THEN 'run.started' ELSE 'run.finished' END, n)
+       FROM new_runs n JOIN old_runs o ON o.id = n.id
+      WHERE o.status IS DISTINCT FROM n.status AND n.status IN ('running', 'succeeded', 'failed', 'cancelled')
+      ORDER BY n.id;
+  END IF;
   RETURN NULL;
 END $$;
+CREATE FUNCTION ops._enqueue_run_webhook(event text, run ops.runs) RETURNS integer LANGUAGE sql AS $$
+  SELECT ops.enqueue_webhook_event(event, run.project_id, run.environment_id,
+    jsonb_build_object('id', run.id, 'workflow', run.workflow, 'status', run.status,
+                       'attempt', run.attempt, 'git_sha', run.git_sha, 'git_ref', run.git_ref,
+                       'error', run.error, 'requested_by', run.requested_by,
+                       'target_url', run.result->>'url'))
+$$;
 CREATE TRIGGER runs_webhook_insert AFTER INSERT ON ops.runs
-  FOR EACH ROW EXECUTE FUNCTION ops._runs_webhook();
-CREATE TRIGGER runs_webhook_status AFTER UPDATE OF status ON ops.runs
-  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION ops._runs_webhook();
+  REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT EXECUTE FUNCTION ops._runs_webhook();
+CREATE TRIGGER runs_webhook_status AFTER UPDATE ON ops.runs
+  REFERENCING OLD TABLE AS old_runs NEW TABLE AS new_runs FOR EACH STATEMENT EXECUTE FUNCTION ops._runs_webhook();
 
 -- backup.completed / backup.failed
 CREATE FUNCTION ops._backups_webhook() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -19,10 +19,18 @@ DECLARE
 BEGIN
   FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
             WHERE p.pronamespace = 'ops'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
+              AND p.proname NOT IN ('run_row_is_valid', 'run_event_row_is_valid')
   LOOP
     EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f);
   END LOOP;
 END $$;
+-- The row checks of ops.runs and ops.run_events run as whoever writes the
+-- row (they read only their arguments), so everyone may execute them.
+GRANT EXECUTE ON FUNCTION
+  ops.run_row_is_valid(text, text, integer, text, text, text, integer, integer, text, timestamptz, timestamptz,
+                       timestamptz, timestamptz, jsonb, jsonb),
+  ops.run_event_row_is_valid(text, text, text, text, text, text, jsonb)
+  TO PUBLIC;
 -- Trigger functions (outbox, wake-ups, run subjects, releases) act for the
 -- extension whoever changed the row: they call internal functions that no
 -- user role may execute.
