@@ -20,6 +20,13 @@
 #   minimal    claim_next_run -> finish_run(failed)              (2 commits/run)
 #   raw-min    the same as plain SQL                             (2 commits/run)
 #   batch      claim_runs(w, 100) -> finish_runs(w, results)     (2 commits/100 runs)
+#   bare       reference, not odooops: pgmq's read + archive statements on
+#              a bare two-table queue, as plain SQL               (2 commits/message)
+#   pgmq, pgmq-batch
+#              the peer itself, measured only when PGMQ_SQL names pgmq
+#              1.5's plain-SQL install script (pgmq-extension/sql/pgmq.sql
+#              of its repository): read(q, 30, 1) + archive, and
+#              read(q, 30, 100) + archive(ids)                    (2 commits/message, /100)
 # Each is measured in ROUNDS rounds, interleaved with the others of the same
 # client count, and reported as the median round (with min-max), so that
 # drift on a shared machine hits all of them alike. Every queue round runs on
@@ -98,8 +105,27 @@ INSERT INTO ops.environments (project_id, name, stage, db_name)
 VALUES (1, 'dev', 'development', 'bench_dev');
 SELECT count(*) FROM (SELECT ops.queue_run(1, 'dev', 'abc123', 'main', '{}', 'build')
                         FROM generate_series(1, $QUEUE_RUNS)) q;
+-- The reference queue of bench/bare_read_archive.sql (pgmq 1.5's table shapes).
+CREATE TABLE bare_queue (msg_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  read_ct integer NOT NULL DEFAULT 0, enqueued_at timestamptz NOT NULL DEFAULT now(),
+  vt timestamptz NOT NULL DEFAULT now(), message jsonb);
+CREATE INDEX ON bare_queue (vt);
+CREATE TABLE bare_archive (msg_id bigint PRIMARY KEY, read_ct integer NOT NULL DEFAULT 0,
+  enqueued_at timestamptz NOT NULL, archived_at timestamptz NOT NULL DEFAULT now(),
+  vt timestamptz NOT NULL, message jsonb);
+CREATE INDEX ON bare_archive (archived_at);
+INSERT INTO bare_queue (message) SELECT '{"workflow": "build"}' FROM generate_series(1, $QUEUE_RUNS);
 VACUUM ANALYZE;
 SQL
+if [ -n "${PGMQ_SQL:-}" ]; then
+  log "pgmq peer from $PGMQ_SQL"
+  q -d bench_queue_tpl -f "$PGMQ_SQL" >/dev/null
+  q -d bench_queue_tpl >/dev/null <<SQL
+SELECT pgmq.create('bench');
+SELECT count(*) FROM pgmq.send_batch('bench', ARRAY(SELECT '{"workflow": "build"}'::jsonb FROM generate_series(1, $QUEUE_RUNS)));
+VACUUM ANALYZE;
+SQL
+fi
 QUEUE_SECONDS=$(( $(date +%s) - t0 ))
 log "queued $QUEUE_RUNS runs in $QUEUE_SECONDS s"
 EXTVERSION=$(scalar bench_queue_tpl "SELECT extversion FROM pg_extension WHERE extname = 'odooops'")
@@ -124,8 +150,16 @@ queue_phase() {
   fresh_queue
   r=$(run_pgbench "$phase-$c-$round" -n -M prepared -c "$c" -j "$THREADS" -T "$ROUND_SECONDS" \
         -f "bench/$script" bench_queue)
-  runs=$(scalar bench_queue "SELECT count(*) FROM ops.runs WHERE status IN ('succeeded', 'failed')")
-  left=$(scalar bench_queue "SELECT count(*) FROM ops.runs WHERE status = 'queued'")
+  if [ "$phase" = bare ]; then
+    runs=$(scalar bench_queue "SELECT count(*) FROM bare_archive")
+    left=$(scalar bench_queue "SELECT count(*) FROM bare_queue")
+  elif [ "${phase#pgmq}" != "$phase" ]; then
+    runs=$(scalar bench_queue "SELECT count(*) FROM pgmq.a_bench")
+    left=$(scalar bench_queue "SELECT count(*) FROM pgmq.q_bench")
+  else
+    runs=$(scalar bench_queue "SELECT count(*) FROM ops.runs WHERE status IN ('succeeded', 'failed')")
+    left=$(scalar bench_queue "SELECT count(*) FROM ops.runs WHERE status = 'queued'")
+  fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$c" "$round" "${r% *}" "${r#* }" \
     "$runs" "$commits" "$([ "$left" = 0 ] && echo 1 || echo 0)" >>"$RESULTS"
 }
@@ -138,11 +172,14 @@ for c in $CLIENTS; do
     queue_phase raw raw_cycle.sql 6 "$c" "$round"
     queue_phase minimal claim_finish.sql 2 "$c" "$round"
     queue_phase raw-min raw_claim_finish.sql 2 "$c" "$round"
+    queue_phase bare bare_read_archive.sql 2 "$c" "$round"
+    [ -z "${PGMQ_SQL:-}" ] || queue_phase pgmq pgmq_cycle.sql 2 "$c" "$round"
   done
 done
 for c in $BATCH_CLIENTS; do
   for round in $(seq 1 "$ROUNDS"); do
     queue_phase batch batch_cycle.sql 0.02 "$c" "$round"
+    [ -z "${PGMQ_SQL:-}" ] || queue_phase pgmq-batch pgmq_batch.sql 0.02 "$c" "$round"
   done
 done
 END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -296,6 +333,25 @@ END {
       x = med("minimal", "N-prepared", c); xs = med("minimal", "N-simple", c)
       printf "| claim+finish vs pgbench -N (peer: pgmq read+archive) | %s | %s; %s vs simple | ≥ %.2f× | %s |\n", c, rcell("minimal", "N-prepared", c), ratio(xs), peer[c], (x >= peer[c] ? "pass" : (xs >= peer[c] ? "pass vs simple only" : "**FAIL**"))
     }
+  }
+  for (i = 1; i <= nb; i++) {
+    c = cl[i]
+    if ((("minimal", c) in seen) && (("pgmq", c) in seen)) {
+      x = med("minimal", "pgmq", c)
+      printf "| claim+finish vs pgmq read+archive, same run | %s | %s of pgmq (pgmq: %s of -N) | ≥ 1.00 | %s |\n", c, rcell("minimal", "pgmq", c), ratio(med("pgmq", "N-prepared", c)), (x >= 1 ? "pass" : "**FAIL**")
+    }
+  }
+  for (i = 1; i <= nbc; i++) {
+    c = bc[i]
+    if ((("batch", c) in seen) && (("pgmq-batch", c) in seen)) {
+      x = med("batch", "pgmq-batch", c)
+      printf "| batch vs pgmq read(100)+archive(ids), same run | %s | %s of pgmq (pgmq: %s of -N) | ≥ 1.00 | %s |\n", c, rcell("batch", "pgmq-batch", c), ratio(med("pgmq-batch", "N-prepared", c)), (x >= 1 ? "pass" : "**FAIL**")
+    }
+  }
+  for (i = 1; i <= nb; i++) {
+    c = cl[i]
+    if ((("minimal", c) in seen) && (("bare", c) in seen))
+      printf "| (reference) claim+finish vs the bare queue of `bare_read_archive.sql` | %s | %s of bare | — | — |\n", c, rcell("minimal", "bare", c)
   }
   for (i = 1; i <= nbc; i++) {
     c = bc[i]
