@@ -35,7 +35,7 @@ restore_fetch() {
 # neutralize) and checked. On any failure TMP is dropped.
 restore_database() {
   local tmp=$1
-  q -d postgres -c "DROP DATABASE IF EXISTS \"$tmp\" WITH (FORCE)" >/dev/null
+  drop_database "$tmp"
   q -d postgres -c "CREATE DATABASE \"$tmp\""
   echo "restoring into $tmp"
   if ! pg_restore --no-owner --no-privileges --exit-on-error -d "$tmp" db.dump; then
