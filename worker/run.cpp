@@ -187,21 +187,13 @@ void RunExecution::load_context() {
       extra_env_["ODOOOPS_RESTORE_ID"] = run_metadata_["restore_id"].dump();
   } else if (wf == "deploy") {
     // A rollback (ops.rollback_release) restores the pre-deploy backup it
-    // names; a staging deploy runs on a neutralized copy of a production
-    // backup (ops.run_context picks it). A named backup that is missing or
-    // not completed fails the run here, before any step touches a database.
-    const json no_id;
-    const json& restore_id =
-        run_metadata_.contains("restore_backup_id") ? run_metadata_["restore_backup_id"] : no_id;
-    const json& named_id = ctx_["stage"] == "staging" && run_metadata_.contains("backup_id")
-                               ? run_metadata_["backup_id"]
-                               : no_id;
-    const json& wanted = restore_id.is_null() ? named_id : restore_id;
-    if (!wanted.is_null() && ctx_["backup_id"].empty())
-      throw std::invalid_argument("backup " + wanted.dump() + " does not exist" +
-                                  (restore_id.is_null()
-                                       ? std::string(" in project ") + ctx_["project"]
-                                       : std::string(" for environment ") + ctx_["environment"]) +
+    // names; a staging deploy runs on a neutralized copy of the latest
+    // production backup (ops.run_context picks it). A named backup that is
+    // missing or not completed fails the run here, before any step runs.
+    if (run_metadata_.contains("restore_backup_id") &&
+        !run_metadata_["restore_backup_id"].is_null() && ctx_["backup_id"].empty())
+      throw std::invalid_argument("backup " + run_metadata_["restore_backup_id"].dump() +
+                                  " does not exist for environment " + ctx_["environment"] +
                                   "; the database was not touched");
     if (!ctx_["backup_id"].empty()) {
       if (ctx_["backup_status"] != "completed" || ctx_["backup_location"].empty())

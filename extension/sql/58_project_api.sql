@@ -56,12 +56,13 @@ CREATE VIEW ops.project_secret_names WITH (security_barrier) AS
 --     ops.rollback_release -- the pre-deploy backup of the same environment
 --     that goes back together with the older release's code. A key present
 --     but null means there is no such backup; the deploy steps say so.
---   deploy runs in a staging environment ('refresh'): metadata.backup_id (a
---     backup of the same project), else the latest completed backup of the
---     project's production environment, which the deploy restores as a
---     neutralized copy before updating the changed modules, as Odoo.sh
---     does (settings.refresh_from_production, read by the steps, limits
---     that to the first deploy). No backup when production has none yet.
+--   deploy runs in a staging environment ('refresh'): the latest completed
+--     backup of the project's production environment, which the deploy
+--     restores as a neutralized copy before updating the changed modules,
+--     as Odoo.sh does (settings.refresh_from_production, read by the steps,
+--     limits that to the first deploy). No backup when production has none
+--     yet. Another backup goes into staging with ops.restore_backup, which
+--     needs backup.restore.
 --   other deploy runs: no backup (a production deploy never restores one
 --     except through a rollback).
 CREATE FUNCTION ops.run_context(run_id bigint, worker_id text, attempt integer)
@@ -84,8 +85,6 @@ BEGIN
                                     THEN b.id = k.named_id OR (r.metadata ->> 'backup_id' IS NULL AND b.run_id = r.id)
                                   WHEN k.purpose = 'rollback'
                                     THEN b.id = k.restore_id AND b.environment_id = r.environment_id
-                                  WHEN k.purpose = 'refresh' AND r.metadata ->> 'backup_id' IS NOT NULL
-                                    THEN b.id = k.named_id AND b.project_id = r.project_id
                                   WHEN k.purpose = 'refresh'
                                     THEN b.project_id = r.project_id AND se.stage = 'production'
                                          AND b.status = 'completed'

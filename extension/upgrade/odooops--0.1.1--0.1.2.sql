@@ -27,8 +27,6 @@ BEGIN
                                     THEN b.id = k.named_id OR (r.metadata ->> 'backup_id' IS NULL AND b.run_id = r.id)
                                   WHEN k.purpose = 'rollback'
                                     THEN b.id = k.restore_id AND b.environment_id = r.environment_id
-                                  WHEN k.purpose = 'refresh' AND r.metadata ->> 'backup_id' IS NOT NULL
-                                    THEN b.id = k.named_id AND b.project_id = r.project_id
                                   WHEN k.purpose = 'refresh'
                                     THEN b.project_id = r.project_id AND se.stage = 'production'
                                          AND b.status = 'completed'
