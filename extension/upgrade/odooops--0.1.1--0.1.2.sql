@@ -52,3 +52,29 @@ BEGIN
   END IF;
   RETURN result;
 END $$;
+
+-- ops.expire_backups: keeps the backup an unfinished rollback deploy restores.
+CREATE OR REPLACE FUNCTION ops.expire_backups() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  n integer;
+BEGIN
+  WITH x AS (
+    UPDATE ops.backups b SET status = 'expired', expired_at = now()
+     WHERE b.status = 'completed'
+       AND b.backup_type IN ('manual', 'pre_deploy', 'pre_restore')
+       AND coalesce(b.expires_at, b.completed_at + coalesce(
+             (SELECT r.manual_ttl FROM ops.backup_retention r WHERE r.environment_id = b.environment_id),
+             interval '14 days')) <= now()
+       AND NOT EXISTS (SELECT 1 FROM ops.restores rs WHERE rs.backup_id = b.id
+                          AND rs.status IN ('pending_approval', 'queued', 'running'))
+       AND NOT EXISTS (SELECT 1 FROM ops.runs r WHERE r.environment_id = b.environment_id
+                          AND r.workflow = 'deploy' AND r.status IN ('queued', 'claimed', 'running')
+                          AND r.metadata ->> 'restore_backup_id' = b.id::text)
+    RETURNING b.id, b.location
+  ), q AS (
+    INSERT INTO ops.storage_deletions (object_kind, object_id, location, reason)
+    SELECT 'backup', x.id, x.location, 'ttl' FROM x
+    ON CONFLICT DO NOTHING RETURNING 1
+  ) SELECT count(*) INTO n FROM x;
+  RETURN n + ops.apply_backup_retention();
+END $$;
