@@ -25,13 +25,14 @@ start_worker dock --docker-host "$DOCKER_HOST" --odoo-image localhost/odoo-stand
 run=$(queue production deploy)
 wait_status "$run" succeeded 240
 steps=$(scalar "SELECT string_agg(step, ',' ORDER BY id) FROM ops.run_events WHERE run_id = $run AND message LIKE 'step % started'")
-[ "$steps" = "deploy/10-checkout,deploy/20-addons,deploy/30-image,deploy/40-run,deploy/50-health" ] || fail "docker steps: $steps"
+[ "$steps" = "deploy/10-checkout,deploy/20-addons,deploy/25-pre-deploy-backup,deploy/30-image,deploy/35-restore-backup,deploy/40-run,deploy/50-health" ] || fail "docker steps: $steps"
 [ "$(scalar "SELECT result->>'runtime' FROM ops.runs WHERE id = $run")" = docker ] || fail "not deployed by the docker runtime"
 health "$PORT_PROD" | grep -q '"pass"' || fail "the container does not answer /web/health"
 info=$(curl -fsS "http://127.0.0.1:$PORT_PROD/standin/info")
 [[ $info == *'"database": "e2e_docker_runtime_prod"'* && $info == *'/mnt/extra-addons/acme/addons'* && $info == *acme_stock* ]] \
   || fail "the container does not serve the repository's addons: $info"
 first=$(cat "$STATE/envs/acme/production/container")
+SHA1=$SHA
 [ "$(scalar "SELECT location FROM ops.artifacts WHERE run_id = $run AND kind = 'image'")" = "odooops-acme:${SHA:0:12}" ] || fail "image artifact not recorded"
 say "deploy $run: image odooops-acme:${SHA:0:12} built through the Docker API, container $first healthy"
 
@@ -61,4 +62,20 @@ r=$(queue_restore "$bid" production); wait_status "$r" succeeded 120
 "$ROOT/tests/harness/podman.sh" podman container exists "$second" || fail "the container was not kept"
 health "$PORT_PROD" | grep -q '"pass"' || fail "the container is not serving after the restore"
 say "backup $bid restored into the containerised production: container restarted, healthy, not neutralized"
+
+# Rolling back to the first release: its image runs again on the database
+# saved before the second deploy (that deploy's pre-deploy backup).
+P2=$(scalar "SELECT id FROM ops.backups WHERE run_id = $run2 AND backup_type = 'pre_deploy' AND status = 'completed'")
+[ -n "$P2" ] || fail "redeploy $run2 took no pre-deploy backup"
+psql -X -q -d "$PROD" -c "UPDATE res_partner SET name = 'after the second release' WHERE id = 2"
+rb=$(scalar "SELECT id FROM ops.rollback_release((SELECT id FROM ops.releases WHERE run_id = $run), 'e2e')")
+wait_status "$rb" succeeded 240
+[ "$(scalar "SELECT result->'database_from_backup'->>'backup_id' FROM ops.runs WHERE id = $rb")" = "$P2" ] || fail "rollback $rb did not restore $P2"
+[[ $(cat "$STATE/envs/acme/production/container") == odooops-acme-production-${SHA1:0:12}-r$rb ]] || fail "rollback $rb does not run the first release's image"
+[ "$(psql -X -A -t -d "$PROD" -c "SELECT name FROM res_partner WHERE id = 2")" != "after the second release" ] || fail "rollback $rb kept later data"
+[ "$(psql -X -A -t -d "$PROD" -c "SELECT latest_version FROM ir_module_module WHERE name = 'acme_sale'")" = 17.0.1.0.0 ] \
+  || fail "rollback $rb: acme_sale is not at the first release's version"
+[ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'e2e\\_docker%\\_pre\\_%'")" = 0 ] || fail "kept database left behind"
+health "$PORT_PROD" | grep -q '"pass"' || fail "unhealthy after rollback $rb"
+say "rollback $rb: the first release's image runs on the database of pre-deploy backup $P2"
 say "PASS"

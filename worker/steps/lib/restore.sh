@@ -2,7 +2,9 @@
 # Restoring a backup into an environment (sourced after common.sh): shared
 # by the restore workflow (restore/10-fetch … 40-switch) and the deploy step
 # that puts a backup in place before the new code starts (deploy/35-restore-
-# backup: a staging refresh from production, a rollback's pre-deploy backup).
+# backup: a staging refresh from production, a rollback's pre-deploy backup),
+# with what a deploy does afterwards with the database and filestore it
+# replaced: put them back after a failure, drop them once it stands.
 # The backup is described by ODOOOPS_BACKUP_ID, _LOCATION, _SHA256 and
 # _METADATA (worker/README.md). Until restore_switch, the environment's own
 # database and filestore are never touched.
@@ -130,4 +132,34 @@ rename_database() {
   done
   cat rename.err >&2
   die "cannot rename database $1 to $2: $(tail -n 1 rename.err)"
+}
+
+# put_back_kept: after a failed deploy, the database snapshot (taken by
+# deploy/40-start, or the database restore_switch replaced) and the replaced
+# filestore become the environment's again. Odoo must be stopped.
+put_back_kept() {
+  local snapshot=${ODOOOPS_DB_SNAPSHOT:-} fs=${ODOOOPS_FILESTORE_SNAPSHOT:-}
+  if [ -n "$snapshot" ] && db_exists "$snapshot"; then
+    q -d postgres -c "DROP DATABASE IF EXISTS \"$ODOOOPS_DB_NAME\" WITH (FORCE)"
+    q -d postgres -c "ALTER DATABASE \"$snapshot\" RENAME TO \"$ODOOOPS_DB_NAME\""
+    echo "database $ODOOOPS_DB_NAME rolled back to the snapshot taken before the update"
+  fi
+  if [ -n "$fs" ] && [ -d "$fs" ]; then
+    rm -rf "$FILESTORE"
+    mv "$fs" "$FILESTORE"
+    echo "filestore $FILESTORE rolled back to the one before the deploy"
+  fi
+}
+
+# drop_kept: the deploy stands; the snapshot and the replaced filestore are
+# no longer needed.
+drop_kept() {
+  if [ -n "${ODOOOPS_DB_SNAPSHOT:-}" ]; then
+    q -d postgres -c "DROP DATABASE IF EXISTS \"$ODOOOPS_DB_SNAPSHOT\" WITH (FORCE)"
+    echo "dropped the pre-update snapshot $ODOOOPS_DB_SNAPSHOT"
+  fi
+  if [ -n "${ODOOOPS_FILESTORE_SNAPSHOT:-}" ]; then
+    rm -rf "$ODOOOPS_FILESTORE_SNAPSHOT"
+    echo "removed the replaced filestore $ODOOOPS_FILESTORE_SNAPSHOT"
+  fi
 }
