@@ -120,7 +120,7 @@ restore_switch() {
 
 drop_database() { q -d postgres -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null 2>&1 || true; }
 
-# rename_database FROM TO: ends FROM's sessions first (RENAME needs none);
+# rename_database FROM TO: ends the connections to FROM first (RENAME needs none);
 # retried, as a client may connect in between.
 rename_database() {
   local i
