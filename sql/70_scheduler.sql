@@ -79,6 +79,24 @@ SELECT location, status FROM ops.backups WHERE backup_type = 'manual' ORDER BY l
 SELECT object_kind, reason, count(*) FROM ops.storage_deletions GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT count(*) AS expired_rows FROM ops.backups WHERE status = 'expired' AND expired_at IS NOT NULL;
 
+-- a pre-deploy backup past its TTL is kept while a rollback deploy that
+-- restores it (ops.rollback_release) is unfinished
+INSERT INTO ops.backups (project_id, environment_id, backup_type, status, location, size_bytes, sha256,
+                         created_at, completed_at, expires_at)
+SELECT e.project_id, e.id, 'pre_deploy', 'completed', 'file:///b/pre-deploy-1', 1, repeat('c', 64),
+       now() - interval '20 days', now() - interval '20 days', now() - interval '1 day'
+  FROM ops.environments e WHERE e.db_name = 'sched_staging'
+RETURNING id AS pre \gset
+INSERT INTO ops.runs (project_id, environment_id, workflow, git_sha, metadata)
+SELECT project_id, id, 'deploy', 'abc1234', jsonb_build_object('restore_backup_id', :pre)
+  FROM ops.environments WHERE db_name = 'sched_staging'
+RETURNING id AS rollback_run \gset
+SELECT ops.expire_backups() AS expired;
+SELECT status AS while_queued FROM ops.backups WHERE id = :pre;
+UPDATE ops.runs SET status = 'cancelled', finished_at = now() WHERE id = :rollback_run;
+SELECT ops.expire_backups() AS expired;
+SELECT status AS once_cancelled FROM ops.backups WHERE id = :pre;
+
 -- per-environment policy: keep only 2 daily (and the weekly/monthly set)
 INSERT INTO ops.backup_retention (environment_id, keep_daily, keep_weekly, keep_monthly)
 SELECT id, 2, 0, 0 FROM ops.environments WHERE db_name = 'sched_staging';

@@ -56,7 +56,8 @@ const char* kRunContext =
     "       c->'backup'->>'sha256' AS backup_sha256, c->'backup'->>'size_bytes' AS backup_size,"
     "       (c->'backup'->'metadata')::text AS backup_metadata,"
     "       c->'backup'->>'source_environment' AS backup_source_environment,"
-    "       c->'backup'->>'source_db' AS backup_source_db"
+    "       c->'backup'->>'source_db' AS backup_source_db,"
+    "       c->'backup'->>'purpose' AS backup_purpose"
     "  FROM ops.run_context($1, $2, $3) AS c";
 
 }  // namespace
@@ -184,6 +185,30 @@ void RunExecution::load_context() {
     extra_env_["ODOOOPS_SOURCE_DB_NAME"] = ctx_["backup_source_db"];
     if (run_metadata_.contains("restore_id"))
       extra_env_["ODOOOPS_RESTORE_ID"] = run_metadata_["restore_id"].dump();
+  } else if (wf == "deploy") {
+    // A rollback (ops.rollback_release) restores the pre-deploy backup it
+    // names; a staging deploy runs on a neutralized copy of the latest
+    // production backup (ops.run_context picks it). A named backup that is
+    // missing or not completed fails the run here, before any step runs.
+    if (run_metadata_.contains("restore_backup_id") &&
+        !run_metadata_["restore_backup_id"].is_null() && ctx_["backup_id"].empty())
+      throw std::invalid_argument("backup " + run_metadata_["restore_backup_id"].dump() +
+                                  " does not exist for environment " + ctx_["environment"] +
+                                  "; the database was not touched");
+    if (!ctx_["backup_id"].empty()) {
+      if (ctx_["backup_status"] != "completed" || ctx_["backup_location"].empty())
+        throw std::invalid_argument("backup " + ctx_["backup_id"] + " is " + ctx_["backup_status"] +
+                                    ", only a completed backup can be restored; the database was "
+                                    "not touched");
+      extra_env_["ODOOOPS_BACKUP_PURPOSE"] = ctx_["backup_purpose"];
+      extra_env_["ODOOOPS_BACKUP_ID"] = ctx_["backup_id"];
+      extra_env_["ODOOOPS_BACKUP_LOCATION"] = ctx_["backup_location"];
+      extra_env_["ODOOOPS_BACKUP_SHA256"] = ctx_["backup_sha256"];
+      extra_env_["ODOOOPS_BACKUP_SIZE"] = ctx_["backup_size"];
+      extra_env_["ODOOOPS_BACKUP_METADATA"] = ctx_["backup_metadata"];
+      extra_env_["ODOOOPS_SOURCE_ENVIRONMENT"] = ctx_["backup_source_environment"];
+      extra_env_["ODOOOPS_SOURCE_DB_NAME"] = ctx_["backup_source_db"];
+    }
   }
 }
 

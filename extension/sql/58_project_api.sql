@@ -48,8 +48,23 @@ CREATE VIEW ops.project_secret_names WITH (security_barrier) AS
     FROM ops.project_secrets s WHERE ops.can_read_project(s.project_id);
 
 -- What a worker needs to execute a run it holds: the run, its project and
--- environment, and the backup it makes or restores (with the environment the
--- backup came from). Fenced like every worker call.
+-- environment, and the backup it makes, restores or deploys on (with the
+-- environment the backup came from, and its purpose). Fenced like every
+-- worker call.
+--   backup, restore runs: metadata.backup_id, else the backup the run makes.
+--   deploy runs ('rollback'): metadata.restore_backup_id, set by
+--     ops.rollback_release -- the pre-deploy backup of the same environment
+--     that goes back together with the older release's code. A key present
+--     but null means there is no such backup; the deploy steps say so.
+--   deploy runs in a staging environment ('refresh'): the latest completed
+--     backup of the project's production environment, which the deploy
+--     restores as a neutralized copy before updating the changed modules,
+--     as Odoo.sh does (settings.refresh_from_production, read by the steps,
+--     limits that to the first deploy). No backup when production has none
+--     yet. Another backup goes into staging with ops.restore_backup, which
+--     needs backup.restore.
+--   other deploy runs: no backup (a production deploy never restores one
+--     except through a rollback).
 CREATE FUNCTION ops.run_context(run_id bigint, worker_id text, attempt integer)
 RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -63,13 +78,28 @@ BEGIN
            'environment', jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage,
                                              'db_name', e.db_name, 'settings', e.settings),
            'backup', (SELECT to_jsonb(b) || jsonb_build_object('source_environment', se.name,
-                                                                'source_db', se.db_name, 'source_stage', se.stage)
+                                                                'source_db', se.db_name, 'source_stage', se.stage,
+                                                                'purpose', k.purpose)
                         FROM ops.backups b JOIN ops.environments se ON se.id = b.environment_id
-                       WHERE b.id = (r.metadata ->> 'backup_id')::bigint
-                          OR (r.metadata ->> 'backup_id' IS NULL AND b.run_id = r.id)
-                       ORDER BY b.id DESC LIMIT 1))
+                       WHERE CASE WHEN r.workflow <> 'deploy'
+                                    THEN b.id = k.named_id OR (r.metadata ->> 'backup_id' IS NULL AND b.run_id = r.id)
+                                  WHEN k.purpose = 'rollback'
+                                    THEN b.id = k.restore_id AND b.environment_id = r.environment_id
+                                  WHEN k.purpose = 'refresh'
+                                    THEN b.project_id = r.project_id AND se.stage = 'production'
+                                         AND b.status = 'completed'
+                                  ELSE false END
+                       ORDER BY b.completed_at DESC NULLS LAST, b.id DESC LIMIT 1))
     INTO result
     FROM ops.runs r JOIN ops.projects p ON p.id = r.project_id JOIN ops.environments e ON e.id = r.environment_id
+         CROSS JOIN LATERAL (
+           SELECT CASE WHEN r.workflow <> 'deploy' THEN r.workflow
+                       WHEN r.metadata ? 'restore_backup_id' THEN 'rollback'
+                       WHEN e.stage = 'staging' THEN 'refresh' END AS purpose,
+                  CASE WHEN r.metadata ->> 'backup_id' ~ '^[0-9]{1,18}$'
+                       THEN (r.metadata ->> 'backup_id')::bigint END AS named_id,
+                  CASE WHEN r.metadata ->> 'restore_backup_id' ~ '^[0-9]{1,18}$'
+                       THEN (r.metadata ->> 'restore_backup_id')::bigint END AS restore_id) k
    WHERE r.id = run_context.run_id AND r.status IN ('claimed', 'running')
      AND r.claimed_by = run_context.worker_id AND r.attempt = run_context.attempt;
   IF result IS NULL THEN

@@ -165,7 +165,9 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_apply_backup_retention';
 
 -- Expires backups: automatic ones by retention counts, manual and
 -- pre-deploy/pre-restore ones once their TTL (expires_at, or completion +
--- the environment's manual_ttl) has passed. Returns how many it expired.
+-- the environment's manual_ttl) has passed. A backup an active restore or
+-- an unfinished rollback deploy (metadata.restore_backup_id) uses is kept.
+-- Returns how many it expired.
 CREATE FUNCTION ops.expire_backups() RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
   n integer;
@@ -179,6 +181,9 @@ BEGIN
              interval '14 days')) <= now()
        AND NOT EXISTS (SELECT 1 FROM ops.restores rs WHERE rs.backup_id = b.id
                           AND rs.status IN ('pending_approval', 'queued', 'running'))
+       AND NOT EXISTS (SELECT 1 FROM ops.runs r WHERE r.environment_id = b.environment_id
+                          AND r.workflow = 'deploy' AND r.status IN ('queued', 'claimed', 'running')
+                          AND r.metadata ->> 'restore_backup_id' = b.id::text)
     RETURNING b.id, b.location
   ), q AS (
     INSERT INTO ops.storage_deletions (object_kind, object_id, location, reason)

@@ -58,7 +58,9 @@ curl -fsS "http://127.0.0.1:$PORT_STAGING/standin/info" | grep -q "\"database\":
 say "restore $r into staging: data equal to production, neutralized, restarted and healthy"
 
 # A neutralized copy is not reported ready once something re-enables its
-# outgoing mail: the deploy fails at the health step and says why.
+# outgoing mail: the deploy fails at the health step and says why (staging
+# keeps its database here: no refresh from production on this deploy).
+scalar "UPDATE ops.environments SET settings = settings || '{\"refresh_from_production\": false}' WHERE name = 'staging'" >/dev/null
 psql -X -q -d "$STAGING" -c "UPDATE ir_mail_server SET active = true WHERE smtp_host <> 'invalid'"
 d=$(queue staging deploy)
 wait_status "$d" failed 120

@@ -27,7 +27,7 @@ say "deploy $deploy succeeded, $url healthy"
 order=$(scalar "SELECT string_agg(to_status, ',' ORDER BY id) FROM ops.run_events WHERE run_id = $deploy AND kind = 'transition'")
 [ "$order" = "queued,claimed,running,succeeded" ] || fail "transitions out of order: $order"
 steps=$(scalar "SELECT string_agg(step, ',' ORDER BY id) FROM ops.run_events WHERE run_id = $deploy AND message LIKE 'step % started'")
-[ "$steps" = "deploy/10-checkout,deploy/20-addons,deploy/25-pre-deploy-backup,deploy/30-release,deploy/40-start,deploy/50-health" ] || fail "steps: $steps"
+[ "$steps" = "deploy/10-checkout,deploy/20-addons,deploy/25-pre-deploy-backup,deploy/30-release,deploy/35-restore-backup,deploy/40-start,deploy/50-health" ] || fail "steps: $steps"
 [ "$(scalar "SELECT count(*) FROM ops.run_events WHERE run_id = $deploy AND stream = 'stdout' AND step = 'deploy/50-health' AND message LIKE 'health check passed%'")" = 1 ] \
   || fail "health check output not streamed"
 # ids grow with time inside the run: no event is out of order

@@ -25,13 +25,14 @@ start_worker dock --docker-host "$DOCKER_HOST" --odoo-image localhost/odoo-stand
 run=$(queue production deploy)
 wait_status "$run" succeeded 240
 steps=$(scalar "SELECT string_agg(step, ',' ORDER BY id) FROM ops.run_events WHERE run_id = $run AND message LIKE 'step % started'")
-[ "$steps" = "deploy/10-checkout,deploy/20-addons,deploy/30-image,deploy/40-run,deploy/50-health" ] || fail "docker steps: $steps"
+[ "$steps" = "deploy/10-checkout,deploy/20-addons,deploy/25-pre-deploy-backup,deploy/30-image,deploy/35-restore-backup,deploy/40-run,deploy/50-health" ] || fail "docker steps: $steps"
 [ "$(scalar "SELECT result->>'runtime' FROM ops.runs WHERE id = $run")" = docker ] || fail "not deployed by the docker runtime"
 health "$PORT_PROD" | grep -q '"pass"' || fail "the container does not answer /web/health"
 info=$(curl -fsS "http://127.0.0.1:$PORT_PROD/standin/info")
 [[ $info == *'"database": "e2e_docker_runtime_prod"'* && $info == *'/mnt/extra-addons/acme/addons'* && $info == *acme_stock* ]] \
   || fail "the container does not serve the repository's addons: $info"
 first=$(cat "$STATE/envs/acme/production/container")
+SHA1=$SHA
 [ "$(scalar "SELECT location FROM ops.artifacts WHERE run_id = $run AND kind = 'image'")" = "odooops-acme:${SHA:0:12}" ] || fail "image artifact not recorded"
 say "deploy $run: image odooops-acme:${SHA:0:12} built through the Docker API, container $first healthy"
 
@@ -61,4 +62,53 @@ r=$(queue_restore "$bid" production); wait_status "$r" succeeded 120
 "$ROOT/tests/harness/podman.sh" podman container exists "$second" || fail "the container was not kept"
 health "$PORT_PROD" | grep -q '"pass"' || fail "the container is not serving after the restore"
 say "backup $bid restored into the containerised production: container restarted, healthy, not neutralized"
+
+# Rolling back to the first release: its image runs again on the database
+# saved before the second deploy (that deploy's pre-deploy backup).
+P2=$(scalar "SELECT id FROM ops.backups WHERE run_id = $run2 AND backup_type = 'pre_deploy' AND status = 'completed'")
+[ -n "$P2" ] || fail "redeploy $run2 took no pre-deploy backup"
+psql -X -q -d "$PROD" -c "UPDATE res_partner SET name = 'after the second release' WHERE id = 2"
+rb=$(scalar "SELECT id FROM ops.rollback_release((SELECT id FROM ops.releases WHERE run_id = $run), 'e2e')")
+wait_status "$rb" succeeded 240
+[ "$(scalar "SELECT result->'database_from_backup'->>'backup_id' FROM ops.runs WHERE id = $rb")" = "$P2" ] || fail "rollback $rb did not restore $P2"
+[[ $(cat "$STATE/envs/acme/production/container") == odooops-acme-production-${SHA1:0:12}-r$rb ]] || fail "rollback $rb does not run the first release's image"
+[ "$(psql -X -A -t -d "$PROD" -c "SELECT name FROM res_partner WHERE id = 2")" != "after the second release" ] || fail "rollback $rb kept later data"
+[ "$(psql -X -A -t -d "$PROD" -c "SELECT latest_version FROM ir_module_module WHERE name = 'acme_sale'")" = 17.0.1.0.0 ] \
+  || fail "rollback $rb: acme_sale is not at the first release's version"
+[ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'e2e\\_docker%\\_pre\\_%'")" = 0 ] || fail "kept database left behind"
+health "$PORT_PROD" | grep -q '"pass"' || fail "unhealthy after rollback $rb"
+say "rollback $rb: the first release's image runs on the database of pre-deploy backup $P2"
+
+# A containerised staging runs on a neutralized copy of the latest production
+# backup; when its module update then fails, the staging database it replaced
+# comes back and the previous container serves again.
+STAGING=e2e_docker_runtime_staging
+cp_psql -c "UPDATE ops.environments SET settings = settings || '{\"runtime\": \"docker\"}' WHERE name = 'staging'" >/dev/null
+latest=$(scalar "SELECT b.id FROM ops.backups b JOIN ops.environments e ON e.id = b.environment_id
+                  WHERE e.name = 'production' AND b.status = 'completed' ORDER BY b.completed_at DESC LIMIT 1")
+s1=$(queue staging deploy); wait_status "$s1" succeeded 240
+[ "$(scalar "SELECT result->'database_from_backup'->>'backup_id' FROM ops.runs WHERE id = $s1")" = "$latest" ] \
+  || fail "staging deploy $s1 was not refreshed from backup $latest"
+[ "$(psql -X -A -t -d "$STAGING" -c "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = True ] \
+  || fail "staging copy not neutralized"
+health "$PORT_STAGING" | grep -q '"pass"' || fail "staging container unhealthy"
+staging_container=$(cat "$STATE/envs/acme/staging/container")
+psql -X -q -d "$STAGING" -c "INSERT INTO res_partner (name) VALUES ('staging before the broken deploy')"
+sed -i 's/17.0.1.0.0/17.0.3.0.0/' "$REPO/addons/acme_stock/__manifest__.py"
+touch "$REPO/addons/acme_stock/FAIL_STANDIN_UPDATE"
+git -C "$REPO" -c user.email=t@example.com -c user.name=test add -A
+git -C "$REPO" -c user.email=t@example.com -c user.name=test commit -qm "acme_stock 3.0 (its update fails)"
+SHA=$(git -C "$REPO" rev-parse HEAD)
+s2=$(queue staging deploy); wait_status "$s2" failed 240
+[[ $(scalar "SELECT error FROM ops.runs WHERE id = $s2") == "step deploy/40-run exited with code 1"* ]] \
+  || fail "broken staging deploy $s2: $(scalar "SELECT error FROM ops.runs WHERE id = $s2")"
+[ "$(psql -X -A -t -d "$STAGING" -c "SELECT count(*) FROM res_partner WHERE name = 'staging before the broken deploy'")" = 1 ] \
+  || fail "the staging database was not put back after $s2"
+[ "$(scalar "SELECT result->>'rolled_back_to' FROM ops.runs WHERE id = $s2")" = "$staging_container" ] || fail "rollback of $s2 not recorded"
+"$ROOT/tests/harness/podman.sh" podman container exists "$staging_container" || fail "the previous staging container is gone"
+health "$PORT_STAGING" | grep -q '"pass"' || fail "the previous staging container does not serve again"
+[ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'e2e\\_docker%\\_pre\\_%' OR datname LIKE 'e2e\\_docker%\\_restore\\_%'")" = 0 ] \
+  || fail "kept database left behind after $s2"
+[ -z "$(find "$STATE/envs/acme/staging/data/filestore" -maxdepth 1 -name '*.pre-deploy-*')" ] || fail "replaced filestore left behind after $s2"
+say "staging (docker) refreshed from backup $latest by $s1; broken deploy $s2 put its database and container back"
 say "PASS"

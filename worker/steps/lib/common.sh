@@ -21,14 +21,15 @@ assert_neutralized() {
 }
 db_exists() { [ "$(q -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$1'")" = 1 ]; }
 
-# Reads a JSON value: json_get '<json>' key.sub.key  (prints "" when absent)
+# Reads a JSON value: json_get '<json>' key.sub.key  (prints "" when absent;
+# objects, arrays and booleans as JSON: true, false)
 json_get() {
   python3 - "$1" "$2" <<'PY'
 import json, sys
 v = json.loads(sys.argv[1] or "{}")
 for k in sys.argv[2].split("."):
     v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))
+print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list, bool)) else v))
 PY
 }
 

@@ -1,0 +1,165 @@
+# shellcheck shell=bash
+# Restoring a backup into an environment (sourced after common.sh): shared
+# by the restore workflow (restore/10-fetch … 40-switch) and the deploy step
+# that puts a backup in place before the new code starts (deploy/35-restore-
+# backup: a staging refresh from production, a rollback's pre-deploy backup),
+# with what a deploy does afterwards with the database and filestore it
+# replaced: put them back after a failure, drop them once it stands.
+# The backup is described by ODOOOPS_BACKUP_ID, _LOCATION, _SHA256 and
+# _METADATA (worker/README.md). Until restore_switch, the environment's own
+# database and filestore are never touched.
+
+# restore_fetch: downloads the dump (db.dump) and the filestore archive
+# (filestore.tar) into the current directory and verifies both SHA-256
+# checksums and the dump's table of contents; any mismatch stops here.
+restore_fetch() {
+  local W=$ODOOOPS_WORKER_BIN loc=${ODOOOPS_BACKUP_LOCATION:?} fs_loc fs_sha
+  echo "fetching backup $ODOOOPS_BACKUP_ID from $loc"
+  "$W" storage get "$loc" db.dump --expect-sha256 "${ODOOOPS_BACKUP_SHA256:?}" 2>fetch.err ||
+    { cat fetch.err >&2; die "backup $ODOOOPS_BACKUP_ID, nothing was restored: $(tail -n 1 fetch.err)"; }
+  fs_loc=$(json_get "$ODOOOPS_BACKUP_METADATA" backup.filestore.location)
+  [ -n "$fs_loc" ] || fs_loc=$(json_get "$ODOOOPS_BACKUP_METADATA" filestore.location)
+  fs_sha=$(json_get "$ODOOOPS_BACKUP_METADATA" backup.filestore.sha256)
+  [ -n "$fs_sha" ] || fs_sha=$(json_get "$ODOOOPS_BACKUP_METADATA" filestore.sha256)
+  if [ -n "$fs_loc" ]; then
+    "$W" storage get "$fs_loc" filestore.tar ${fs_sha:+--expect-sha256 "$fs_sha"} 2>fetch.err ||
+      { cat fetch.err >&2; die "backup $ODOOOPS_BACKUP_ID (filestore), nothing was restored: $(tail -n 1 fetch.err)"; }
+  else
+    warn "backup $ODOOOPS_BACKUP_ID records no filestore archive; only the database is restored"
+  fi
+  pg_restore --list db.dump >/dev/null || die "backup $ODOOOPS_BACKUP_ID is not a valid pg_dump archive"
+  echo "backup verified ($(stat -c %s db.dump) bytes dump)"
+}
+
+# restore_database TMP: pg_restore of db.dump into the new database TMP
+# beside the environment's own; unless the environment is production, the
+# copy is neutralized (lib/neutralize.sql, the semantics of odoo-bin
+# neutralize) and checked. On any failure TMP is dropped.
+restore_database() {
+  local tmp=$1
+  drop_database "$tmp"
+  q -d postgres -c "CREATE DATABASE \"$tmp\""
+  echo "restoring into $tmp"
+  if ! pg_restore --no-owner --no-privileges --exit-on-error -d "$tmp" db.dump; then
+    drop_database "$tmp"
+    die "pg_restore of backup $ODOOOPS_BACKUP_ID failed; the environment keeps its database"
+  fi
+  if [ "$ODOOOPS_STAGE" != production ]; then
+    echo "neutralizing the copy (${ODOOOPS_STAGE} is not production)"
+    if ! psql -X -q -v ON_ERROR_STOP=1 -d "$tmp" -f "$STEPS_LIB/neutralize.sql" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //'; then
+      drop_database "$tmp"
+      die "neutralization failed; the environment keeps its database"
+    fi
+    if ! assert_neutralized "$tmp"; then
+      drop_database "$tmp"
+      die "the restored copy is still not neutralized; the environment keeps its database"
+    fi
+    meta '{"neutralized": true}'
+  else
+    echo "production target: not neutralized"
+    meta '{"neutralized": false}'
+  fi
+}
+
+# restore_filestore DIR: unpacks filestore.tar (if fetched) into DIR, beside
+# the environment's filestore, and sets RESTORED_FILESTORE to the directory
+# to swap in (the archive holds one directory named after the source
+# database; an empty one when there is none).
+restore_filestore() {
+  local dir=$1 src
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  if [ -f filestore.tar ]; then
+    tar -C "$dir" -xf filestore.tar || { rm -rf "$dir"; die "cannot unpack the filestore archive"; }
+  fi
+  src=$(find "$dir" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+  [ -n "$src" ] || { mkdir -p "$dir/empty"; src=$dir/empty; }
+  echo "filestore unpacked: $(find "$src" -type f | wc -l) file(s)"
+  # shellcheck disable=SC2034 # read by the sourcing step
+  RESTORED_FILESTORE=$src
+}
+
+# restore_switch TMP FILESTORE_DIR [KEEP]: stops the environment's Odoo and
+# swaps in the restored database and filestore by renames, so the switch is
+# short and never half done; the unpacking directory around FILESTORE_DIR is
+# removed. Without KEEP the replaced database and filestore are dropped;
+# with KEEP (a database name) they are kept aside as KEEP and
+# $FILESTORE.pre-deploy-<run>, and exported as ODOOOPS_DB_SNAPSHOT and
+# ODOOOPS_FILESTORE_SNAPSHOT, so a failed deploy can put them back
+# (deploy/on-failure/10-rollback) and a successful one drops them
+# (deploy/50-health).
+restore_switch() {
+  local tmp=$1 fs_src=$2 keep=${3:-}
+  odoo_stop
+  if [ -s "$ENV_DIR/container" ]; then   # docker runtime
+    "$STEPS_LIB/docker_api.py" stop "$(cat "$ENV_DIR/container")" || true
+  fi
+  if [ -n "$keep" ] && db_exists "$ODOOOPS_DB_NAME"; then
+    drop_database "$keep"
+    rename_database "$ODOOOPS_DB_NAME" "$keep"
+    export_env ODOOOPS_DB_SNAPSHOT "$keep"
+    echo "database $ODOOOPS_DB_NAME kept aside as $keep until the deploy stands"
+  else
+    q -d postgres -c "DROP DATABASE IF EXISTS \"$ODOOOPS_DB_NAME\" WITH (FORCE)"
+  fi
+  q -d postgres -c "ALTER DATABASE \"$tmp\" RENAME TO \"$ODOOOPS_DB_NAME\""
+  echo "database $ODOOOPS_DB_NAME replaced by the restored copy"
+  mkdir -p "$(dirname "$FILESTORE")"
+  if [ -n "$keep" ] && [ -d "$FILESTORE" ]; then
+    rm -rf "$FILESTORE.pre-deploy-$ODOOOPS_RUN_ID"
+    mv "$FILESTORE" "$FILESTORE.pre-deploy-$ODOOOPS_RUN_ID"
+    export_env ODOOOPS_FILESTORE_SNAPSHOT "$FILESTORE.pre-deploy-$ODOOOPS_RUN_ID"
+  else
+    rm -rf "$FILESTORE.old"
+    [ -d "$FILESTORE" ] && mv "$FILESTORE" "$FILESTORE.old"
+  fi
+  mv "$fs_src" "$FILESTORE"
+  rm -rf "$FILESTORE.old" "$(dirname "$fs_src")"
+  echo "filestore $FILESTORE replaced"
+}
+
+drop_database() { q -d postgres -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null 2>&1 || true; }
+
+# rename_database FROM TO: ends the connections to FROM first (RENAME needs none);
+# retried, as a client may connect in between.
+rename_database() {
+  local i
+  for i in 1 2 3 4 5; do
+    q -d postgres -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                       WHERE datname = '$1' AND pid <> pg_backend_pid()" >/dev/null
+    q -d postgres -c "ALTER DATABASE \"$1\" RENAME TO \"$2\"" 2>rename.err && return 0
+    sleep "0.$i"
+  done
+  cat rename.err >&2
+  die "cannot rename database $1 to $2: $(tail -n 1 rename.err)"
+}
+
+# put_back_kept: after a failed deploy, the database snapshot (taken by
+# deploy/40-start, or the database restore_switch replaced) and the replaced
+# filestore become the environment's again. Odoo must be stopped.
+put_back_kept() {
+  local snapshot=${ODOOOPS_DB_SNAPSHOT:-} fs=${ODOOOPS_FILESTORE_SNAPSHOT:-}
+  if [ -n "$snapshot" ] && db_exists "$snapshot"; then
+    q -d postgres -c "DROP DATABASE IF EXISTS \"$ODOOOPS_DB_NAME\" WITH (FORCE)"
+    q -d postgres -c "ALTER DATABASE \"$snapshot\" RENAME TO \"$ODOOOPS_DB_NAME\""
+    echo "database $ODOOOPS_DB_NAME rolled back to the snapshot taken before the update"
+  fi
+  if [ -n "$fs" ] && [ -d "$fs" ]; then
+    rm -rf "$FILESTORE"
+    mv "$fs" "$FILESTORE"
+    echo "filestore $FILESTORE rolled back to the one before the deploy"
+  fi
+}
+
+# drop_kept: the deploy stands; the snapshot and the replaced filestore are
+# no longer needed.
+drop_kept() {
+  if [ -n "${ODOOOPS_DB_SNAPSHOT:-}" ]; then
+    q -d postgres -c "DROP DATABASE IF EXISTS \"$ODOOOPS_DB_SNAPSHOT\" WITH (FORCE)"
+    echo "dropped the pre-update snapshot $ODOOOPS_DB_SNAPSHOT"
+  fi
+  if [ -n "${ODOOOPS_FILESTORE_SNAPSHOT:-}" ]; then
+    rm -rf "$ODOOOPS_FILESTORE_SNAPSHOT"
+    echo "removed the replaced filestore $ODOOOPS_FILESTORE_SNAPSHOT"
+  fi
+}
