@@ -41,8 +41,9 @@ const char* request_violation(const RunRow& row) {
   if (row.attempt && row.max_attempts && *row.attempt > *row.max_attempts) {
     return "attempt must not exceed max_attempts";
   }
-  if (workflow && (*workflow == Workflow::Build || *workflow == Workflow::Test ||
-                   *workflow == Workflow::Deploy) &&
+  if (workflow &&
+      (*workflow == Workflow::Build || *workflow == Workflow::Test ||
+       *workflow == Workflow::Deploy) &&
       !row.git_sha && !row.git_ref_chars) {
     return "a build, test or deploy run needs git_sha or git_ref";
   }
@@ -101,8 +102,10 @@ const char* run_event_row_violation(const RunEventRow& row) {
   if (outside(row.message_chars, std::size_t{1}, Limits::kMessage)) {
     return "message must be 1 to 8192 characters";
   }
-  if (outside(row.stream_chars, std::size_t{0}, Limits::kStream)) return "stream must be at most 128 characters";
-  if (outside(row.step_chars, std::size_t{0}, Limits::kStep)) return "step must be at most 128 characters";
+  if (outside(row.stream_chars, std::size_t{0}, Limits::kStream))
+    return "stream must be at most 128 characters";
+  if (outside(row.step_chars, std::size_t{0}, Limits::kStep))
+    return "step must be at most 128 characters";
   if (!row.payload_is_object) return "payload must be a JSON object";
   if (row.kind && (*row.kind == "transition") != row.has_to_status) {
     return "a transition event has to_status, and only a transition event";

@@ -63,7 +63,11 @@ TEST(RunRowInvariants, RequestFieldsOutOfRange) {
   EXPECT_NE(why([](RunRow& r) { r.git_sha = "abc"; }), "");
   EXPECT_NE(why([](RunRow& r) { r.git_sha = "abcg"; }), "");
   EXPECT_EQ(why([](RunRow& r) { r.git_sha = "ABCDEF0123"; }), "");
-  EXPECT_NE(why([](RunRow& r) { r.git_sha = std::string_view("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0"); }), "");
+  EXPECT_NE(why([](RunRow& r) {
+              r.git_sha = std::string_view(
+                  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0");
+            }),
+            "");
   EXPECT_NE(why([](RunRow& r) { r.git_ref_chars = 0; }), "");
   EXPECT_NE(why([](RunRow& r) { r.git_ref_chars = 256; }), "");
   EXPECT_NE(why([](RunRow& r) { r.idempotency_key_chars = 201; }), "");
@@ -73,15 +77,24 @@ TEST(RunRowInvariants, RequestFieldsOutOfRange) {
   EXPECT_NE(why([](RunRow& r) { r.max_attempts = 101; }), "");
   EXPECT_NE(why([](RunRow& r) { r.attempt = -1; }), "");
   EXPECT_NE(why([](RunRow& r) { r.attempt = 4; }), "");
-  EXPECT_EQ(why([](RunRow& r) { r.git_sha.reset(); r.git_ref_chars = 4; }), "");
+  EXPECT_EQ(why([](RunRow& r) {
+              r.git_sha.reset();
+              r.git_ref_chars = 4;
+            }),
+            "");
   EXPECT_NE(why([](RunRow& r) { r.git_sha.reset(); }), "");
-  EXPECT_EQ(why([](RunRow& r) { r.git_sha.reset(); r.workflow = "backup"; }), "");
+  EXPECT_EQ(why([](RunRow& r) {
+              r.git_sha.reset();
+              r.workflow = "backup";
+            }),
+            "");
 }
 
 TEST(RunRowInvariants, StatesNeedTheirClaimLeaseAndTimestamps) {
   RunRow row = queued_build();
   row.has_lease = true;
-  EXPECT_STREQ(run_row_violation(row), "a queued run has no claimed_by, lease_expires_at or finished_at");
+  EXPECT_STREQ(run_row_violation(row),
+               "a queued run has no claimed_by, lease_expires_at or finished_at");
   row = held("claimed");
   row.has_lease = false;
   EXPECT_NE(run_row_violation(row), nullptr);
@@ -99,7 +112,8 @@ TEST(RunRowInvariants, StatesNeedTheirClaimLeaseAndTimestamps) {
   EXPECT_STREQ(run_row_violation(row), "a succeeded, failed or cancelled run has finished_at");
   row = finished("failed");
   row.has_lease = true;
-  EXPECT_STREQ(run_row_violation(row), "a succeeded, failed or cancelled run has no lease_expires_at");
+  EXPECT_STREQ(run_row_violation(row),
+               "a succeeded, failed or cancelled run has no lease_expires_at");
   row = queued_build();
   row.status = "paused";
   EXPECT_NE(run_row_violation(row), nullptr);
