@@ -50,11 +50,17 @@ grep -q "odoo.addons.acme_stock: stand-in ran no real tests" "${log#file://}" ||
 db_exists() { [ "$(on postgres "SELECT count(*) FROM pg_database WHERE datname = '$1'")" = 1 ]; }
 db_exists "$DEV" && fail "the test run left a database for dev"
 say "development: build $b found both addons, test run $t tested them (0 failures, log artifact kept)"
+dd=$(queue dev deploy); wait_status "$dd" succeeded 90
+[ "$(on "$DEV" "SELECT string_agg(name || ' ' || demo, ',' ORDER BY name) FROM ir_module_module WHERE name LIKE 'acme%'")" \
+  = "acme_sale true,acme_stock true" ] || fail "the development deploy $dd did not install the modules with demo data"
+say "development: deploy $dd installed the modules with demo data"
 
 # ------------------------------------------------------------ production, v1
 d1=$(queue production deploy); wait_status "$d1" succeeded 90
 [ "$(served_release "$PORT_PROD")" = "$SHA1" ] || fail "production does not serve $SHA1"
 [ -z "$(scalar "SELECT id FROM ops.backups WHERE run_id = $d1")" ] || fail "the first deploy took a pre-deploy backup without a database"
+[ "$(on "$PROD" "SELECT string_agg(name || ' ' || demo, ',' ORDER BY name) FROM ir_module_module WHERE name LIKE 'acme%'")" \
+  = "acme_sale false,acme_stock false" ] || fail "production $d1 was installed with demo data"
 R1=$(scalar "SELECT id FROM ops.releases WHERE run_id = $d1")
 # Production data: a customer, an attachment, a webhook automation rule and
 # a webhook server action, live mail server and crons (the stand-in's own).

@@ -33,7 +33,7 @@ VERSION = "17.0-standin"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ir_module_module (
   id serial PRIMARY KEY, name varchar NOT NULL UNIQUE, state varchar NOT NULL,
-  latest_version varchar, write_date timestamp DEFAULT now());
+  latest_version varchar, demo boolean DEFAULT false, write_date timestamp DEFAULT now());
 CREATE TABLE IF NOT EXISTS ir_config_parameter (
   id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL);
 CREATE TABLE IF NOT EXISTS ir_model_data (
@@ -166,9 +166,13 @@ class StandIn:
             self.log("INFO", "installing/updating module %s %s" % (name, mods[name]))
             fail_marker = any(os.path.exists(os.path.join(r, name, "FAIL_STANDIN_UPDATE"))
                               for r in self.args.addons_path.split(",") if r)
-            self.psql("INSERT INTO ir_module_module (name, state, latest_version) VALUES ('%s', 'installed', '%s') "
+            # As Odoo: demo data is loaded when a module is installed, unless
+            # --without-demo names it (or all); an update keeps the flag.
+            no_demo = {x.strip() for x in self.args.without_demo.split(",") if x.strip()}
+            demo = "false" if ("all" in no_demo or name in no_demo) else "true"
+            self.psql("INSERT INTO ir_module_module (name, state, latest_version, demo) VALUES ('%s', 'installed', '%s', %s) "
                       "ON CONFLICT (name) DO UPDATE SET latest_version = EXCLUDED.latest_version, write_date = now()"
-                      % (name, mods[name]))
+                      % (name, mods[name], demo))
             if fail_marker:
                 # After writing, like an update that breaks half-way (test marker).
                 raise RuntimeError("module %s: update failed (stand-in failure marker FAIL_STANDIN_UPDATE)" % name)

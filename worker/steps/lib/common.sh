@@ -82,6 +82,16 @@ odoo_flags() {
   return 0
 }
 
+# The demo-data flag of a module install: development and preview
+# environments get Odoo's demo data (as Odoo.sh development builds do);
+# staging and production never do.
+demo_flags() {
+  case $ODOOOPS_STAGE in
+    development | preview) ;;
+    *) printf '%s\n' --without-demo all ;;
+  esac
+}
+
 # Starts the release in $ENV_DIR/current on the environment's port, detached
 # from the step (its own session), and records its pid.
 odoo_start() {
