@@ -173,16 +173,7 @@ void RunExecution::load_context() {
     if (ctx_["backup_id"].empty())
       throw std::invalid_argument("backup " + run_metadata_["backup_id"].dump() +
                                   " does not exist");
-    if (ctx_["backup_status"] != "completed" || ctx_["backup_location"].empty())
-      throw std::invalid_argument("backup " + ctx_["backup_id"] + " is " + ctx_["backup_status"] +
-                                  ", only a completed backup can be restored");
-    extra_env_["ODOOOPS_BACKUP_ID"] = ctx_["backup_id"];
-    extra_env_["ODOOOPS_BACKUP_LOCATION"] = ctx_["backup_location"];
-    extra_env_["ODOOOPS_BACKUP_SHA256"] = ctx_["backup_sha256"];
-    extra_env_["ODOOOPS_BACKUP_SIZE"] = ctx_["backup_size"];
-    extra_env_["ODOOOPS_BACKUP_METADATA"] = ctx_["backup_metadata"];
-    extra_env_["ODOOOPS_SOURCE_ENVIRONMENT"] = ctx_["backup_source_environment"];
-    extra_env_["ODOOOPS_SOURCE_DB_NAME"] = ctx_["backup_source_db"];
+    export_backup_to_restore("");
     if (run_metadata_.contains("restore_id"))
       extra_env_["ODOOOPS_RESTORE_ID"] = run_metadata_["restore_id"].dump();
   } else if (wf == "deploy") {
@@ -196,20 +187,25 @@ void RunExecution::load_context() {
                                   " does not exist for environment " + ctx_["environment"] +
                                   "; the database was not touched");
     if (!ctx_["backup_id"].empty()) {
-      if (ctx_["backup_status"] != "completed" || ctx_["backup_location"].empty())
-        throw std::invalid_argument("backup " + ctx_["backup_id"] + " is " + ctx_["backup_status"] +
-                                    ", only a completed backup can be restored; the database was "
-                                    "not touched");
+      export_backup_to_restore("; the database was not touched");
       extra_env_["ODOOOPS_BACKUP_PURPOSE"] = ctx_["backup_purpose"];
-      extra_env_["ODOOOPS_BACKUP_ID"] = ctx_["backup_id"];
-      extra_env_["ODOOOPS_BACKUP_LOCATION"] = ctx_["backup_location"];
-      extra_env_["ODOOOPS_BACKUP_SHA256"] = ctx_["backup_sha256"];
-      extra_env_["ODOOOPS_BACKUP_SIZE"] = ctx_["backup_size"];
-      extra_env_["ODOOOPS_BACKUP_METADATA"] = ctx_["backup_metadata"];
-      extra_env_["ODOOOPS_SOURCE_ENVIRONMENT"] = ctx_["backup_source_environment"];
-      extra_env_["ODOOOPS_SOURCE_DB_NAME"] = ctx_["backup_source_db"];
     }
   }
+}
+
+// The backup a restore or deploy puts in place, for its steps; only a
+// completed backup with a location qualifies.
+void RunExecution::export_backup_to_restore(const std::string& refusal_suffix) {
+  if (ctx_["backup_status"] != "completed" || ctx_["backup_location"].empty())
+    throw std::invalid_argument("backup " + ctx_["backup_id"] + " is " + ctx_["backup_status"] +
+                                ", only a completed backup can be restored" + refusal_suffix);
+  extra_env_["ODOOOPS_BACKUP_ID"] = ctx_["backup_id"];
+  extra_env_["ODOOOPS_BACKUP_LOCATION"] = ctx_["backup_location"];
+  extra_env_["ODOOOPS_BACKUP_SHA256"] = ctx_["backup_sha256"];
+  extra_env_["ODOOOPS_BACKUP_SIZE"] = ctx_["backup_size"];
+  extra_env_["ODOOOPS_BACKUP_METADATA"] = ctx_["backup_metadata"];
+  extra_env_["ODOOOPS_SOURCE_ENVIRONMENT"] = ctx_["backup_source_environment"];
+  extra_env_["ODOOOPS_SOURCE_DB_NAME"] = ctx_["backup_source_db"];
 }
 
 std::map<std::string, std::string> RunExecution::step_environment(const std::string& step_name,

@@ -51,6 +51,7 @@ class RunExecution {
 
  private:
   void load_context();
+  void export_backup_to_restore(const std::string& refusal_suffix);
   std::map<std::string, std::string> step_environment(const std::string& step_name,
                                                       int index) const;
   std::vector<std::string> list_steps(std::string& dir_out) const;
