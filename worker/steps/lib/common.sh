@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the variables are used by the steps
 # Shared helpers of the default step scripts (sourced, not executed).
 # The environment contract is documented in worker/README.md.
 set -euo pipefail
