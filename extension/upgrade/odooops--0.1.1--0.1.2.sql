@@ -1,4 +1,6 @@
--- odooops 0.1.1 -> 0.1.2 (unreleased; see CHANGELOG.md).
+-- odooops 0.1.1 -> 0.1.2: one native row check per run table, statement-level run
+-- webhooks, a partial idempotency index; deploy backups (staging refresh,
+-- rollback) in ops.run_context; backups a rollback needs are kept.
 \echo Use "ALTER EXTENSION odooops UPDATE TO '0.1.2'" to load this file. \quit
 
 -- ---------------------------------------------------------------- run queue
