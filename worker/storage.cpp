@@ -73,6 +73,32 @@ bool write_all(int fd, const char* data, size_t n) {
 
 namespace {
 
+// Copies `in` to `out` to the end, hashing what passes; the size and
+// SHA-256 of the bytes copied. Errors name the two ends; the caller closes
+// the descriptors.
+ObjectInfo copy_hashed(int in, int out, const std::string& from, const std::string& to) {
+  Sha256 sha;
+  ObjectInfo info;
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    ssize_t n = read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      throw StorageError("reading " + from + ": " + strerror(err));
+    }
+    if (n == 0) break;
+    sha.update(buf.data(), static_cast<size_t>(n));
+    info.size += n;
+    if (!write_all(out, buf.data(), static_cast<size_t>(n))) {
+      const int err = errno;
+      throw StorageError("writing " + to + ": " + strerror(err));
+    }
+  }
+  info.sha256 = sha.hex();
+  return info;
+}
+
 std::string file_path(const std::string& url) {
   if (url.rfind("file://", 0) != 0) throw StorageError("not a file:// URL: " + url);
   std::string path = url.substr(7);
@@ -95,29 +121,15 @@ class FileStorage : public Storage {
     std::string tmp = path + ".partial-" + std::to_string(getpid());
     int out = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (out < 0) throw StorageError("cannot write " + tmp + ": " + strerror(errno));
-    Sha256 sha;
     ObjectInfo info;
-    info.location = url;
-    std::vector<char> buf(1 << 20);
-    for (;;) {
-      ssize_t n = read(in, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        int err = errno;
-        close(out);
-        unlink(tmp.c_str());
-        throw StorageError(std::string("reading the upload: ") + strerror(err));
-      }
-      if (n == 0) break;
-      sha.update(buf.data(), static_cast<size_t>(n));
-      info.size += n;
-      if (!write_all(out, buf.data(), static_cast<size_t>(n))) {
-        int err = errno;
-        close(out);
-        unlink(tmp.c_str());
-        throw StorageError("writing " + tmp + ": " + strerror(err));
-      }
+    try {
+      info = copy_hashed(in, out, "the upload", tmp);
+    } catch (...) {
+      close(out);
+      unlink(tmp.c_str());
+      throw;
     }
+    info.location = url;
     if (fsync(out) != 0 || close(out) != 0) {
       unlink(tmp.c_str());
       throw StorageError("cannot sync " + tmp + ": " + strerror(errno));
@@ -127,7 +139,6 @@ class FileStorage : public Storage {
       unlink(tmp.c_str());
       throw StorageError("cannot rename " + tmp + ": " + strerror(err));
     }
-    info.sha256 = sha.hex();
     return info;
   }
 
@@ -135,29 +146,15 @@ class FileStorage : public Storage {
     std::string path = file_path(url);
     int in = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (in < 0) throw StorageError("cannot read " + url + ": " + strerror(errno));
-    Sha256 sha;
     ObjectInfo info;
-    info.location = url;
-    std::vector<char> buf(1 << 20);
-    for (;;) {
-      ssize_t n = read(in, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        int err = errno;
-        close(in);
-        throw StorageError("reading " + url + ": " + strerror(err));
-      }
-      if (n == 0) break;
-      sha.update(buf.data(), static_cast<size_t>(n));
-      info.size += n;
-      if (!write_all(out, buf.data(), static_cast<size_t>(n))) {
-        int err = errno;
-        close(in);
-        throw StorageError(std::string("writing the download: ") + strerror(err));
-      }
+    try {
+      info = copy_hashed(in, out, url, "the download");
+    } catch (...) {
+      close(in);
+      throw;
     }
     close(in);
-    info.sha256 = sha.hex();
+    info.location = url;
     return info;
   }
 
