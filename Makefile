@@ -2,7 +2,7 @@
 # the worker. `make help` lists the targets.
 
 EXTENSION   = odooops
-EXTVERSION  = 0.1.2
+EXTVERSION  = 0.1.3
 MODULE_big  = odooops
 
 PG_CONFIG  ?= pg_config

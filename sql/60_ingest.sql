@@ -91,7 +91,8 @@ SELECT ops.ingest_github('pull_request', 'd-10', pg_temp.sign(b), b) -> 'queued'
 SELECT name, stage, pull_request, status FROM ops.environments WHERE project_id = :p AND pull_request IS NOT NULL;
 -- The destroy run, once it succeeds, marks the environment destroyed.
 SELECT id AS destroy_run FROM ops.runs WHERE project_id = :p AND workflow = 'destroy' ORDER BY id DESC LIMIT 1 \gset
-UPDATE ops.runs SET status = 'cancelled', finished_at = now() WHERE project_id = :p AND status = 'queued' AND id <> :destroy_run;
+-- Earlier suites leave queued runs of other projects (one of priority 10): cancel them all.
+UPDATE ops.runs SET status = 'cancelled', finished_at = now() WHERE status = 'queued' AND id <> :destroy_run;
 SELECT id = :destroy_run AS claimed FROM ops.claim_next_run('w-ingest');
 SELECT status FROM ops.start_run(:destroy_run, 'w-ingest', 1);
 SELECT status FROM ops.finish_run(:destroy_run, 'succeeded', '{}', 'w-ingest', 1);

@@ -7,7 +7,7 @@ SELECT count(*) AS queued FROM (SELECT ops.queue_run(:p, 'staging', 'abcd01', 'm
 SELECT count(*) AS queued FROM (SELECT ops.queue_run(:p, 'production', 'abcd01', 'main', '{}', 'deploy')) q;
 SELECT worker_id FROM ops.register_agent('metrics-worker', ARRAY['build']);
 SELECT count(*) AS claimed FROM ops.claim_runs('metrics-worker', 2);
-SELECT ops.start_run(id, 'metrics-worker', attempt) IS NOT NULL AS started FROM ops.runs
+SELECT (ops.start_run(id, 'metrics-worker', attempt)).status AS started FROM ops.runs
  WHERE claimed_by = 'metrics-worker' AND status = 'claimed' ORDER BY id LIMIT 1;
 SELECT (ops.finish_run(id, 'succeeded', '{}', 'metrics-worker', attempt)).status FROM ops.runs
  WHERE claimed_by = 'metrics-worker' AND status = 'running';

@@ -128,5 +128,43 @@ CREATE TABLE ops.run_events_2020_01 PARTITION OF ops.run_events
 SELECT ops.drop_old_run_event_partitions(0) AS kept_forever;
 SELECT ops.drop_old_run_event_partitions(12) AS dropped;
 SELECT to_regclass('ops.run_events_2020_01') IS NULL AS gone;
-SELECT ops.ensure_run_event_partitions(3) AS created;
 SELECT ops.drop_old_run_event_partitions(-1);
+
+-- Partition bounds are whole UTC months whatever the session's TimeZone:
+-- CREATE EXTENSION ran in pg_regress's zone; sessions in two other zones add
+-- a month each, and none overlaps (an overlap would raise an error).
+SET timezone = 'America/Los_Angeles';
+SELECT ops.ensure_run_event_partitions(3) AS created_in_los_angeles;
+SET timezone = 'Asia/Kolkata';
+SELECT ops.ensure_run_event_partitions(4) AS created_in_kolkata;
+SET timezone = 'UTC';
+SET datestyle = 'ISO';
+CREATE FUNCTION pg_temp.monthly_partitions() RETURNS TABLE (name text, lower timestamptz, upper timestamptz)
+LANGUAGE sql AS $$
+  SELECT c.relname::text, b[1]::timestamptz, b[2]::timestamptz
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
+         regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)') b
+   WHERE i.inhparent = 'ops.run_events'::regclass AND c.relname <> 'run_events_default'
+$$;
+SELECT count(*) AS months,
+       bool_and(lower = date_trunc('month', lower AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS starts_at_utc_midnight,
+       bool_and(upper = (date_trunc('month', lower AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC') AS one_month,
+       bool_and(name = 'run_events_' || to_char(lower AT TIME ZONE 'UTC', 'YYYY_MM')) AS named_by_month,
+       max(upper) - min(lower) BETWEEN interval '150 days' AND interval '153 days' AS five_months_without_gaps
+  FROM pg_temp.monthly_partitions();
+-- A row that landed in the default partition (the scheduler was down when its
+-- month began) moves into that month's partition once it is created.
+SELECT (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '7 months 3 days') AT TIME ZONE 'UTC' AS stray_at \gset
+INSERT INTO ops.run_events (run_id, created_at, kind, level, message)
+SELECT min(id), :'stray_at', 'log', 'info', 'written while no partition existed' FROM ops.runs;
+SELECT tableoid::regclass = 'ops.run_events_default'::regclass AS in_default
+  FROM ops.run_events WHERE message = 'written while no partition existed';
+SELECT ops.ensure_run_event_partitions(7) AS created;
+SELECT tableoid::regclass::text = 'ops.run_events_' || to_char(created_at, 'YYYY_MM') AS in_its_month,
+       (SELECT count(*) FROM ops.run_events_default) AS left_in_default
+  FROM ops.run_events WHERE message = 'written while no partition existed';
+-- The default partition is append-only again after the move.
+SELECT count(*) AS append_only_triggers FROM pg_trigger
+ WHERE tgrelid = 'ops.run_events_default'::regclass AND tgname = 'run_events_append_only';
+SELECT count(*) = 8 AS months_now FROM pg_temp.monthly_partitions();
+RESET datestyle;

@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # PG_CONFIG selects the PostgreSQL installation (default: Debian's 15).
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-export PATH=$("$PG_CONFIG" --bindir):$PATH
+PG_BINDIR=$("$PG_CONFIG" --bindir)
+export PATH=$PG_BINDIR:$PATH
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -50,9 +51,13 @@ if ! make -s installcheck PG_CONFIG="$PG_CONFIG" | tee "$WORK/installcheck.log";
   [ -f output_iso/regression.diffs ] && head -200 output_iso/regression.diffs
   exit 1
 fi
-for n in $(sed -n 's/^ *All \([0-9]*\) tests passed.*/\1/p' "$WORK/installcheck.log"); do
+while read -r n; do
   passed=$((passed + n))
-done
+done < <(sed -n 's/^ *All \([0-9]*\) tests passed.*/\1/p' "$WORK/installcheck.log")
+
+step "pg_regress on shifted clocks and in other TimeZones"
+tests/harness/shifted_clocks.sh | tee "$WORK/shifted.log"
+passed=$((passed + $(sed -n 's/^\([0-9]*\) runs passed$/\1/p' "$WORK/shifted.log")))
 
 for t in tests/multiprocess/*.sh; do
   [ -e "$t" ] || continue

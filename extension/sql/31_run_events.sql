@@ -54,29 +54,99 @@ CREATE TRIGGER run_events_no_truncate
   BEFORE TRUNCATE ON ops.run_events
   FOR EACH STATEMENT EXECUTE FUNCTION ops.refuse_change('run_events');
 
--- Creates the monthly partitions from the current month through
+-- One month's partition, bounded in UTC whatever the session's TimeZone, so
+-- partitions made by sessions in different zones never overlap. Rows that
+-- landed in the default partition while the month had none (the scheduler
+-- was down) move into it: the default partition is detached for the move
+-- (which also lifts its append-only trigger, a clone of the parent's) and
+-- attached again, all in this transaction.
+CREATE FUNCTION ops.create_run_event_partition(month_start date)
+RETURNS boolean LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  name text := 'run_events_' || to_char(month_start, 'YYYY_MM');
+  lower_bound text := to_char(date_trunc('month', month_start), 'YYYY-MM-DD') || ' 00:00:00+00';
+  upper_bound text := to_char(date_trunc('month', month_start) + interval '1 month', 'YYYY-MM-DD') || ' 00:00:00+00';
+  strays boolean;
+BEGIN
+  IF pg_catalog.to_regclass('ops.' || name) IS NOT NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('SELECT EXISTS (SELECT 1 FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L)',
+                 lower_bound, upper_bound) INTO strays;
+  IF NOT strays THEN
+    EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
+                   name, lower_bound, upper_bound);
+    RETURN true;
+  END IF;
+  ALTER TABLE ops.run_events DETACH PARTITION ops.run_events_default;
+  EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
+                 name, lower_bound, upper_bound);
+  EXECUTE format('INSERT INTO ops.%I SELECT * FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
+                 name, lower_bound, upper_bound);
+  EXECUTE format('DELETE FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
+                 lower_bound, upper_bound);
+  ALTER TABLE ops.run_events ATTACH PARTITION ops.run_events_default DEFAULT;
+  RETURN true;
+END $$;
+COMMENT ON FUNCTION ops.create_run_event_partition IS
+  'Creates the UTC month partition of run_events holding month_start, moving its rows out of the default partition';
+
+-- Creates the monthly partitions from the current month (in UTC) through
 -- `months_ahead` months ahead; returns how many it created.
 CREATE FUNCTION ops.ensure_run_event_partitions(months_ahead integer DEFAULT 2)
-RETURNS integer LANGUAGE plpgsql AS $$
+RETURNS integer LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  first_month date := date_trunc('month', now())::date;
-  month date;
-  name text;
+  first_month date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
   created integer := 0;
 BEGIN
-  IF months_ahead NOT BETWEEN 0 AND 60 THEN
+  IF months_ahead IS NULL OR months_ahead NOT BETWEEN 0 AND 60 THEN
     RAISE EXCEPTION USING ERRCODE = 'OD004', MESSAGE = 'months_ahead must be between 0 and 60';
   END IF;
   FOR i IN 0..months_ahead LOOP
-    month := first_month + make_interval(months => i);
-    name := 'run_events_' || to_char(month, 'YYYY_MM');
-    IF to_regclass('ops.' || name) IS NULL THEN
-      EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
-                     name, month::timestamptz, (month + interval '1 month')::timestamptz);
+    IF ops.create_run_event_partition((first_month + make_interval(months => i))::date) THEN
       created := created + 1;
     END IF;
   END LOOP;
   RETURN created;
 END $$;
+COMMENT ON FUNCTION ops.ensure_run_event_partitions IS
+  'Creates the run_events partitions of the current UTC month and months_ahead more; returns how many it created';
+
+-- Drops monthly run_events partitions whose month ended more than
+-- `retention_months` months before the current UTC month (0 keeps everything).
+-- Returns how many it dropped.
+CREATE FUNCTION ops.drop_old_run_event_partitions(retention_months integer)
+RETURNS integer LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  rel record;
+  cutoff date;
+  dropped integer := 0;
+BEGIN
+  IF retention_months IS NULL OR retention_months < 0 OR retention_months > 1200 THEN
+    PERFORM ops._raise('OD004', 'retention_months must be between 0 and 1200');
+  END IF;
+  IF retention_months = 0 THEN
+    RETURN 0;
+  END IF;
+  cutoff := (date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => retention_months))::date;
+  FOR rel IN
+    SELECT c.oid, c.relname FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = 'ops.run_events'::regclass AND c.relname ~ '^run_events_\d{4}_\d{2}$'
+       AND to_date(substr(c.relname, 12), 'YYYY_MM') < cutoff
+     ORDER BY c.relname
+  LOOP
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = rel.oid AND d.deptype = 'e') THEN
+      EXECUTE format('ALTER EXTENSION odooops DROP TABLE ops.%I', rel.relname);
+    END IF;
+    EXECUTE format('DROP TABLE ops.%I', rel.relname);
+    dropped := dropped + 1;
+  END LOOP;
+  RETURN dropped;
+END $$;
+COMMENT ON FUNCTION ops.drop_old_run_event_partitions IS 'Drops run_events months older than the retention; returns how many';
 
 SELECT ops.ensure_run_event_partitions(2);

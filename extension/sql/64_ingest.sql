@@ -44,7 +44,9 @@ CREATE FUNCTION ops._is_branch_template(e ops.environments) RETURNS boolean LANG
 $$;
 
 -- Odoo.sh gives every development branch its own build and database, kept
--- for settings.development_ttl_days (3) after its last push.
+-- for settings.development_ttl_days (3) after its last push. TTLs count whole
+-- 24-hour days, so they do not depend on the TimeZone of the session that
+-- pushed (a daylight-saving change would otherwise shorten them by an hour).
 CREATE FUNCTION ops._branch_environment(p ops.projects, template ops.environments, branch text)
 RETURNS ops.environments LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -54,7 +56,7 @@ BEGIN
   INSERT INTO ops.environments (project_id, name, stage, db_name, settings, branch, expires_at)
   VALUES (p.id, 'dev-' || slug, 'development', replace(left(p.slug, 20) || '_' || slug, '-', '_'),
           template.settings, branch,
-          now() + make_interval(days => coalesce((p.settings ->> 'development_ttl_days')::int, 3)))
+          now() + make_interval(hours => 24 * coalesce((p.settings ->> 'development_ttl_days')::int, 3)))
   ON CONFLICT DO NOTHING
   RETURNING * INTO e;
   IF e.id IS NULL THEN
@@ -150,8 +152,8 @@ BEGIN
           e := ops._branch_environment(p, e, ref_branch);
           created := created || jsonb_build_array(e.name);
         ELSIF e.branch = ref_branch THEN
-          UPDATE ops.environments x SET expires_at = now() + make_interval(days =>
-                   coalesce((p.settings ->> 'development_ttl_days')::int, 3)), updated_at = now()
+          UPDATE ops.environments x SET expires_at = now() + make_interval(hours =>
+                    24 * coalesce((p.settings ->> 'development_ttl_days')::int, 3)), updated_at = now()
            WHERE x.id = e.id AND x.expires_at IS NOT NULL;
         END IF;
         IF e.id IS NULL THEN
@@ -176,12 +178,12 @@ BEGIN
         INSERT INTO ops.environments (project_id, name, stage, db_name, branch, pull_request, expires_at)
         VALUES (p.id, 'pr-' || (payload ->> 'number'), 'preview',
                 replace(left(p.slug, 20), '-', '_') || '_pr_' || (payload ->> 'number'), NULL, (payload ->> 'number')::int,
-                now() + make_interval(days => coalesce((p.settings ->> 'preview_ttl_days')::int, 7)))
+                now() + make_interval(hours => 24 * coalesce((p.settings ->> 'preview_ttl_days')::int, 7)))
         RETURNING * INTO e;
         created := created || jsonb_build_array(e.name);
       ELSE
-        UPDATE ops.environments x SET expires_at = now() + make_interval(days =>
-                 coalesce((p.settings ->> 'preview_ttl_days')::int, 7)), updated_at = now()
+        UPDATE ops.environments x SET expires_at = now() + make_interval(hours =>
+                  24 * coalesce((p.settings ->> 'preview_ttl_days')::int, 7)), updated_at = now()
          WHERE x.id = e.id;
       END IF;
       SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name,

@@ -244,37 +244,3 @@ BEGIN
   END IF;
   RETURN d;
 END $$;
-
--- Drops monthly run_events partitions whose month ended more than
--- `retention_months` months before the current one (0 keeps everything).
--- Returns how many it dropped.
-CREATE FUNCTION ops.drop_old_run_event_partitions(retention_months integer)
-RETURNS integer LANGUAGE plpgsql AS $$
-DECLARE
-  rel record;
-  cutoff date;
-  dropped integer := 0;
-BEGIN
-  IF retention_months IS NULL OR retention_months < 0 OR retention_months > 1200 THEN
-    PERFORM ops._raise('OD004', 'retention_months must be between 0 and 1200');
-  END IF;
-  IF retention_months = 0 THEN
-    RETURN 0;
-  END IF;
-  cutoff := (date_trunc('month', now()) - make_interval(months => retention_months))::date;
-  FOR rel IN
-    SELECT c.oid, c.relname FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-     WHERE i.inhparent = 'ops.run_events'::regclass AND c.relname ~ '^run_events_\d{4}_\d{2}$'
-       AND to_date(substr(c.relname, 12), 'YYYY_MM') < cutoff
-     ORDER BY c.relname
-  LOOP
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = rel.oid AND d.deptype = 'e') THEN
-      EXECUTE format('ALTER EXTENSION odooops DROP TABLE ops.%I', rel.relname);
-    END IF;
-    EXECUTE format('DROP TABLE ops.%I', rel.relname);
-    dropped := dropped + 1;
-  END LOOP;
-  RETURN dropped;
-END $$;
-COMMENT ON FUNCTION ops.drop_old_run_event_partitions IS 'Drops run_events months older than the retention; returns how many';

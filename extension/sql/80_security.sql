@@ -131,9 +131,21 @@ GRANT INSERT (project_id, name, stage, branch_pattern, db_name, settings),
 GRANT INSERT, UPDATE (role), DELETE ON ops.project_members TO odooops_api;
 GRANT INSERT, DELETE ON ops.env_permissions TO odooops_api;
 
--- Administrators: every table but the secrets.
+-- Administrators: every table but the secrets. Partitions of the audit trail
+-- are reached only through their parent, whose triggers keep it append-only
+-- (partitions made later by the scheduler get no grants either).
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ops TO odooops_admin;
 REVOKE ALL ON ops.project_secrets FROM odooops_admin;
+DO $$
+DECLARE
+  t regclass;
+BEGIN
+  FOR t IN SELECT c.oid::regclass FROM pg_catalog.pg_class c
+            WHERE c.relnamespace = 'ops'::regnamespace AND c.relispartition AND c.relkind = 'r'
+  LOOP
+    EXECUTE format('REVOKE ALL ON %s FROM odooops_admin', t);
+  END LOOP;
+END $$;
 -- Webhook secrets: administrators set them, nobody reads them back.
 REVOKE ALL ON ops.webhook_secrets FROM odooops_admin;
 GRANT INSERT, DELETE, SELECT (subscription_id), UPDATE (secret, updated_at) ON ops.webhook_secrets TO odooops_admin;

@@ -8,6 +8,8 @@
 #   tests/harness/cluster.sh restart DIR        restart, e.g. after a crash test
 #
 # After start, `source DIR/env` sets PGHOST, PGPORT, PGUSER, PGDATABASE.
+# CLUSTER_TIMEZONE sets the server's TimeZone; CLUSTER_FAKETIME (a libfaketime
+# time spec such as "@2026-12-31 23:10:00") starts the server's clock there.
 set -euo pipefail
 
 PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir)}
@@ -19,7 +21,7 @@ as_owner() {
 free_port() {
   local port
   for port in $(seq 54320 54420); do
-    if ! (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo "$port"; return; fi
+    if ! (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then echo "$port"; return; fi
   done
   echo "no free port between 54320 and 54420" >&2
   exit 1
@@ -40,14 +42,28 @@ fsync = on
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%a '
 CONF
+  if [ -n "${CLUSTER_TIMEZONE:-}" ]; then echo "timezone = '$CLUSTER_TIMEZONE'" >>"$dir/data/postgresql.conf"; fi
   cat >"$dir/env" <<ENV
 export PGHOST=$dir
 export PGPORT=$port
 export PGUSER=postgres
 export PGDATABASE=postgres
 ENV
-  as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+  server_env "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
   cat "$dir/env"
+}
+
+# Runs pg_ctl as the cluster's owner, under libfaketime when CLUSTER_FAKETIME
+# is set: FAKETIME_DONT_RESET lets every backend the postmaster forks go on
+# from the shifted clock instead of starting again at the given time, and
+# monotonic clocks stay real so timeouts and latches behave.
+server_env() {
+  if [ -n "${CLUSTER_FAKETIME:-}" ]; then
+    as_owner env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 \
+      FAKETIME="$CLUSTER_FAKETIME" FAKETIME_DONT_RESET=1 FAKETIME_DONT_FAKE_MONOTONIC=1 "$@"
+  else
+    as_owner "$@"
+  fi
 }
 
 stop() {

@@ -2,7 +2,8 @@
 # Installs the Debian packages odooops needs to build and test, when missing.
 set -euo pipefail
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev
-          libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libgtest-dev cmake g++ make clang-format)
+          libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libgtest-dev cmake g++ make clang-format
+          faketime)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

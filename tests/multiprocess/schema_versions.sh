@@ -35,7 +35,7 @@ fi
 # The ops schema as text, from the catalogs: pg_dump leaves out objects that
 # belong to an extension, which is all of them.
 dump_schema() {
-  psql -X -A -t -v ON_ERROR_STOP=1 -d "$1" <<'SQL'
+  PGTZ=UTC psql -X -A -t -v ON_ERROR_STOP=1 -d "$1" <<'SQL'
 SELECT kind || ' ' || def FROM (
   SELECT 'column' AS kind, format('%s.%s %s %s %s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
          CASE WHEN a.attnotnull THEN 'not null' ELSE '' END, coalesce(pg_get_expr(d.adbin, d.adrelid), '')) AS def
@@ -64,6 +64,9 @@ SELECT kind || ' ' || def FROM (
   SELECT 'grant', c.relname || ' ' || coalesce(array_to_string(c.relacl, ','), '') || ' rls=' || c.relrowsecurity
     FROM pg_class c WHERE c.relnamespace = 'ops'::regnamespace AND c.relkind IN ('r', 'p', 'v')
   UNION ALL
+  SELECT 'partition', c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid) FROM pg_class c
+   WHERE c.relnamespace = 'ops'::regnamespace AND c.relispartition
+  UNION ALL
   SELECT 'type', t.typname FROM pg_type t WHERE t.typnamespace = 'ops'::regnamespace AND t.typtype IN ('c', 'e', 'd')
 ) x ORDER BY 1;
 SQL
@@ -82,7 +85,10 @@ for script in extension/upgrade/odooops--*--*.sql; do
     || fail "the sources recorded for $from do not rebuild its script"
   db postgres -c "DROP DATABASE IF EXISTS odooops_upgrade" -c "CREATE DATABASE odooops_upgrade" \
               -c "DROP DATABASE IF EXISTS odooops_fresh" -c "CREATE DATABASE odooops_fresh"
-  db odooops_upgrade -c "CREATE EXTENSION odooops VERSION '$from'" -c "ALTER EXTENSION odooops UPDATE TO '$version'"
+  # Installed in another TimeZone: releases before 0.1.3 bounded run_events
+  # partitions in the session's zone, and the upgrade realigns them to UTC.
+  PGTZ=America/Los_Angeles db odooops_upgrade -c "CREATE EXTENSION odooops VERSION '$from'"
+  db odooops_upgrade -c "ALTER EXTENSION odooops UPDATE TO '$version'"
   db odooops_fresh -c "CREATE EXTENSION odooops"
   diff <(dump_schema odooops_upgrade) <(dump_schema odooops_fresh) >/tmp/odooops-schema.diff \
     || { head -40 /tmp/odooops-schema.diff; fail "upgrading from $from does not give the $version schema"; }
