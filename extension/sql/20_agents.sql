@@ -62,3 +62,103 @@ CREATE TABLE ops.agent_events (
 );
 COMMENT ON TABLE ops.agent_events IS 'Worker activity log: registration, status changes, tasks, lost heartbeats';
 CREATE INDEX agent_events_agent ON ops.agent_events (agent_id, id);
+
+-- Registers (or updates) a worker: the workflows it serves, its team, labels
+-- and version. Re-registering an offline worker makes it active again.
+CREATE FUNCTION ops.register_agent(
+  worker_id text, kinds text[] DEFAULT NULL, team text DEFAULT NULL,
+  labels jsonb DEFAULT '{}', version text DEFAULT NULL, hostname text DEFAULT NULL)
+RETURNS ops.agents LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  agent ops.agents;
+  team_row ops.agent_teams;
+BEGIN
+  IF worker_id IS NULL OR length(worker_id) NOT BETWEEN 1 AND 128 THEN
+    PERFORM ops._raise('OD004', 'worker_id must be 1 to 128 characters');
+  END IF;
+  IF kinds IS NOT NULL AND (cardinality(kinds) = 0 OR NOT kinds <@
+      ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']) THEN
+    PERFORM ops._raise('OD004', 'kinds must be a non-empty list of workflows',
+                       'Workflows: build, test, deploy, backup, restore, destroy.');
+  END IF;
+  IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'labels must be a JSON object');
+  END IF;
+  IF team IS NOT NULL THEN
+    SELECT * INTO team_row FROM ops.agent_teams t WHERE t.name = team;
+    IF NOT FOUND THEN
+      PERFORM ops._raise('OD002', format('unknown agent team "%s"', team));
+    END IF;
+  END IF;
+
+  INSERT INTO ops.agents AS a (worker_id, kinds, labels, version, hostname)
+  VALUES (register_agent.worker_id,
+          coalesce(kinds, ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']),
+          labels, version, hostname)
+  ON CONFLICT ON CONSTRAINT agents_worker_id_key DO UPDATE
+    SET kinds = EXCLUDED.kinds, labels = EXCLUDED.labels, version = EXCLUDED.version,
+        hostname = EXCLUDED.hostname, last_heartbeat_at = now(),
+        status = CASE WHEN a.status = 'disabled' THEN 'disabled' ELSE 'active' END
+  RETURNING * INTO agent;
+
+  DELETE FROM ops.agent_team_members m WHERE m.agent_id = agent.id
+    AND m.team_id IS DISTINCT FROM team_row.id;
+  IF team_row.id IS NOT NULL THEN
+    INSERT INTO ops.agent_team_members (team_id, agent_id) VALUES (team_row.id, agent.id)
+    ON CONFLICT DO NOTHING;
+  END IF;
+
+  INSERT INTO ops.agent_events (agent_id, kind, message, payload)
+  VALUES (agent.id, 'registered', format('worker %s registered (%s)', agent.worker_id, agent.status),
+          jsonb_build_object('kinds', agent.kinds, 'team', team, 'version', agent.version));
+  RETURN agent;
+END $$;
+COMMENT ON FUNCTION ops.register_agent IS 'Registers or updates a worker; claims then honour its kinds and team';
+
+-- Records that a worker is alive; returns its status (a draining or disabled
+-- worker should stop claiming). `required` false: an unregistered worker
+-- gets NULL instead of an error.
+CREATE FUNCTION ops.agent_heartbeat(worker_id text, required boolean DEFAULT true) RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  result text;
+BEGIN
+  UPDATE ops.agents a SET last_heartbeat_at = now(),
+         status = CASE WHEN a.status = 'offline' THEN 'active' ELSE a.status END
+   WHERE a.worker_id = agent_heartbeat.worker_id
+  RETURNING a.status INTO result;
+  IF NOT FOUND AND required THEN
+    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id),
+                       'Register it first with ops.register_agent().');
+  END IF;
+  RETURN result;
+END $$;
+COMMENT ON FUNCTION ops.agent_heartbeat IS 'Records that a worker is alive and returns its status';
+
+-- A worker announces it is draining (stops claiming) or going offline; a
+-- disabled worker stays disabled.
+CREATE FUNCTION ops.set_agent_status(worker_id text, status text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result text;
+BEGIN
+  IF status IS NULL OR status NOT IN ('active', 'draining', 'offline') THEN
+    PERFORM ops._raise('OD004', 'status must be active, draining or offline');
+  END IF;
+  UPDATE ops.agents a SET status = CASE WHEN a.status = 'disabled' THEN 'disabled' ELSE set_agent_status.status END,
+         last_heartbeat_at = now()
+   WHERE a.worker_id = set_agent_status.worker_id
+  RETURNING a.status INTO result;
+  IF result IS NULL THEN
+    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id));
+  END IF;
+  INSERT INTO ops.agent_events (agent_id, kind, message)
+  SELECT a.id, 'status', format('worker %s is %s', a.worker_id, result) FROM ops.agents a
+   WHERE a.worker_id = set_agent_status.worker_id;
+  RETURN result;
+END $$;
+COMMENT ON FUNCTION ops.set_agent_status IS 'A worker marks itself draining or offline (a disabled worker stays disabled)';

@@ -40,7 +40,9 @@ CREATE TABLE ops.run_events_default PARTITION OF ops.run_events DEFAULT;
 -- Refuses any change to an append-only table (audit trails). The table is
 -- named by the trigger's argument: on a partitioned table TG_TABLE_NAME
 -- would name the partition.
-CREATE FUNCTION ops.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION ops.refuse_change() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
   RAISE EXCEPTION USING ERRCODE = 'OD008',
     MESSAGE = format('ops.%s is append-only', TG_ARGV[0]),

@@ -18,3 +18,21 @@ CREATE TABLE ops.artifacts (
 );
 COMMENT ON TABLE ops.artifacts IS 'Build outputs (images, logs, SBOMs, archives) with their location and expiry';
 CREATE INDEX artifacts_expiry ON ops.artifacts (expires_at) WHERE expired_at IS NULL AND expires_at IS NOT NULL;
+
+-- An artifact of a run the worker holds (running); nothing when the worker
+-- lost the run. Recording the same name again replaces it.
+CREATE FUNCTION ops.record_artifact(run_id bigint, worker_id text, attempt integer, kind text, name text,
+                                    location text, size_bytes bigint DEFAULT NULL, sha256 text DEFAULT NULL,
+                                    metadata jsonb DEFAULT '{}', expires_at timestamptz DEFAULT NULL)
+RETURNS SETOF bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
+  SELECT r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at
+    FROM ops.runs r
+   WHERE r.id = record_artifact.run_id AND r.claimed_by = record_artifact.worker_id
+     AND r.attempt = record_artifact.attempt AND r.status = 'running'
+     FOR SHARE OF r
+  ON CONFLICT (run_id, name) DO UPDATE SET location = EXCLUDED.location, size_bytes = EXCLUDED.size_bytes,
+     sha256 = EXCLUDED.sha256, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at
+  RETURNING a.id
+$$;
+COMMENT ON FUNCTION ops.record_artifact IS 'Records (or replaces) an artifact of a run the worker holds';

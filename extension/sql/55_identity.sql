@@ -22,6 +22,7 @@ SET search_path = pg_catalog, pg_temp AS $$
   SELECT CASE WHEN current_setting('role') IN ('none', '') THEN session_user
               ELSE current_setting('role')::name END
 $$;
+COMMENT ON FUNCTION ops.invoking_role IS 'The role a call was made as (the SET ROLE target, else the login), even inside SECURITY DEFINER functions';
 
 CREATE FUNCTION ops.current_user_id() RETURNS text LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -51,9 +52,11 @@ CREATE FUNCTION ops.is_admin() RETURNS boolean LANGUAGE sql STABLE SECURITY DEFI
 SET search_path = pg_catalog, pg_temp AS $$
   SELECT pg_has_role(ops.invoking_role(), 'odooops_admin', 'MEMBER')
 $$;
+COMMENT ON FUNCTION ops.is_admin IS 'True for platform administrators (members of odooops_admin)';
 
 -- The actor recorded in events and requests.
 CREATE FUNCTION ops.current_actor() RETURNS text LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
   SELECT coalesce(ops.current_user_id(), ops.invoking_role()::text)
 $$;
+COMMENT ON FUNCTION ops.current_actor IS 'The actor recorded in events and audit rows: the calling user, else the invoking role';

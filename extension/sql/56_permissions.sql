@@ -39,13 +39,15 @@ SELECT r.role, p.permission, p.stage
 -- when env_id is NULL, else for that environment's stage)? An environment
 -- grant or denial for the user wins over the role's policies.
 CREATE FUNCTION ops.user_has_permission(project_id bigint, permission text, env_id bigint DEFAULT NULL)
-RETURNS boolean LANGUAGE c STABLE SECURITY DEFINER
+RETURNS boolean LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'odooops_user_has_permission';
+COMMENT ON FUNCTION ops.user_has_permission IS 'Whether the calling user holds a permission on a project (and, given an environment, on that environment)';
 
 -- The same for a stage rather than an existing environment (creating one).
 CREATE FUNCTION ops.user_has_stage_permission(project_id bigint, permission text, stage text)
-RETURNS boolean LANGUAGE c STABLE SECURITY DEFINER
+RETURNS boolean LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'odooops_user_has_stage_permission';
+COMMENT ON FUNCTION ops.user_has_stage_permission IS 'Whether the calling user holds a permission for environments of a stage in a project';
 
 -- Is the calling user a member of the project (or a platform admin)? Used by
 -- row-level security; SECURITY DEFINER so policies need no access to
@@ -56,6 +58,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT 1 FROM ops.project_members m
      WHERE m.project_id = can_read_project.project_id AND m.user_id = ops.current_user_id())
 $$;
+COMMENT ON FUNCTION ops.can_read_project IS 'Whether the calling user may read a project (member or administrator); used by row-level security';
 
 -- Raises 42501 (insufficient_privilege, which PostgREST answers with 403)
 -- unless the caller is a platform admin or holds the permission.
@@ -73,3 +76,4 @@ BEGIN
                                                  FROM ops.environments e WHERE e.id = env_id)) END),
     DETAIL = format('User %s.', coalesce(quote_literal(ops.current_user_id()), 'anonymous'));
 END $$;
+COMMENT ON FUNCTION ops.authorize IS 'Raises 42501 unless the calling user holds the permission on the project (and environment)';

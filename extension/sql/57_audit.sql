@@ -26,6 +26,7 @@ RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
   INSERT INTO ops.audit_log (project_id, actor, action, subject, subject_id, payload)
   VALUES (project_id, ops.current_actor(), action, subject, subject_id, payload)
 $$;
+COMMENT ON FUNCTION ops.audit IS 'Appends a row to the audit log of a project';
 
 -- Secrets (GitHub webhook secret, storage keys, tokens): written through
 -- ops.set_project_secret, never readable by user or worker roles.

@@ -53,3 +53,4 @@ BEGIN
   END LOOP;
   RETURN n;
 END $$;
+COMMENT ON FUNCTION ops.expire_environments IS 'Destroys development and preview environments past their expiry; returns how many';

@@ -8,7 +8,9 @@ CREATE FUNCTION ops.queue_run(
   metadata jsonb DEFAULT '{}', workflow text DEFAULT 'deploy',
   priority integer DEFAULT 0, idempotency_key text DEFAULT NULL,
   max_attempts integer DEFAULT 3)
-RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_queue_run';
+RETURNS ops.runs LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_queue_run';
 COMMENT ON FUNCTION ops.queue_run IS
   'Queues a run of `workflow` for environment `env`; a repeated idempotency key (argument or metadata.idempotency_key) returns the existing run';
 
@@ -19,28 +21,40 @@ CREATE FUNCTION ops._queue_run_trusted(
   metadata jsonb DEFAULT '{}', workflow text DEFAULT 'deploy',
   priority integer DEFAULT 0, idempotency_key text DEFAULT NULL,
   max_attempts integer DEFAULT 3)
-RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_queue_run_trusted';
+RETURNS ops.runs LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_queue_run_trusted';
 
 CREATE FUNCTION ops.claim_next_run(worker_id text, lease_seconds integer DEFAULT 300, workflows text[] DEFAULT NULL)
-RETURNS SETOF ops.runs LANGUAGE c VOLATILE ROWS 1 AS 'MODULE_PATHNAME', 'odooops_claim_next_run';
+RETURNS SETOF ops.runs LANGUAGE c VOLATILE ROWS 1
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_claim_next_run';
 COMMENT ON FUNCTION ops.claim_next_run IS
   'Claims the next claimable run for the worker (FOR UPDATE SKIP LOCKED): sets a lease and increments attempt, the fencing token';
 
 CREATE FUNCTION ops.claim_runs(worker_id text, n integer, lease_seconds integer DEFAULT 300, workflows text[] DEFAULT NULL)
-RETURNS SETOF ops.runs LANGUAGE c VOLATILE ROWS 10 AS 'MODULE_PATHNAME', 'odooops_claim_runs';
+RETURNS SETOF ops.runs LANGUAGE c VOLATILE ROWS 10
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_claim_runs';
 COMMENT ON FUNCTION ops.claim_runs IS 'Claims up to n runs at once for a high-throughput worker';
 
 CREATE FUNCTION ops.start_run(run_id bigint, worker_id text, attempt integer, lease_seconds integer DEFAULT 300)
-RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_start_run';
+RETURNS ops.runs LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_start_run';
 COMMENT ON FUNCTION ops.start_run IS 'Moves a claimed run to running; fenced by worker_id and attempt';
 
 CREATE FUNCTION ops.heartbeat_run(run_id bigint, worker_id text, attempt integer, lease_seconds integer DEFAULT 300)
-RETURNS timestamptz LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_heartbeat_run';
+RETURNS timestamptz LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_heartbeat_run';
 COMMENT ON FUNCTION ops.heartbeat_run IS
   'Extends the lease of a held run and returns the new expiry; fails with OD003 once the run was requeued, reclaimed or cancelled';
 
 CREATE FUNCTION ops.release_run(run_id bigint, worker_id text, attempt integer, reason text DEFAULT NULL)
-RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_release_run';
+RETURNS ops.runs LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_release_run';
 COMMENT ON FUNCTION ops.release_run IS 'Hands a held run back to the queue at once (a draining worker); the attempt stays counted';
 
 -- Worker calls carry (worker_id, attempt) and are fenced to the run's
@@ -48,112 +62,151 @@ COMMENT ON FUNCTION ops.release_run IS 'Hands a held run back to the queue at on
 -- operator forms granted to odooops_api and checked against project
 -- permissions. Both reach the same native function.
 CREATE FUNCTION ops.append_event(run_id bigint, level text, message text, payload jsonb DEFAULT '{}')
-RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_append_event';
+RETURNS bigint LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_append_event';
 COMMENT ON FUNCTION ops.append_event(bigint, text, text, jsonb) IS
   'Appends a note by the calling user to a run (permission run.comment)';
 CREATE FUNCTION ops.append_event(run_id bigint, level text, message text, payload jsonb,
                                  worker_id text, attempt integer)
-RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_append_event';
+RETURNS bigint LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_append_event';
 COMMENT ON FUNCTION ops.append_event(bigint, text, text, jsonb, text, integer) IS
   'Appends a log event to a run held by the worker (fenced by worker_id and attempt)';
 
 CREATE FUNCTION ops.append_events(run_id bigint, events jsonb)
-RETURNS integer LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_append_events';
+RETURNS integer LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_append_events';
+COMMENT ON FUNCTION ops.append_events(bigint, jsonb) IS 'Appends a batch of log lines to a run, in order (people: comments on runs they may manage)';
 CREATE FUNCTION ops.append_events(run_id bigint, events jsonb, worker_id text, attempt integer)
-RETURNS integer LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_append_events';
+RETURNS integer LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_append_events';
 COMMENT ON FUNCTION ops.append_events(bigint, jsonb, text, integer) IS
   'Appends a batch of events ([{level, message, payload?, stream?, step?}]) in order; returns how many';
 
 CREATE FUNCTION ops.finish_run(run_id bigint, status text, metadata jsonb DEFAULT '{}')
-RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_finish_run';
+RETURNS ops.runs LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_finish_run';
 COMMENT ON FUNCTION ops.finish_run(bigint, text, jsonb) IS
   'Operator override: finishes a run whoever holds it (permission run.override)';
 CREATE FUNCTION ops.finish_run(run_id bigint, status text, metadata jsonb, worker_id text, attempt integer)
-RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_finish_run';
+RETURNS ops.runs LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_finish_run';
 COMMENT ON FUNCTION ops.finish_run(bigint, text, jsonb, text, integer) IS
   'Finishes a held run as succeeded, failed or cancelled; metadata is merged into result (metadata.error names a failure)';
 
 CREATE FUNCTION ops.finish_runs(worker_id text, results jsonb)
-RETURNS SETOF ops.runs LANGUAGE c VOLATILE ROWS 10 AS 'MODULE_PATHNAME', 'odooops_finish_runs';
+RETURNS SETOF ops.runs LANGUAGE c VOLATILE ROWS 10
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_finish_runs';
 COMMENT ON FUNCTION ops.finish_runs IS
   'Finishes many held runs at once: [{run_id, attempt, status, metadata?}]; all or nothing';
 
 CREATE FUNCTION ops.cancel_run(run_id bigint, reason text DEFAULT NULL)
-RETURNS ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_cancel_run';
+RETURNS ops.runs LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_cancel_run';
 COMMENT ON FUNCTION ops.cancel_run IS 'Cancels a queued, claimed or running run; its worker''s next call fails with OD003';
 
 CREATE FUNCTION ops.requeue_expired_runs(max_runs integer DEFAULT 1000)
-RETURNS SETOF ops.runs LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'odooops_requeue_expired_runs';
+RETURNS SETOF ops.runs LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_requeue_expired_runs';
 COMMENT ON FUNCTION ops.requeue_expired_runs IS
   'Requeues held runs whose lease expired (with backoff), or fails them once max_attempts is used; returns them';
 
--- Registers (or updates) a worker: the workflows it serves, its team, labels
--- and version. Re-registering an offline worker makes it active again.
-CREATE FUNCTION ops.register_agent(
-  worker_id text, kinds text[] DEFAULT NULL, team text DEFAULT NULL,
-  labels jsonb DEFAULT '{}', version text DEFAULT NULL, hostname text DEFAULT NULL)
-RETURNS ops.agents LANGUAGE plpgsql AS $$
-DECLARE
-  agent ops.agents;
-  team_row ops.agent_teams;
+-- The stale-run detector's step: runs claimed but not started within
+-- `claim_timeout_seconds` have their lease ended early (with a log event),
+-- then every held run with an expired lease goes through
+-- ops.requeue_expired_runs (requeue with backoff, or fail at max_attempts).
+CREATE FUNCTION ops.requeue_stale_runs(claim_timeout_seconds integer DEFAULT 300, max_runs integer DEFAULT 1000)
+RETURNS SETOF ops.runs LANGUAGE plpgsql AS $$
 BEGIN
-  IF worker_id IS NULL OR length(worker_id) NOT BETWEEN 1 AND 128 THEN
-    PERFORM ops._raise('OD004', 'worker_id must be 1 to 128 characters');
+  IF claim_timeout_seconds IS NULL OR claim_timeout_seconds < 1 THEN
+    PERFORM ops._raise('OD004', 'claim_timeout_seconds must be at least 1');
   END IF;
-  IF kinds IS NOT NULL AND (cardinality(kinds) = 0 OR NOT kinds <@
-      ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']) THEN
-    PERFORM ops._raise('OD004', 'kinds must be a non-empty list of workflows',
-                       'Workflows: build, test, deploy, backup, restore, destroy.');
-  END IF;
-  IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
-    PERFORM ops._raise('OD004', 'labels must be a JSON object');
-  END IF;
-  IF team IS NOT NULL THEN
-    SELECT * INTO team_row FROM ops.agent_teams t WHERE t.name = team;
-    IF NOT FOUND THEN
-      PERFORM ops._raise('OD002', format('unknown agent team "%s"', team));
-    END IF;
-  END IF;
-
-  INSERT INTO ops.agents AS a (worker_id, kinds, labels, version, hostname)
-  VALUES (register_agent.worker_id,
-          coalesce(kinds, ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']),
-          labels, version, hostname)
-  ON CONFLICT ON CONSTRAINT agents_worker_id_key DO UPDATE
-    SET kinds = EXCLUDED.kinds, labels = EXCLUDED.labels, version = EXCLUDED.version,
-        hostname = EXCLUDED.hostname, last_heartbeat_at = now(),
-        status = CASE WHEN a.status = 'disabled' THEN 'disabled' ELSE 'active' END
-  RETURNING * INTO agent;
-
-  DELETE FROM ops.agent_team_members m WHERE m.agent_id = agent.id
-    AND m.team_id IS DISTINCT FROM team_row.id;
-  IF team_row.id IS NOT NULL THEN
-    INSERT INTO ops.agent_team_members (team_id, agent_id) VALUES (team_row.id, agent.id)
-    ON CONFLICT DO NOTHING;
-  END IF;
-
-  INSERT INTO ops.agent_events (agent_id, kind, message, payload)
-  VALUES (agent.id, 'registered', format('worker %s registered (%s)', agent.worker_id, agent.status),
-          jsonb_build_object('kinds', agent.kinds, 'team', team, 'version', agent.version));
-  RETURN agent;
+  WITH slow AS (
+    UPDATE ops.runs r SET lease_expires_at = now() - interval '1 millisecond', updated_at = now()
+     WHERE r.status = 'claimed' AND r.claimed_at < now() - make_interval(secs => claim_timeout_seconds)
+       AND r.lease_expires_at >= now()
+    RETURNING r.id, r.attempt
+  )
+  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, actor)
+  SELECT id, attempt, 'log', 'warning',
+         format('claimed but not started within %s s; lease ended early', claim_timeout_seconds), 'odooops'
+    FROM slow;
+  RETURN QUERY SELECT * FROM ops.requeue_expired_runs(max_runs);
 END $$;
-COMMENT ON FUNCTION ops.register_agent IS 'Registers or updates a worker; claims then honour its kinds and team';
+COMMENT ON FUNCTION ops.requeue_stale_runs IS
+  'Ends the lease of runs claimed but not started in time, then requeues or fails every expired lease';
 
--- Records that a worker is alive; returns its status (a draining or disabled
--- worker should stop claiming). `required` false: an unregistered worker
--- gets NULL instead of an error.
-CREATE FUNCTION ops.agent_heartbeat(worker_id text, required boolean DEFAULT true) RETURNS text
-LANGUAGE plpgsql AS $$
+-- What a worker needs to execute a run it holds: the run, its project and
+-- environment, and the backup it makes, restores or deploys on (with the
+-- environment the backup came from, and its purpose). Fenced like every
+-- worker call.
+--   backup, restore runs: metadata.backup_id, else the backup the run makes.
+--   deploy runs ('rollback'): metadata.restore_backup_id, set by
+--     ops.rollback_release -- the pre-deploy backup of the same environment
+--     that goes back together with the older release's code. A key present
+--     but null means there is no such backup; the deploy steps say so.
+--   deploy runs in a staging environment ('refresh'): the latest completed
+--     backup of the project's production environment, which the deploy
+--     restores as a neutralized copy before updating the changed modules,
+--     as Odoo.sh does (settings.refresh_from_production, read by the steps,
+--     limits that to the first deploy). No backup when production has none
+--     yet. Another backup goes into staging with ops.restore_backup, which
+--     needs backup.restore.
+--   other deploy runs: no backup (a production deploy never restores one
+--     except through a rollback).
+CREATE FUNCTION ops.run_context(run_id bigint, worker_id text, attempt integer)
+RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  result text;
+  result jsonb;
 BEGIN
-  UPDATE ops.agents a SET last_heartbeat_at = now(),
-         status = CASE WHEN a.status = 'offline' THEN 'active' ELSE a.status END
-   WHERE a.worker_id = agent_heartbeat.worker_id
-  RETURNING a.status INTO result;
-  IF NOT FOUND AND required THEN
-    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id),
-                       'Register it first with ops.register_agent().');
+  SELECT jsonb_build_object(
+           'run', to_jsonb(r),
+           'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,
+                                         'repo_full_name', p.repo_full_name,
+                                         'production_branch', p.production_branch, 'settings', p.settings),
+           'environment', jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage,
+                                             'db_name', e.db_name, 'settings', e.settings),
+           'backup', (SELECT to_jsonb(b) || jsonb_build_object('source_environment', se.name,
+                                                                'source_db', se.db_name, 'source_stage', se.stage,
+                                                                'purpose', k.purpose)
+                        FROM ops.backups b JOIN ops.environments se ON se.id = b.environment_id
+                       WHERE CASE WHEN r.workflow <> 'deploy'
+                                    THEN b.id = k.named_id OR (r.metadata ->> 'backup_id' IS NULL AND b.run_id = r.id)
+                                  WHEN k.purpose = 'rollback'
+                                    THEN b.id = k.restore_id AND b.environment_id = r.environment_id
+                                  WHEN k.purpose = 'refresh'
+                                    THEN b.project_id = r.project_id AND se.stage = 'production'
+                                         AND b.status = 'completed'
+                                  ELSE false END
+                       ORDER BY b.completed_at DESC NULLS LAST, b.id DESC LIMIT 1))
+    INTO result
+    FROM ops.runs r JOIN ops.projects p ON p.id = r.project_id JOIN ops.environments e ON e.id = r.environment_id
+         CROSS JOIN LATERAL (
+           SELECT CASE WHEN r.workflow <> 'deploy' THEN r.workflow
+                       WHEN r.metadata ? 'restore_backup_id' THEN 'rollback'
+                       WHEN e.stage = 'staging' THEN 'refresh' END AS purpose,
+                  CASE WHEN r.metadata ->> 'backup_id' ~ '^[0-9]{1,18}$'
+                       THEN (r.metadata ->> 'backup_id')::bigint END AS named_id,
+                  CASE WHEN r.metadata ->> 'restore_backup_id' ~ '^[0-9]{1,18}$'
+                       THEN (r.metadata ->> 'restore_backup_id')::bigint END AS restore_id) k
+   WHERE r.id = run_context.run_id AND r.status IN ('claimed', 'running')
+     AND r.claimed_by = run_context.worker_id AND r.attempt = run_context.attempt;
+  IF result IS NULL THEN
+    IF NOT EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = run_context.run_id) THEN
+      PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
+    END IF;
+    PERFORM ops._raise('OD003', format('worker "%s" no longer holds run %s', worker_id, run_id));
   END IF;
   RETURN result;
 END $$;
+COMMENT ON FUNCTION ops.run_context IS
+  'What a worker needs to execute a run it holds: the run, its project and environment, and the backup involved';

@@ -10,6 +10,7 @@ RETURNS interval LANGUAGE sql IMMUTABLE AS $$
     CASE backup_type WHEN 'daily' THEN 7 WHEN 'weekly' THEN 28 WHEN 'monthly' THEN 92
                      WHEN 'manual' THEN 30 ELSE 14 END))
 $$;
+COMMENT ON FUNCTION ops.backup_ttl IS 'How long a backup of a type is kept before count-based retention (environment settings may override)';
 
 CREATE FUNCTION ops.create_backup(project_id bigint, env text, backup_type text DEFAULT 'manual',
                                   metadata jsonb DEFAULT '{}')
@@ -82,6 +83,7 @@ BEGIN
       FROM ops.environments e LEFT JOIN ops.backups b ON b.run_id = run.id
      WHERE e.id = run.environment_id;
 END $$;
+COMMENT ON FUNCTION ops.claim_next_backup IS 'Claims and starts the next backup run; returns what the worker needs to dump the database';
 
 CREATE FUNCTION ops.complete_backup(backup_id bigint, worker_id text, attempt integer, location text,
                                     size_bytes bigint, sha256 text, metadata jsonb DEFAULT '{}')
@@ -113,6 +115,7 @@ BEGIN
   SELECT * INTO backup FROM ops.backups b WHERE b.id = backup.id;
   RETURN backup;
 END $$;
+COMMENT ON FUNCTION ops.complete_backup IS 'Records a finished backup (location, size, SHA-256) for the worker holding its run';
 
 CREATE FUNCTION ops.fail_backup(backup_id bigint, worker_id text, attempt integer, error text)
 RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -129,12 +132,13 @@ BEGIN
   SELECT * INTO backup FROM ops.backups b WHERE b.id = backup.id;
   RETURN backup;
 END $$;
+COMMENT ON FUNCTION ops.fail_backup IS 'Records a failed backup for the worker holding its run';
 
 -- Backups and restores follow their runs, whichever path moved the run
 -- (worker, cancel, lease expiry); a succeeded destroy run destroys its
 -- environment.
 CREATE FUNCTION ops.sync_run_subjects() RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF NEW.workflow = 'backup' THEN
     UPDATE ops.backups b SET

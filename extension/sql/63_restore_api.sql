@@ -32,20 +32,6 @@ BEGIN
   RETURN x;
 END $$;
 
--- A deploy that waited for its approval becomes claimable, or is cancelled.
-CREATE FUNCTION ops._release_gated_deploy(run_id bigint, approved boolean, reason text)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  IF approved THEN
-    UPDATE ops.runs r SET available_at = now(), updated_at = now()
-     WHERE r.id = run_id AND r.status = 'queued' AND r.available_at = 'infinity';
-    INSERT INTO ops.run_events (run_id, kind, level, message, actor)
-    VALUES (run_id, 'log', 'notice', reason, ops.current_actor());
-    NOTIFY odooops_runs;
-  ELSIF EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = run_id AND r.status = 'queued') THEN
-    PERFORM ops.cancel_run(run_id, reason);
-  END IF;
-END $$;
 
 CREATE FUNCTION ops.restore_backup(backup_id bigint, target_env_id bigint, requested_by text DEFAULT NULL,
                                    metadata jsonb DEFAULT '{}')
@@ -115,100 +101,5 @@ END $$;
 COMMENT ON FUNCTION ops.restore_backup IS
   'Requests a restore of a backup into an environment; into production it needs an approval';
 
-CREATE FUNCTION ops.decide_approval(approval_id bigint, decision text, reason text DEFAULT NULL)
-RETURNS ops.approvals LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  actor text := ops.current_user_id();
-  a ops.approvals;
-BEGIN
-  IF actor IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only an identified user can decide an approval';
-  END IF;
-  IF decision IS NULL OR decision NOT IN ('approved', 'rejected') THEN
-    PERFORM ops._raise('OD004', 'decision must be approved or rejected');
-  END IF;
-  IF reason IS NOT NULL AND length(reason) > 2000 THEN
-    PERFORM ops._raise('OD005', 'reason is too long', 'The limit is 2000 characters.');
-  END IF;
-  SELECT * INTO a FROM ops.approvals x WHERE x.id = approval_id FOR UPDATE;
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('approval %s does not exist', approval_id));
-  END IF;
-  PERFORM ops.authorize(a.project_id, 'approval.decide', a.environment_id);
-  IF a.status <> 'pending' THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD010', MESSAGE = format('approval %s is already %s', a.id, a.status);
-  END IF;
-  IF a.expires_at <= now() THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD010', MESSAGE = format('approval %s has expired', a.id);
-  END IF;
-  IF a.requested_by = actor THEN
-    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'you cannot decide your own request',
-      HINT = 'Another member with the approval.decide permission must decide it.';
-  END IF;
 
-  UPDATE ops.approvals x SET status = decision, decided_by = actor, decided_at = now(), reason = decide_approval.reason
-   WHERE x.id = a.id RETURNING * INTO a;
-  PERFORM ops.audit(a.project_id, 'approval.' || CASE decision WHEN 'approved' THEN 'approve' ELSE 'reject' END,
-                    a.subject, a.subject_id, jsonb_build_object('approval_id', a.id, 'reason', reason));
-  IF a.subject = 'restore' THEN
-    IF decision = 'approved' THEN
-      PERFORM ops._queue_restore(r) FROM ops.restores r WHERE r.id = a.subject_id;
-    ELSE
-      UPDATE ops.restores r SET status = 'rejected', finished_at = now(), updated_at = now()
-       WHERE r.id = a.subject_id;
-    END IF;
-  ELSIF a.subject = 'deploy' THEN
-    PERFORM ops._release_gated_deploy(a.subject_id, decision = 'approved', 'deploy ' || decision);
-  END IF;
-  RETURN a;
-END $$;
-COMMENT ON FUNCTION ops.decide_approval IS
-  'Approves or rejects a pending approval; the decider needs approval.decide and must not be the requester';
 
--- Pending approvals past their expiry become expired, and their restores
--- never run. Called by the scheduler; returns how many expired.
-CREATE FUNCTION ops.expire_approvals() RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  a ops.approvals;
-  n integer := 0;
-BEGIN
-  FOR a IN SELECT * FROM ops.approvals x WHERE x.status = 'pending' AND x.expires_at <= now()
-           ORDER BY x.id FOR UPDATE SKIP LOCKED LOOP
-    UPDATE ops.approvals x SET status = 'expired', decided_at = now() WHERE x.id = a.id;
-    IF a.subject = 'restore' THEN
-      UPDATE ops.restores r SET status = 'expired', finished_at = now(), updated_at = now()
-       WHERE r.id = a.subject_id AND r.status = 'pending_approval';
-    ELSIF a.subject = 'deploy' THEN
-      PERFORM ops._release_gated_deploy(a.subject_id, false, 'deploy approval expired');
-    END IF;
-    INSERT INTO ops.audit_log (project_id, actor, action, subject, subject_id, payload)
-    VALUES (a.project_id, 'odooops', 'approval.expire', a.subject, a.subject_id,
-            jsonb_build_object('approval_id', a.id));
-    n := n + 1;
-  END LOOP;
-  RETURN n;
-END $$;
-
--- A decided approval is immutable, for its owner and for superusers alike;
--- approvals are never deleted.
-CREATE FUNCTION ops.guard_approval() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP = 'DELETE' THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD010', MESSAGE = format('approval %s cannot be deleted', OLD.id);
-  END IF;
-  IF OLD.status <> 'pending' THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD010',
-      MESSAGE = format('approval %s is %s and cannot be changed', OLD.id, OLD.status);
-  END IF;
-  IF NEW.requested_by <> OLD.requested_by OR NEW.project_id <> OLD.project_id
-     OR NEW.environment_id <> OLD.environment_id OR NEW.subject <> OLD.subject
-     OR (OLD.subject_id <> 0 AND NEW.subject_id <> OLD.subject_id) THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD010', MESSAGE = format('approval %s: only its decision may change', OLD.id);
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER approvals_immutable BEFORE UPDATE OR DELETE ON ops.approvals
-  FOR EACH ROW EXECUTE FUNCTION ops.guard_approval();
-CREATE TRIGGER approvals_no_truncate BEFORE TRUNCATE ON ops.approvals
-  FOR EACH STATEMENT EXECUTE FUNCTION ops.refuse_change('approvals');

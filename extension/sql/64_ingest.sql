@@ -6,10 +6,13 @@
 
 CREATE FUNCTION ops.github_signature_valid(secret text, body text, signature text)
 RETURNS boolean LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'odooops_github_signature_valid';
+COMMENT ON FUNCTION ops.github_signature_valid IS 'Checks a GitHub X-Hub-Signature-256 header against the raw body and a secret';
 CREATE FUNCTION ops.branch_matches(pattern text, branch text)
 RETURNS boolean LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'odooops_branch_matches';
+COMMENT ON FUNCTION ops.branch_matches IS 'Whether a branch name matches a branch pattern (* matches within a path segment, ** across)';
 CREATE FUNCTION ops.branch_slug(branch text, max_length integer DEFAULT 40)
 RETURNS text LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'odooops_branch_slug';
+COMMENT ON FUNCTION ops.branch_slug IS 'A branch name as a lowercase [a-z0-9_-] slug of at most max_length characters (a short hash keeps long names distinct)';
 
 CREATE TABLE ops.ingest_deliveries (
   delivery_id text PRIMARY KEY CHECK (length(delivery_id) BETWEEN 1 AND 100),
@@ -219,3 +222,4 @@ BEGIN
   RETURN ops.ingest_github(headers ->> 'x-github-event', headers ->> 'x-github-delivery',
                            headers ->> 'x-hub-signature-256', $1::text);
 END $$;
+COMMENT ON FUNCTION ops.github_webhook IS 'PostgREST entry point for GitHub webhooks: reads the headers and raw body of the request and calls ops.ingest_github';

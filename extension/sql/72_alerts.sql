@@ -78,6 +78,7 @@ LANGUAGE sql STABLE AS $$
    WHERE a.status <> 'disabled'
      AND a.last_heartbeat_at < now() - make_interval(secs => agent_timeout_seconds)
 $$;
+COMMENT ON FUNCTION ops.alert_conditions IS 'The conditions that should have an open alert right now';
 
 -- Opens an alert for every new condition, refreshes open ones, resolves the
 -- ones whose condition cleared; marks silent workers offline. Returns the
@@ -137,28 +138,4 @@ BEGIN
   END IF;
   RETURN a;
 END $$;
-
--- The stale-run detector's step: runs claimed but not started within
--- `claim_timeout_seconds` have their lease ended early (with a log event),
--- then every held run with an expired lease goes through
--- ops.requeue_expired_runs (requeue with backoff, or fail at max_attempts).
-CREATE FUNCTION ops.requeue_stale_runs(claim_timeout_seconds integer DEFAULT 300, max_runs integer DEFAULT 1000)
-RETURNS SETOF ops.runs LANGUAGE plpgsql AS $$
-BEGIN
-  IF claim_timeout_seconds IS NULL OR claim_timeout_seconds < 1 THEN
-    PERFORM ops._raise('OD004', 'claim_timeout_seconds must be at least 1');
-  END IF;
-  WITH slow AS (
-    UPDATE ops.runs r SET lease_expires_at = now() - interval '1 millisecond', updated_at = now()
-     WHERE r.status = 'claimed' AND r.claimed_at < now() - make_interval(secs => claim_timeout_seconds)
-       AND r.lease_expires_at >= now()
-    RETURNING r.id, r.attempt
-  )
-  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, actor)
-  SELECT id, attempt, 'log', 'warning',
-         format('claimed but not started within %s s; lease ended early', claim_timeout_seconds), 'odooops'
-    FROM slow;
-  RETURN QUERY SELECT * FROM ops.requeue_expired_runs(max_runs);
-END $$;
-COMMENT ON FUNCTION ops.requeue_stale_runs IS
-  'Ends the lease of runs claimed but not started in time, then requeues or fails every expired lease';
+COMMENT ON FUNCTION ops.resolve_alert IS 'Resolves an open alert';

@@ -124,7 +124,9 @@ COMMENT ON FUNCTION ops.enqueue_webhook_event IS 'Writes the outbox deliveries o
 -- runs (queue_run over a set, claim_runs, finish_runs) costs one call, and
 -- a project without active subscriptions costs one index probe, not one
 -- function call per row (BENCHMARKS.md).
-CREATE FUNCTION ops._runs_webhook() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION ops._runs_webhook() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM ops.webhook_subscriptions s WHERE s.active) THEN
     RETURN NULL;
@@ -152,7 +154,9 @@ CREATE TRIGGER runs_webhook_status AFTER UPDATE ON ops.runs
   REFERENCING OLD TABLE AS old_runs NEW TABLE AS new_runs FOR EACH STATEMENT EXECUTE FUNCTION ops._runs_webhook();
 
 -- backup.completed / backup.failed
-CREATE FUNCTION ops._backups_webhook() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION ops._backups_webhook() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
   IF NEW.status IN ('completed', 'failed') AND (TG_OP = 'INSERT' OR OLD.status IS DISTINCT FROM NEW.status) THEN
     PERFORM ops.enqueue_webhook_event('backup.' || NEW.status, NEW.project_id, NEW.environment_id,
@@ -166,7 +170,9 @@ CREATE TRIGGER backups_webhook AFTER INSERT OR UPDATE OF status ON ops.backups
   FOR EACH ROW EXECUTE FUNCTION ops._backups_webhook();
 
 -- restore.requested / restore.approved / restore.finished
-CREATE FUNCTION ops._restores_webhook() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION ops._restores_webhook() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
   event text;
 BEGIN
@@ -190,7 +196,9 @@ CREATE TRIGGER restores_webhook AFTER INSERT OR UPDATE OF status ON ops.restores
   FOR EACH ROW EXECUTE FUNCTION ops._restores_webhook();
 
 -- alert.opened / alert.resolved
-CREATE FUNCTION ops._alerts_webhook() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION ops._alerts_webhook() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
   IF TG_OP = 'INSERT' OR (NEW.status = 'resolved' AND OLD.status = 'open') THEN
     PERFORM ops.enqueue_webhook_event(CASE WHEN TG_OP = 'INSERT' THEN 'alert.opened' ELSE 'alert.resolved' END,
@@ -205,7 +213,9 @@ CREATE TRIGGER alerts_webhook AFTER INSERT OR UPDATE OF status ON ops.alerts
 
 -- Wakes the dispatcher when deliveries are written directly (e.g. bulk
 -- inserts by admins or benchmarks).
-CREATE FUNCTION ops._wake_dispatcher_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION ops._wake_dispatcher_trigger() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
   PERFORM ops._wake_dispatcher();
   RETURN NULL;
@@ -344,3 +354,4 @@ BEGIN
   GET DIAGNOSTICS c = ROW_COUNT;
   RETURN a + b + c;
 END $$;
+COMMENT ON FUNCTION ops.prune_webhook_history IS 'Clears old webhook response bodies and deletes delivered deliveries past their retention; returns rows touched';

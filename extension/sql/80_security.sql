@@ -9,21 +9,8 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ops FROM PUBLIC;
 ALTER DEFAULT PRIVILEGES IN SCHEMA ops REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 GRANT USAGE ON SCHEMA ops TO odooops_api, odooops_worker, odooops_admin, odooops_ingest;
 
--- Native queue functions run with the extension owner's rights (workers and
--- people have no table privileges). Their statements are prepared under a
--- pinned search_path (extension/pg/spi.cpp), which the plan cache keeps, so
--- they need no per-call SET search_path.
-DO $$
-DECLARE
-  f regprocedure;
-BEGIN
-  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
-            WHERE p.pronamespace = 'ops'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
-              AND p.proname NOT IN ('run_row_is_valid', 'run_event_row_is_valid')
-  LOOP
-    EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f);
-  END LOOP;
-END $$;
+-- Functions that act with the extension owner's rights declare SECURITY
+-- DEFINER and a pinned search_path at their own definitions.
 -- The row checks of ops.runs and ops.run_events run as whoever writes the
 -- row (they read only their arguments), so everyone may execute them.
 GRANT EXECUTE ON FUNCTION
@@ -31,22 +18,6 @@ GRANT EXECUTE ON FUNCTION
                        timestamptz, timestamptz, jsonb, jsonb),
   ops.run_event_row_is_valid(text, text, text, text, text, text, jsonb)
   TO PUBLIC;
--- Trigger functions (outbox, wake-ups, run subjects, releases) act for the
--- extension whoever changed the row: they call internal functions that no
--- user role may execute.
-DO $$
-DECLARE
-  f regprocedure;
-BEGIN
-  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
-            WHERE p.pronamespace = 'ops'::regnamespace AND p.prorettype = 'trigger'::regtype
-  LOOP
-    EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
-  END LOOP;
-END $$;
-ALTER FUNCTION ops.register_agent(text, text[], text, jsonb, text, text)
-  SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION ops.agent_heartbeat(text, boolean) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 -- Worker RPCs.
 GRANT EXECUTE ON FUNCTION
@@ -99,8 +70,6 @@ GRANT EXECUTE ON FUNCTION ops.ingest_github(text, text, text, text), ops.github_
   TO odooops_ingest, odooops_api;
 
 -- The worker daemon drains the storage-deletion outbox (retention).
-ALTER FUNCTION ops.claim_storage_deletions(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION ops.finish_storage_deletion(bigint, boolean, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 GRANT EXECUTE ON FUNCTION ops.claim_storage_deletions(text, integer), ops.finish_storage_deletion(bigint, boolean, text)
   TO odooops_worker;
 

@@ -298,3 +298,70 @@ BEGIN
   RETURN answer;
 END $$;
 
+
+-- Function resolution: every SECURITY DEFINER function pins its search_path
+-- (0.1.2 left the native API functions to the caller's path, so a caller's
+-- own `=` operator could run with the extension owner's rights). The pure
+-- native helpers read only their arguments and run as the caller.
+ALTER FUNCTION ops.user_has_permission(bigint, text, bigint) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.user_has_stage_permission(bigint, text, text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.queue_run(bigint, text, text, text, jsonb, text, integer, text, integer)
+  SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops._queue_run_trusted(bigint, text, text, text, jsonb, text, integer, text, integer)
+  SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.claim_next_run(text, integer, text[]) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.claim_runs(text, integer, integer, text[]) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.start_run(bigint, text, integer, integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.heartbeat_run(bigint, text, integer, integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.release_run(bigint, text, integer, text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.append_event(bigint, text, text, jsonb) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.append_event(bigint, text, text, jsonb, text, integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.append_events(bigint, jsonb) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.append_events(bigint, jsonb, text, integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.finish_run(bigint, text, jsonb) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.finish_run(bigint, text, jsonb, text, integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.finish_runs(text, jsonb) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.cancel_run(bigint, text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.requeue_expired_runs(integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops._wake_scheduler() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops._wake_dispatcher() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.apply_backup_retention() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION ops.github_signature_valid(text, text, text) SECURITY INVOKER;
+ALTER FUNCTION ops.branch_matches(text, text) SECURITY INVOKER;
+ALTER FUNCTION ops.branch_slug(text, integer) SECURITY INVOKER;
+ALTER FUNCTION ops.cron_next(text, timestamptz) SECURITY INVOKER;
+
+-- Every public function is documented in the catalog.
+COMMENT ON FUNCTION ops.run_context IS
+  'What a worker needs to execute a run it holds: the run, its project and environment, and the backup involved';
+COMMENT ON FUNCTION ops.record_artifact IS 'Records (or replaces) an artifact of a run the worker holds';
+COMMENT ON FUNCTION ops.set_agent_status IS 'A worker marks itself draining or offline (a disabled worker stays disabled)';
+COMMENT ON FUNCTION ops.agent_heartbeat IS 'Records that a worker is alive and returns its status';
+COMMENT ON FUNCTION ops.expire_approvals IS 'Expires pending approvals past their expiry (their restores and deploys never run); returns how many';
+COMMENT ON FUNCTION ops.claim_storage_deletions IS 'Claims up to n pending storage deletions for the worker daemon';
+COMMENT ON FUNCTION ops.finish_storage_deletion IS 'Records the outcome of a claimed storage deletion (a deleted backup becomes deleted)';
+COMMENT ON FUNCTION ops.apply_backup_retention IS 'Expires completed automatic backups beyond the daily/weekly/monthly counts; returns how many';
+COMMENT ON FUNCTION ops.expire_artifacts IS 'Expires artifacts past expires_at and queues their objects for deletion; returns how many';
+COMMENT ON FUNCTION ops.invoking_role IS 'The role a call was made as (the SET ROLE target, else the login), even inside SECURITY DEFINER functions';
+COMMENT ON FUNCTION ops.is_admin IS 'True for platform administrators (members of odooops_admin)';
+COMMENT ON FUNCTION ops.current_actor IS 'The actor recorded in events and audit rows: the calling user, else the invoking role';
+COMMENT ON FUNCTION ops.user_has_permission IS 'Whether the calling user holds a permission on a project (and, given an environment, on that environment)';
+COMMENT ON FUNCTION ops.user_has_stage_permission IS 'Whether the calling user holds a permission for environments of a stage in a project';
+COMMENT ON FUNCTION ops.can_read_project IS 'Whether the calling user may read a project (member or administrator); used by row-level security';
+COMMENT ON FUNCTION ops.authorize IS 'Raises 42501 unless the calling user holds the permission on the project (and environment)';
+COMMENT ON FUNCTION ops.audit IS 'Appends a row to the audit log of a project';
+COMMENT ON FUNCTION ops.create_project IS 'Creates a project; its creator becomes its owner';
+COMMENT ON FUNCTION ops.set_project_secret IS 'Sets a project secret (write-only: values are never readable through the API)';
+COMMENT ON FUNCTION ops.expire_environments IS 'Destroys development and preview environments past their expiry; returns how many';
+COMMENT ON FUNCTION ops.append_events(bigint, jsonb) IS 'Appends a batch of log lines to a run, in order (people: comments on runs they may manage)';
+COMMENT ON FUNCTION ops.backup_ttl IS 'How long a backup of a type is kept before count-based retention (environment settings may override)';
+COMMENT ON FUNCTION ops.claim_next_backup IS 'Claims and starts the next backup run; returns what the worker needs to dump the database';
+COMMENT ON FUNCTION ops.complete_backup IS 'Records a finished backup (location, size, SHA-256) for the worker holding its run';
+COMMENT ON FUNCTION ops.fail_backup IS 'Records a failed backup for the worker holding its run';
+COMMENT ON FUNCTION ops.github_signature_valid IS 'Checks a GitHub X-Hub-Signature-256 header against the raw body and a secret';
+COMMENT ON FUNCTION ops.branch_matches IS 'Whether a branch name matches a branch pattern (* matches within a path segment, ** across)';
+COMMENT ON FUNCTION ops.branch_slug IS 'A branch name as a lowercase [a-z0-9_-] slug of at most max_length characters (a short hash keeps long names distinct)';
+COMMENT ON FUNCTION ops.github_webhook IS 'PostgREST entry point for GitHub webhooks: reads the headers and raw body of the request and calls ops.ingest_github';
+COMMENT ON FUNCTION ops.alert_conditions IS 'The conditions that should have an open alert right now';
+COMMENT ON FUNCTION ops.resolve_alert IS 'Resolves an open alert';
+COMMENT ON FUNCTION ops.prune_webhook_history IS 'Clears old webhook response bodies and deletes delivered deliveries past their retention; returns rows touched';
