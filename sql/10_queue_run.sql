@@ -17,7 +17,11 @@ SELECT run_id, attempt, kind, level, message, from_status, to_status, actor, pay
 -- Other workflows, priorities and attempt limits.
 SELECT id, workflow, priority, max_attempts
   FROM ops.queue_run(1, 'staging', NULL, 'main', '{}', 'build', 5, NULL, 1);
+-- Backups, restores and destruction have RPCs of their own (ops.create_backup,
+-- ops.restore_backup, ops.destroy_environment); internal callers queue them
+-- through the trusted entry point.
 SELECT id, workflow, git_sha, git_ref FROM ops.queue_run(1, 'production', NULL, NULL, '{}', 'backup');
+SELECT id, workflow, git_sha, git_ref FROM ops._queue_run_trusted(1, 'production', NULL, NULL, '{}', 'backup');
 
 -- Idempotency: the key in metadata or as an argument returns the same run.
 SELECT id FROM ops.queue_run(1, 'staging', 'abc123', 'main', '{"idempotency_key": "push-1"}', 'build');

@@ -50,7 +50,7 @@ SELECT ops.agent_heartbeat('builder');
 UPDATE ops.runs SET status = 'cancelled', finished_at = now() WHERE status = 'queued';
 SELECT (ops.queue_run(:p, 'staging', 'dddd01', 'main', '{}', 'deploy')).id > 0 AS d1,
        (ops.queue_run(:p, 'staging', 'dddd02', 'main', '{}', 'deploy')).id > 0 AS d2,
-       (ops.queue_run(:p, 'staging', NULL, NULL, '{}', 'restore')).id > 0 AS r1,
+       (ops._queue_run_trusted(:p, 'staging', NULL, NULL, '{}', 'restore')).id > 0 AS r1,
        (ops.queue_run(:p, 'dev', 'dddd03', 'main', '{}', 'deploy')).id > 0 AS d3,
        (ops.queue_run(:p, 'staging', 'dddd04', 'main', '{}', 'build')).id > 0 AS b1;
 -- One batch: one exclusive run per environment, plus the build.

@@ -37,8 +37,8 @@ SELECT ops.audit(:shop, 'test.note', 'project', :shop);
 BEGIN;
 SET LOCAL ROLE authenticated;
 SELECT set_config('request.jwt.claims', '{"sub": "dev-1", "role": "authenticated"}', true) IS NOT NULL AS claims_set;
-SELECT ops.current_user_id(), ops.user_has_permission(:shop, 'run.queue', :dev) AS dev_may_queue_dev,
-       ops.user_has_permission(:shop, 'run.queue', :prod) AS dev_may_queue_prod;
+SELECT ops.current_user_id(), ops.user_has_permission(:shop, 'run.deploy', :dev) AS dev_may_queue_dev,
+       ops.user_has_permission(:shop, 'run.deploy', :prod) AS dev_may_queue_prod;
 ROLLBACK;
 BEGIN;
 SET LOCAL ROLE authenticated;

@@ -90,7 +90,7 @@ INSERT INTO fr_evil.calls (q) VALUES
   (format('SELECT ops.destroy_environment(%s, ''dev'', ''gone'')', :p)),
   ('SELECT ops.rollback_release((SELECT max(id) FROM ops.releases), ''back'')'),
   (format('SELECT ops.set_project_secret(%s, ''token'', ''t'')', :p)),
-  (format('SELECT ops.user_has_permission(%s, ''run.queue'', %s)', :p, :dev)),
+  (format('SELECT ops.user_has_permission(%s, ''run.deploy'', %s)', :p, :dev)),
   (format('SELECT ops.user_has_stage_permission(%s, ''env.manage'', ''development'')', :p)),
   (format('SELECT ops.can_read_project(%s)', :p)),
   ('SELECT ops.current_user_id(), ops.current_actor(), ops.invoking_role(), ops.is_admin()'),

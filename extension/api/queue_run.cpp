@@ -4,6 +4,7 @@
 #include "../core/error.h"
 #include "../core/run_request.h"
 #include "../core/validation.h"
+#include "../core/workflow_policy.h"
 #include "run_common.h"
 
 extern "C" {
@@ -67,10 +68,30 @@ Datum existing_run(const Target& target, const RunRequest& request) {
   return pg::return_row(run, 0);
 }
 
-// `authorize`: check the caller's run.queue permission. The trusted entry
+// Every object the metadata names must belong to the run's project; one of
+// another project gets the same answer as one that does not exist.
+void check_references(int64_t project_id, const std::vector<MetadataReference>& references) {
+  static pg::Statement backup("SELECT project_id FROM ops.backups WHERE id = $1", {INT8OID});
+  static pg::Statement release("SELECT project_id FROM ops.releases WHERE id = $1", {INT8OID});
+  static pg::Statement restore("SELECT project_id FROM ops.restores WHERE id = $1", {INT8OID});
+  for (const MetadataReference& ref : references) {
+    pg::Statement& find =
+        ref.kind == "backup" ? backup : (ref.kind == "release" ? release : restore);
+    const pg::Rows rows = pg::execute(find, {pg::int8_param(ref.id)});
+    if (rows.count == 0 || pg::get_int64(rows, 0, 1) != project_id) {
+      throw Error(ErrorCode::NotFound, "metadata." + ref.key + ": " + ref.kind + " " +
+                                           std::to_string(ref.id) + " does not exist");
+    }
+  }
+}
+
+// `authorize_caller`: a person's request. Only build, test and deploy are
+// queued here, with the permission of that workflow on the environment, and
+// the metadata may not set what odooops writes itself. The trusted entry
 // point (ops._queue_run_trusted, executable by the extension owner only)
-// serves internal callers that authenticated the request otherwise, such as
-// GitHub ingest after verifying the webhook signature.
+// serves internal callers that authorized the action themselves, such as
+// ops.create_backup, ops.restore_backup or GitHub ingest after verifying
+// the webhook signature; their metadata references are still checked.
 Datum queue(FunctionCallInfo fcinfo, bool authorize_caller) {
   const int64_t project_id = read_id(fcinfo, 0, "project_id");
   const auto env = pg::arg_text(fcinfo, 1);
@@ -83,6 +104,14 @@ Datum queue(FunctionCallInfo fcinfo, bool authorize_caller) {
   const RunRequest request = validate_run_request(
       *workflow, git_sha, git_ref, metadata, pg::arg_int32(fcinfo, 6).value_or(0),
       pg::arg_text(fcinfo, 7), pg::arg_int32(fcinfo, 8).value_or(3));
+  const WorkflowPolicy& policy = workflow_policy(request.workflow);
+  if (authorize_caller && !queued_by_queue_run(request.workflow)) {
+    throw Error(
+        ErrorCode::InvalidArgument,
+        std::string(to_string(request.workflow)) + " runs are not queued with ops.queue_run", {},
+        "Use " + std::string(policy.queued_through) + ".");
+  }
+  const std::vector<MetadataReference> references = check_run_metadata(metadata, authorize_caller);
 
   static pg::Statement insert(
       "WITH queued AS ("
@@ -99,13 +128,15 @@ Datum queue(FunctionCallInfo fcinfo, bool authorize_caller) {
       ") SELECT * FROM queued",
       {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID});
 
-  static pg::Statement authorize("SELECT ops.authorize($1, 'run.queue', $2)", {INT8OID, INT8OID});
+  static pg::Statement authorize("SELECT ops.authorize($1, $3, $2)", {INT8OID, INT8OID, TEXTOID});
   pg::connect();
   const Target target = resolve_environment(project_id, *env);
   if (authorize_caller) {
     pg::execute(authorize,
-                {pg::int8_param(target.project_id), pg::int8_param(target.environment_id)});
+                {pg::int8_param(target.project_id), pg::int8_param(target.environment_id),
+                 pg::text_param(std::string(policy.permission))});
   }
+  check_references(target.project_id, references);
   const pg::Rows rows = pg::execute(
       insert,
       {pg::int8_param(target.project_id), pg::int8_param(target.environment_id),
@@ -123,6 +154,13 @@ Datum queue(FunctionCallInfo fcinfo, bool authorize_caller) {
   return result;
 }
 
+// ops._check_request_metadata: the same refusal of keys odooops writes, for
+// the RPCs that take a person's metadata and queue runs of their own.
+Datum check_request_metadata(FunctionCallInfo fcinfo) {
+  check_run_metadata(pg::arg_jsonb_text(fcinfo, 0).value_or("{}"), true);
+  return static_cast<Datum>(0);
+}
+
 Datum queue_run(FunctionCallInfo fcinfo) { return queue(fcinfo, true); }
 Datum queue_run_trusted(FunctionCallInfo fcinfo) { return queue(fcinfo, false); }
 
@@ -131,3 +169,4 @@ Datum queue_run_trusted(FunctionCallInfo fcinfo) { return queue(fcinfo, false); 
 
 ODOOOPS_SQL_FUNCTION(odooops_queue_run, odooops::api::queue_run)
 ODOOOPS_SQL_FUNCTION(odooops_queue_run_trusted, odooops::api::queue_run_trusted)
+ODOOOPS_SQL_FUNCTION(odooops_check_request_metadata, odooops::api::check_request_metadata)

@@ -24,6 +24,14 @@ CREATE FUNCTION ops._queue_run_trusted(
 RETURNS ops.runs LANGUAGE c VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'odooops_queue_run_trusted';
+COMMENT ON FUNCTION ops._queue_run_trusted IS
+  'ops.queue_run for internal callers that authorized the action themselves (create_backup, restore_backup, ingest); metadata references are still checked';
+
+-- Refuses the metadata keys odooops writes itself (backup_id,
+-- restore_backup_id, location, ...) in a person's request.
+CREATE FUNCTION ops._check_request_metadata(metadata jsonb) RETURNS void
+LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'odooops_check_request_metadata';
+COMMENT ON FUNCTION ops._check_request_metadata IS 'Raises OD004 when a request sets a run metadata key that odooops writes itself';
 
 CREATE FUNCTION ops.claim_next_run(worker_id text, lease_seconds integer DEFAULT 300, workflows text[] DEFAULT NULL)
 RETURNS SETOF ops.runs LANGUAGE c VOLATILE ROWS 1

@@ -36,6 +36,7 @@ BEGIN
   IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
     PERFORM ops._raise('OD004', 'metadata must be a JSON object');
   END IF;
+  PERFORM ops._check_request_metadata(metadata);
   PERFORM ops.authorize(e.project_id, 'backup.create', e.id);
 
   -- Manual backups are limited per environment and day, as on Odoo.sh.
@@ -54,10 +55,10 @@ BEGIN
   VALUES (e.project_id, e.id, backup_type, metadata, ops.current_actor(),
           now() + ops.backup_ttl(backup_type, e.settings))
   RETURNING * INTO backup;
-  SELECT * INTO run FROM ops.queue_run(e.project_id, e.name, NULL, NULL,
-                                       metadata || jsonb_build_object('backup_id', backup.id,
-                                                                      'backup_type', backup_type),
-                                       'backup');
+  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, NULL, NULL,
+                                                metadata || jsonb_build_object('backup_id', backup.id,
+                                                                               'backup_type', backup_type),
+                                                'backup');
   UPDATE ops.backups b SET run_id = run.id WHERE b.id = backup.id;
   RETURN QUERY SELECT backup.id, run.id, backup.expires_at;
 END $$;

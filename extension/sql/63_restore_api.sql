@@ -14,7 +14,7 @@ DECLARE
 BEGIN
   SELECT * INTO b FROM ops.backups WHERE id = x.backup_id;
   SELECT name INTO env_name FROM ops.environments WHERE id = x.target_environment_id;
-  SELECT * INTO run FROM ops.queue_run(x.project_id, env_name, NULL, NULL,
+  SELECT * INTO run FROM ops._queue_run_trusted(x.project_id, env_name, NULL, NULL,
     x.metadata || jsonb_build_object('backup_id', b.id, 'location', b.location,
                                      'sha256', b.sha256, 'size_bytes', b.size_bytes,
                                      'source_environment_id', b.environment_id,
@@ -55,6 +55,7 @@ BEGIN
   IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
     PERFORM ops._raise('OD004', 'metadata must be a JSON object');
   END IF;
+  PERFORM ops._check_request_metadata(metadata);
   SELECT * INTO b FROM ops.backups WHERE id = backup_id;
   IF NOT FOUND THEN
     PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));

@@ -68,14 +68,14 @@ BEGIN
     PERFORM ops._raise('OD002', format('release %s does not exist', release_id));
   END IF;
   SELECT * INTO e FROM ops.environments WHERE id = target.environment_id;
-  PERFORM ops.authorize(e.project_id, 'run.queue', e.id);
+  PERFORM ops.authorize(e.project_id, 'run.deploy', e.id);
   IF e.status <> 'active' THEN
     PERFORM ops._raise('OD004', format('environment "%s" is %s', e.name, e.status));
   END IF;
   SELECT r.pre_deploy_backup_id INTO restore_from FROM ops.releases r
    WHERE r.environment_id = target.environment_id AND r.id > target.id
    ORDER BY r.id LIMIT 1;
-  SELECT * INTO run FROM ops.queue_run(e.project_id, e.name, target.git_sha, coalesce(target.git_ref, 'rollback'),
+  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, target.git_sha, coalesce(target.git_ref, 'rollback'),
     jsonb_build_object('rollback_to_release', target.id, 'image', target.image,
                        'restore_backup_id', restore_from, 'reason', reason),
     'deploy', 100);

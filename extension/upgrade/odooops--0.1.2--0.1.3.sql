@@ -365,3 +365,202 @@ COMMENT ON FUNCTION ops.github_webhook IS 'PostgREST entry point for GitHub webh
 COMMENT ON FUNCTION ops.alert_conditions IS 'The conditions that should have an open alert right now';
 COMMENT ON FUNCTION ops.resolve_alert IS 'Resolves an open alert';
 COMMENT ON FUNCTION ops.prune_webhook_history IS 'Clears old webhook response bodies and deletes delivered deliveries past their retention; returns rows touched';
+
+-- Authorization per action: each workflow needs its own permission on the
+-- environment (run.build, run.test, run.deploy replace run.queue); backups,
+-- restores and destruction are queued only through their RPCs; requests
+-- cannot set the metadata odooops writes; metadata references must belong
+-- to the run's project.
+INSERT INTO ops.policies (role, permission, stage)
+SELECT p.role, w.permission, p.stage
+  FROM ops.policies p, (VALUES ('run.build'), ('run.test'), ('run.deploy')) w(permission)
+ WHERE p.permission = 'run.queue'
+ON CONFLICT DO NOTHING;
+DELETE FROM ops.policies WHERE permission = 'run.queue';
+INSERT INTO ops.env_permissions (environment_id, user_id, permission, effect, created_at)
+SELECT x.environment_id, x.user_id, w.permission, x.effect, x.created_at
+  FROM ops.env_permissions x, (VALUES ('run.build'), ('run.test'), ('run.deploy')) w(permission)
+ WHERE x.permission = 'run.queue'
+ON CONFLICT DO NOTHING;
+DELETE FROM ops.env_permissions WHERE permission = 'run.queue';
+
+CREATE FUNCTION ops._check_request_metadata(metadata jsonb) RETURNS void
+LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'odooops_check_request_metadata';
+COMMENT ON FUNCTION ops._check_request_metadata IS 'Raises OD004 when a request sets a run metadata key that odooops writes itself';
+REVOKE EXECUTE ON FUNCTION ops._check_request_metadata(jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION ops._queue_run_trusted IS
+  'ops.queue_run for internal callers that authorized the action themselves (create_backup, restore_backup, ingest); metadata references are still checked';
+CREATE OR REPLACE FUNCTION ops.create_backup(project_id bigint, env text, backup_type text DEFAULT 'manual',
+                                  metadata jsonb DEFAULT '{}')
+RETURNS TABLE (backup_id bigint, run_id bigint, expires_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+  backup ops.backups;
+  run ops.runs;
+  limit_per_day integer;
+BEGIN
+  SELECT * INTO e FROM ops.environments x WHERE x.project_id = create_backup.project_id AND x.name = env;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
+  END IF;
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', env, e.status));
+  END IF;
+  IF backup_type IS NULL OR backup_type NOT IN ('daily', 'weekly', 'monthly', 'manual', 'pre_deploy', 'pre_restore') THEN
+    PERFORM ops._raise('OD004', format('unknown backup type "%s"', backup_type),
+                       'Types: daily, weekly, monthly, manual, pre_deploy, pre_restore.');
+  END IF;
+  IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'metadata must be a JSON object');
+  END IF;
+  PERFORM ops._check_request_metadata(metadata);
+  PERFORM ops.authorize(e.project_id, 'backup.create', e.id);
+
+  -- Manual backups are limited per environment and day, as on Odoo.sh.
+  IF backup_type = 'manual' THEN
+    limit_per_day := coalesce((e.settings ->> 'manual_backups_per_day')::int, 5);
+    PERFORM pg_advisory_xact_lock(1869571956, hashint8(e.id));
+    IF (SELECT count(*) FROM ops.backups b WHERE b.environment_id = e.id AND b.backup_type = 'manual'
+          AND b.created_at > now() - interval '1 day') >= limit_per_day THEN
+      RAISE EXCEPTION USING ERRCODE = 'OD009',
+        MESSAGE = format('environment "%s" already has %s manual backups in the last 24 hours', env, limit_per_day),
+        HINT = 'Raise settings.manual_backups_per_day of the environment, or wait.';
+    END IF;
+  END IF;
+
+  INSERT INTO ops.backups (project_id, environment_id, backup_type, metadata, requested_by, expires_at)
+  VALUES (e.project_id, e.id, backup_type, metadata, ops.current_actor(),
+          now() + ops.backup_ttl(backup_type, e.settings))
+  RETURNING * INTO backup;
+  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, NULL, NULL,
+                                                metadata || jsonb_build_object('backup_id', backup.id,
+                                                                               'backup_type', backup_type),
+                                                'backup');
+  UPDATE ops.backups b SET run_id = run.id WHERE b.id = backup.id;
+  RETURN QUERY SELECT backup.id, run.id, backup.expires_at;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops._queue_restore(x ops.restores) RETURNS ops.restores
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  b ops.backups;
+  env_name text;
+  run ops.runs;
+BEGIN
+  SELECT * INTO b FROM ops.backups WHERE id = x.backup_id;
+  SELECT name INTO env_name FROM ops.environments WHERE id = x.target_environment_id;
+  SELECT * INTO run FROM ops._queue_run_trusted(x.project_id, env_name, NULL, NULL,
+    x.metadata || jsonb_build_object('backup_id', b.id, 'location', b.location,
+                                     'sha256', b.sha256, 'size_bytes', b.size_bytes,
+                                     'source_environment_id', b.environment_id,
+                                     'requested_by', x.requested_by),
+    'restore', 10);
+  IF x.id IS NULL THEN
+    INSERT INTO ops.restores (backup_id, project_id, target_environment_id, status, requested_by, metadata, run_id)
+    VALUES (x.backup_id, x.project_id, x.target_environment_id, 'queued', x.requested_by, x.metadata, run.id)
+    RETURNING * INTO x;
+  ELSE
+    UPDATE ops.restores r SET status = 'queued', run_id = run.id, updated_at = now()
+     WHERE r.id = x.id RETURNING * INTO x;
+  END IF;
+  UPDATE ops.runs r SET metadata = r.metadata || jsonb_build_object('restore_id', x.id) WHERE r.id = run.id;
+  RETURN x;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.restore_backup(backup_id bigint, target_env_id bigint, requested_by text DEFAULT NULL,
+                                   metadata jsonb DEFAULT '{}')
+RETURNS ops.restores LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  actor text := ops.current_user_id();
+  b ops.backups;
+  e ops.environments;
+  x ops.restores;
+  approval ops.approvals;
+BEGIN
+  IF actor IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only an identified user can request a restore';
+  END IF;
+  -- The requester is the session's user; the parameter is only checked.
+  IF requested_by IS NOT NULL AND requested_by <> actor THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = 'requested_by must be the calling user',
+      DETAIL = format('The session belongs to %s.', quote_literal(actor));
+  END IF;
+  IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'metadata must be a JSON object');
+  END IF;
+  PERFORM ops._check_request_metadata(metadata);
+  SELECT * INTO b FROM ops.backups WHERE id = backup_id;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
+  END IF;
+  SELECT * INTO e FROM ops.environments WHERE id = target_env_id;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('environment %s does not exist', target_env_id));
+  END IF;
+  PERFORM ops.authorize(e.project_id, 'backup.restore', e.id);
+  IF e.project_id <> b.project_id THEN
+    PERFORM ops._raise('OD004', format('backup %s belongs to another project', backup_id));
+  END IF;
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', e.name, e.status));
+  END IF;
+  IF b.status = 'expired' OR b.status = 'deleted' OR (b.status = 'completed' AND b.expires_at <= now()) THEN
+    PERFORM ops._raise('OD004', format('backup %s has expired', backup_id));
+  END IF;
+  IF b.status <> 'completed' THEN
+    PERFORM ops._raise('OD004', format('backup %s is %s, not completed', backup_id, b.status));
+  END IF;
+
+  IF e.stage = 'production' THEN
+    INSERT INTO ops.approvals (project_id, environment_id, subject, subject_id, requested_by)
+    VALUES (e.project_id, e.id, 'restore', 0, actor) RETURNING * INTO approval;
+    INSERT INTO ops.restores (backup_id, project_id, target_environment_id, approval_id, status,
+                              requested_by, metadata)
+    VALUES (b.id, e.project_id, e.id, approval.id, 'pending_approval', actor, metadata)
+    RETURNING * INTO x;
+    UPDATE ops.approvals a SET subject_id = x.id WHERE a.id = approval.id;
+    PERFORM ops.audit(e.project_id, 'approval.request', 'restore', x.id,
+                      jsonb_build_object('approval_id', approval.id, 'backup_id', b.id,
+                                         'environment', e.name));
+    RETURN x;
+  END IF;
+
+  x.backup_id := b.id;
+  x.project_id := e.project_id;
+  x.target_environment_id := e.id;
+  x.requested_by := actor;
+  x.metadata := metadata;
+  RETURN ops._queue_restore(x);
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.rollback_release(release_id bigint, reason text DEFAULT NULL)
+RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  target ops.releases;
+  e ops.environments;
+  restore_from bigint;
+  run ops.runs;
+BEGIN
+  SELECT * INTO target FROM ops.releases WHERE id = release_id;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('release %s does not exist', release_id));
+  END IF;
+  SELECT * INTO e FROM ops.environments WHERE id = target.environment_id;
+  PERFORM ops.authorize(e.project_id, 'run.deploy', e.id);
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', e.name, e.status));
+  END IF;
+  SELECT r.pre_deploy_backup_id INTO restore_from FROM ops.releases r
+   WHERE r.environment_id = target.environment_id AND r.id > target.id
+   ORDER BY r.id LIMIT 1;
+  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, target.git_sha, coalesce(target.git_ref, 'rollback'),
+    jsonb_build_object('rollback_to_release', target.id, 'image', target.image,
+                       'restore_backup_id', restore_from, 'reason', reason),
+    'deploy', 100);
+  PERFORM ops.audit(e.project_id, 'release.rollback', 'release', target.id,
+                    jsonb_build_object('run_id', run.id, 'restore_backup_id', restore_from));
+  RETURN run;
+END $$;
+

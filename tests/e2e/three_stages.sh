@@ -209,10 +209,15 @@ wait_status "$rf" failed 120
   || fail "corrupted backup: $(scalar "SELECT error FROM ops.runs WHERE id = $rf")"
 [ "$(data_fingerprint "$PROD")" = "$before" ] || fail "a refused rollback changed production data"
 [ "$(served_release "$PORT_PROD")" = "$SHA1" ] || fail "a refused rollback changed the served release"
-# ... and a backup that does not exist fails before any step runs.
-missing=$(scalar "SELECT id FROM ops.queue_run(1, 'production', '$SHA2', 'main', '{\"restore_backup_id\": 999999}', 'deploy')")
+# ... a request cannot name the backup a deploy restores (odooops sets it),
+# and a named backup that was never completed fails before any step runs.
+refused=$(scalar "SELECT ops.queue_run(1, 'production', '$SHA2', 'main', '{\"restore_backup_id\": $P4}', 'deploy')" 2>&1 || true)
+[[ $refused == *"metadata.restore_backup_id is set by odooops, not by a request"* ]] || fail "a request named a backup to restore: $refused"
+pending=$(scalar "WITH b AS (SELECT * FROM ops.create_backup(1, 'production', 'manual'))
+                  SELECT b.backup_id FROM b, LATERAL ops.cancel_run(b.run_id, 'never taken')")
+missing=$(scalar "SELECT id FROM ops._queue_run_trusted(1, 'production', '$SHA2', 'main', '{\"restore_backup_id\": $pending}', 'deploy')")
 wait_status "$missing" failed 60
-[ "$(scalar "SELECT error FROM ops.runs WHERE id = $missing")" = "backup 999999 does not exist for environment production; the database was not touched" ] \
+[ "$(scalar "SELECT error FROM ops.runs WHERE id = $missing")" = "backup $pending does not exist for environment production; the database was not touched" ] \
   || fail "missing backup: $(scalar "SELECT error FROM ops.runs WHERE id = $missing")"
 [ "$(events_like "$missing" 'step % started')" = 0 ] || fail "a step ran for a rollback without its backup"
 [ "$(data_fingerprint "$PROD")" = "$before" ] || fail "a refused rollback changed production data"

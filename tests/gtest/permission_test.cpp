@@ -11,7 +11,7 @@ PermissionFacts developer_on(const char* stage) {
   f.environment_asked = true;
   f.environment_found = true;
   f.stage = stage;
-  f.granted_stages = {"staging", "development", "preview"};  // run.queue
+  f.granted_stages = {"staging", "development", "preview"};  // run.deploy
   return f;
 }
 
