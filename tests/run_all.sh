@@ -54,6 +54,14 @@ fi
 while read -r n; do
   passed=$((passed + n))
 done < <(sed -n 's/^ *All \([0-9]*\) tests passed.*/\1/p' "$WORK/installcheck.log")
+# The suites try to crash the server (pathological inputs, hostile search
+# paths); a backend that died of a signal makes the postmaster restart all
+# sessions, which the suites might not notice. The log must show none.
+if grep -E "terminated by signal|was terminated by exception|server process .* exited with exit code [^01]" \
+     "$WORK/pg/server.log"; then
+  echo "the server log shows a crashed backend" >&2
+  exit 1
+fi
 
 step "pg_regress on shifted clocks and in other TimeZones"
 tests/harness/shifted_clocks.sh | tee "$WORK/shifted.log"
