@@ -61,9 +61,10 @@ CREATE FUNCTION pg_temp.shape(answer jsonb) RETURNS jsonb LANGUAGE sql AS $$
   SELECT (answer - 'delivery') || jsonb_build_object('queued',
            coalesce((SELECT jsonb_agg(q - 'run_id') FROM jsonb_array_elements(answer -> 'queued') q), '[]'))
 $$;
--- A worker runs the newest queued destroy run of `env` to success, or only
--- claims it (finish => false). Its priority puts it first in the queue.
-CREATE FUNCTION pg_temp.run_destroy(project text, env text, finish boolean DEFAULT true)
+-- A worker runs the newest queued destroy run of `env` to `outcome`
+-- (succeeded or failed), or only claims it (outcome 'claimed'). Its priority
+-- puts it first in the queue.
+CREATE FUNCTION pg_temp.run_destroy(project text, env text, outcome text DEFAULT 'succeeded')
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   rid bigint;
@@ -81,11 +82,11 @@ BEGIN
   IF claimed IS DISTINCT FROM rid THEN
     RETURN 'claimed another run';
   END IF;
-  IF NOT finish THEN
+  IF outcome = 'claimed' THEN
     RETURN 'claimed';
   END IF;
   PERFORM ops.start_run(rid, 'w-edge-84', 1);
-  PERFORM ops.finish_run(rid, 'succeeded', '{}', 'w-edge-84', 1);
+  PERFORM ops.finish_run(rid, outcome, jsonb_build_object('error', 'disk on fire'), 'w-edge-84', 1);
   RETURN (SELECT e.status FROM ops.environments e JOIN ops.projects p ON p.id = e.project_id
            WHERE p.slug = project AND e.name = env);
 END $$;
@@ -95,14 +96,14 @@ VALUES ('octo-edge', 'Octo edge cases', 'edge-octo/Hello-World', 'master') RETUR
 INSERT INTO ops.environments (project_id, name, stage, branch_pattern, db_name) VALUES
   (:p, 'production', 'production', 'master', 'octo_edge_prod'),
   (:p, 'development', 'development', '**', 'octo_edge_dev_template');
-SELECT ops.set_project_secret(:p, 'github_webhook_secret', 'edge-secret') IS NULL AS secret_set;
+SELECT ops.set_project_secret(:p, 'github_webhook_secret', 'edge-secret') IS NOT NULL AS secret_set;
 -- Two more projects of the same organization, one of them without a secret
 -- yet; its slug starts like the first project's databases.
 INSERT INTO ops.projects (slug, name, repo_full_name, production_branch)
 VALUES ('octo-edge-feature', 'Octo edge cases 2', 'edge-octo/second', 'main') RETURNING id AS p2 \gset
 INSERT INTO ops.environments (project_id, name, stage, branch_pattern, db_name) VALUES
   (:p2, 'development', 'development', '*', 'octo_edge_feature_dev_template');
-SELECT ops.set_project_secret(:p2, 'github_webhook_secret', 'edge-secret') IS NULL AS secret_set;
+SELECT ops.set_project_secret(:p2, 'github_webhook_secret', 'edge-secret') IS NOT NULL AS secret_set;
 INSERT INTO ops.projects (slug, name, repo_full_name) VALUES
   ('octo-edge-unset', 'No secret', 'edge-octo/third'),
   ('octo-bare', 'Organization without secrets', 'bare-octo/first');
@@ -175,7 +176,7 @@ SELECT pg_temp.shape(pg_temp.hook('pull_request', 'e84-pr4-opened',
          pg_temp.pr('edge-octo/Hello-World', 'opened', 4, 'other', repeat('e', 40))));
 SELECT pg_temp.shape(pg_temp.hook('pull_request', 'e84-pr4-closed',
          pg_temp.pr('edge-octo/Hello-World', 'closed', 4, 'other', repeat('e', 40))));
-SELECT pg_temp.run_destroy('octo-edge', 'pr-4', finish => false);
+SELECT pg_temp.run_destroy('octo-edge', 'pr-4', 'claimed');
 SELECT count(*) AS runs_before FROM ops.runs \gset
 SELECT count(*) AS deliveries_before FROM ops.ingest_deliveries \gset
 SELECT regress.err(pg_temp.hook_sql('pull_request', 'e84-pr4-reopened',
@@ -206,6 +207,14 @@ SELECT name, status, db_name, destroyed_at IS NULL AS not_destroyed,
   FROM ops.environments WHERE project_id = :p AND branch = 'feature/again';
 SELECT r.workflow, r.status, r.git_sha FROM ops.runs r JOIN ops.environments e ON e.id = r.environment_id
  WHERE e.project_id = :p AND e.branch = 'feature/again' ORDER BY r.id;
+-- deleted, the destroy run failed (the environment stays destroying),
+-- pushed again: active again
+SELECT pg_temp.hook('push', 'e84-stuck-1', pg_temp.push('edge-octo/Hello-World', 'feature/stuck', repeat('1', 40))) -> 'created_environments' AS created;
+SELECT pg_temp.hook('push', 'e84-stuck-2', pg_temp.push('edge-octo/Hello-World', 'feature/stuck', repeat('0', 40), true)) -> 'queued' -> 0 ->> 'workflow' AS workflow;
+SELECT pg_temp.run_destroy('octo-edge', 'dev-feature-stuck', 'failed');
+SELECT pg_temp.shape(pg_temp.hook('push', 'e84-stuck-3', pg_temp.push('edge-octo/Hello-World', 'feature/stuck', repeat('2', 40))));
+SELECT r.workflow, r.status FROM ops.runs r JOIN ops.environments e ON e.id = r.environment_id
+ WHERE e.project_id = :p AND e.branch = 'feature/stuck' ORDER BY r.id;
 -- a deletion of a branch that never had an environment is still ignored
 SELECT pg_temp.shape(pg_temp.hook('push', 'e84-again-6', pg_temp.push('edge-octo/Hello-World', 'feature/never', repeat('0', 40), true)));
 
