@@ -46,7 +46,13 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES)
 $(EXTENSION).control: control/$(EXTENSION).control
 	cp $< $@
 
-.PHONY: help unit test run format format-check
+# The regress suite 84_github_edge_cases replays GitHub's example payloads,
+# which an npm package brings (tests/harness/package.json).
+installcheck: harness-npm
+harness-npm:
+	tests/harness/npm_deps.sh
+
+.PHONY: help unit test run format format-check harness-npm
 help:
 	@echo "make                 build the extension"
 	@echo "make install         install it into $(shell $(PG_CONFIG) --pkglibdir)"

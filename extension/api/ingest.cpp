@@ -1,6 +1,8 @@
-// SQL wrappers of the pure pieces GitHub ingest needs: signature check and
-// branch patterns. The ingest logic itself is SQL (sql/64_ingest.sql).
+// SQL wrappers of the pure pieces GitHub ingest needs: signature check,
+// branch patterns and branch slugs. The ingest logic itself is SQL
+// (extension/sql/64_ingest.sql).
 #include "../core/branch_pattern.h"
+#include "../core/branch_slug.h"
 #include "../core/signature.h"
 #include "../core/error.h"
 #include "run_common.h"
@@ -26,10 +28,15 @@ Datum branch_matches(FunctionCallInfo fcinfo) {
 Datum branch_slug(FunctionCallInfo fcinfo) {
   const auto branch = pg::arg_text(fcinfo, 0).value_or("");
   const int max_length = pg::arg_int32(fcinfo, 1).value_or(40);
-  if (max_length < 8 || max_length > 63) {
-    throw Error(ErrorCode::InvalidArgument, "max_length must be between 8 and 63");
+  const bool hashed = PG_NARGS() > 2 && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+  // 63: PostgreSQL's identifier length, which environment and database
+  // names derived from a slug must respect.
+  if (max_length < static_cast<int>(kMinSlugLength) || max_length > 63) {
+    throw Error(ErrorCode::InvalidArgument,
+                "max_length must be between " + std::to_string(kMinSlugLength) + " and 63");
   }
-  return pg::text_param(odooops::branch_slug(branch, static_cast<std::size_t>(max_length))).value;
+  return pg::text_param(odooops::branch_slug(branch, static_cast<std::size_t>(max_length), hashed))
+      .value;
 }
 
 }  // namespace

@@ -11,8 +11,4 @@ namespace odooops {
 // "main" matches only main; "feature/*" matches feature/x, not feature/x/y.
 bool branch_matches(std::string_view pattern, std::string_view branch);
 
-// A database/environment name derived from a branch: lowercase, [a-z0-9_-],
-// at most `max_length` characters (a short hash keeps long names distinct).
-std::string branch_slug(std::string_view branch, std::size_t max_length);
-
 }  // namespace odooops

@@ -10,9 +10,11 @@ COMMENT ON FUNCTION ops.github_signature_valid IS 'Checks a GitHub X-Hub-Signatu
 CREATE FUNCTION ops.branch_matches(pattern text, branch text)
 RETURNS boolean LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'odooops_branch_matches';
 COMMENT ON FUNCTION ops.branch_matches IS 'Whether a branch name matches a branch pattern (* matches within a path segment, ** across)';
-CREATE FUNCTION ops.branch_slug(branch text, max_length integer DEFAULT 40)
+-- Environment names derived from branch names (extension/core/branch_slug.h).
+CREATE FUNCTION ops.branch_slug(branch text, max_length integer DEFAULT 40, hashed boolean DEFAULT false)
 RETURNS text LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'odooops_branch_slug';
-COMMENT ON FUNCTION ops.branch_slug IS 'A branch name as a lowercase [a-z0-9_-] slug of at most max_length characters (a short hash keeps long names distinct)';
+COMMENT ON FUNCTION ops.branch_slug IS
+  'Readable slug of a branch name: lowercase [a-z0-9-], accents removed, at most max_length (10 to 63) characters; cut and ended with 8 hex digits of the SHA-256 of the full name when longer, or when hashed';
 
 CREATE TABLE ops.ingest_deliveries (
   delivery_id text PRIMARY KEY CHECK (length(delivery_id) BETWEEN 1 AND 100),
@@ -46,26 +48,214 @@ CREATE FUNCTION ops._is_branch_template(e ops.environments) RETURNS boolean LANG
   SELECT e.stage = 'development' AND e.branch IS NULL AND e.branch_pattern ~ '[*?]'
 $$;
 
+-- GitHub's ref names are not bounded here; odooops stores a branch in
+-- environments.branch and runs.git_ref, both of at most 255 characters.
+-- Longer names are refused with OD005 rather than cut: a cut name would
+-- track another branch.
+CREATE FUNCTION ops._check_branch_length(branch text) RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF length(branch) > 255 THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD005',
+      MESSAGE = format('branch name is %s characters long, the limit is 255', length(branch)),
+      DETAIL = format('Branch "%s...".', left(branch, 60)),
+      HINT = 'Rename the branch: odooops does not deploy branches with longer names.';
+  END IF;
+END $$;
+
+-- The database name of a new or revived environment: `plain` when no live
+-- environment of any project uses it (database names are unique across the
+-- cluster), else its first 54 characters, '_' and 8 hex digits of the
+-- SHA-256 of "<project slug>/<environment name>", which no other
+-- environment shares. NULL when both are taken.
+CREATE FUNCTION ops._environment_db_name(p ops.projects, env_name text, plain text, self_id bigint DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  candidate text;
+BEGIN
+  FOREACH candidate IN ARRAY ARRAY[plain, left(plain, 54) || '_' ||
+           left(encode(sha256(convert_to(p.slug || '/' || env_name, 'UTF8')), 'hex'), 8)] LOOP
+    IF NOT EXISTS (SELECT 1 FROM ops.environments x
+                    WHERE x.db_name = candidate AND x.status <> 'destroyed' AND x.id IS DISTINCT FROM self_id) THEN
+      RETURN candidate;
+    END IF;
+  END LOOP;
+  RETURN NULL;
+END $$;
+
+-- A branch pushed again after its deletion, or a pull request reopened
+-- after it was closed, gets its environment back: the same name, database
+-- name (unless another environment took it meanwhile) and history, active
+-- again with a new TTL, as an Odoo.sh user expects. A destroy run not yet
+-- claimed is cancelled: the environment never went away. A destroy run
+-- being carried out (its database is being dropped) makes the delivery fail
+-- with OD004; redelivered once the run is over, it brings the environment
+-- back. An active environment only gets its new TTL.
+CREATE FUNCTION ops._revive_environment(p ops.projects, e ops.environments, ttl interval, reason text)
+RETURNS ops.environments LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  destroy ops.runs;
+  db text := e.db_name;
+BEGIN
+  IF e.status <> 'active' THEN
+    -- Locking the run keeps workers from claiming it meanwhile (they skip
+    -- locked runs); one that a worker holds already shows as claimed.
+    SELECT * INTO destroy FROM ops.runs r
+     WHERE r.environment_id = e.id AND r.workflow = 'destroy' AND r.status IN ('queued', 'claimed', 'running')
+     ORDER BY r.id DESC LIMIT 1 FOR UPDATE;
+    IF destroy.status IN ('claimed', 'running') THEN
+      RAISE EXCEPTION USING ERRCODE = 'OD004',
+        MESSAGE = format('environment "%s" is being destroyed', e.name),
+        DETAIL = format('Its destroy run is %s.', destroy.status),
+        HINT = 'Redeliver the webhook once the destroy run has finished: the environment then comes back.';
+    END IF;
+    IF destroy.id IS NOT NULL THEN
+      WITH cancelled AS (
+        UPDATE ops.runs r SET status = 'cancelled', finished_at = now(), updated_at = now(),
+                              result = r.result || jsonb_build_object('reason', reason)
+         WHERE r.id = destroy.id RETURNING r.*)
+      INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, to_status, actor, payload)
+      SELECT c.id, c.attempt, 'transition', 'info', 'cancelled', 'queued', 'cancelled', ops.current_actor(),
+             jsonb_build_object('reason', reason)
+        FROM cancelled c;
+    END IF;
+    IF e.status = 'destroyed' THEN
+      db := ops._environment_db_name(p, e.name, e.db_name, e.id);
+      IF db IS NULL THEN
+        PERFORM ops._raise('OD004', format('cannot bring environment "%s" back: its database name is taken', e.name));
+      END IF;
+    END IF;
+  END IF;
+  UPDATE ops.environments x SET status = 'active', destroyed_at = NULL, db_name = db,
+                                expires_at = now() + ttl, updated_at = now()
+   WHERE x.id = e.id
+  RETURNING * INTO e;
+  RETURN e;
+END $$;
+
 -- Odoo.sh gives every development branch its own build and database, kept
 -- for settings.development_ttl_days (3) after its last push. TTLs count whole
 -- 24-hour days, so they do not depend on the TimeZone of the session that
 -- pushed (a daylight-saving change would otherwise shorten them by an hour).
-CREATE FUNCTION ops._branch_environment(p ops.projects, template ops.environments, branch text)
-RETURNS ops.environments LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+--
+-- Called when `branch` matched the development template and has no active
+-- environment. A branch keeps the environment it got first, whatever its
+-- state (ops._revive_environment), so its name never changes. A new one is
+-- dev-<slug>; when another environment of the project, live or destroyed,
+-- has that name, dev-<slug>-<hash of the branch>. `created` is true unless
+-- the environment was active all along.
+CREATE FUNCTION ops._branch_environment(p ops.projects, template ops.environments, branch text,
+                                        OUT env ops.environments, OUT created boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  slug text := ops.branch_slug(branch, 40);
-  e ops.environments;
+  ttl interval := make_interval(hours => 24 * coalesce((p.settings ->> 'development_ttl_days')::int, 3));
+  slug text;
+  db text;
 BEGIN
-  INSERT INTO ops.environments (project_id, name, stage, db_name, settings, branch, expires_at)
-  VALUES (p.id, 'dev-' || slug, 'development', replace(left(p.slug, 20) || '_' || slug, '-', '_'),
-          template.settings, branch,
-          now() + make_interval(hours => 24 * coalesce((p.settings ->> 'development_ttl_days')::int, 3)))
-  ON CONFLICT DO NOTHING
-  RETURNING * INTO e;
-  IF e.id IS NULL THEN
-    PERFORM ops._raise('OD004', format('cannot create an environment for branch "%s": its name is taken', branch));
+  SELECT * INTO env FROM ops.environments x
+   WHERE x.project_id = p.id AND x.branch = _branch_environment.branch AND x.stage = 'development'
+   ORDER BY x.status = 'destroyed', x.id DESC LIMIT 1;
+  IF FOUND THEN
+    created := env.status = 'destroyed';
+    env := ops._revive_environment(p, env, ttl, 'branch pushed again');
+    RETURN;
   END IF;
-  RETURN e;
+  slug := ops.branch_slug(branch, 40);
+  IF EXISTS (SELECT 1 FROM ops.environments x WHERE x.project_id = p.id AND x.name = 'dev-' || slug) THEN
+    slug := ops.branch_slug(branch, 40, hashed => true);
+  END IF;
+  db := ops._environment_db_name(p, 'dev-' || slug, replace(left(p.slug, 20) || '_' || slug, '-', '_'));
+  INSERT INTO ops.environments (project_id, name, stage, db_name, settings, branch, expires_at)
+  SELECT p.id, 'dev-' || slug, 'development', db, template.settings, branch, now() + ttl
+   WHERE db IS NOT NULL
+  ON CONFLICT DO NOTHING
+  RETURNING * INTO env;
+  IF env.id IS NULL THEN
+    -- Only an environment created by hand under the hashed name (or a
+    -- SHA-256 prefix shared by two branches) gets here.
+    RAISE EXCEPTION USING ERRCODE = 'OD004',
+      MESSAGE = format('cannot create an environment for branch "%s": its name is taken', branch),
+      DETAIL = format('Environment "dev-%s" or its database name already exists.', slug),
+      HINT = 'Rename or destroy that environment, then push again.';
+  END IF;
+  created := true;
+END $$;
+
+-- The preview environment pr-<number> of a pull request opened, reopened or
+-- pushed to: the one it had, brought back if it was closed
+-- (ops._revive_environment), else a new one kept settings.preview_ttl_days
+-- (7). `created` is true unless it was active all along.
+CREATE FUNCTION ops._preview_environment(p ops.projects, number integer,
+                                         OUT env ops.environments, OUT created boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  ttl interval := make_interval(hours => 24 * coalesce((p.settings ->> 'preview_ttl_days')::int, 7));
+  name text := 'pr-' || number;
+  db text;
+BEGIN
+  SELECT * INTO env FROM ops.environments x
+   WHERE x.project_id = p.id AND x.pull_request = number AND x.stage = 'preview'
+   ORDER BY x.status = 'destroyed', x.id DESC LIMIT 1;
+  IF FOUND THEN
+    created := env.status = 'destroyed';
+    env := ops._revive_environment(p, env, ttl, 'pull request reopened');
+    RETURN;
+  END IF;
+  db := ops._environment_db_name(p, name, replace(left(p.slug, 20) || '_' || name, '-', '_'));
+  INSERT INTO ops.environments (project_id, name, stage, db_name, branch, pull_request, expires_at)
+  SELECT p.id, name, 'preview', db, NULL, number, now() + ttl
+   WHERE db IS NOT NULL
+  ON CONFLICT DO NOTHING
+  RETURNING * INTO env;
+  IF env.id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD004',
+      MESSAGE = format('cannot create the preview environment of pull request %s: its name is taken', number),
+      DETAIL = format('Environment "%s" or its database name already exists.', name),
+      HINT = 'Rename or destroy that environment, then reopen the pull request.';
+  END IF;
+  created := true;
+END $$;
+
+-- A webhook of an organization (not of a repository) without a repository
+-- in its payload, such as the ping GitHub sends when the hook is created.
+-- Each project's github_webhook_secret authenticates its repository's
+-- deliveries, including those of an organization hook, so the hook's
+-- secret must be that of the organization's projects: the delivery is
+-- authentic when it is signed with the secret of one of the projects whose
+-- repository the organization owns. It is answered without being recorded
+-- and changes nothing.
+CREATE FUNCTION ops._ingest_github_organization(event text, delivery_id text, signature text, body text,
+                                                payload jsonb)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  login text := payload -> 'organization' ->> 'login';
+  projects integer;
+  secrets text[];
+BEGIN
+  -- GitHub logins: letters, digits and single hyphens, at most 39 characters.
+  IF login IS NULL OR login !~ '^[A-Za-z0-9][A-Za-z0-9-]{0,38}$' THEN
+    PERFORM ops._raise('OD004', 'webhook body has no repository and no valid organization login');
+  END IF;
+  SELECT count(*), array_agg(DISTINCT s.value) FILTER (WHERE s.value IS NOT NULL) INTO projects, secrets
+    FROM ops.projects x
+    LEFT JOIN ops.project_secrets s ON s.project_id = x.id AND s.name = 'github_webhook_secret'
+   WHERE lower(split_part(x.repo_full_name, '/', 1)) = lower(login);
+  IF projects = 0 THEN
+    PERFORM ops._raise('OD002', format('no project for organization "%s"', login));
+  END IF;
+  IF secrets IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD011',
+      MESSAGE = format('no project of organization "%s" has a github_webhook_secret', login),
+      HINT = 'Set the organization webhook''s secret on its projects with ops.set_project_secret(project_id, ''github_webhook_secret'', ...).';
+  END IF;
+  IF signature IS NULL
+     OR NOT EXISTS (SELECT 1 FROM unnest(secrets) k WHERE ops.github_signature_valid(k, body, signature)) THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = 'invalid or missing X-Hub-Signature-256';
+  END IF;
+  RETURN jsonb_build_object('delivery', delivery_id, 'event', event, 'organization', login, 'ok', true,
+                            'queued', '[]'::jsonb, 'created_environments', '[]'::jsonb)
+         || CASE WHEN event = 'ping' THEN jsonb_build_object('pong', true)
+                 ELSE jsonb_build_object('ignored', format('event %s without a repository is not handled', event)) END;
 END $$;
 
 CREATE FUNCTION ops.ingest_github(event text, delivery_id text, signature text, body text)
@@ -75,6 +265,7 @@ DECLARE
   p ops.projects;
   secret text;
   e ops.environments;
+  made record;
   run ops.runs;
   ref_branch text;
   answer jsonb;
@@ -98,7 +289,13 @@ BEGIN
   EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
     PERFORM ops._raise('OD004', 'webhook body is not valid JSON');
   END;
-  IF jsonb_typeof(payload) <> 'object' OR jsonb_typeof(payload -> 'repository') <> 'object' THEN
+  IF jsonb_typeof(payload) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'webhook body has no repository');
+  END IF;
+  IF jsonb_typeof(payload -> 'repository') IS DISTINCT FROM 'object' THEN
+    IF jsonb_typeof(payload -> 'organization') = 'object' THEN
+      RETURN ops._ingest_github_organization(event, delivery_id, signature, body, payload);
+    END IF;
     PERFORM ops._raise('OD004', 'webhook body has no repository');
   END IF;
   SELECT * INTO p FROM ops.projects x WHERE lower(x.repo_full_name) = lower(payload -> 'repository' ->> 'full_name');
@@ -113,6 +310,10 @@ BEGIN
   IF signature IS NULL OR NOT ops.github_signature_valid(secret, body, signature) THEN
     RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = 'invalid or missing X-Hub-Signature-256';
   END IF;
+  -- One delivery of a project at a time: environment names are chosen by
+  -- looking at the project's environments, and a branch pushed twice in
+  -- quick succession must find the environment the first push made.
+  PERFORM pg_advisory_xact_lock(1869571957, hashint8(p.id));
 
   -- Redelivery: answer as the first time.
   INSERT INTO ops.ingest_deliveries AS d (delivery_id, project_id, event)
@@ -140,6 +341,7 @@ BEGIN
       answer := answer || jsonb_build_object('ignored', 'not a branch push');
     ELSE
       ref_branch := substr(payload ->> 'ref', 12);
+      PERFORM ops._check_branch_length(ref_branch);
       IF (payload ->> 'deleted')::boolean THEN
         SELECT * INTO e FROM ops.environments x
          WHERE x.project_id = p.id AND x.branch = ref_branch AND x.status = 'active'
@@ -152,8 +354,11 @@ BEGIN
       ELSE
         e := ops._environment_for_branch(p, ref_branch);
         IF ops._is_branch_template(e) THEN
-          e := ops._branch_environment(p, e, ref_branch);
-          created := created || jsonb_build_array(e.name);
+          SELECT * INTO made FROM ops._branch_environment(p, e, ref_branch);
+          e := made.env;
+          IF made.created THEN
+            created := created || jsonb_build_array(e.name);
+          END IF;
         ELSIF e.branch = ref_branch THEN
           UPDATE ops.environments x SET expires_at = now() + make_interval(hours =>
                     24 * coalesce((p.settings ->> 'development_ttl_days')::int, 3)), updated_at = now()
@@ -174,20 +379,15 @@ BEGIN
 
   ELSIF event = 'pull_request' THEN
     ref_branch := payload -> 'pull_request' -> 'head' ->> 'ref';
+    PERFORM ops._check_branch_length(ref_branch);
     SELECT * INTO e FROM ops.environments x
      WHERE x.project_id = p.id AND x.pull_request = (payload ->> 'number')::int AND x.status = 'active';
     IF payload ->> 'action' IN ('opened', 'reopened', 'synchronize') THEN
-      IF e.id IS NULL THEN
-        INSERT INTO ops.environments (project_id, name, stage, db_name, branch, pull_request, expires_at)
-        VALUES (p.id, 'pr-' || (payload ->> 'number'), 'preview',
-                replace(left(p.slug, 20), '-', '_') || '_pr_' || (payload ->> 'number'), NULL, (payload ->> 'number')::int,
-                now() + make_interval(hours => 24 * coalesce((p.settings ->> 'preview_ttl_days')::int, 7)))
-        RETURNING * INTO e;
+      -- A reopened pull request gets its preview environment back.
+      SELECT * INTO made FROM ops._preview_environment(p, (payload ->> 'number')::int);
+      e := made.env;
+      IF made.created THEN
         created := created || jsonb_build_array(e.name);
-      ELSE
-        UPDATE ops.environments x SET expires_at = now() + make_interval(hours =>
-                  24 * coalesce((p.settings ->> 'preview_ttl_days')::int, 7)), updated_at = now()
-         WHERE x.id = e.id;
       END IF;
       SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name,
         payload -> 'pull_request' -> 'head' ->> 'sha', ref_branch,

@@ -85,7 +85,7 @@ GRANT EXECUTE ON FUNCTION
   ops.metrics_prometheus()
 TO odooops_admin;
 GRANT SELECT ON ops.metrics_queue, ops.metrics_workers, ops.metrics_runs TO odooops_admin;
-GRANT EXECUTE ON FUNCTION ops.branch_matches(text, text), ops.branch_slug(text, integer)
+GRANT EXECUTE ON FUNCTION ops.branch_matches(text, text), ops.branch_slug(text, integer, boolean)
   TO odooops_api, odooops_worker;
 
 -- Reads for people (rows filtered below), and the writes they may make.

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "branch_pattern.h"
+#include "branch_slug.h"
 #include "signature.h"
 
 namespace odooops {
