@@ -121,9 +121,18 @@ expect "ERROR 42501" authenticated "$(user alice)" "SELECT ops.metrics_prometheu
 # A token without a sub is nobody.
 expect "ERROR 42501" authenticated '{"role": "authenticated"}' "SELECT ops.create_project('sb-nobody', 'Nobody')"
 expect "0" authenticated '{"role": "authenticated"}' "SELECT count(*) FROM ops.projects"
+# Alice makes bob a viewer of her project (POST /project_members): he reads
+# it, cannot act in it, and cannot manage its members.
+ok authenticated "$(user alice)" \
+  "INSERT INTO ops.project_members (project_id, user_id, role) VALUES ($alice_p, 'bob', 'viewer')"
+expect "1" authenticated "$(user bob)" "SELECT count(*) FROM ops.runs WHERE project_id = $alice_p"
+expect "ERROR 42501" authenticated "$(user bob)" "SELECT ops.queue_run($alice_p, 'dev', 'abcd06', 'main', '{}', 'build')"
+expect "0" authenticated "$(user bob)" \
+  "WITH d AS (DELETE FROM ops.project_members WHERE project_id = $alice_p RETURNING 1) SELECT count(*) FROM d"
+[ "$(op "SELECT count(*) FROM ops.project_members WHERE project_id = $alice_p")" = 2 ] || fail "bob changed alice's members"
 [ "$(op "SELECT status || '|' || (SELECT name FROM ops.projects WHERE id = $bob_p) FROM ops.runs WHERE id = $bob_run")" = "queued|Bob" ] \
   || fail "alice's refused calls changed bob's project"
-note "authenticated: create, queue, read own rows; another project's rows unreachable"
+note "authenticated: create, queue, read own rows; another project's rows unreachable; a viewer only reads"
 
 # --- anon: refused cleanly; with odooops_ingest, only the GitHub webhook --------
 expect "ERROR 42501" anon "$ANON" "SELECT count(*) FROM ops.projects"
