@@ -1,12 +1,14 @@
 -- Database roles of odooops (cluster-wide, so created only when missing).
--- Grant them to login roles or to PostgREST/Supabase roles:
+-- Grant them to login roles, or to PostgREST/Supabase roles with
+-- ops.grant_api_to() (55_identity.sql): Supabase's roles do not inherit, so
+-- a plain GRANT gives them nothing.
 --   odooops_api            people: user RPCs and row-level-secured reads
 --   odooops_worker         odooops-worker daemons: claim and report runs
 --   odooops_admin          platform administrators: everything, all projects
 --   odooops_authenticator  grant to PostgREST's login role so the `sub` of
 --                          request.jwt.claims is trusted as the user id
---   odooops_ingest         may call the GitHub webhook entry points (grant
---                          to PostgREST's anon: the signature authenticates)
+--   odooops_ingest         may call the GitHub webhook entry points (for
+--                          PostgREST's anon: the signature authenticates)
 DO $$
 DECLARE
   r text;
