@@ -12,8 +12,8 @@ namespace {
 // approval of production restores) and destruction through
 // ops.destroy_environment (the environment's status).
 const WorkflowPolicy kPolicies[] = {
-    {"run.build", "ops.queue_run"},          {"run.test", "ops.queue_run"},
-    {"run.deploy", "ops.queue_run"},         {"backup.create", "ops.create_backup"},
+    {"run.build", "ops.queue_run"},           {"run.test", "ops.queue_run"},
+    {"run.deploy", "ops.queue_run"},          {"backup.create", "ops.create_backup"},
     {"backup.restore", "ops.restore_backup"}, {"env.manage", "ops.destroy_environment"},
 };
 
