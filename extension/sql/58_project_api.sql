@@ -11,6 +11,9 @@ BEGIN
   IF actor IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only an identified user can create a project';
   END IF;
+  PERFORM ops._check_length('name', name, 200);
+  PERFORM ops._check_length('repo_url', repo_url, 2048);
+  PERFORM ops._check_length('repo_full_name', repo_full_name, 255);
   IF slug IS NULL OR slug !~ '^[a-z0-9][a-z0-9-]{0,62}$' THEN
     PERFORM ops._raise('OD004', 'slug must be 1-63 lowercase letters, digits or dashes');
   END IF;
@@ -70,6 +73,7 @@ RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_cata
 DECLARE
   result jsonb;
 BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
   SELECT jsonb_build_object(
            'run', to_jsonb(r),
            'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,
@@ -117,6 +121,8 @@ CREATE FUNCTION ops.record_artifact(run_id bigint, worker_id text, attempt integ
                                     location text, size_bytes bigint DEFAULT NULL, sha256 text DEFAULT NULL,
                                     metadata jsonb DEFAULT '{}', expires_at timestamptz DEFAULT NULL)
 RETURNS SETOF bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT ops._check_length('worker_id', worker_id, 128), ops._check_length('name', name, 255),
+         ops._check_length('location', location, 2048), ops._check_json_size('metadata', metadata, 262144);
   INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
   SELECT r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at
     FROM ops.runs r
@@ -135,6 +141,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   result text;
 BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
   IF status IS NULL OR status NOT IN ('active', 'draining', 'offline') THEN
     PERFORM ops._raise('OD004', 'status must be active, draining or offline');
   END IF;
