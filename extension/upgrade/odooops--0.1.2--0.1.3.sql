@@ -762,3 +762,14 @@ BEGIN
   END IF;
   RETURN d;
 END $$;
+
+-- Columns people write directly (PostgREST) get the limits the RPCs have.
+ALTER TABLE ops.projects
+  ADD CONSTRAINT projects_repo_full_name_length CHECK (length(repo_full_name) <= 255),
+  ADD CONSTRAINT projects_settings_size CHECK (octet_length(settings::text) <= 65536);
+ALTER TABLE ops.environments
+  ADD CONSTRAINT environments_settings_size CHECK (octet_length(settings::text) <= 65536);
+ALTER TABLE ops.project_members
+  ADD CONSTRAINT project_members_added_by_length CHECK (length(added_by) <= 255);
+ALTER TABLE ops.env_permissions
+  ADD CONSTRAINT env_permissions_permission_length CHECK (length(permission) <= 64);
