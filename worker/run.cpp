@@ -541,8 +541,10 @@ RunExecution::Outcome RunExecution::fail(const std::string& error) {
       Rows has = db_.exec(
           "SELECT to_regprocedure('ops.fail_backup(bigint,text,integer,text)') IS NOT NULL AS ok");
       if (has.text(0, "ok") == "t") {
+        // The error is a message: at most 8192 bytes (ops.fail_backup refuses more).
         db_.exec("SELECT ops.fail_backup($1, $2, $3, $4)",
-                 {extra_env_["ODOOOPS_BACKUP_ID"], worker_, std::to_string(attempt_), error});
+                 {extra_env_["ODOOOPS_BACKUP_ID"], worker_, std::to_string(attempt_),
+                  event_message(error)});
       }
     }
   } catch (const DbError& e) {

@@ -121,6 +121,28 @@ void refuse_if_disabled(const std::string& worker_id) {
   }
 }
 
+// The workflows filter: known workflow names, at most Limits::kWorkflows of
+// them (counted before the array is read). NULL: no filter.
+void check_workflows(FunctionCallInfo fcinfo, int arg) {
+  const auto count = pg::arg_array_length(fcinfo, arg);
+  if (!count) return;
+  if (*count > Limits::kWorkflows) {
+    throw Error(ErrorCode::ValueTooLong, "workflows has too many entries",
+                std::to_string(*count) + " entries, the limit is " +
+                    std::to_string(Limits::kWorkflows) + ".");
+  }
+  const std::vector<std::optional<std::string>> workflows =
+      pg::arg_text_array(fcinfo, arg).value_or(std::vector<std::optional<std::string>>{});
+  for (const auto& workflow : workflows) {
+    if (!workflow || !parse_workflow(*workflow)) {
+      throw Error(ErrorCode::InvalidArgument,
+                  "workflows: unknown workflow " +
+                      (workflow ? "\"" + std::string(utf8_prefix(*workflow, 64)) + "\"" : "NULL"),
+                  {}, "Use build, test, deploy, backup, restore or destroy.");
+    }
+  }
+}
+
 // `workflows_arg` names an optional text[] argument that narrows the claim
 // to some workflows (on top of a registered worker's kinds).
 Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg, int workflows_arg) {
@@ -129,6 +151,7 @@ Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg, int workflows_arg) {
   check_worker_id(*worker_id);
   check_claim_batch(n);
   const int lease_seconds = read_lease_seconds(fcinfo, lease_arg);
+  check_workflows(fcinfo, workflows_arg);
   // The environment gate relies on a fresh snapshot per statement.
   if (IsolationUsesXactSnapshot()) {
     throw Error(ErrorCode::InvalidArgument, "claims must run at READ COMMITTED isolation",

@@ -5,7 +5,14 @@
 #include "../core/branch_slug.h"
 #include "../core/signature.h"
 #include "../core/error.h"
+#include "../core/signature.h"
+#include "../core/validation.h"
 #include "run_common.h"
+
+extern "C" {
+#include "access/detoast.h"
+#include "mb/pg_wchar.h"
+}
 
 namespace odooops::api {
 namespace {
@@ -18,9 +25,38 @@ Datum github_signature_valid(FunctionCallInfo fcinfo) {
   return BoolGetDatum(odooops::github_signature_valid(*secret, *body, *header));
 }
 
+// A pattern or branch argument, refused (OD005) over Limits::kBranchChars
+// characters -- the length of the columns that hold them -- before the
+// matcher sees it. A text over Limits::kBranchBytes is refused by its stored
+// size, before it is detoasted or copied.
+std::optional<std::string> branch_arg(FunctionCallInfo fcinfo, int n, const char* field) {
+  if (PG_ARGISNULL(n)) return std::nullopt;
+  const std::size_t limit = Limits::kBranchChars;
+  std::size_t bytes = 0;
+  pg::guarded([&]() noexcept { bytes = toast_raw_datum_size(PG_GETARG_DATUM(n)) - VARHDRSZ; });
+  if (bytes > Limits::kBranchBytes) {
+    throw Error(ErrorCode::ValueTooLong, std::string(field) + " is too long",
+                std::to_string(bytes) + " bytes, more than the limit of " + std::to_string(limit) +
+                    " characters.");
+  }
+  auto value = pg::arg_text(fcinfo, n);
+  if (value->size() > limit) {
+    const std::string& v = *value;
+    int chars = 0;
+    pg::guarded(
+        [&]() noexcept { chars = pg_mbstrlen_with_len(v.data(), static_cast<int>(v.size())); });
+    if (static_cast<std::size_t>(chars) > limit) {
+      throw Error(
+          ErrorCode::ValueTooLong, std::string(field) + " is too long",
+          std::to_string(chars) + " characters, the limit is " + std::to_string(limit) + ".");
+    }
+  }
+  return value;
+}
+
 Datum branch_matches(FunctionCallInfo fcinfo) {
-  const auto pattern = pg::arg_text(fcinfo, 0);
-  const auto branch = pg::arg_text(fcinfo, 1);
+  const auto pattern = branch_arg(fcinfo, 0, "pattern");
+  const auto branch = branch_arg(fcinfo, 1, "branch");
   if (!pattern || !branch) return BoolGetDatum(false);
   return BoolGetDatum(odooops::branch_matches(*pattern, *branch));
 }

@@ -96,6 +96,7 @@ Datum queue(FunctionCallInfo fcinfo, bool authorize_caller) {
   const int64_t project_id = read_id(fcinfo, 0, "project_id");
   const auto env = pg::arg_text(fcinfo, 1);
   if (!env) throw Error(ErrorCode::InvalidArgument, "env is required");
+  check_length("env", *env, Limits::kName);
   const auto git_sha = pg::arg_text(fcinfo, 2);
   const auto git_ref = pg::arg_text(fcinfo, 3);
   const std::string metadata = pg::arg_jsonb_text(fcinfo, 4).value_or("{}");

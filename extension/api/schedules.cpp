@@ -8,6 +8,7 @@
 #include "../core/cron.h"
 #include "../core/error.h"
 #include "../core/retention.h"
+#include "../core/validation.h"
 #include "../pg/spi.h"
 
 extern "C" {
@@ -22,6 +23,14 @@ constexpr int64_t kUnixToPostgresSeconds = 946684800;  // 2000-01-01 - 1970-01-0
 
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : (a - b + 1) / b; }
 
+// The expression as an error message quotes it: cut after 64 bytes.
+std::string quoted_expression(const std::string& expression) {
+  constexpr std::size_t kShown = 64;
+  if (expression.size() <= kShown) return "\"" + expression + "\"";
+  return "\"" + std::string(utf8_prefix(expression, kShown)) + "...\" (" +
+         std::to_string(expression.size()) + " bytes)";
+}
+
 Datum cron_next(FunctionCallInfo fcinfo) {
   const std::string expression = pg::arg_text(fcinfo, 0).value_or("");
   const TimestampTz after = PG_GETARG_TIMESTAMPTZ(1);
@@ -30,17 +39,23 @@ Datum cron_next(FunctionCallInfo fcinfo) {
     schedule = parse_cron(expression);
   } catch (const CronError& e) {
     throw Error(ErrorCode::InvalidArgument,
-                "invalid cron expression \"" + expression + "\": " + e.what(),
+                "invalid cron expression " + quoted_expression(expression) + ": " + e.what(),
                 "Use 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds "
                 "first, e.g. \"0 2 * * *\" or \"*/10 * * * * *\"; times are UTC.");
   }
-  const int64_t after_unix = floor_div(after, USECS_PER_SEC) + kUnixToPostgresSeconds;
-  const auto next = next_slot(schedule, after_unix);
-  if (!next) {
+  // No slot after +-infinity, nor past the end of the timestamp range.
+  if (TIMESTAMP_NOT_FINITE(after)) {
     fcinfo->isnull = true;
     return static_cast<Datum>(0);
   }
-  return TimestampTzGetDatum((*next - kUnixToPostgresSeconds) * USECS_PER_SEC);
+  const int64_t after_unix = floor_div(after, USECS_PER_SEC) + kUnixToPostgresSeconds;
+  const auto next = next_slot(schedule, after_unix);
+  const int64_t seconds = next ? *next - kUnixToPostgresSeconds : 0;
+  if (!next || seconds >= END_TIMESTAMP / USECS_PER_SEC) {
+    fcinfo->isnull = true;
+    return static_cast<Datum>(0);
+  }
+  return TimestampTzGetDatum(seconds * USECS_PER_SEC);
 }
 
 Datum apply_backup_retention(FunctionCallInfo fcinfo) {

@@ -2,7 +2,10 @@
 // finish (one or a batch) and cancel. Each is a single UPDATE whose WHERE
 // clause carries the legal source states (from run_state) and the fence
 // (worker_id, attempt); an UPDATE that matches nothing is then explained by
-// refuse(). The same statement writes the transition's event.
+// refuse(). The same statement writes the transition's event, whose message
+// ("failed: <error>", "released by <worker>: <reason>") is cut to the 8192
+// characters of ops.run_events.message (Limits::kMessage): a reason or an
+// error at its own limit still fits.
 #include "../core/error.h"
 #include "../core/finish_request.h"
 #include "../core/validation.h"
@@ -74,7 +77,10 @@ Datum release_run(FunctionCallInfo fcinfo) {
   const int64_t run_id = read_id(fcinfo, 0, "run_id");
   const Fence fence = read_fence(fcinfo, 1, 2, /*required=*/true);
   const auto reason = pg::arg_text(fcinfo, 3);
-  if (reason) check_message(*reason);
+  if (reason) {
+    check_length("reason", *reason, Limits::kMessage);
+    check_message(*reason);
+  }
 
   // `prior` is read in the statement's snapshot; only the holder changes a
   // held run, so when the fenced UPDATE matches, prior.status is current.
@@ -90,7 +96,8 @@ Datum release_run(FunctionCallInfo fcinfo) {
       "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, "
       "to_status, actor)"
       "  SELECT (x.run).id, (x.run).attempt, 'transition', 'warning',"
-      "         'released by ' || $2 || coalesce(': ' || $4, ''), x.from_status, 'queued', $2"
+      "         left('released by ' || $2 || coalesce(': ' || $4, ''), 8192), x.from_status,"
+      "         'queued', $2"
       "    FROM released x"
       ") SELECT (x.run).* FROM released x",
       {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTARRAYOID});
@@ -130,7 +137,7 @@ Datum finish_one(int64_t run_id, RunStatus status, const std::string& metadata,
       "to_status, actor, payload)"
       "  SELECT (f.run).id, (f.run).attempt, 'transition',"
       "         CASE WHEN $2 = 'failed' THEN 'error' ELSE 'info' END,"
-      "         $2 || coalesce(': ' || $6, ''), f.from_status, $2,"
+      "         left($2 || coalesce(': ' || $6, ''), 8192), f.from_status, $2,"
       "         coalesce($4, ops.current_actor()), $3::jsonb"
       "    FROM finished f"
       ") SELECT (f.run).* FROM finished f",
@@ -171,7 +178,10 @@ Datum finish_run(FunctionCallInfo fcinfo) {
 Datum cancel_run(FunctionCallInfo fcinfo) {
   const int64_t run_id = read_id(fcinfo, 0, "run_id");
   const auto reason = pg::arg_text(fcinfo, 1);
-  if (reason) check_message(*reason);
+  if (reason) {
+    check_length("reason", *reason, Limits::kMessage);
+    check_message(*reason);
+  }
   const std::string metadata = reason ? cancel_metadata(*reason) : "{}";
   authorize_with_spi(run_id, "run.cancel");
   return finish_one(run_id, RunStatus::Cancelled, metadata, "", Fence{});
@@ -205,7 +215,7 @@ Datum finish_runs(FunctionCallInfo fcinfo) {
       "to_status, actor, payload)"
       "  SELECT (f.run).id, (f.run).attempt, 'transition',"
       "         CASE WHEN (f.run).status = 'failed' THEN 'error' ELSE 'info' END,"
-      "         (f.run).status || coalesce(': ' || (f.run).error, ''), f.from_status, "
+      "         left((f.run).status || coalesce(': ' || (f.run).error, ''), 8192), f.from_status, "
       "(f.run).status, $1, f.metadata"
       "    FROM finished f"
       ") SELECT (f.run).* FROM finished f ORDER BY (f.run).id",

@@ -36,12 +36,24 @@ struct CronSchedule {
   bool has_seconds = false;
 };
 
+// The longest expression parse_cron accepts, in bytes, surrounding blanks
+// included (the length ops.backup_schedules.cron_expr allows).
+inline constexpr std::size_t kMaxCronExpression = 256;
+
 // Parses `expression`; throws CronError with a message such as
 //   field 2 (hour): 25 is out of range 0-23
+// Bounded: the length is checked before anything else, and every loop runs
+// over the (capped) text or over a field's 60 values at most.
 CronSchedule parse_cron(std::string_view expression);
 
 // The first slot strictly after `after` (Unix seconds, UTC), or nullopt when
-// the expression never fires within the next 5 years (e.g. "0 0 30 2 *").
+// the expression never fires (e.g. "0 0 30 2 *"). The search looks
+// kCronHorizonDays ahead: the longest gap between two slots of an expression
+// that fires at all is 8 years (February 29 across a century that is not a
+// leap year, 2096 -> 2104), so nullopt means never. The search takes at most
+// a few thousand steps, each moving to the next month, day, hour, minute or
+// second that can still match (see cron.cpp).
+inline constexpr int64_t kCronHorizonDays = 8 * 366;
 std::optional<int64_t> next_slot(const CronSchedule& schedule, int64_t after);
 
 // Civil-calendar helpers (proleptic Gregorian, UTC), shared with retention.

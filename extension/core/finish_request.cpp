@@ -31,7 +31,7 @@ std::string failure_of(RunStatus status, const json& metadata, const std::string
   if (!it->is_string()) invalid(where + "error must be a string");
   const std::string error = it->get<std::string>();
   if (error.empty()) return "failed";
-  return error.substr(0, Limits::kMessage);
+  return std::string(utf8_prefix(error, Limits::kMessage));
 }
 
 }  // namespace
@@ -49,6 +49,7 @@ std::string cancel_metadata(std::string_view reason) {
 }
 
 FinishBatch parse_finish_batch(std::string_view text) {
+  check_json_size("results", text.size(), Limits::kBatchJson);
   const auto doc = json::parse(text.begin(), text.end(), nullptr, false);
   if (doc.is_discarded() || !doc.is_array()) invalid("results must be a JSON array");
   if (doc.empty()) invalid("results must not be empty");

@@ -13,7 +13,8 @@
 namespace odooops {
 
 // metadata must be a JSON object; metadata.error (a string) names a failure.
-// Returns the message stored in runs.error: empty unless status is failed.
+// Returns the message stored in runs.error: empty unless status is failed;
+// an error longer than Limits::kMessage is cut there (at a UTF-8 boundary).
 std::string failure_message(RunStatus status, std::string_view metadata_json);
 
 // {"reason": "<reason>"} as JSON text.
@@ -35,7 +36,8 @@ struct FinishBatch {
 
 // Input: [{"run_id": 1, "attempt": 1, "status": "succeeded", "metadata": {}}]
 // Throws InvalidArgument on a malformed item, a non-final status or a run
-// listed twice; ValueTooLong above the batch limit.
+// listed twice; ValueTooLong above the batch limits (Limits::kBatchJson bytes
+// of input, checked before parsing; Limits::kMaxClaimBatch results).
 FinishBatch parse_finish_batch(std::string_view json);
 
 // The first item whose run is not among `finished` (the runs the statement

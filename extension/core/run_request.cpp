@@ -21,6 +21,7 @@ RunRequest validate_run_request(std::string_view workflow,
                                 const std::optional<std::string>& idempotency_key,
                                 int max_attempts) {
   RunRequest request;
+  check_length("workflow", workflow, Limits::kName);
   const auto parsed = parse_workflow(workflow);
   if (!parsed) {
     invalid("unknown workflow \"" + std::string(workflow) + "\"",

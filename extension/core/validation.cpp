@@ -20,14 +20,6 @@ constexpr std::array<std::pair<std::string_view, EventLevel>, 5> kLevels{{
   throw Error(ErrorCode::InvalidArgument, message, {}, hint);
 }
 
-void check_length(std::string_view field, std::string_view value, std::size_t limit) {
-  if (value.size() > limit) {
-    throw Error(
-        ErrorCode::ValueTooLong, std::string(field) + " is too long",
-        std::to_string(value.size()) + " bytes, the limit is " + std::to_string(limit) + ".");
-  }
-}
-
 bool is_hex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
@@ -40,6 +32,23 @@ bool has_control_char(std::string_view s) {
 }
 
 }  // namespace
+
+void check_length(std::string_view field, std::string_view value, std::size_t limit) {
+  if (value.size() > limit) {
+    throw Error(
+        ErrorCode::ValueTooLong, std::string(field) + " is too long",
+        std::to_string(value.size()) + " bytes, the limit is " + std::to_string(limit) + ".");
+  }
+}
+
+std::string_view utf8_prefix(std::string_view s, std::size_t limit) {
+  if (s.size() <= limit) return s;
+  // When byte `limit` continues a sequence (10xxxxxx), cut before the
+  // byte that starts it.
+  std::size_t cut = limit;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return s.substr(0, cut);
+}
 
 std::optional<EventLevel> parse_event_level(std::string_view text) {
   for (const auto& [name, level] : kLevels) {
@@ -114,6 +123,7 @@ void check_attempt(int attempt) {
 }
 
 std::vector<EventInput> parse_event_batch(std::string_view json) {
+  check_json_size("events", json.size(), Limits::kBatchJson);
   const auto doc = nlohmann::json::parse(json.begin(), json.end(), nullptr,
                                          /*allow_exceptions=*/false);
   if (doc.is_discarded()) invalid("events is not valid JSON");
@@ -151,7 +161,7 @@ std::vector<EventInput> parse_event_batch(std::string_view json) {
       check_event_level(event.level);
       check_message(event.message);
       check_length("step", event.step, Limits::kStep);
-      check_length("stream", event.stream, Limits::kStep);
+      check_length("stream", event.stream, Limits::kStream);
     } catch (const Error& e) {
       throw Error(e.code(), where + ": " + e.what(), e.detail(), e.hint());
     }

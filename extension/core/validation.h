@@ -11,8 +11,11 @@
 
 namespace odooops {
 
+// Every cap on caller input, in one place (docs/errors.md, "Input limits",
+// lists them with the SQL functions' own caps; keep the two in step).
 struct Limits {
   static constexpr std::size_t kWorkerId = 128;
+  static constexpr std::size_t kName = 255;  // environment and other names looked up by value
   static constexpr std::size_t kGitRef = 255;
   static constexpr std::size_t kGitSha = 64;
   static constexpr std::size_t kIdempotencyKey = 200;
@@ -22,6 +25,16 @@ struct Limits {
   static constexpr std::size_t kStep = 128;
   static constexpr std::size_t kStream = 128;
   static constexpr std::size_t kBatchEvents = 1000;
+  // A whole batch argument (append_events.events, finish_runs.results),
+  // checked before it is parsed: 1000 events of 8 KiB messages fit.
+  static constexpr std::size_t kBatchJson = 16 * 1024 * 1024;  // bytes of JSON
+  static constexpr std::size_t kWorkflows = 6;                 // entries of a workflows filter
+  // Branch patterns and branch names: 255 characters, as the columns that
+  // store them (environments.branch_pattern, .branch, projects.production_branch).
+  // No server encoding takes more than 4 bytes per character, hence the byte
+  // cap pure code can check.
+  static constexpr std::size_t kBranchChars = 255;
+  static constexpr std::size_t kBranchBytes = 4 * kBranchChars;
   static constexpr int kMaxClaimBatch = 1000;
   static constexpr int kMaxLeaseSeconds = 24 * 3600;
 };
@@ -31,6 +44,7 @@ std::optional<EventLevel> parse_event_level(std::string_view text);
 
 // Each check throws InvalidArgument or ValueTooLong; `field` names the
 // argument in the message.
+void check_length(std::string_view field, std::string_view value, std::size_t limit);
 void check_worker_id(std::string_view worker_id);
 void check_git_sha(std::string_view sha);
 void check_git_ref(std::string_view ref);
@@ -42,6 +56,10 @@ void check_lease_seconds(int seconds);
 void check_claim_batch(int n);
 void check_attempt(int attempt);
 
+// The longest prefix of `s` of at most `limit` bytes that does not end
+// inside a UTF-8 sequence (for texts that are cut rather than refused).
+std::string_view utf8_prefix(std::string_view s, std::size_t limit);
+
 // One event of a batch, after validation.
 struct EventInput {
   std::string level;
@@ -52,7 +70,8 @@ struct EventInput {
 
 // Parses and validates a batch: a JSON array of objects with "level" and
 // "message" (required), and "payload" (object), "stream", "step" (optional).
-// An error names the element index, e.g. "events[3].message".
+// An error names the element index, e.g. "events[3].message". A text over
+// Limits::kBatchJson bytes is refused before it is parsed.
 std::vector<EventInput> parse_event_batch(std::string_view json);
 
 }  // namespace odooops

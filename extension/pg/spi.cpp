@@ -230,6 +230,42 @@ std::optional<int32_t> arg_int32(FunctionCallInfo fcinfo, int n) {
   return PG_GETARG_INT32(n);
 }
 
+std::optional<std::size_t> arg_array_length(FunctionCallInfo fcinfo, int n) {
+  if (PG_ARGISNULL(n)) return std::nullopt;
+  int count = 0;
+  guarded([&]() noexcept {
+    ArrayType* array = PG_GETARG_ARRAYTYPE_P(n);
+    count = ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array));
+  });
+  return static_cast<std::size_t>(count);
+}
+
+std::optional<std::vector<std::optional<std::string>>> arg_text_array(FunctionCallInfo fcinfo,
+                                                                      int n) {
+  if (PG_ARGISNULL(n)) return std::nullopt;
+  Datum* elems = nullptr;
+  bool* nulls = nullptr;
+  int count = 0;
+  guarded([&]() noexcept {
+    deconstruct_array(PG_GETARG_ARRAYTYPE_P(n), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
+                      &count);
+    for (int i = 0; i < count; ++i) {
+      if (!nulls[i]) elems[i] = PointerGetDatum(DatumGetTextPP(elems[i]));
+    }
+  });
+  std::vector<std::optional<std::string>> out;
+  out.reserve(static_cast<std::size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    if (nulls[i]) {
+      out.emplace_back(std::nullopt);
+      continue;
+    }
+    const auto* t = reinterpret_cast<const text*>(DatumGetPointer(elems[i]));
+    out.emplace_back(std::string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
+  }
+  return out;
+}
+
 std::optional<std::string> arg_jsonb_text(FunctionCallInfo fcinfo, int n) {
   if (PG_ARGISNULL(n)) return std::nullopt;
   char* value = nullptr;

@@ -90,6 +90,11 @@ class SetResult {
 std::optional<std::string> arg_text(FunctionCallInfo fcinfo, int n);
 std::optional<int64_t> arg_int64(FunctionCallInfo fcinfo, int n);
 std::optional<int32_t> arg_int32(FunctionCallInfo fcinfo, int n);
+// A text[] argument: how many elements it has (any dimensions), and the
+// elements themselves (NULL elements as std::nullopt). NULL gives std::nullopt.
+std::optional<std::size_t> arg_array_length(FunctionCallInfo fcinfo, int n);
+std::optional<std::vector<std::optional<std::string>>> arg_text_array(FunctionCallInfo fcinfo,
+                                                                      int n);
 // A jsonb argument rendered as JSON text (for validation in pure C++).
 std::optional<std::string> arg_jsonb_text(FunctionCallInfo fcinfo, int n);
 

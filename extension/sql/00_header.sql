@@ -13,3 +13,38 @@ BEGIN
   END IF;
   RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message, DETAIL = detail;
 END $$;
+
+-- Input limits of the SQL functions (docs/errors.md, "Input limits"): a text
+-- over `max_chars` characters (counted as length() and the columns' CHECKs
+-- count them) or a JSON value whose text is over `max_bytes` bytes (as the
+-- native API measures it) is refused with OD005 naming the argument, before
+-- the function does anything else. NULL passes.
+CREATE FUNCTION ops._check_length(field text, value text, max_chars integer)
+RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  -- octet_length() reads the header only: most texts are decided without
+  -- counting characters.
+  IF octet_length(value) > max_chars AND length(value) > max_chars THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = field || ' is too long',
+      DETAIL = format('%s characters, the limit is %s.', length(value), max_chars);
+  END IF;
+END $$;
+COMMENT ON FUNCTION ops._check_length IS
+  'Raises OD005 when a text argument is longer than max_chars characters';
+
+CREATE FUNCTION ops._check_json_size(field text, value jsonb, max_bytes integer)
+RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+  bytes integer;
+BEGIN
+  IF value IS NULL THEN
+    RETURN;
+  END IF;
+  bytes := octet_length(value::text);
+  IF bytes > max_bytes THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = field || ' is too large',
+      DETAIL = format('%s bytes of JSON, the limit is %s.', bytes, max_bytes);
+  END IF;
+END $$;
+COMMENT ON FUNCTION ops._check_json_size IS
+  'Raises OD005 when a JSON argument''s text is longer than max_bytes bytes';

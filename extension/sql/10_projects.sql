@@ -10,7 +10,12 @@ CREATE TABLE ops.projects (
   production_branch text NOT NULL DEFAULT 'main' CHECK (length(production_branch) BETWEEN 1 AND 255),
   settings          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
   created_at        timestamptz NOT NULL DEFAULT now(),
-  updated_at        timestamptz NOT NULL DEFAULT now()
+  updated_at        timestamptz NOT NULL DEFAULT now(),
+  -- People write these columns directly (PostgREST) as well as through the
+  -- RPCs, and workers receive the settings with every run: bounded here
+  -- (docs/errors.md, "Input limits").
+  CONSTRAINT projects_repo_full_name_length CHECK (length(repo_full_name) <= 255),
+  CONSTRAINT projects_settings_size CHECK (octet_length(settings::text) <= 65536)
 );
 COMMENT ON TABLE ops.projects IS 'An Odoo code base (one git repository) and its environments';
 
@@ -29,6 +34,7 @@ CREATE TABLE ops.environments (
   created_at     timestamptz NOT NULL DEFAULT now(),
   updated_at     timestamptz NOT NULL DEFAULT now(),
   destroyed_at   timestamptz,
+  CONSTRAINT environments_settings_size CHECK (octet_length(settings::text) <= 65536),
   UNIQUE (project_id, name),
   CHECK ((status = 'destroyed') = (destroyed_at IS NOT NULL))
 );

@@ -78,6 +78,14 @@ BEGIN
   IF worker_id IS NULL OR length(worker_id) NOT BETWEEN 1 AND 128 THEN
     PERFORM ops._raise('OD004', 'worker_id must be 1 to 128 characters');
   END IF;
+  PERFORM ops._check_length('team', team, 255);
+  PERFORM ops._check_length('version', version, 64);
+  PERFORM ops._check_length('hostname', hostname, 255);
+  PERFORM ops._check_json_size('labels', labels, 65536);
+  IF cardinality(kinds) > 6 THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = 'kinds has too many entries',
+      DETAIL = format('%s entries, the limit is 6.', cardinality(kinds));
+  END IF;
   IF kinds IS NOT NULL AND (cardinality(kinds) = 0 OR NOT kinds <@
       ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']) THEN
     PERFORM ops._raise('OD004', 'kinds must be a non-empty list of workflows',
@@ -127,6 +135,7 @@ AS $$
 DECLARE
   result text;
 BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
   UPDATE ops.agents a SET last_heartbeat_at = now(),
          status = CASE WHEN a.status = 'offline' THEN 'active' ELSE a.status END
    WHERE a.worker_id = agent_heartbeat.worker_id
@@ -146,6 +155,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   result text;
 BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
   IF status IS NULL OR status NOT IN ('active', 'draining', 'offline') THEN
     PERFORM ops._raise('OD004', 'status must be active, draining or offline');
   END IF;

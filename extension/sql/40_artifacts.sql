@@ -25,6 +25,8 @@ CREATE FUNCTION ops.record_artifact(run_id bigint, worker_id text, attempt integ
                                     location text, size_bytes bigint DEFAULT NULL, sha256 text DEFAULT NULL,
                                     metadata jsonb DEFAULT '{}', expires_at timestamptz DEFAULT NULL)
 RETURNS SETOF bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT ops._check_length('worker_id', worker_id, 128), ops._check_length('name', name, 255),
+         ops._check_length('location', location, 2048), ops._check_json_size('metadata', metadata, 262144);
   INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
   SELECT r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at
     FROM ops.runs r

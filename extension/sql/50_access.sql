@@ -33,6 +33,8 @@ CREATE TABLE ops.project_members (
   role       text NOT NULL REFERENCES ops.roles ON DELETE RESTRICT,
   added_by   text,
   added_at   timestamptz NOT NULL DEFAULT now(),
+  -- Members are added by direct INSERT (PostgREST): every column is bounded.
+  CONSTRAINT project_members_added_by_length CHECK (length(added_by) <= 255),
   PRIMARY KEY (project_id, user_id)
 );
 COMMENT ON TABLE ops.project_members IS 'Users of a project and their role';
@@ -45,6 +47,7 @@ CREATE TABLE ops.env_permissions (
   permission     text NOT NULL CHECK (permission ~ '^[a-z_]+(\.[a-z_]+)*$'),
   effect         text NOT NULL CHECK (effect IN ('allow', 'deny')),
   created_at     timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT env_permissions_permission_length CHECK (length(permission) <= 64),
   UNIQUE (environment_id, user_id, permission)
 );
 COMMENT ON TABLE ops.env_permissions IS 'Per-user, per-environment grants and denials; a denial wins';

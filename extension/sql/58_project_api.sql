@@ -11,6 +11,9 @@ BEGIN
   IF actor IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only an identified user can create a project';
   END IF;
+  PERFORM ops._check_length('name', name, 200);
+  PERFORM ops._check_length('repo_url', repo_url, 2048);
+  PERFORM ops._check_length('repo_full_name', repo_full_name, 255);
   IF slug IS NULL OR slug !~ '^[a-z0-9][a-z0-9-]{0,62}$' THEN
     PERFORM ops._raise('OD004', 'slug must be 1-63 lowercase letters, digits or dashes');
   END IF;

@@ -20,6 +20,8 @@ DECLARE
   queued jsonb;
   run ops.runs;
 BEGIN
+  PERFORM ops._check_length('env', env, 255);
+  PERFORM ops._check_length('reason', reason, 8192);
   SELECT * INTO e FROM ops.environments x WHERE x.project_id = destroy_environment.project_id AND x.name = env;
   IF NOT FOUND THEN
     PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));

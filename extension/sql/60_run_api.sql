@@ -176,6 +176,7 @@ RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_cata
 DECLARE
   result jsonb;
 BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
   SELECT jsonb_build_object(
            'run', to_jsonb(r),
            'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,

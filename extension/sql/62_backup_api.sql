@@ -22,6 +22,8 @@ DECLARE
   run ops.runs;
   limit_per_day integer;
 BEGIN
+  PERFORM ops._check_length('env', env, 255);
+  PERFORM ops._check_json_size('metadata', metadata, 262144);
   SELECT * INTO e FROM ops.environments x WHERE x.project_id = create_backup.project_id AND x.name = env;
   IF NOT FOUND THEN
     PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
@@ -101,6 +103,7 @@ BEGIN
   IF sha256 IS NULL OR sha256 !~ '^[0-9a-f]{64}$' THEN
     PERFORM ops._raise('OD004', 'sha256 must be 64 lowercase hex digits');
   END IF;
+  PERFORM ops._check_json_size('metadata', metadata, 262144);
   SELECT * INTO backup FROM ops.backups b WHERE b.id = complete_backup.backup_id FOR UPDATE;
   IF NOT FOUND OR backup.run_id IS NULL THEN
     PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
@@ -123,6 +126,7 @@ RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catal
 DECLARE
   backup ops.backups;
 BEGIN
+  PERFORM ops._check_length('error', error, 8192);
   SELECT * INTO backup FROM ops.backups b WHERE b.id = fail_backup.backup_id;
   IF NOT FOUND OR backup.run_id IS NULL THEN
     PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));

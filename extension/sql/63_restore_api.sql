@@ -47,6 +47,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only an identified user can request a restore';
   END IF;
   -- The requester is the session's user; the parameter is only checked.
+  PERFORM ops._check_length('requested_by', requested_by, 255);
   IF requested_by IS NOT NULL AND requested_by <> actor THEN
     RAISE EXCEPTION USING ERRCODE = '42501',
       MESSAGE = 'requested_by must be the calling user',
@@ -55,6 +56,7 @@ BEGIN
   IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
     PERFORM ops._raise('OD004', 'metadata must be a JSON object');
   END IF;
+  PERFORM ops._check_json_size('metadata', metadata, 262144);
   PERFORM ops._check_request_metadata(metadata);
   SELECT * INTO b FROM ops.backups WHERE id = backup_id;
   IF NOT FOUND THEN

@@ -63,6 +63,7 @@ DECLARE
   restore_from bigint;
   run ops.runs;
 BEGIN
+  PERFORM ops._check_length('reason', reason, 8192);
   SELECT * INTO target FROM ops.releases WHERE id = release_id;
   IF NOT FOUND THEN
     PERFORM ops._raise('OD002', format('release %s does not exist', release_id));

@@ -23,6 +23,7 @@ CREATE FUNCTION ops.claim_storage_deletions(worker_id text, n integer DEFAULT 10
 RETURNS SETOF ops.storage_deletions LANGUAGE sql VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+  SELECT ops._check_length('worker_id', worker_id, 128);
   WITH c AS (
     SELECT id FROM ops.storage_deletions
      WHERE status = 'pending' OR (status = 'claimed' AND claimed_at < now() - interval '1 hour')
@@ -41,6 +42,7 @@ AS $$
 DECLARE
   d ops.storage_deletions;
 BEGIN
+  PERFORM ops._check_length('error', error, 8192);
   UPDATE ops.storage_deletions s
      SET status = CASE WHEN ok THEN 'done' WHEN s.attempts >= 5 THEN 'failed' ELSE 'pending' END,
          completed_at = CASE WHEN ok OR s.attempts >= 5 THEN now() END,
