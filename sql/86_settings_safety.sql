@@ -51,7 +51,7 @@ SELECT pg_temp.state() AS before \gset
 SELECT q, regress.as_user('ss-dev', format(
          'INSERT INTO ops.environments (project_id, name, stage, db_name) VALUES (%s, %L, ''development'', %L)',
          :shop, 'x' || n, q)) AS outcome
-  FROM unnest(ARRAY[current_database(), 'postgres', 'template0', 'template1', 'ss_other_prod',
+  FROM unnest(ARRAY[current_database()::text, 'postgres', 'template0', 'template1', 'ss_other_prod',
                     'ss_other_old', 'ss_existing_app', 'ss_shop_prod_pre_42', 'ss_shop_prod_restore_7',
                     'ss_shop_dev_test_3', 'SS_Shop', 'ss-shop-x', '_ss_shop', 'x', 'ss shop',
                     repeat('s', 64)]) WITH ORDINALITY AS t(q, n);
@@ -61,12 +61,12 @@ SET ROLE ss_platform_admin;
 SELECT q, regress.err(format(
          'INSERT INTO ops.environments (project_id, name, stage, db_name) VALUES (%s, %L, ''development'', %L)',
          :shop, 'a' || n, q)) AS as_platform_admin
-  FROM unnest(ARRAY[current_database(), 'postgres', 'ss_other_old', 'ss_existing_app', 'ss_shop_dev_test_3']) WITH ORDINALITY AS t(q, n);
+  FROM unnest(ARRAY[current_database()::text, 'postgres', 'ss_other_old', 'ss_existing_app', 'ss_shop_dev_test_3']) WITH ORDINALITY AS t(q, n);
 RESET ROLE;
 SELECT q, regress.err(format(
          'INSERT INTO ops.environments (project_id, name, stage, db_name) VALUES (%s, %L, ''development'', %L)',
          :shop, 's' || n, q)) AS as_superuser
-  FROM unnest(ARRAY[current_database(), 'template1', 'ss_other_old', 'ss_shop_dev_test_3']) WITH ORDINALITY AS t(q, n);
+  FROM unnest(ARRAY[current_database()::text, 'template1', 'ss_other_old', 'ss_shop_dev_test_3']) WITH ORDINALITY AS t(q, n);
 -- Nobody but the operator changes an environment's database: not a
 -- developer (no column privilege), not a platform administrator.
 SELECT regress.as_user('ss-dev', format('UPDATE ops.environments SET db_name = ''ss_shop_dev2'' WHERE id = %s', :shop_dev)) AS dev_renames;
@@ -158,8 +158,8 @@ SELECT c -> 'runtime' AS worker_default FROM ops.run_context(:run, 'ss-worker', 
 -- option injection, no remote helpers.
 SELECT pg_temp.state() AS before \gset
 SELECT u, regress.as_user('ss-owner', format('UPDATE ops.projects SET repo_url = %L WHERE id = %s', u, :shop)) AS owner_sets
-  FROM unnest(ARRAY['/srv/git/other-project.git', 'file:///etc', '--upload-pack=touch /tmp/ss-pwned',
-                    'ext::sh -c touch% /tmp/ss-pwned', 'ssh://-oProxyCommand=touch%20x/repo.git',
+  FROM unnest(ARRAY['/srv/git/other-project.git', 'file:///etc', '--upload-pack=/tmp/ss-pwned.sh',
+                    'ext::/tmp/ss-pwned.sh', 'ssh://-oProxyCommand=touch%20x/repo.git',
                     '-oProxyCommand=x:repo', 'http://git.example.com/acme/shop.git',
                     'gopher://example.com/x', 'relative/path.git', 'https://', 'https:// x/y',
                     'https://git.example.com/a.git' || chr(10) || 'x']) AS u;
@@ -174,7 +174,7 @@ SELECT u, regress.as_user('ss-owner', format('UPDATE ops.projects SET repo_url =
                     'git@github.com:ss-acme/shop.git']) AS u;
 -- Only a superuser (or a role granted SET on it) changes the allow-list.
 SELECT regress.as_user('ss-owner', $$SET odooops.repo_url_schemes = 'https,ssh,file'$$) AS owner_widens;
-SELECT regress.err($$SET odooops.repo_url_schemes = 'https,gopher'$$) AS unknown_scheme;
+SELECT regress.err_detail($$SET odooops.repo_url_schemes = 'https,gopher'$$) AS unknown_scheme;
 SHOW odooops.repo_url_schemes;
 -- With file allowed (test clusters, single-host set-ups), local paths work,
 -- but only absolute ones.
@@ -187,6 +187,12 @@ SELECT repo_url FROM ops.projects WHERE id = :shop;
 -- fetch code still get their context.
 SET odooops.repo_url_schemes = 'https,ssh';
 SELECT regress.err(format('SELECT ops.run_context(%s, ''ss-worker'', %s)', :run, :attempt)) AS test_run_context;
+SELECT id AS backup_run FROM ops.queue_run(:shop, 'dev', NULL, NULL, '{}', 'backup', 1000) \gset
+SELECT id = :backup_run AS claimed_ours, attempt AS backup_attempt FROM ops.claim_next_run('ss-worker', 300, ARRAY['backup']) \gset
+SELECT :'claimed_ours'::boolean AS claimed_ours,
+       c -> 'run' ->> 'workflow' AS workflow, c -> 'project' ->> 'repo_url' AS repo_url
+  FROM ops.run_context(:backup_run, 'ss-worker', :backup_attempt) c;
+SELECT status FROM ops.cancel_run(:backup_run, 'test over');
 UPDATE ops.projects SET repo_url = 'https://github.com/ss-acme/shop.git' WHERE id = :shop;
 SELECT c -> 'project' ->> 'repo_url' AS repo_url FROM ops.run_context(:run, 'ss-worker', :attempt) c;
 SELECT status FROM ops.start_run(:run, 'ss-worker', :attempt);
