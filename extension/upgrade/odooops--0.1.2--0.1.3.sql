@@ -403,7 +403,7 @@ BEGIN
       DETAIL = bad,
       HINT = 'Keep repo_full_name on the project that owns the repository, then run ALTER EXTENSION odooops UPDATE again.';
   END IF;
-  SELECT string_agg(format('project %s: %s', p.id, k), '; ' ORDER BY p.id, k) INTO bad
+  SELECT string_agg(format('project %s: %s = %s', p.id, k, p.settings -> k), '; ' ORDER BY p.id, k) INTO bad
     FROM ops.projects p, jsonb_object_keys(p.settings) k
    WHERE k IN ('odoo_bin', 'odoo_addons', 'odoo_image', 'runtime', 'docker_db_host', 'repo_url');
   IF bad IS NOT NULL THEN
