@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <fstream>
@@ -56,6 +57,15 @@ std::vector<std::string> split(const std::string& s, char sep) {
     if (!item.empty()) out.push_back(item);
   }
   return out;
+}
+
+// Appends absolute paths (a comma-separated list) to an allow-list.
+void append_paths(const std::string& name, const std::string& v, std::vector<std::string>& out) {
+  for (const auto& p : split(v, ',')) {
+    if (p[0] != '/')
+      throw ConfigError("--" + name + ": expected an absolute path, got \"" + p + "\"");
+    out.push_back(p);
+  }
 }
 
 const std::vector<Option>& options() {
@@ -133,23 +143,55 @@ const std::vector<Option>& options() {
        "longest delay before buffered lines are sent (default 0.2)",
        [](Config& c, const std::string& v) { c.event_flush = to_double("event-flush", v); }},
       {"runtime", "ODOOOPS_RUNTIME", "NAME",
-       "how Odoo is run: process (odoo-bin on this host, default) or docker; an environment's "
-       "settings.runtime wins",
+       "how Odoo is run when the environment has no runtime profile: process (odoo-bin on this "
+       "host, default) or docker",
        [](Config& c, const std::string& v) {
          if (v != "process" && v != "docker")
            throw ConfigError("--runtime: expected process or docker, got \"" + v + "\"");
          c.runtime = v;
        }},
+      {"runtimes", "ODOOOPS_RUNTIMES", "LIST",
+       "runtimes a runtime profile may choose, comma-separated (default: process,docker)",
+       [](Config& c, const std::string& v) {
+         c.runtimes = split(v, ',');
+         for (const auto& r : c.runtimes) {
+           if (r != "process" && r != "docker")
+             throw ConfigError("--runtimes: expected process or docker, got \"" + r + "\"");
+         }
+       }},
       {"odoo-bin", "ODOO_BIN", "PATH",
-       "odoo-bin for the process runtime (default: odoo-bin on PATH)",
+       "odoo-bin for the process runtime (default: odoo-bin on PATH); a runtime profile may name "
+       "it",
        [](Config& c, const std::string& v) { c.odoo_bin = v; }},
+      {"allow-odoo-bin", "ODOOOPS_ALLOW_ODOO_BIN", "PATH",
+       "another odoo-bin a runtime profile may name, an absolute path (repeatable; the variable "
+       "takes a comma-separated list)",
+       [](Config& c, const std::string& v) {
+         append_paths("allow-odoo-bin", v, c.allowed_odoo_bins);
+       }},
       {"odoo-addons", "ODOOOPS_ODOO_ADDONS", "DIRS",
        "Odoo's own addons directories, prepended to the repository's (default: <odoo-bin "
-       "dir>/addons when it exists)",
+       "dir>/addons when it exists); a runtime profile may name them",
        [](Config& c, const std::string& v) { c.odoo_addons = v; }},
+      {"allow-odoo-addons", "ODOOOPS_ALLOW_ODOO_ADDONS", "DIR",
+       "another addons directory a runtime profile may name, an absolute path (repeatable; the "
+       "variable takes a comma-separated list)",
+       [](Config& c, const std::string& v) {
+         append_paths("allow-odoo-addons", v, c.allowed_odoo_addons);
+       }},
       {"odoo-image", "ODOOOPS_ODOO_IMAGE", "IMAGE",
-       "base image of the docker runtime (default odoo:17)",
+       "base image of the docker runtime (default odoo:17); a runtime profile may name it",
        [](Config& c, const std::string& v) { c.odoo_image = v; }},
+      {"allow-odoo-image", "ODOOOPS_ALLOW_ODOO_IMAGE", "IMAGE",
+       "another base image a runtime profile may name (repeatable; the variable takes a "
+       "comma-separated list)",
+       [](Config& c, const std::string& v) {
+         for (const auto& i : split(v, ',')) c.allowed_odoo_images.push_back(i);
+       }},
+      {"docker-db-host", "ODOOOPS_DOCKER_DB_HOST", "HOST",
+       "PostgreSQL host as the docker runtime's containers (host network) reach it (default "
+       "127.0.0.1)",
+       [](Config& c, const std::string& v) { c.docker_db_host = v; }},
       {"docker-host", "DOCKER_HOST", "URL",
        "Docker Engine API endpoint (default unix:///var/run/docker.sock)",
        [](Config& c, const std::string& v) { c.docker_host = v; }},
@@ -367,6 +409,9 @@ bool load_config(int argc, char** argv, Config& cfg) {
         k != "destroy")
       throw ConfigError("--kinds: unknown workflow \"" + k + "\"");
   }
+  if (cfg.runtimes.empty()) cfg.runtimes = {"process", "docker"};
+  if (std::find(cfg.runtimes.begin(), cfg.runtimes.end(), cfg.runtime) == cfg.runtimes.end())
+    throw ConfigError("--runtime " + cfg.runtime + " is not one of --runtimes");
   if (cfg.heartbeat_interval <= 0) cfg.heartbeat_interval = cfg.lease_seconds / 3.0;
   if (cfg.heartbeat_interval >= cfg.lease_seconds)
     throw ConfigError("--heartbeat-interval must be shorter than --lease");
@@ -392,6 +437,16 @@ bool load_config(int argc, char** argv, Config& cfg) {
   if (cfg.odoo_db_port.empty()) cfg.odoo_db_port = env_or("PGPORT", "5432");
   if (cfg.odoo_db_user.empty()) cfg.odoo_db_user = env_or("PGUSER", "");
   return true;
+}
+
+RuntimePolicy runtime_policy(const Config& cfg) {
+  RuntimePolicy p;
+  p.defaults = {cfg.runtime, cfg.odoo_bin, cfg.odoo_addons, cfg.odoo_image};
+  p.runtimes = cfg.runtimes;
+  p.odoo_bins = cfg.allowed_odoo_bins;
+  p.addons = cfg.allowed_odoo_addons;
+  p.images = cfg.allowed_odoo_images;
+  return p;
 }
 
 std::map<std::string, std::string> storage_environment(const Config& cfg) {

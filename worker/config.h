@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime_profile.h"
+
 namespace odooops::worker {
 
 struct Config {
@@ -32,14 +34,18 @@ struct Config {
   double step_timeout = 3600;
   int event_batch = 200;     // events per append_events call
   double event_flush = 0.2;  // seconds between flushes of a partial batch
-  // targets
-  std::string runtime = "process";  // process | docker (an environment's settings.runtime wins)
-  std::string odoo_bin;             // odoo-bin for the process runtime
-  std::string odoo_addons;          // Odoo's own addons directories (comma-separated)
-  std::string odoo_image;           // base image for the docker runtime
-  std::string docker_host;          // Docker API endpoint (unix://...)
-  std::string registry;             // push images here when set
-  int http_port_base = 8100;        // environment port = base + environment id
+  // targets: the defaults of a run without a runtime profile, and what a
+  // profile may choose (the worker refuses anything else)
+  std::string runtime = "process";    // process | docker
+  std::string odoo_bin;               // odoo-bin for the process runtime
+  std::string odoo_addons;            // Odoo's own addons directories (comma-separated)
+  std::string odoo_image;             // base image for the docker runtime
+  std::vector<std::string> runtimes;  // runtimes a profile may choose (default process, docker)
+  std::vector<std::string> allowed_odoo_bins, allowed_odoo_addons, allowed_odoo_images;
+  std::string docker_db_host = "127.0.0.1";  // PostgreSQL as the docker runtime's containers see it
+  std::string docker_host;                   // Docker API endpoint (unix://...)
+  std::string registry;                      // push images here when set
+  int http_port_base = 8100;                 // environment port = base + environment id
   std::string odoo_db_host, odoo_db_port, odoo_db_user;  // databases of the environments
   std::string public_host = "127.0.0.1";
   // storage
@@ -64,6 +70,9 @@ bool load_config(int argc, char** argv, Config& out);
 
 // The --help text.
 std::string usage();
+
+// What a runtime profile may choose on this worker, and its defaults.
+RuntimePolicy runtime_policy(const Config& cfg);
 
 // The environment a child process gets for storage access (so steps can
 // call `odooops-worker storage ...` with the same settings).

@@ -57,8 +57,26 @@ const char* kRunContext =
     "       (c->'backup'->'metadata')::text AS backup_metadata,"
     "       c->'backup'->>'source_environment' AS backup_source_environment,"
     "       c->'backup'->>'source_db' AS backup_source_db,"
-    "       c->'backup'->>'purpose' AS backup_purpose"
+    "       c->'backup'->>'purpose' AS backup_purpose,"
+    "       c->'runtime'->>'name' AS runtime_profile, c->'runtime'->>'runtime' AS profile_runtime,"
+    "       c->'runtime'->>'odoo_bin' AS profile_odoo_bin,"
+    "       c->'runtime'->>'odoo_addons' AS profile_odoo_addons,"
+    "       c->'runtime'->>'odoo_image' AS profile_odoo_image,"
+    "       c->>'repo_url_schemes' AS repo_url_schemes"
     "  FROM ops.run_context($1, $2, $3) AS c";
+
+// GIT_ALLOW_PROTOCOL for the steps: the operator's repo_url_schemes
+// ("https,ssh") in git's form ("https:ssh"), so git itself refuses any
+// other transport, submodules and redirects included.
+std::string git_allow_protocol(const std::string& schemes) {
+  std::string out;
+  for (const auto& s : split_list(schemes)) {
+    std::size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+    if (b == std::string::npos) continue;
+    out += (out.empty() ? "" : ":") + s.substr(b, e - b + 1);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -155,7 +173,14 @@ void RunExecution::load_context() {
   run_metadata_ = parse_object(ctx_["metadata"]);
   env_settings_ = parse_object(ctx_["env_settings"]);
   project_settings_ = parse_object(ctx_["project_settings"]);
-  runtime_ = env_settings_.value("runtime", cfg_.runtime);
+  // How Odoo runs: the operator's runtime profile, within what this
+  // worker's configuration allows (RuntimeRefused fails the run before any
+  // step). Settings never choose it.
+  runtime_values_ = resolve_runtime(ctx_["runtime_profile"],
+                                    {ctx_["profile_runtime"], ctx_["profile_odoo_bin"],
+                                     ctx_["profile_odoo_addons"], ctx_["profile_odoo_image"]},
+                                    runtime_policy(cfg_));
+  runtime_ = runtime_values_.runtime;
   env_dir_ = cfg_.state_dir + "/envs/" + ctx_["project"] + "/" + ctx_["environment"];
   workspace_ = cfg_.state_dir + "/workspaces/run-" + std::to_string(run_id_) + "-a" +
                std::to_string(attempt_);
@@ -234,7 +259,9 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
   env["ODOOOPS_ENVIRONMENT_ID"] = ctx_.at("environment_id");
   env["ODOOOPS_STAGE"] = ctx_.at("stage");
   env["ODOOOPS_PRODUCTION_BRANCH"] = ctx_.at("production_branch");
-  env["ODOOOPS_REPO_URL"] = env_settings_.value("repo_url", ctx_.at("repo_url"));
+  env["ODOOOPS_REPO_URL"] = ctx_.at("repo_url");
+  const std::string allow = git_allow_protocol(ctx_.at("repo_url_schemes"));
+  if (!allow.empty()) env["GIT_ALLOW_PROTOCOL"] = allow;
   env["ODOOOPS_GIT_SHA"] = ctx_.at("git_sha");
   env["ODOOOPS_GIT_REF"] = ctx_.at("git_ref");
   env["ODOOOPS_DB_NAME"] = ctx_.at("db_name");
@@ -250,11 +277,13 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
   env["ODOOOPS_ENV_DIR"] = env_dir_;
   env["ODOOOPS_STATE_DIR"] = cfg_.state_dir;
   env["ODOOOPS_RUNTIME"] = runtime_;
+  env["ODOOOPS_RUNTIME_PROFILE"] = ctx_.at("runtime_profile");
   env["ODOOOPS_HTTP_PORT"] = std::to_string(port);
   env["ODOOOPS_PUBLIC_HOST"] = cfg_.public_host;
-  env["ODOO_BIN"] = env_settings_.value("odoo_bin", cfg_.odoo_bin);
-  env["ODOOOPS_ODOO_ADDONS"] = env_settings_.value("odoo_addons", cfg_.odoo_addons);
-  env["ODOOOPS_ODOO_IMAGE"] = env_settings_.value("odoo_image", cfg_.odoo_image);
+  env["ODOO_BIN"] = runtime_values_.odoo_bin;
+  env["ODOOOPS_ODOO_ADDONS"] = runtime_values_.odoo_addons;
+  env["ODOOOPS_ODOO_IMAGE"] = runtime_values_.odoo_image;
+  env["ODOOOPS_DOCKER_DB_HOST"] = cfg_.docker_db_host;
   env["DOCKER_HOST"] = cfg_.docker_host;
   env["ODOOOPS_REGISTRY"] = cfg_.registry;
   env["ODOOOPS_RUN_METADATA"] = dump(run_metadata_);
@@ -424,7 +453,7 @@ RunExecution::Outcome RunExecution::execute() {
         "worker " + worker_ + " runs " + ctx_["workflow"] + " for " + ctx_["project"] + "/" +
             ctx_["environment"] + " (attempt " + std::to_string(attempt_) + ", " +
             std::to_string(steps.size()) + " steps from " + steps_dir + ", runtime " + runtime_ +
-            ")",
+            (ctx_["runtime_profile"].empty() ? "" : " of profile " + ctx_["runtime_profile"]) + ")",
         "", {{"workspace", workspace_}, {"steps", steps}});
   events_.flush(true);
 

@@ -83,6 +83,7 @@ class RunExecution {
   std::map<std::string, std::string> exported_;   // ::odooops::env
   std::map<std::string, std::string> extra_env_;  // backup/restore context
   std::string workspace_, env_dir_, runtime_;
+  RuntimeValues runtime_values_;  // runtime, odoo-bin, addons, image of this run
   std::chrono::steady_clock::time_point last_heartbeat_;
   bool lease_lost_ = false;
 };

@@ -1,5 +1,11 @@
 #include "settings.h"
 
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "../core/repo_url.h"
+
 extern "C" {
 #include "postgres.h"
 
@@ -10,6 +16,8 @@ namespace odooops::settings {
 
 int requeue_backoff_base_seconds = 10;
 int requeue_backoff_max_seconds = 600;
+
+char* repo_url_schemes = nullptr;
 
 char* database = nullptr;
 bool scheduler_enabled = true;
@@ -47,6 +55,23 @@ void define_int(const char* name, const char* short_desc, const char* long_desc,
                           nullptr, nullptr);
 }
 
+// Refuses an allow-list with an unknown scheme before it takes effect. The
+// C++ objects are gone before PostgreSQL is called (GUC_check_errdetail).
+bool check_repo_url_schemes(char** newval, void**, GucSource) {
+  char detail[256] = "";
+  bool ok = false;
+  try {
+    std::vector<std::string> schemes;
+    std::string error;
+    ok = parse_repo_url_schemes(*newval ? *newval : "", schemes, error);
+    if (!ok) snprintf(detail, sizeof detail, "%s", error.c_str());
+  } catch (...) {
+    snprintf(detail, sizeof detail, "out of memory");
+  }
+  if (!ok) GUC_check_errdetail("%s", detail);
+  return ok;
+}
+
 }  // namespace
 
 void define() {
@@ -57,6 +82,13 @@ void define() {
   define_int("odooops.requeue_backoff_max",
              "Longest delay before a requeued run may be claimed again.", nullptr,
              &requeue_backoff_max_seconds, 600, 0, 7 * 86400, PGC_SUSET, GUC_UNIT_S);
+
+  DefineCustomStringVariable(
+      "odooops.repo_url_schemes",
+      "Git transports a project's repo_url may use (https, http, ssh, git, file).",
+      "Comma-separated. file covers file:// URLs and local paths on the worker's host; allow it "
+      "only where every project may read every repository the workers can reach.",
+      &repo_url_schemes, "https,ssh", PGC_SUSET, 0, check_repo_url_schemes, nullptr, nullptr);
 
   DefineCustomStringVariable(
       "odooops.database", "Database in which the odooops background workers run.",

@@ -9,6 +9,9 @@ namespace odooops::settings {
 extern int requeue_backoff_base_seconds;  // odooops.requeue_backoff_base
 extern int requeue_backoff_max_seconds;   // odooops.requeue_backoff_max
 
+// projects
+extern char* repo_url_schemes;  // odooops.repo_url_schemes
+
 // background workers: lifecycle
 extern char* database;              // odooops.database
 extern bool scheduler_enabled;      // odooops.scheduler_enabled

@@ -54,6 +54,20 @@ SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION ops.is_admin IS 'True for platform administrators (members of odooops_admin)';
 
+-- The operator: whoever configures the hosts odooops drives, i.e. a
+-- superuser or the extension owner (or a member of its role), never a
+-- platform administrator as such. Only the operator attaches an environment
+-- to a database that already exists, changes an environment's database, and
+-- writes ops.runtime_profiles (docs/operator-config.md). Judged by the
+-- invoking role, so SECURITY DEFINER functions do not make their callers
+-- operators.
+CREATE FUNCTION ops.is_operator() RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce((SELECT pg_catalog.pg_has_role(ops.invoking_role(), x.extowner, 'MEMBER')
+                     FROM pg_catalog.pg_extension x WHERE x.extname = 'odooops'), false)
+$$;
+COMMENT ON FUNCTION ops.is_operator IS 'True for the operator: a superuser or the extension owner (judged by the invoking role)';
+
 -- The actor recorded in events and requests.
 CREATE FUNCTION ops.current_actor() RETURNS text LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$

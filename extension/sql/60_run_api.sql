@@ -171,6 +171,13 @@ COMMENT ON FUNCTION ops.requeue_stale_runs IS
 --     needs backup.restore.
 --   other deploy runs: no backup (a production deploy never restores one
 --     except through a rollback).
+-- How Odoo runs comes from the operator's configuration only: `runtime` is
+-- the environment's runtime profile, else the project's, else null (the
+-- worker's own defaults); the worker still refuses values its own
+-- configuration does not allow. `repo_url_schemes` is the operator's
+-- allow-list (odooops.repo_url_schemes), which the worker hands to git; a
+-- build, test or deploy of a project whose repo_url it no longer allows is
+-- refused here (OD004), before any step runs.
 CREATE FUNCTION ops.run_context(run_id bigint, worker_id text, attempt integer)
 RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -184,6 +191,11 @@ BEGIN
                                          'production_branch', p.production_branch, 'settings', p.settings),
            'environment', jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage,
                                              'db_name', e.db_name, 'settings', e.settings),
+           'runtime', (SELECT jsonb_build_object('name', rp.name, 'runtime', rp.runtime, 'odoo_bin', rp.odoo_bin,
+                                                 'odoo_addons', rp.odoo_addons, 'odoo_image', rp.odoo_image)
+                         FROM ops.runtime_profiles rp
+                        WHERE rp.name = coalesce(e.runtime_profile, p.runtime_profile)),
+           'repo_url_schemes', pg_catalog.current_setting('odooops.repo_url_schemes'),
            'backup', (SELECT to_jsonb(b) || jsonb_build_object('source_environment', se.name,
                                                                 'source_db', se.db_name, 'source_stage', se.stage,
                                                                 'purpose', k.purpose)
@@ -214,6 +226,9 @@ BEGIN
       PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
     END IF;
     PERFORM ops._raise('OD003', format('worker "%s" no longer holds run %s', worker_id, run_id));
+  END IF;
+  IF result -> 'run' ->> 'workflow' IN ('build', 'test', 'deploy') THEN
+    PERFORM ops.repo_url_scheme(result -> 'project' ->> 'repo_url');
   END IF;
   RETURN result;
 END $$;

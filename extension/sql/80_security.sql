@@ -94,9 +94,13 @@ GRANT SELECT ON ops.projects, ops.environments, ops.runs, ops.run_events, ops.ar
                 ops.project_members, ops.env_permissions, ops.audit_log, ops.alerts
   TO odooops_api;
 GRANT SELECT ON ops.project_secret_names TO odooops_api;
-GRANT UPDATE (name, repo_url, repo_full_name, production_branch, settings) ON ops.projects TO odooops_api;
-GRANT INSERT (project_id, name, stage, branch_pattern, db_name, settings),
-      UPDATE (branch_pattern, settings) ON ops.environments TO odooops_api;
+GRANT UPDATE (name, repo_url, repo_full_name, production_branch, settings, runtime_profile) ON ops.projects
+  TO odooops_api;
+-- db_name only at creation (ops._environment_rules: the operator alone changes it).
+GRANT INSERT (project_id, name, stage, branch_pattern, db_name, settings, runtime_profile),
+      UPDATE (branch_pattern, settings, runtime_profile) ON ops.environments TO odooops_api;
+-- Runtime profiles are chosen by name; their paths are no secret.
+GRANT SELECT ON ops.runtime_profiles TO odooops_api;
 GRANT INSERT, UPDATE (role), DELETE ON ops.project_members TO odooops_api;
 GRANT INSERT, DELETE ON ops.env_permissions TO odooops_api;
 
@@ -105,6 +109,9 @@ GRANT INSERT, DELETE ON ops.env_permissions TO odooops_api;
 -- (partitions made later by the scheduler get no grants either).
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ops TO odooops_admin;
 REVOKE ALL ON ops.project_secrets FROM odooops_admin;
+-- Runtime profiles name executables and directories on the workers' hosts:
+-- the operator's (docs/operator-config.md), read-only for administrators.
+REVOKE INSERT, UPDATE, DELETE ON ops.runtime_profiles FROM odooops_admin;
 DO $$
 DECLARE
   t regclass;
@@ -171,6 +178,7 @@ CREATE POLICY alerts_member_select ON ops.alerts FOR SELECT TO odooops_api
   USING (project_id IS NOT NULL AND ops.can_read_project(project_id));
 
 CREATE POLICY roles_all_select ON ops.roles FOR SELECT TO odooops_api USING (true);
+CREATE POLICY runtime_profiles_all_select ON ops.runtime_profiles FOR SELECT TO odooops_api USING (true);
 CREATE POLICY policies_all_select ON ops.policies FOR SELECT TO odooops_api USING (true);
 
 CREATE POLICY project_members_member_select ON ops.project_members FOR SELECT TO odooops_api

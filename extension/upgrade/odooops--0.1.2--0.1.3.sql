@@ -1543,3 +1543,265 @@ ALTER TABLE ops.project_members
   ADD CONSTRAINT project_members_added_by_length CHECK (length(added_by) <= 255);
 ALTER TABLE ops.env_permissions
   ADD CONSTRAINT env_permissions_permission_length CHECK (length(permission) <= 64);
+
+-- Settings safety: what projects and environments may point at.
+-- Existing rows that break the new database-name or repository rules stop
+-- the upgrade with the list (nothing is renamed behind the operator's back:
+-- a database name is also a database on a server). Setting keys that once
+-- chose executables, paths or the runtime are removed with a warning.
+DO $$
+DECLARE
+  bad text;
+BEGIN
+  SELECT string_agg(format('environment %s (%s of project %s, %s): db_name "%s"', e.id, e.name, e.project_id,
+                           e.status, e.db_name), '; ' ORDER BY e.id)
+    INTO bad
+    FROM ops.environments e
+   WHERE e.db_name !~ '^[a-z0-9][a-z0-9_]{1,62}$'
+      OR e.db_name IN ('postgres', 'template0', 'template1', pg_catalog.current_database())
+      OR e.db_name = pg_catalog.current_setting('odooops.database', true)
+      OR e.db_name ~ '_(pre|restore|test)_[0-9]+$'
+      OR EXISTS (SELECT 1 FROM ops.environments o WHERE o.db_name = e.db_name AND o.id <> e.id);
+  IF bad IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD004',
+      MESSAGE = 'cannot upgrade odooops: environments whose db_name breaks the 0.1.3 rules',
+      DETAIL = bad,
+      HINT = 'db_name: 2 to 63 lowercase letters, digits and underscores, never a system or the control plane''s database, '
+             'never ending in _pre_<n>, _restore_<n> or _test_<n>, unique across all environments (destroyed ones too). '
+             'Rename those databases and rows (docs/operator-config.md), then run ALTER EXTENSION odooops UPDATE again.';
+  END IF;
+  SELECT string_agg(format('projects %s: repo_full_name "%s"', ids, name), '; ')
+    INTO bad
+    FROM (SELECT lower(p.repo_full_name) AS name, string_agg(p.id::text, ', ' ORDER BY p.id) AS ids
+            FROM ops.projects p WHERE p.repo_full_name IS NOT NULL
+           GROUP BY lower(p.repo_full_name) HAVING count(*) > 1) d;
+  IF bad IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD004',
+      MESSAGE = 'cannot upgrade odooops: projects share a GitHub repository',
+      DETAIL = bad,
+      HINT = 'Keep repo_full_name on the project that owns the repository, then run ALTER EXTENSION odooops UPDATE again.';
+  END IF;
+  SELECT string_agg(format('project %s: %s = %s', p.id, k, p.settings -> k), '; ' ORDER BY p.id, k) INTO bad
+    FROM ops.projects p, jsonb_object_keys(p.settings) k
+   WHERE k IN ('odoo_bin', 'odoo_addons', 'odoo_image', 'runtime', 'docker_db_host', 'repo_url');
+  IF bad IS NOT NULL THEN
+    RAISE WARNING 'odooops: removed project settings that are no longer read: %', bad
+      USING HINT = 'Executables, paths and the runtime come from ops.runtime_profiles (docs/operator-config.md).';
+    UPDATE ops.projects SET settings = settings - ARRAY['odoo_bin', 'odoo_addons', 'odoo_image', 'runtime',
+                                                        'docker_db_host', 'repo_url']
+     WHERE settings ?| ARRAY['odoo_bin', 'odoo_addons', 'odoo_image', 'runtime', 'docker_db_host', 'repo_url'];
+  END IF;
+  SELECT string_agg(format('environment %s: %s = %s', e.id, k, e.settings -> k), '; ' ORDER BY e.id, k) INTO bad
+    FROM ops.environments e, jsonb_object_keys(e.settings) k
+   WHERE k IN ('odoo_bin', 'odoo_addons', 'odoo_image', 'runtime', 'docker_db_host', 'repo_url');
+  IF bad IS NOT NULL THEN
+    RAISE WARNING 'odooops: removed environment settings that are no longer read: %', bad
+      USING HINT = 'Executables, paths and the runtime come from ops.runtime_profiles (docs/operator-config.md): '
+                   'create the profiles these environments need and set their runtime_profile.';
+    UPDATE ops.environments SET settings = settings - ARRAY['odoo_bin', 'odoo_addons', 'odoo_image', 'runtime',
+                                                            'docker_db_host', 'repo_url']
+     WHERE settings ?| ARRAY['odoo_bin', 'odoo_addons', 'odoo_image', 'runtime', 'docker_db_host', 'repo_url'];
+  END IF;
+END $$;
+
+CREATE TABLE ops.runtime_profiles (
+  name        text PRIMARY KEY CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
+  runtime     text NOT NULL DEFAULT 'process' CHECK (runtime IN ('process', 'docker')),
+  -- absolute paths of plain segments: no "..", no blanks or shell characters
+  odoo_bin    text CHECK (length(odoo_bin) <= 1024 AND odoo_bin ~ '^(/[A-Za-z0-9_.+-]+)+$'
+                          AND odoo_bin !~ '/\.\.?(/|$)'),
+  odoo_addons text CHECK (length(odoo_addons) <= 4096
+                          AND odoo_addons ~ '^(/[A-Za-z0-9_.+-]+)+(,(/[A-Za-z0-9_.+-]+)+)*$'
+                          AND odoo_addons !~ '/\.\.?(/|,|$)'),
+  odoo_image  text CHECK (odoo_image ~ '^[a-z0-9][A-Za-z0-9._/:@-]{0,254}$'),
+  description text CHECK (length(description) <= 1000),
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE ops.runtime_profiles IS
+  'How Odoo runs (runtime, odoo-bin, addons directories, image), as the operator configured it; environments and projects choose one by name';
+
+ALTER TABLE ops.projects ADD COLUMN runtime_profile text REFERENCES ops.runtime_profiles;
+CREATE UNIQUE INDEX projects_repo_full_name_unique ON ops.projects (lower(repo_full_name));
+ALTER TABLE ops.environments
+  DROP CONSTRAINT environments_db_name_check,
+  ADD CONSTRAINT environments_db_name_check CHECK (db_name ~ '^[a-z0-9][a-z0-9_]{1,62}$'),
+  ADD CONSTRAINT environments_db_name_key UNIQUE (db_name),
+  ADD COLUMN runtime_profile text REFERENCES ops.runtime_profiles;
+DROP INDEX ops.environments_db_name_live;
+
+-- The operator: whoever configures the hosts odooops drives, i.e. a
+-- superuser or the extension owner (or a member of its role), never a
+-- platform administrator as such. Only the operator attaches an environment
+-- to a database that already exists, changes an environment's database, and
+-- writes ops.runtime_profiles (docs/operator-config.md). Judged by the
+-- invoking role, so SECURITY DEFINER functions do not make their callers
+-- operators.
+CREATE FUNCTION ops.is_operator() RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce((SELECT pg_catalog.pg_has_role(ops.invoking_role(), x.extowner, 'MEMBER')
+                     FROM pg_catalog.pg_extension x WHERE x.extname = 'odooops'), false)
+$$;
+COMMENT ON FUNCTION ops.is_operator IS 'True for the operator: a superuser or the extension owner (judged by the invoking role)';
+
+CREATE FUNCTION ops.repo_url_scheme(url text) RETURNS text LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'odooops_repo_url_scheme';
+COMMENT ON FUNCTION ops.repo_url_scheme IS
+  'The git transport of a repository URL (https, http, ssh, git, file); raises OD004 when it is malformed or not in odooops.repo_url_schemes';
+
+-- Setting keys that once chose executables, host paths, the runtime or the
+-- repository. They are not read any more and are refused, so nobody
+-- believes they still take effect.
+CREATE FUNCTION ops._check_settings(settings jsonb) RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  key text;
+BEGIN
+  SELECT k INTO key FROM pg_catalog.jsonb_object_keys(settings) k
+   WHERE k IN ('odoo_bin', 'odoo_addons', 'odoo_image', 'runtime', 'docker_db_host', 'repo_url')
+   ORDER BY k LIMIT 1;
+  IF key = 'repo_url' THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD004',
+      MESSAGE = 'settings.repo_url cannot be set: the repository is the project''s repo_url';
+  ELSIF key IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD004',
+      MESSAGE = format('settings.%s cannot be set: executables, paths and the runtime come from the operator''s configuration', key),
+      HINT = 'Choose one of ops.runtime_profiles with runtime_profile.';
+  END IF;
+END $$;
+
+CREATE FUNCTION ops._check_db_name(db_name text) RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF db_name !~ '^[a-z0-9][a-z0-9_]{1,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD004', MESSAGE = format('db_name "%s" is not a valid database name', db_name),
+      DETAIL = 'Use 2 to 63 lowercase letters, digits and underscores, starting with a letter or digit.';
+  END IF;
+  IF db_name IN ('postgres', 'template0', 'template1') THEN
+    PERFORM ops._raise('OD004', format('db_name "%s" is a system database', db_name));
+  END IF;
+  IF db_name = pg_catalog.current_database() OR db_name = pg_catalog.current_setting('odooops.database', true) THEN
+    PERFORM ops._raise('OD004', format('db_name "%s" is the control plane''s own database', db_name));
+  END IF;
+  -- The worker creates and drops <db>_pre_<run> (snapshots before an
+  -- update), <db>_restore_<run> and <db>_test_<run> (truncated to 40 + the
+  -- suffix): no environment may own such a name, or another environment's
+  -- deploy would drop it.
+  IF db_name ~ '_(pre|restore|test)_[0-9]+$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD004',
+      MESSAGE = format('db_name "%s" is reserved for the worker''s temporary databases', db_name),
+      DETAIL = 'Names ending in _pre_<n>, _restore_<n> or _test_<n> are snapshots, restores and test databases the worker creates and drops.';
+  END IF;
+  -- Another application's database on this server: destroying the
+  -- environment would drop it. The operator may still adopt one (a
+  -- migration into odooops).
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_database d WHERE d.datname = db_name) AND NOT ops.is_operator() THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('a database named "%s" already exists on this server', db_name),
+      DETAIL = 'Only the operator (a superuser or the extension owner) attaches an environment to an existing database.';
+  END IF;
+END $$;
+
+-- Runs as the extension owner so that the checks it calls need no grants;
+-- it reads only the row and the catalogs. The uniqueness of db_name across
+-- all environments is the table's own constraint.
+CREATE FUNCTION ops._environment_rules() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' AND NEW.db_name IS DISTINCT FROM OLD.db_name AND NOT ops.is_operator() THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('the database of environment "%s" cannot be changed', OLD.name),
+      DETAIL = 'Only the operator (a superuser or the extension owner) points an environment at another database.';
+  END IF;
+  IF TG_OP = 'INSERT' OR NEW.db_name IS DISTINCT FROM OLD.db_name THEN
+    PERFORM ops._check_db_name(NEW.db_name);
+  END IF;
+  IF TG_OP = 'INSERT' OR NEW.settings IS DISTINCT FROM OLD.settings THEN
+    PERFORM ops._check_settings(NEW.settings);
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER environments_rules BEFORE INSERT OR UPDATE OF db_name, settings ON ops.environments
+  FOR EACH ROW EXECUTE FUNCTION ops._environment_rules();
+
+-- The same for projects: repo_url within the operator's transports.
+-- repo_full_name is unique case-insensitively (projects_repo_full_name_unique).
+CREATE FUNCTION ops._project_rules() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NEW.repo_url IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.repo_url IS DISTINCT FROM OLD.repo_url) THEN
+    PERFORM ops.repo_url_scheme(NEW.repo_url);
+  END IF;
+  IF TG_OP = 'INSERT' OR NEW.settings IS DISTINCT FROM OLD.settings THEN
+    PERFORM ops._check_settings(NEW.settings);
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER projects_rules BEFORE INSERT OR UPDATE OF repo_url, settings ON ops.projects
+  FOR EACH ROW EXECUTE FUNCTION ops._project_rules();
+
+CREATE OR REPLACE FUNCTION ops.run_context(run_id bigint, worker_id text, attempt integer)
+RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result jsonb;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  SELECT jsonb_build_object(
+           'run', to_jsonb(r),
+           'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,
+                                         'repo_full_name', p.repo_full_name,
+                                         'production_branch', p.production_branch, 'settings', p.settings),
+           'environment', jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage,
+                                             'db_name', e.db_name, 'settings', e.settings),
+           'runtime', (SELECT jsonb_build_object('name', rp.name, 'runtime', rp.runtime, 'odoo_bin', rp.odoo_bin,
+                                                 'odoo_addons', rp.odoo_addons, 'odoo_image', rp.odoo_image)
+                         FROM ops.runtime_profiles rp
+                        WHERE rp.name = coalesce(e.runtime_profile, p.runtime_profile)),
+           'repo_url_schemes', pg_catalog.current_setting('odooops.repo_url_schemes'),
+           'backup', (SELECT to_jsonb(b) || jsonb_build_object('source_environment', se.name,
+                                                                'source_db', se.db_name, 'source_stage', se.stage,
+                                                                'purpose', k.purpose)
+                        FROM ops.backups b JOIN ops.environments se ON se.id = b.environment_id
+                       WHERE CASE WHEN r.workflow <> 'deploy'
+                                    THEN b.id = k.named_id OR (r.metadata ->> 'backup_id' IS NULL AND b.run_id = r.id)
+                                  WHEN k.purpose = 'rollback'
+                                    THEN b.id = k.restore_id AND b.environment_id = r.environment_id
+                                  WHEN k.purpose = 'refresh'
+                                    THEN b.project_id = r.project_id AND se.stage = 'production'
+                                         AND b.status = 'completed'
+                                  ELSE false END
+                       ORDER BY b.completed_at DESC NULLS LAST, b.id DESC LIMIT 1))
+    INTO result
+    FROM ops.runs r JOIN ops.projects p ON p.id = r.project_id JOIN ops.environments e ON e.id = r.environment_id
+         CROSS JOIN LATERAL (
+           SELECT CASE WHEN r.workflow <> 'deploy' THEN r.workflow
+                       WHEN r.metadata ? 'restore_backup_id' THEN 'rollback'
+                       WHEN e.stage = 'staging' THEN 'refresh' END AS purpose,
+                  CASE WHEN r.metadata ->> 'backup_id' ~ '^[0-9]{1,18}$'
+                       THEN (r.metadata ->> 'backup_id')::bigint END AS named_id,
+                  CASE WHEN r.metadata ->> 'restore_backup_id' ~ '^[0-9]{1,18}$'
+                       THEN (r.metadata ->> 'restore_backup_id')::bigint END AS restore_id) k
+   WHERE r.id = run_context.run_id AND r.status IN ('claimed', 'running')
+     AND r.claimed_by = run_context.worker_id AND r.attempt = run_context.attempt;
+  IF result IS NULL THEN
+    IF NOT EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = run_context.run_id) THEN
+      PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
+    END IF;
+    PERFORM ops._raise('OD003', format('worker "%s" no longer holds run %s', worker_id, run_id));
+  END IF;
+  IF result -> 'run' ->> 'workflow' IN ('build', 'test', 'deploy') THEN
+    PERFORM ops.repo_url_scheme(result -> 'project' ->> 'repo_url');
+  END IF;
+  RETURN result;
+END $$;
+
+REVOKE EXECUTE ON FUNCTION ops.is_operator(), ops.repo_url_scheme(text), ops._check_settings(jsonb),
+  ops._check_db_name(text), ops._environment_rules(), ops._project_rules() FROM PUBLIC;
+
+GRANT UPDATE (runtime_profile) ON ops.projects TO odooops_api;
+GRANT INSERT (runtime_profile), UPDATE (runtime_profile) ON ops.environments TO odooops_api;
+GRANT SELECT ON ops.runtime_profiles TO odooops_api;
+GRANT SELECT ON ops.runtime_profiles TO odooops_admin;
+ALTER TABLE ops.runtime_profiles ENABLE ROW LEVEL SECURITY;
+CREATE POLICY admin_all ON ops.runtime_profiles TO odooops_admin USING (true) WITH CHECK (true);
+CREATE POLICY runtime_profiles_all_select ON ops.runtime_profiles FOR SELECT TO odooops_api USING (true);

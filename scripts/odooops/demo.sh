@@ -95,6 +95,12 @@ SHA=$(git -C "$REPO" rev-parse HEAD)
 if [ "$(psql -X -qAt -d postgres -c "SHOW odooops.database")" != odooops ]; then
   psql -X -q -d postgres -c "ALTER SYSTEM SET odooops.database = 'odooops'" -c "SELECT pg_reload_conf()" >/dev/null
 fi
+# The demo repository is a local path: the operator allows the file
+# transport for this control plane (repository URLs are https or ssh only
+# by default).
+if [ "$(psql -X -qAt -d odooops -c "SHOW odooops.repo_url_schemes")" != https,ssh,file ]; then
+  psql -X -q -d postgres -c "ALTER DATABASE odooops SET odooops.repo_url_schemes = 'https,ssh,file'" >/dev/null
+fi
 psql -X -q -v ON_ERROR_STOP=1 -v repo="$REPO" -v port="$HTTP_PORT" <<'SQL'
 CREATE EXTENSION IF NOT EXISTS odooops;
 INSERT INTO ops.projects (slug, name, repo_url) VALUES ('demo', 'Demo', :'repo')

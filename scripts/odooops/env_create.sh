@@ -9,7 +9,8 @@ Usage: env_create.sh --project SLUG --name NAME --stage STAGE [options]
   --name NAME             environment name (lowercase, digits, . _ -)
   --stage STAGE           production | staging | development | preview
   --branch-pattern GLOB   branches that deploy here (e.g. main, feature/*)
-  --db-name NAME          database of the environment (default: <project>_<name>)
+  --db-name NAME          database of the environment: 2-63 lowercase letters, digits, _
+                          (default: <project>_<name>, dashes and dots as _)
   --deploy SHA            queue a deploy of this commit once created
   --ref REF               git ref of that commit (default: the branch pattern)
   --dsn URI               connection (default: $ODOOOPS_DSN, PG* variables, .odooops/)
@@ -37,7 +38,7 @@ pid=$(sql "SELECT id FROM ops.projects WHERE slug = :'project'" -v project="$pro
 [ -n "$pid" ] || die "no project \"$project\"" 3
 env_id=$(sql "INSERT INTO ops.environments (project_id, name, stage, branch_pattern, db_name)
               VALUES (:'pid', :'name', :'stage', nullif(:'pattern', ''),
-                      coalesce(nullif(:'db', ''), replace(:'project' || '_' || :'name', '-', '_')))
+                      coalesce(nullif(:'db', ''), translate(:'project' || '_' || :'name', '-.', '__')))
               RETURNING id" -v pid="$pid" -v name="$name" -v stage="$stage" -v pattern="$pattern" -v db="$db" -v project="$project")
 echo "environment $env_id"
 if [ -n "$sha" ]; then

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Bad inputs: an unreachable repository, a missing SHA, a failing step, a step
-# timeout, a cancel, a storage outage and a corrupted backup each fail (or
-# cancel) the run with a clear event naming the cause, and nothing
-# half-restored is left serving. The Odoo is the stand-in, not Odoo.
+# Bad inputs: an unreachable repository, a missing SHA, executables named in
+# settings or in a runtime profile the worker does not allow, a failing step,
+# a step timeout, a cancel, a storage outage and a corrupted backup each fail
+# (or cancel, or are refused) with a clear error naming the cause, and
+# nothing half-restored is left serving. The Odoo is the stand-in, not Odoo.
 source "$(dirname "$0")/lib.sh"
 setup_control_plane
 start_worker bad --storage "file://$WORK/backups"
@@ -27,6 +28,41 @@ expect_error "$run" "cannot clone the repository"
 run=$(scalar "SELECT id FROM ops.queue_run(1, 'dev', 'deadbeefdeadbeef', 'main', '{}', 'build')")
 wait_status "$run" failed 30
 expect_error "$run" "revision deadbeefdeadbeef not found"
+
+# Settings cannot choose what the worker executes: an odoo-bin, or a step
+# directory through the runtime (`<workflow>.<runtime>`), named in an
+# environment's settings is refused by the control plane, and nothing runs.
+cat >"$WORK/evil.sh" <<SH
+#!/bin/sh
+touch "$WORK/pwned"
+SH
+chmod +x "$WORK/evil.sh"
+mkdir -p "$WORK/evil-steps"
+cp "$WORK/evil.sh" "$WORK/evil-steps/10-evil"
+rel=$(realpath -m --relative-to="$ROOT/worker/steps/deploy.docker" "$WORK/evil-steps")
+for kv in "\"odoo_bin\": \"$WORK/evil.sh\"" "\"runtime\": \"docker/$rel\""; do
+  if out=$(cp_psql -c "UPDATE ops.environments SET settings = settings || '{$kv}' WHERE project_id = 1 AND name = 'dev'" 2>&1); then
+    say "settings {$kv} accepted"
+  else
+    [[ $out == *"cannot be set"* ]] || fail "settings {$kv}: unexpected error: $out"
+  fi
+done
+run=$(queue dev deploy)
+wait_status "$run" "succeeded|failed" 90
+[ -e "$WORK/pwned" ] && fail "an environment setting made the worker execute $WORK/evil.sh"
+say "odoo_bin and runtime in settings refused; the deploy ran the worker's own odoo-bin and steps"
+# A runtime profile (the operator's) naming an executable this worker's
+# configuration does not allow fails the run before any step.
+cp_psql -c "INSERT INTO ops.runtime_profiles (name, odoo_bin) VALUES ('unlisted', '$WORK/evil.sh');
+            UPDATE ops.environments SET runtime_profile = 'unlisted' WHERE project_id = 1 AND name = 'dev'" >/dev/null
+run=$(queue dev deploy)
+wait_status "$run" failed 30
+expect_error "$run" "odoo_bin $WORK/evil.sh is not allowed by this worker"
+[ "$(scalar "SELECT count(*) FROM ops.run_events WHERE run_id = $run AND message LIKE 'step % started'")" = 0 ] \
+  || fail "steps ran under a runtime profile the worker does not allow"
+[ -e "$WORK/pwned" ] && fail "a runtime profile made the worker execute $WORK/evil.sh"
+cp_psql -c "UPDATE ops.environments SET runtime_profile = NULL WHERE project_id = 1 AND name = 'dev';
+            DELETE FROM ops.runtime_profiles WHERE name = 'unlisted'" >/dev/null
 
 # A failing step: a commit with a broken manifest fails the addons step
 mkdir -p "$REPO/addons/broken"

@@ -18,7 +18,10 @@ cleanup_containers() {
 }
 cleanup_containers
 setup_control_plane
-cp_psql -c "UPDATE ops.environments SET settings = settings || '{\"runtime\": \"docker\"}' WHERE name = 'production'" >/dev/null
+# The operator's runtime profile selects the docker runtime (the worker's
+# --odoo-image is the image).
+cp_psql -c "INSERT INTO ops.runtime_profiles (name, runtime, description) VALUES ('docker', 'docker', 'containers');
+            UPDATE ops.environments SET runtime_profile = 'docker' WHERE name = 'production'" >/dev/null
 start_worker dock --docker-host "$DOCKER_HOST" --odoo-image localhost/odoo-standin:17 --odoo-db-host 127.0.0.1 \
   --storage "file://$WORK/backups"
 
@@ -83,7 +86,7 @@ say "rollback $rb: the first release's image runs on the database of pre-deploy 
 # backup; when its module update then fails, the staging database it replaced
 # comes back and the previous container serves again.
 STAGING=e2e_docker_runtime_staging
-cp_psql -c "UPDATE ops.environments SET settings = settings || '{\"runtime\": \"docker\"}' WHERE name = 'staging'" >/dev/null
+cp_psql -c "UPDATE ops.environments SET runtime_profile = 'docker' WHERE name = 'staging'" >/dev/null
 latest=$(scalar "SELECT b.id FROM ops.backups b JOIN ops.environments e ON e.id = b.environment_id
                   WHERE e.name = 'production' AND b.status = 'completed' ORDER BY b.completed_at DESC LIMIT 1")
 s1=$(queue staging deploy); wait_status "$s1" succeeded 240

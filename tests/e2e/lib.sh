@@ -69,10 +69,14 @@ PY
   SHA=$(git -C "$repo" rev-parse HEAD)
 }
 
-# Control-plane database with the extension, a project with three
-# environments (each with its own port), and the repository.
+# Control-plane database with the extension (local repositories allowed), a
+# project with three environments (each with its own port), and the
+# repository.
 setup_control_plane() {
   PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $CP_DB WITH (FORCE)" -c "CREATE DATABASE $CP_DB" >/dev/null
+  # The repositories here are local: the operator allows file (the default
+  # is https,ssh), for the sessions of this control plane only.
+  psql -X -q -d postgres -c "ALTER DATABASE $CP_DB SET odooops.repo_url_schemes = 'https,ssh,file'" >/dev/null
   make_repo
   PORT_PROD=$(free_port); PORT_STAGING=$(free_port); PORT_DEV=$(free_port)
   local prefix=e2e_${E2E_NAME//-/_}

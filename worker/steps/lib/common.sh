@@ -43,7 +43,7 @@ FILESTORE=$DATA_DIR/filestore/${ODOOOPS_DB_NAME:?}
 odoo_bin() {
   local bin=${ODOO_BIN:-odoo-bin}
   if [[ $bin != /* ]]; then bin=$(command -v "$bin" || true); fi
-  [ -n "$bin" ] && [ -x "$bin" ] || die "odoo-bin not found or not executable: ${ODOO_BIN:-odoo-bin} (set --odoo-bin or ODOO_BIN)"
+  [ -n "$bin" ] && [ -x "$bin" ] || die "odoo-bin not found or not executable: ${ODOO_BIN:-odoo-bin} (the worker's --odoo-bin, or the runtime profile's odoo_bin)"
   printf '%s\n' "$bin"
 }
 
