@@ -30,14 +30,42 @@ Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg, bool 
   check_worker_id(*fence.worker_id);
   check_attempt(*attempt);
   fence.attempt = *attempt;
+  authorize_worker(*fence.worker_id);
   return fence;
 }
 
+void authorize_worker(const std::string& worker_id) {
+  static pg::Statement check("SELECT ops.authorize_worker($1)", {TEXTOID});
+  pg::connect();
+  pg::execute(check, {pg::text_param(worker_id)});
+  pg::finish();
+}
+
+namespace {
+
+Error run_not_found(int64_t run_id) {
+  return Error(ErrorCode::NotFound, "run " + std::to_string(run_id) + " does not exist");
+}
+
+}  // namespace
+
 void authorize_run(int64_t run_id, const char* permission) {
+  static pg::Statement visible(
+      "SELECT ops.can_read_project(r.project_id) FROM ops.runs r WHERE r.id = $1", {INT8OID});
   static pg::Statement check(
       "SELECT ops.authorize(r.project_id, $2, r.environment_id) FROM ops.runs r WHERE r.id = $1",
       {INT8OID, TEXTOID});
+  const pg::Rows rows = pg::execute(visible, {pg::int8_param(run_id)});
+  if (rows.count > 0 && !pg::get_bool(rows, 0, 1).value_or(false)) throw run_not_found(run_id);
   pg::execute(check, {pg::int8_param(run_id), pg::text_param(permission)});
+}
+
+void require_readable_project(int64_t project_id) {
+  static pg::Statement visible("SELECT ops.can_read_project($1)", {INT8OID});
+  const pg::Rows rows = pg::execute(visible, {pg::int8_param(project_id)});
+  if (!pg::get_bool(rows, 0, 1).value_or(false)) {
+    throw Error(ErrorCode::NotFound, "project " + std::to_string(project_id) + " does not exist");
+  }
 }
 
 int64_t read_id(FunctionCallInfo fcinfo, int arg, const char* name) {
@@ -62,9 +90,7 @@ void refuse(int64_t run_id, const Fence& fence, RunStatus target) {
   static pg::Statement load("SELECT status, claimed_by, attempt FROM ops.runs WHERE id = $1",
                             {INT8OID});
   const pg::Rows rows = pg::execute(load, {pg::int8_param(run_id)});
-  if (rows.count == 0) {
-    throw Error(ErrorCode::NotFound, "run " + std::to_string(run_id) + " does not exist");
-  }
+  if (rows.count == 0) throw run_not_found(run_id);
   const auto status = parse_run_status(pg::get_text(rows, 0, 1).value_or(""));
   if (!status) throw Error(ErrorCode::Internal, "run has an unknown status");
   const RunHolder holder{*status, pg::get_text(rows, 0, 2).value_or(""),

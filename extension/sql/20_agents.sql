@@ -65,6 +65,8 @@ CREATE INDEX agent_events_agent ON ops.agent_events (agent_id, id);
 
 -- Registers (or updates) a worker: the workflows it serves, its team, labels
 -- and version. Re-registering an offline worker makes it active again.
+-- Like every worker RPC, only a login bound to worker_id may call it
+-- (ops.authorize_worker, 55_worker_identity.sql).
 CREATE FUNCTION ops.register_agent(
   worker_id text, kinds text[] DEFAULT NULL, team text DEFAULT NULL,
   labels jsonb DEFAULT '{}', version text DEFAULT NULL, hostname text DEFAULT NULL)
@@ -78,6 +80,7 @@ BEGIN
   IF worker_id IS NULL OR length(worker_id) NOT BETWEEN 1 AND 128 THEN
     PERFORM ops._raise('OD004', 'worker_id must be 1 to 128 characters');
   END IF;
+  PERFORM ops.authorize_worker(worker_id);
   IF kinds IS NOT NULL AND (cardinality(kinds) = 0 OR NOT kinds <@
       ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']) THEN
     PERFORM ops._raise('OD004', 'kinds must be a non-empty list of workflows',
@@ -127,6 +130,7 @@ AS $$
 DECLARE
   result text;
 BEGIN
+  PERFORM ops.authorize_worker(worker_id);
   UPDATE ops.agents a SET last_heartbeat_at = now(),
          status = CASE WHEN a.status = 'offline' THEN 'active' ELSE a.status END
    WHERE a.worker_id = agent_heartbeat.worker_id
@@ -146,6 +150,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   result text;
 BEGIN
+  PERFORM ops.authorize_worker(worker_id);
   IF status IS NULL OR status NOT IN ('active', 'draining', 'offline') THEN
     PERFORM ops._raise('OD004', 'status must be active, draining or offline');
   END IF;

@@ -168,6 +168,7 @@ RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_cata
 DECLARE
   result jsonb;
 BEGIN
+  PERFORM ops.authorize_worker(worker_id);
   SELECT jsonb_build_object(
            'run', to_jsonb(r),
            'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,

@@ -55,12 +55,14 @@ BEGIN
   IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
     PERFORM ops._raise('OD004', 'metadata must be a JSON object');
   END IF;
+  -- Outside a project its backups and environments are as unknown as
+  -- missing ones.
   SELECT * INTO b FROM ops.backups WHERE id = backup_id;
-  IF NOT FOUND THEN
+  IF NOT FOUND OR NOT ops.can_read_project(b.project_id) THEN
     PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
   END IF;
   SELECT * INTO e FROM ops.environments WHERE id = target_env_id;
-  IF NOT FOUND THEN
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
     PERFORM ops._raise('OD002', format('environment %s does not exist', target_env_id));
   END IF;
   PERFORM ops.authorize(e.project_id, 'backup.restore', e.id);

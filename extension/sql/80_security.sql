@@ -105,6 +105,13 @@ GRANT INSERT, DELETE ON ops.env_permissions TO odooops_api;
 -- (partitions made later by the scheduler get no grants either).
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ops TO odooops_admin;
 REVOKE ALL ON ops.project_secrets FROM odooops_admin;
+-- The run queue, restores, approvals and the audit trail change only
+-- through the RPCs, which keep the state machine, the four-eyes rule and
+-- the trail: a direct write could release a deploy waiting for its
+-- approval, decide an approval or forge a trail entry. Administrators read
+-- them (and cancel, finish or requeue runs through the RPCs).
+REVOKE INSERT, UPDATE, DELETE ON ops.runs, ops.run_events, ops.restores, ops.approvals, ops.audit_log
+  FROM odooops_admin;
 DO $$
 DECLARE
   t regclass;
