@@ -34,12 +34,69 @@ Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg, bool 
   return fence;
 }
 
-void authorize_worker(const std::string& worker_id) {
-  static pg::Statement check("SELECT ops.authorize_worker($1)", {TEXTOID});
+namespace {
+
+// Whether the invoking role may act as worker $1: bound to it in
+// ops.worker_logins, a platform administrator, or with the extension
+// owner's rights (superusers included); and the role's name, quoted, for
+// the refusal. The invoking role is ops.invoking_role() (the SET ROLE
+// target, else the login), written out: a call of that function costs a
+// search_path save and restore, and every worker call pays for this
+// statement. OFFSET 0 evaluates the role once.
+constexpr const char* kMayActAsWorkerSql =
+    "SELECT EXISTS (SELECT 1 FROM ops.worker_logins l WHERE l.login = x.r AND l.worker_id = $1)"
+    "    OR pg_has_role(x.r, 'odooops_admin', 'MEMBER')"
+    "    OR pg_has_role(x.r, (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'odooops'),"
+    "                   'MEMBER'),"
+    "       quote_ident(x.r)"
+    "  FROM (SELECT CASE WHEN current_setting('role') IN ('none', '') THEN session_user"
+    "                    ELSE current_setting('role')::name END AS r OFFSET 0) x";
+
+struct WorkerCheck {
+  bool allowed;
+  std::string role;
+};
+
+WorkerCheck check_worker(const std::string& worker_id) {
+  static pg::Statement check(kMayActAsWorkerSql, {TEXTOID});
   pg::connect();
-  pg::execute(check, {pg::text_param(worker_id)});
+  const pg::Rows rows = pg::execute(check, {pg::text_param(worker_id)});
+  WorkerCheck result{pg::get_bool(rows, 0, 1).value_or(false),
+                     pg::get_text(rows, 0, 2).value_or("")};
   pg::finish();
+  return result;
 }
+
+}  // namespace
+
+bool may_act_as_worker(const std::string& worker_id) { return check_worker(worker_id).allowed; }
+
+void authorize_worker(const std::string& worker_id) {
+  const WorkerCheck check = check_worker(worker_id);
+  if (!check.allowed) {
+    throw Error(ErrorCode::InsufficientPrivilege,
+                "role " + check.role + " may not act as worker \"" + worker_id + "\"", "",
+                "An administrator binds logins to worker ids in ops.worker_logins.");
+  }
+}
+
+namespace {
+
+// ops.authorize_worker(worker_id) and ops.may_act_as_worker(worker_id), for
+// the worker RPCs written in SQL: the same check as the native ones.
+Datum authorize_worker_sql(FunctionCallInfo fcinfo) {
+  const auto worker_id = pg::arg_text(fcinfo, 0);
+  if (!worker_id) throw Error(ErrorCode::InvalidArgument, "worker_id is required");
+  authorize_worker(*worker_id);
+  return static_cast<Datum>(0);
+}
+
+Datum may_act_as_worker_sql(FunctionCallInfo fcinfo) {
+  const auto worker_id = pg::arg_text(fcinfo, 0);
+  return BoolGetDatum(worker_id.has_value() && may_act_as_worker(*worker_id));
+}
+
+}  // namespace
 
 namespace {
 
@@ -101,3 +158,6 @@ void refuse(int64_t run_id, const Fence& fence, RunStatus target) {
 }
 
 }  // namespace odooops::api
+
+ODOOOPS_SQL_FUNCTION(odooops_authorize_worker, odooops::api::authorize_worker_sql)
+ODOOOPS_SQL_FUNCTION(odooops_may_act_as_worker, odooops::api::may_act_as_worker_sql)

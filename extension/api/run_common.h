@@ -28,10 +28,14 @@ struct Fence {
 // with authorize_worker().
 Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg, bool required);
 
-// Raises 42501 unless the invoking role may act as `worker_id`
-// (ops.authorize_worker: a binding in ops.worker_logins, or an
-// administrator). Every worker call that names a worker checks this before
-// it reads or writes a run. Manages its own SPI connection.
+// The one check of worker identity (docs/access-control.md): whether the
+// invoking role may act as `worker_id` -- bound to it in
+// ops.worker_logins, a platform administrator, or with the extension
+// owner's rights. Manage their own SPI connection.
+bool may_act_as_worker(const std::string& worker_id);
+// Raises 42501 unless may_act_as_worker(). Every worker call that names a
+// worker checks this before it reads or writes anything; the SQL-written
+// worker RPCs reach it as ops.authorize_worker().
 void authorize_worker(const std::string& worker_id);
 
 // Raises 42501 unless the caller is an admin or holds `permission` for the

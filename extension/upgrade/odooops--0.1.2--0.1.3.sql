@@ -387,27 +387,10 @@ CREATE POLICY admin_all ON ops.worker_logins TO odooops_admin USING (true) WITH 
 SELECT pg_catalog.pg_extension_config_dump('ops.worker_logins', '');
 
 CREATE OR REPLACE FUNCTION ops.may_act_as_worker(worker_id text) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-  SELECT ops.is_admin()
-      OR pg_catalog.pg_has_role(ops.invoking_role(),
-                                (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'odooops'),
-                                'MEMBER')
-      OR EXISTS (SELECT 1 FROM ops.worker_logins l
-                  WHERE l.login = ops.invoking_role() AND l.worker_id = may_act_as_worker.worker_id)
-$$;
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'odooops_may_act_as_worker';
 
 CREATE OR REPLACE FUNCTION ops.authorize_worker(worker_id text) RETURNS void
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  IF worker_id IS NULL THEN
-    PERFORM ops._raise('OD004', 'worker_id is required');
-  END IF;
-  IF NOT ops.may_act_as_worker(worker_id) THEN
-    RAISE EXCEPTION USING ERRCODE = '42501',
-      MESSAGE = format('role %s may not act as worker "%s"', quote_ident(ops.invoking_role()), worker_id),
-      HINT = 'An administrator binds logins to worker ids in ops.worker_logins.';
-  END IF;
-END $$;
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'odooops_authorize_worker';
 
 REVOKE EXECUTE ON FUNCTION ops.may_act_as_worker(text), ops.authorize_worker(text) FROM PUBLIC;
 COMMENT ON FUNCTION ops.may_act_as_worker IS
