@@ -126,12 +126,15 @@ COMMENT ON FUNCTION ops.expire_approvals IS 'Expires pending approvals past thei
 -- Approvals change only through the functions above. Every write must come
 -- from the extension's own functions (current_user has the extension
 -- owner's rights: a role someone granted table privileges, such as
--- Supabase's service_role, is refused); a new approval is pending; a
--- pending one may get its subject (restore_backup), an earlier expiry, or
--- its decision -- the latter only from ops.decide_approval or
--- ops.expire_approvals, which mark the approval they decide, so not even
--- the owner or a superuser flips one with a plain UPDATE. A decided
--- approval never changes, and approvals are never deleted or truncated.
+-- Supabase's service_role, is refused). Rows the owner inserts are taken
+-- as they are, so a dump restored by the owner or a superuser brings back
+-- its decided approvals (an inserted decision releases nothing: restores
+-- and deploys move only through ops.decide_approval). A pending approval
+-- may get its subject (restore_backup), an earlier expiry, or its decision
+-- -- the latter only from ops.decide_approval or ops.expire_approvals,
+-- which mark the approval they decide, so not even the owner or a
+-- superuser flips one with a plain UPDATE. A decided approval never
+-- changes, and approvals are never deleted or truncated.
 -- Not SECURITY DEFINER: it judges the role that writes.
 CREATE FUNCTION ops.guard_approval() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -148,10 +151,6 @@ BEGIN
       HINT = 'Use ops.decide_approval.';
   END IF;
   IF TG_OP = 'INSERT' THEN
-    IF NEW.status <> 'pending' OR NEW.decided_by IS NOT NULL OR NEW.decided_at IS NOT NULL THEN
-      RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'a new approval must be pending',
-        HINT = 'Approvals are decided with ops.decide_approval.';
-    END IF;
     RETURN NEW;
   END IF;
   IF OLD.status <> 'pending' THEN

@@ -1014,10 +1014,6 @@ BEGIN
       HINT = 'Use ops.decide_approval.';
   END IF;
   IF TG_OP = 'INSERT' THEN
-    IF NEW.status <> 'pending' OR NEW.decided_by IS NOT NULL OR NEW.decided_at IS NOT NULL THEN
-      RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'a new approval must be pending',
-        HINT = 'Approvals are decided with ops.decide_approval.';
-    END IF;
     RETURN NEW;
   END IF;
   IF OLD.status <> 'pending' THEN
