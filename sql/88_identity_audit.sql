@@ -130,6 +130,8 @@ SELECT regress.err($$SELECT ops.agent_heartbeat(NULL)$$) AS null_heartbeat;
 SELECT regress.err($$SELECT ops.claim_storage_deletions(NULL, 1)$$) AS null_deletions;
 SELECT regress.err($$SELECT ops.register_agent(repeat('x', 129))$$) AS long_worker;
 RESET SESSION AUTHORIZATION;
+SELECT (SELECT count(*) FROM ops.storage_deletions WHERE status = 'claimed' AND claimed_by IS NULL) AS claimed_by_nobody,
+       (SELECT count(*) FROM ops.agents WHERE length(worker_id) > 128 OR worker_id IS NULL) AS odd_agents;
 
 -- Worker A runs its own run to the end.
 SET SESSION AUTHORIZATION ia_worker_a;
