@@ -96,10 +96,6 @@ Datum may_act_as_worker_sql(FunctionCallInfo fcinfo) {
   return BoolGetDatum(worker_id.has_value() && may_act_as_worker(*worker_id));
 }
 
-}  // namespace
-
-namespace {
-
 Error run_not_found(int64_t run_id) {
   return Error(ErrorCode::NotFound, "run " + std::to_string(run_id) + " does not exist");
 }

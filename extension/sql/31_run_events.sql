@@ -33,7 +33,6 @@ COMMENT ON TABLE ops.run_events IS 'Append-only log of run transitions and outpu
 
 CREATE INDEX run_events_run ON ops.run_events (run_id, id);
 
-
 -- Refuses any change to an append-only table (audit trails). The table is
 -- named by the trigger's argument: on a partitioned table TG_TABLE_NAME
 -- would name the partition.

@@ -72,8 +72,7 @@ BEGIN
   END IF;
 
   -- The decision marker lets ops.guard_approval tell this decision from a
-  -- direct UPDATE; it lasts until the end of the transaction, and the
-  -- decided row cannot change again anyway.
+  -- direct UPDATE; it is cleared at once (transaction-local either way).
   PERFORM set_config('odooops_guard.approval_decision', a.id::text, true);
   UPDATE ops.approvals x SET status = decision, decided_by = actor, decided_at = now(), reason = decide_approval.reason
    WHERE x.id = a.id RETURNING * INTO a;
