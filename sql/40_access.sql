@@ -113,9 +113,12 @@ SET SESSION AUTHORIZATION odooops_test_login;
 SELECT ops.current_user_id() AS mapped, count(*) AS reads FROM ops.projects;
 RESET SESSION AUTHORIZATION;
 
--- A worker role may claim and report, but holds nothing else.
+-- A worker role may claim and report as the worker ids bound to it, but
+-- holds nothing else.
+INSERT INTO ops.worker_logins (login, worker_id) VALUES ('odooops_test_worker', 'w-access');
 SET ROLE odooops_test_worker;
 SELECT count(*) AS claimed FROM ops.claim_next_run('w-access');
+SELECT ops.claim_next_run('w-other');
 SELECT ops.queue_run(1, 'dev', 'abcd01', 'main');
 SELECT * FROM ops.project_secrets;
 RESET ROLE;

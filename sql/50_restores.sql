@@ -15,6 +15,9 @@ UPDATE ops.runs SET status = 'cancelled', finished_at = now(), lease_expires_at 
  WHERE status IN ('queued', 'claimed', 'running');
 UPDATE ops.backups SET status = 'failed', error = 'test reset' WHERE status = 'pending';
 
+-- The worker role of these tests acts as two workers.
+INSERT INTO ops.worker_logins (login, worker_id) VALUES ('odooops_test_worker', 'bw1'), ('odooops_test_worker', 'bw2');
+
 -- A backup is a run: created, claimed and started together, completed with
 -- its location, size and checksum.
 SELECT backup_id AS b1, run_id AS b1_run, expires_at BETWEEN now() + interval '29 days' AND now() + interval '31 days' AS ttl_30d

@@ -171,6 +171,12 @@ int Agent::run() {
       register_agent();
       break;
     } catch (const DbError& e) {
+      if (e.sqlstate == "42501") {
+        // Retrying cannot help: the login may not act as this worker id.
+        log("error", std::string(e.what()) + " (run with a --worker-id bound to this login in " +
+                         "ops.worker_logins)");
+        return 2;
+      }
       if (tries >= 4 || signals().terms > 0) {
         log("error", e.what());
         return 2;

@@ -150,6 +150,7 @@ Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg, int workflows_arg) {
   if (!worker_id) throw Error(ErrorCode::InvalidArgument, "worker_id is required");
   check_worker_id(*worker_id);
   check_claim_batch(n);
+  authorize_worker(*worker_id);
   const int lease_seconds = read_lease_seconds(fcinfo, lease_arg);
   check_workflows(fcinfo, workflows_arg);
   // The environment gate relies on a fresh snapshot per statement.

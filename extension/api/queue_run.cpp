@@ -131,6 +131,7 @@ Datum queue(FunctionCallInfo fcinfo, bool authorize_caller) {
 
   static pg::Statement authorize("SELECT ops.authorize($1, $3, $2)", {INT8OID, INT8OID, TEXTOID});
   pg::connect();
+  if (authorize_caller) require_readable_project(project_id);
   const Target target = resolve_environment(project_id, *env);
   if (authorize_caller) {
     pg::execute(authorize,

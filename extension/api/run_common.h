@@ -24,12 +24,30 @@ struct Fence {
 // Reads the (worker_id, attempt) argument pair; `required` refuses NULLs.
 // Functions with a user-facing overload without these arguments (granted to
 // odooops_api, while the fenced one is granted to odooops_worker) get an
-// empty fence when called through the short overload.
+// empty fence when called through the short overload. A fence is checked
+// with authorize_worker().
 Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg, bool required);
 
+// The one check of worker identity (docs/access-control.md): whether the
+// invoking role may act as `worker_id` -- bound to it in
+// ops.worker_logins, a platform administrator, or with the extension
+// owner's rights. Manage their own SPI connection.
+bool may_act_as_worker(const std::string& worker_id);
+// Raises 42501 unless may_act_as_worker(). Every worker call that names a
+// worker checks this before it reads or writes anything; the SQL-written
+// worker RPCs reach it as ops.authorize_worker().
+void authorize_worker(const std::string& worker_id);
+
 // Raises 42501 unless the caller is an admin or holds `permission` for the
-// run's environment (ops.authorize). A missing run is left to the caller.
+// run's environment (ops.authorize). A run of a project the caller cannot
+// read is reported as missing, exactly as refuse() reports a missing run;
+// a missing run is left to the caller. Needs an SPI connection.
 void authorize_run(int64_t run_id, const char* permission);
+
+// Raises NotFound ("project N does not exist") unless the caller may read
+// the project (ops.can_read_project): outside a project, its ids look like
+// ids that do not exist. Needs an SPI connection.
+void require_readable_project(int64_t project_id);
 
 // Reads a required bigint id argument.
 int64_t read_id(FunctionCallInfo fcinfo, int arg, const char* name);

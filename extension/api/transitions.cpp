@@ -194,6 +194,7 @@ Datum finish_runs(FunctionCallInfo fcinfo) {
   const auto results = pg::arg_jsonb_text(fcinfo, 1);
   if (!results) throw Error(ErrorCode::InvalidArgument, "results is required");
   const FinishBatch batch = parse_finish_batch(*results);
+  authorize_worker(*worker_id);
 
   static pg::Statement finish_many(
       "WITH input AS ("

@@ -20,6 +20,8 @@ const char* sqlstate(ErrorCode code) {
       return "OD007";
     case ErrorCode::CheckViolation:
       return "23514";
+    case ErrorCode::InsufficientPrivilege:
+      return "42501";
     case ErrorCode::Internal:
       break;
   }

@@ -13,15 +13,16 @@ namespace odooops {
 // The class "OD" is outside the ranges the SQL standard and PostgreSQL use.
 // docs/errors.md documents every code; keep the two in step.
 enum class ErrorCode {
-  InvalidTransition,    // OD001: the run is not in a state that allows this
-  NotFound,             // OD002: unknown project, environment, run, agent, ...
-  StaleLease,           // OD003: fencing: the caller no longer holds the run
-  InvalidArgument,      // OD004: malformed or out-of-range input
-  ValueTooLong,         // OD005: message, payload or batch over its limit
-  IdempotencyMismatch,  // OD006: idempotency key reused for a different run
-  AgentNotEligible,     // OD007: the worker is disabled or may not claim
-  CheckViolation,       // 23514 (PostgreSQL's own): a row breaks its table's invariants
-  Internal,             // OD999: a bug in odooops; please report it
+  InvalidTransition,      // OD001: the run is not in a state that allows this
+  NotFound,               // OD002: unknown project, environment, run, agent, ...
+  StaleLease,             // OD003: fencing: the caller no longer holds the run
+  InvalidArgument,        // OD004: malformed or out-of-range input
+  ValueTooLong,           // OD005: message, payload or batch over its limit
+  IdempotencyMismatch,    // OD006: idempotency key reused for a different run
+  AgentNotEligible,       // OD007: the worker is disabled or may not claim
+  CheckViolation,         // 23514 (PostgreSQL's own): a row breaks its table's invariants
+  InsufficientPrivilege,  // 42501 (PostgreSQL's own): the caller may not do this
+  Internal,               // OD999: a bug in odooops; please report it
 };
 
 // The five-character SQLSTATE of a code, e.g. "OD001".

@@ -65,6 +65,8 @@ CREATE INDEX agent_events_agent ON ops.agent_events (agent_id, id);
 
 -- Registers (or updates) a worker: the workflows it serves, its team, labels
 -- and version. Re-registering an offline worker makes it active again.
+-- Like every worker RPC, only a login bound to worker_id may call it
+-- (ops.authorize_worker, 55_worker_identity.sql).
 CREATE FUNCTION ops.register_agent(
   worker_id text, kinds text[] DEFAULT NULL, team text DEFAULT NULL,
   labels jsonb DEFAULT '{}', version text DEFAULT NULL, hostname text DEFAULT NULL)
@@ -86,6 +88,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = 'kinds has too many entries',
       DETAIL = format('%s entries, the limit is 6.', cardinality(kinds));
   END IF;
+  PERFORM ops.authorize_worker(worker_id);
   IF kinds IS NOT NULL AND (cardinality(kinds) = 0 OR NOT kinds <@
       ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']) THEN
     PERFORM ops._raise('OD004', 'kinds must be a non-empty list of workflows',
@@ -136,6 +139,7 @@ DECLARE
   result text;
 BEGIN
   PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
   UPDATE ops.agents a SET last_heartbeat_at = now(),
          status = CASE WHEN a.status = 'offline' THEN 'active' ELSE a.status END
    WHERE a.worker_id = agent_heartbeat.worker_id
@@ -156,6 +160,7 @@ DECLARE
   result text;
 BEGIN
   PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
   IF status IS NULL OR status NOT IN ('active', 'draining', 'offline') THEN
     PERFORM ops._raise('OD004', 'status must be active, draining or offline');
   END IF;

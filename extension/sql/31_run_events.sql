@@ -33,10 +33,6 @@ COMMENT ON TABLE ops.run_events IS 'Append-only log of run transitions and outpu
 
 CREATE INDEX run_events_run ON ops.run_events (run_id, id);
 
--- Rows that fall outside every monthly partition land here instead of
--- failing; ops.ensure_run_event_partitions() keeps months ahead so it stays empty.
-CREATE TABLE ops.run_events_default PARTITION OF ops.run_events DEFAULT;
-
 -- Refuses any change to an append-only table (audit trails). The table is
 -- named by the trigger's argument: on a partitioned table TG_TABLE_NAME
 -- would name the partition.
@@ -55,6 +51,22 @@ CREATE TRIGGER run_events_append_only
 CREATE TRIGGER run_events_no_truncate
   BEFORE TRUNCATE ON ops.run_events
   FOR EACH STATEMENT EXECUTE FUNCTION ops.refuse_change('run_events');
+
+-- Row triggers of the parent reach every partition, statement triggers do
+-- not: each partition refuses TRUNCATE itself, so a partition is never
+-- emptied, even by the tables' owner, except by dropping it whole
+-- (ops.drop_old_run_event_partitions).
+CREATE FUNCTION ops._guard_run_event_partition(partition regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  EXECUTE format('CREATE TRIGGER run_events_no_truncate BEFORE TRUNCATE ON %s '
+                 'FOR EACH STATEMENT EXECUTE FUNCTION ops.refuse_change(''run_events'')', partition);
+END $$;
+
+-- Rows that fall outside every monthly partition land here instead of
+-- failing; ops.ensure_run_event_partitions() keeps months ahead so it stays empty.
+CREATE TABLE ops.run_events_default PARTITION OF ops.run_events DEFAULT;
+SELECT ops._guard_run_event_partition('ops.run_events_default');
 
 -- One month's partition, bounded in UTC whatever the session's TimeZone, so
 -- partitions made by sessions in different zones never overlap. Rows that
@@ -79,11 +91,13 @@ BEGIN
   IF NOT strays THEN
     EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
                    name, lower_bound, upper_bound);
+    PERFORM ops._guard_run_event_partition(format('ops.%I', name)::regclass);
     RETURN true;
   END IF;
   ALTER TABLE ops.run_events DETACH PARTITION ops.run_events_default;
   EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
                  name, lower_bound, upper_bound);
+  PERFORM ops._guard_run_event_partition(format('ops.%I', name)::regclass);
   EXECUTE format('INSERT INTO ops.%I SELECT * FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
                  name, lower_bound, upper_bound);
   EXECUTE format('DELETE FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',

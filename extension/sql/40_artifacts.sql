@@ -19,22 +19,47 @@ CREATE TABLE ops.artifacts (
 COMMENT ON TABLE ops.artifacts IS 'Build outputs (images, logs, SBOMs, archives) with their location and expiry';
 CREATE INDEX artifacts_expiry ON ops.artifacts (expires_at) WHERE expired_at IS NULL AND expires_at IS NOT NULL;
 
--- An artifact of a run the worker holds (running); nothing when the worker
--- lost the run. Recording the same name again replaces it.
+-- An artifact of a run the worker holds and has started. A worker that lost
+-- the run (requeued, reclaimed, cancelled, finished) is told so with OD003,
+-- like every fenced call, instead of recording nothing. Recording the same
+-- name again replaces it.
 CREATE FUNCTION ops.record_artifact(run_id bigint, worker_id text, attempt integer, kind text, name text,
                                     location text, size_bytes bigint DEFAULT NULL, sha256 text DEFAULT NULL,
                                     metadata jsonb DEFAULT '{}', expires_at timestamptz DEFAULT NULL)
-RETURNS SETOF bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-  SELECT ops._check_length('worker_id', worker_id, 128), ops._check_length('name', name, 255),
-         ops._check_length('location', location, 2048), ops._check_json_size('metadata', metadata, 262144);
+RETURNS SETOF bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r ops.runs;
+  artifact_id bigint;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_length('name', name, 255),
+          ops._check_length('location', location, 2048), ops._check_json_size('metadata', metadata, 262144);
+  PERFORM ops.authorize_worker(worker_id);
+  IF attempt IS NULL THEN
+    PERFORM ops._raise('OD004', 'worker_id and attempt are required');
+  END IF;
+  -- Share-locked: a concurrent requeue or cancel is seen before the fence is judged.
+  SELECT * INTO r FROM ops.runs x WHERE x.id = record_artifact.run_id FOR SHARE;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
+  END IF;
+  IF r.status NOT IN ('claimed', 'running') OR r.claimed_by IS DISTINCT FROM worker_id
+     OR r.attempt <> record_artifact.attempt THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD003',
+      MESSAGE = format('worker "%s" no longer holds run %s', worker_id, run_id),
+      DETAIL = format('The run is %s; the call came from worker "%s" on attempt %s.', r.status, worker_id, attempt),
+      HINT = 'Stop working on this run; its result will be ignored.';
+  END IF;
+  IF r.status <> 'running' THEN
+    PERFORM ops._raise('OD001', format('run %s is not started: artifacts are recorded while it runs', run_id),
+                       'Call ops.start_run first.');
+  END IF;
   INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
-  SELECT r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at
-    FROM ops.runs r
-   WHERE r.id = record_artifact.run_id AND r.claimed_by = record_artifact.worker_id
-     AND r.attempt = record_artifact.attempt AND r.status = 'running'
-     FOR SHARE OF r
-  ON CONFLICT (run_id, name) DO UPDATE SET location = EXCLUDED.location, size_bytes = EXCLUDED.size_bytes,
+  VALUES (r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at)
+  ON CONFLICT ON CONSTRAINT artifacts_run_id_name_key DO UPDATE SET location = EXCLUDED.location,
+     size_bytes = EXCLUDED.size_bytes,
      sha256 = EXCLUDED.sha256, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at
-  RETURNING a.id
-$$;
-COMMENT ON FUNCTION ops.record_artifact IS 'Records (or replaces) an artifact of a run the worker holds';
+  RETURNING a.id INTO artifact_id;
+  RETURN NEXT artifact_id;
+END $$;
+COMMENT ON FUNCTION ops.record_artifact IS
+  'Records (or replaces) an artifact of a run the worker holds and has started; OD003 once it lost the run';

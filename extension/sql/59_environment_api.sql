@@ -23,7 +23,8 @@ BEGIN
   PERFORM ops._check_length('env', env, 255);
   PERFORM ops._check_length('reason', reason, 8192);
   SELECT * INTO e FROM ops.environments x WHERE x.project_id = destroy_environment.project_id AND x.name = env;
-  IF NOT FOUND THEN
+  -- Outside the project its environments are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
     PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
   END IF;
   PERFORM ops.authorize(e.project_id, 'env.manage', e.id);

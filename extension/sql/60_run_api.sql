@@ -184,6 +184,7 @@ DECLARE
   result jsonb;
 BEGIN
   PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
   SELECT jsonb_build_object(
            'run', to_jsonb(r),
            'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,

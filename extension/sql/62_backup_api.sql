@@ -25,7 +25,8 @@ BEGIN
   PERFORM ops._check_length('env', env, 255);
   PERFORM ops._check_json_size('metadata', metadata, 262144);
   SELECT * INTO e FROM ops.environments x WHERE x.project_id = create_backup.project_id AND x.name = env;
-  IF NOT FOUND THEN
+  -- Outside the project its environments are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
     PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
   END IF;
   IF e.status <> 'active' THEN
@@ -76,6 +77,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   run ops.runs;
 BEGIN
+  PERFORM ops.authorize_worker(worker_id);
   SELECT * INTO run FROM ops.claim_runs(worker_id, 1, lease_seconds, ARRAY['backup']);
   IF run.id IS NULL THEN
     RETURN;
@@ -94,6 +96,7 @@ RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catal
 DECLARE
   backup ops.backups;
 BEGIN
+  PERFORM ops.authorize_worker(worker_id);
   IF location IS NULL OR length(location) NOT BETWEEN 1 AND 2048 THEN
     PERFORM ops._raise('OD004', 'location must be 1 to 2048 characters');
   END IF;
@@ -127,6 +130,7 @@ DECLARE
   backup ops.backups;
 BEGIN
   PERFORM ops._check_length('error', error, 8192);
+  PERFORM ops.authorize_worker(worker_id);
   SELECT * INTO backup FROM ops.backups b WHERE b.id = fail_backup.backup_id;
   IF NOT FOUND OR backup.run_id IS NULL THEN
     PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));

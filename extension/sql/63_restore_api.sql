@@ -58,12 +58,14 @@ BEGIN
   END IF;
   PERFORM ops._check_json_size('metadata', metadata, 262144);
   PERFORM ops._check_request_metadata(metadata);
+  -- Outside a project its backups and environments are as unknown as
+  -- missing ones.
   SELECT * INTO b FROM ops.backups WHERE id = backup_id;
-  IF NOT FOUND THEN
+  IF NOT FOUND OR NOT ops.can_read_project(b.project_id) THEN
     PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
   END IF;
   SELECT * INTO e FROM ops.environments WHERE id = target_env_id;
-  IF NOT FOUND THEN
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
     PERFORM ops._raise('OD002', format('environment %s does not exist', target_env_id));
   END IF;
   PERFORM ops.authorize(e.project_id, 'backup.restore', e.id);

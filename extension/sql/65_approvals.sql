@@ -53,7 +53,9 @@ BEGIN
   IF reason IS NOT NULL AND length(reason) > 2000 THEN
     PERFORM ops._raise('OD005', 'reason is too long', 'The limit is 2000 characters.');
   END IF;
-  SELECT * INTO a FROM ops.approvals x WHERE x.id = approval_id FOR UPDATE;
+  -- Outside the project its approvals are as unknown as missing ones (and
+  -- are not even locked).
+  SELECT * INTO a FROM ops.approvals x WHERE x.id = approval_id AND ops.can_read_project(x.project_id) FOR UPDATE;
   IF NOT FOUND THEN
     PERFORM ops._raise('OD002', format('approval %s does not exist', approval_id));
   END IF;
@@ -69,8 +71,12 @@ BEGIN
       HINT = 'Another member with the approval.decide permission must decide it.';
   END IF;
 
+  -- The decision marker lets ops.guard_approval tell this decision from a
+  -- direct UPDATE; it is cleared at once (transaction-local either way).
+  PERFORM set_config('odooops_guard.approval_decision', a.id::text, true);
   UPDATE ops.approvals x SET status = decision, decided_by = actor, decided_at = now(), reason = decide_approval.reason
    WHERE x.id = a.id RETURNING * INTO a;
+  PERFORM set_config('odooops_guard.approval_decision', '', true);
   PERFORM ops.audit(a.project_id, 'approval.' || CASE decision WHEN 'approved' THEN 'approve' ELSE 'reject' END,
                     a.subject, a.subject_id, jsonb_build_object('approval_id', a.id, 'reason', reason));
   IF a.subject = 'restore' THEN
@@ -98,7 +104,9 @@ DECLARE
 BEGIN
   FOR a IN SELECT * FROM ops.approvals x WHERE x.status = 'pending' AND x.expires_at <= now()
            ORDER BY x.id FOR UPDATE SKIP LOCKED LOOP
+    PERFORM set_config('odooops_guard.approval_decision', a.id::text, true);
     UPDATE ops.approvals x SET status = 'expired', decided_at = now() WHERE x.id = a.id;
+    PERFORM set_config('odooops_guard.approval_decision', '', true);
     IF a.subject = 'restore' THEN
       UPDATE ops.restores r SET status = 'expired', finished_at = now(), updated_at = now()
        WHERE r.id = a.subject_id AND r.status = 'pending_approval';
@@ -114,27 +122,56 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION ops.expire_approvals IS 'Expires pending approvals past their expiry (their restores and deploys never run); returns how many';
 
--- A decided approval is immutable, for its owner and for superusers alike;
--- approvals are never deleted.
+-- Approvals change only through the functions above. Every write must come
+-- from the extension's own functions (current_user has the extension
+-- owner's rights: a role someone granted table privileges, such as
+-- Supabase's service_role, is refused). Rows the owner inserts are taken
+-- as they are, so a dump restored by the owner or a superuser brings back
+-- its decided approvals (an inserted decision releases nothing: restores
+-- and deploys move only through ops.decide_approval). A pending approval
+-- may get its subject (restore_backup), an earlier expiry, or its decision
+-- -- the latter only from ops.decide_approval or ops.expire_approvals,
+-- which mark the approval they decide, so not even the owner or a
+-- superuser flips one with a plain UPDATE. A decided approval never
+-- changes, and approvals are never deleted or truncated.
+-- Not SECURITY DEFINER: it judges the role that writes.
 CREATE FUNCTION ops.guard_approval() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  extension_owner oid := (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'odooops');
 BEGIN
   IF TG_OP = 'DELETE' THEN
     RAISE EXCEPTION USING ERRCODE = 'OD010', MESSAGE = format('approval %s cannot be deleted', OLD.id);
+  END IF;
+  IF NOT pg_catalog.pg_has_role(current_user, extension_owner, 'MEMBER') THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = 'approvals are requested and decided only through the odooops functions',
+      HINT = 'Use ops.decide_approval.';
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    RETURN NEW;
   END IF;
   IF OLD.status <> 'pending' THEN
     RAISE EXCEPTION USING ERRCODE = 'OD010',
       MESSAGE = format('approval %s is %s and cannot be changed', OLD.id, OLD.status);
   END IF;
-  IF NEW.requested_by <> OLD.requested_by OR NEW.project_id <> OLD.project_id
+  IF NEW.id <> OLD.id OR NEW.requested_by <> OLD.requested_by OR NEW.project_id <> OLD.project_id
      OR NEW.environment_id <> OLD.environment_id OR NEW.subject <> OLD.subject
-     OR (OLD.subject_id <> 0 AND NEW.subject_id <> OLD.subject_id) THEN
+     OR (OLD.subject_id <> 0 AND NEW.subject_id <> OLD.subject_id)
+     OR NEW.created_at <> OLD.created_at OR NEW.expires_at > OLD.expires_at THEN
     RAISE EXCEPTION USING ERRCODE = 'OD010', MESSAGE = format('approval %s: only its decision may change', OLD.id);
+  END IF;
+  IF (NEW.status, NEW.decided_by, NEW.decided_at, NEW.reason)
+       IS DISTINCT FROM (OLD.status, OLD.decided_by, OLD.decided_at, OLD.reason)
+     AND current_setting('odooops_guard.approval_decision', true) IS DISTINCT FROM OLD.id::text THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('approval %s is decided only through ops.decide_approval', OLD.id),
+      HINT = 'Another member with the approval.decide permission decides it; pending approvals expire by themselves.';
   END IF;
   RETURN NEW;
 END $$;
-CREATE TRIGGER approvals_immutable BEFORE UPDATE OR DELETE ON ops.approvals
+CREATE TRIGGER approvals_guard BEFORE INSERT OR UPDATE OR DELETE ON ops.approvals
   FOR EACH ROW EXECUTE FUNCTION ops.guard_approval();
 CREATE TRIGGER approvals_no_truncate BEFORE TRUNCATE ON ops.approvals
   FOR EACH STATEMENT EXECUTE FUNCTION ops.refuse_change('approvals');

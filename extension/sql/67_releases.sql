@@ -65,7 +65,8 @@ DECLARE
 BEGIN
   PERFORM ops._check_length('reason', reason, 8192);
   SELECT * INTO target FROM ops.releases WHERE id = release_id;
-  IF NOT FOUND THEN
+  -- Outside the project its releases are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(target.project_id) THEN
     PERFORM ops._raise('OD002', format('release %s does not exist', release_id));
   END IF;
   SELECT * INTO e FROM ops.environments WHERE id = target.environment_id;

@@ -19,22 +19,28 @@ COMMENT ON TABLE ops.storage_deletions IS 'Outbox of stored objects (backup dump
 CREATE INDEX storage_deletions_pending ON ops.storage_deletions (id) WHERE status = 'pending';
 ALTER TABLE ops.storage_deletions ENABLE ROW LEVEL SECURITY;
 
+-- Claims for a worker id the invoking role may act as (ops.authorize_worker).
 CREATE FUNCTION ops.claim_storage_deletions(worker_id text, n integer DEFAULT 10)
-RETURNS SETOF ops.storage_deletions LANGUAGE sql VOLATILE
+RETURNS SETOF ops.storage_deletions LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT ops._check_length('worker_id', worker_id, 128);
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
+  RETURN QUERY
   WITH c AS (
-    SELECT id FROM ops.storage_deletions
-     WHERE status = 'pending' OR (status = 'claimed' AND claimed_at < now() - interval '1 hour')
-     ORDER BY id LIMIT least(greatest(n, 1), 1000) FOR UPDATE SKIP LOCKED
+    SELECT s.id FROM ops.storage_deletions s
+     WHERE s.status = 'pending' OR (s.status = 'claimed' AND s.claimed_at < now() - interval '1 hour')
+     ORDER BY s.id LIMIT least(greatest(n, 1), 1000) FOR UPDATE SKIP LOCKED
   )
-  UPDATE ops.storage_deletions d SET status = 'claimed', claimed_by = worker_id, claimed_at = now(),
-         attempts = d.attempts + 1
-    FROM c WHERE d.id = c.id RETURNING d.*
-$$;
+  UPDATE ops.storage_deletions d SET status = 'claimed', claimed_by = claim_storage_deletions.worker_id,
+         claimed_at = now(), attempts = d.attempts + 1
+    FROM c WHERE d.id = c.id RETURNING d.*;
+END $$;
 COMMENT ON FUNCTION ops.claim_storage_deletions IS 'Claims up to n pending storage deletions for the worker daemon';
 
+-- Only a role that may act as the worker holding the claim records its
+-- outcome.
 CREATE FUNCTION ops.finish_storage_deletion(deletion_id bigint, ok boolean, error text DEFAULT NULL)
 RETURNS ops.storage_deletions LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -43,14 +49,24 @@ DECLARE
   d ops.storage_deletions;
 BEGIN
   PERFORM ops._check_length('error', error, 8192);
+  IF ok IS NULL THEN
+    PERFORM ops._raise('OD004', 'ok is required');
+  END IF;
+  SELECT * INTO d FROM ops.storage_deletions s WHERE s.id = deletion_id FOR UPDATE;
+  IF NOT FOUND OR d.status <> 'claimed' THEN
+    PERFORM ops._raise('OD002', format('storage deletion %s is not claimed', deletion_id));
+  END IF;
+  IF NOT ops.may_act_as_worker(d.claimed_by) THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('role %s may not act as the worker that claimed storage deletion %s',
+                       quote_ident(ops.invoking_role()), deletion_id),
+      HINT = 'An administrator binds logins to worker ids in ops.worker_logins.';
+  END IF;
   UPDATE ops.storage_deletions s
      SET status = CASE WHEN ok THEN 'done' WHEN s.attempts >= 5 THEN 'failed' ELSE 'pending' END,
          completed_at = CASE WHEN ok OR s.attempts >= 5 THEN now() END,
          error = finish_storage_deletion.error
-   WHERE s.id = deletion_id AND s.status = 'claimed' RETURNING * INTO d;
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('storage deletion %s is not claimed', deletion_id));
-  END IF;
+   WHERE s.id = d.id RETURNING * INTO d;
   IF ok AND d.object_kind = 'backup' THEN
     UPDATE ops.backups SET status = 'deleted' WHERE id = d.object_id AND status = 'expired';
   END IF;

@@ -112,6 +112,13 @@ REVOKE ALL ON ops.project_secrets FROM odooops_admin;
 -- Runtime profiles name executables and directories on the workers' hosts:
 -- the operator's (docs/operator-config.md), read-only for administrators.
 REVOKE INSERT, UPDATE, DELETE ON ops.runtime_profiles FROM odooops_admin;
+-- The run queue, restores, approvals and the audit trail change only
+-- through the RPCs, which keep the state machine, the four-eyes rule and
+-- the trail: a direct write could release a deploy waiting for its
+-- approval, decide an approval or forge a trail entry. Administrators read
+-- them (and cancel, finish or requeue runs through the RPCs).
+REVOKE INSERT, UPDATE, DELETE ON ops.runs, ops.run_events, ops.restores, ops.approvals, ops.audit_log
+  FROM odooops_admin;
 DO $$
 DECLARE
   t regclass;

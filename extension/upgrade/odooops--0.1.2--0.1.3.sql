@@ -1805,3 +1805,713 @@ GRANT SELECT ON ops.runtime_profiles TO odooops_admin;
 ALTER TABLE ops.runtime_profiles ENABLE ROW LEVEL SECURITY;
 CREATE POLICY admin_all ON ops.runtime_profiles TO odooops_admin USING (true) WITH CHECK (true);
 CREATE POLICY runtime_profiles_all_select ON ops.runtime_profiles FOR SELECT TO odooops_api USING (true);
+
+-- ---------------------------------------------------------------------
+-- Identity and audit hold: worker logins act only as the worker ids bound
+-- to them; approvals, the run queue and the audit trail change only through
+-- the RPCs; fenced worker writes on a run not held fail; outside a project
+-- its ids answer like ids that do not exist.
+-- ---------------------------------------------------------------------
+CREATE TABLE ops.worker_logins (
+  login      name NOT NULL,
+  worker_id  text NOT NULL CHECK (length(worker_id) BETWEEN 1 AND 128),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (login, worker_id)
+);
+COMMENT ON TABLE ops.worker_logins IS
+  'Binds PostgreSQL login roles to the worker ids they may act as in worker RPCs (written by administrators)';
+REVOKE ALL ON ops.worker_logins FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ops.worker_logins TO odooops_admin;
+ALTER TABLE ops.worker_logins ENABLE ROW LEVEL SECURITY;
+CREATE POLICY admin_all ON ops.worker_logins TO odooops_admin USING (true) WITH CHECK (true);
+SELECT pg_catalog.pg_extension_config_dump('ops.worker_logins', '');
+
+CREATE OR REPLACE FUNCTION ops.may_act_as_worker(worker_id text) RETURNS boolean
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'odooops_may_act_as_worker';
+
+CREATE OR REPLACE FUNCTION ops.authorize_worker(worker_id text) RETURNS void
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'odooops_authorize_worker';
+
+REVOKE EXECUTE ON FUNCTION ops.may_act_as_worker(text), ops.authorize_worker(text) FROM PUBLIC;
+COMMENT ON FUNCTION ops.may_act_as_worker IS
+  'Whether the invoking role may act as a worker id (bound in ops.worker_logins, or an administrator, superuser or the extension owner)';
+COMMENT ON FUNCTION ops.authorize_worker IS
+  'Raises 42501 unless the invoking role may act as the worker id (ops.may_act_as_worker)';
+
+CREATE OR REPLACE FUNCTION ops.register_agent(
+  worker_id text, kinds text[] DEFAULT NULL, team text DEFAULT NULL,
+  labels jsonb DEFAULT '{}', version text DEFAULT NULL, hostname text DEFAULT NULL)
+RETURNS ops.agents LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  agent ops.agents;
+  team_row ops.agent_teams;
+BEGIN
+  IF worker_id IS NULL OR length(worker_id) NOT BETWEEN 1 AND 128 THEN
+    PERFORM ops._raise('OD004', 'worker_id must be 1 to 128 characters');
+  END IF;
+  PERFORM ops._check_length('team', team, 255);
+  PERFORM ops._check_length('version', version, 64);
+  PERFORM ops._check_length('hostname', hostname, 255);
+  PERFORM ops._check_json_size('labels', labels, 65536);
+  IF cardinality(kinds) > 6 THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = 'kinds has too many entries',
+      DETAIL = format('%s entries, the limit is 6.', cardinality(kinds));
+  END IF;
+  PERFORM ops.authorize_worker(worker_id);
+  IF kinds IS NOT NULL AND (cardinality(kinds) = 0 OR NOT kinds <@
+      ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']) THEN
+    PERFORM ops._raise('OD004', 'kinds must be a non-empty list of workflows',
+                       'Workflows: build, test, deploy, backup, restore, destroy.');
+  END IF;
+  IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'labels must be a JSON object');
+  END IF;
+  IF team IS NOT NULL THEN
+    SELECT * INTO team_row FROM ops.agent_teams t WHERE t.name = team;
+    IF NOT FOUND THEN
+      PERFORM ops._raise('OD002', format('unknown agent team "%s"', team));
+    END IF;
+  END IF;
+
+  INSERT INTO ops.agents AS a (worker_id, kinds, labels, version, hostname)
+  VALUES (register_agent.worker_id,
+          coalesce(kinds, ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']),
+          labels, version, hostname)
+  ON CONFLICT ON CONSTRAINT agents_worker_id_key DO UPDATE
+    SET kinds = EXCLUDED.kinds, labels = EXCLUDED.labels, version = EXCLUDED.version,
+        hostname = EXCLUDED.hostname, last_heartbeat_at = now(),
+        status = CASE WHEN a.status = 'disabled' THEN 'disabled' ELSE 'active' END
+  RETURNING * INTO agent;
+
+  DELETE FROM ops.agent_team_members m WHERE m.agent_id = agent.id
+    AND m.team_id IS DISTINCT FROM team_row.id;
+  IF team_row.id IS NOT NULL THEN
+    INSERT INTO ops.agent_team_members (team_id, agent_id) VALUES (team_row.id, agent.id)
+    ON CONFLICT DO NOTHING;
+  END IF;
+
+  INSERT INTO ops.agent_events (agent_id, kind, message, payload)
+  VALUES (agent.id, 'registered', format('worker %s registered (%s)', agent.worker_id, agent.status),
+          jsonb_build_object('kinds', agent.kinds, 'team', team, 'version', agent.version));
+  RETURN agent;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.agent_heartbeat(worker_id text, required boolean DEFAULT true) RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  result text;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
+  UPDATE ops.agents a SET last_heartbeat_at = now(),
+         status = CASE WHEN a.status = 'offline' THEN 'active' ELSE a.status END
+   WHERE a.worker_id = agent_heartbeat.worker_id
+  RETURNING a.status INTO result;
+  IF NOT FOUND AND required THEN
+    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id),
+                       'Register it first with ops.register_agent().');
+  END IF;
+  RETURN result;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.set_agent_status(worker_id text, status text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result text;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
+  IF status IS NULL OR status NOT IN ('active', 'draining', 'offline') THEN
+    PERFORM ops._raise('OD004', 'status must be active, draining or offline');
+  END IF;
+  UPDATE ops.agents a SET status = CASE WHEN a.status = 'disabled' THEN 'disabled' ELSE set_agent_status.status END,
+         last_heartbeat_at = now()
+   WHERE a.worker_id = set_agent_status.worker_id
+  RETURNING a.status INTO result;
+  IF result IS NULL THEN
+    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id));
+  END IF;
+  INSERT INTO ops.agent_events (agent_id, kind, message)
+  SELECT a.id, 'status', format('worker %s is %s', a.worker_id, result) FROM ops.agents a
+   WHERE a.worker_id = set_agent_status.worker_id;
+  RETURN result;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.run_context(run_id bigint, worker_id text, attempt integer)
+RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result jsonb;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
+  SELECT jsonb_build_object(
+           'run', to_jsonb(r),
+           'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,
+                                         'repo_full_name', p.repo_full_name,
+                                         'production_branch', p.production_branch, 'settings', p.settings),
+           'environment', jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage,
+                                             'db_name', e.db_name, 'settings', e.settings),
+           'runtime', (SELECT jsonb_build_object('name', rp.name, 'runtime', rp.runtime, 'odoo_bin', rp.odoo_bin,
+                                                 'odoo_addons', rp.odoo_addons, 'odoo_image', rp.odoo_image)
+                         FROM ops.runtime_profiles rp
+                        WHERE rp.name = coalesce(e.runtime_profile, p.runtime_profile)),
+           'repo_url_schemes', pg_catalog.current_setting('odooops.repo_url_schemes'),
+           'backup', (SELECT to_jsonb(b) || jsonb_build_object('source_environment', se.name,
+                                                                'source_db', se.db_name, 'source_stage', se.stage,
+                                                                'purpose', k.purpose)
+                        FROM ops.backups b JOIN ops.environments se ON se.id = b.environment_id
+                       WHERE CASE WHEN r.workflow <> 'deploy'
+                                    THEN b.id = k.named_id OR (r.metadata ->> 'backup_id' IS NULL AND b.run_id = r.id)
+                                  WHEN k.purpose = 'rollback'
+                                    THEN b.id = k.restore_id AND b.environment_id = r.environment_id
+                                  WHEN k.purpose = 'refresh'
+                                    THEN b.project_id = r.project_id AND se.stage = 'production'
+                                         AND b.status = 'completed'
+                                  ELSE false END
+                       ORDER BY b.completed_at DESC NULLS LAST, b.id DESC LIMIT 1))
+    INTO result
+    FROM ops.runs r JOIN ops.projects p ON p.id = r.project_id JOIN ops.environments e ON e.id = r.environment_id
+         CROSS JOIN LATERAL (
+           SELECT CASE WHEN r.workflow <> 'deploy' THEN r.workflow
+                       WHEN r.metadata ? 'restore_backup_id' THEN 'rollback'
+                       WHEN e.stage = 'staging' THEN 'refresh' END AS purpose,
+                  CASE WHEN r.metadata ->> 'backup_id' ~ '^[0-9]{1,18}$'
+                       THEN (r.metadata ->> 'backup_id')::bigint END AS named_id,
+                  CASE WHEN r.metadata ->> 'restore_backup_id' ~ '^[0-9]{1,18}$'
+                       THEN (r.metadata ->> 'restore_backup_id')::bigint END AS restore_id) k
+   WHERE r.id = run_context.run_id AND r.status IN ('claimed', 'running')
+     AND r.claimed_by = run_context.worker_id AND r.attempt = run_context.attempt;
+  IF result IS NULL THEN
+    IF NOT EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = run_context.run_id) THEN
+      PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
+    END IF;
+    PERFORM ops._raise('OD003', format('worker "%s" no longer holds run %s', worker_id, run_id));
+  END IF;
+  IF result -> 'run' ->> 'workflow' IN ('build', 'test', 'deploy') THEN
+    PERFORM ops.repo_url_scheme(result -> 'project' ->> 'repo_url');
+  END IF;
+  RETURN result;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.record_artifact(run_id bigint, worker_id text, attempt integer, kind text, name text,
+                                    location text, size_bytes bigint DEFAULT NULL, sha256 text DEFAULT NULL,
+                                    metadata jsonb DEFAULT '{}', expires_at timestamptz DEFAULT NULL)
+RETURNS SETOF bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r ops.runs;
+  artifact_id bigint;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_length('name', name, 255),
+          ops._check_length('location', location, 2048), ops._check_json_size('metadata', metadata, 262144);
+  PERFORM ops.authorize_worker(worker_id);
+  IF attempt IS NULL THEN
+    PERFORM ops._raise('OD004', 'worker_id and attempt are required');
+  END IF;
+  -- Share-locked: a concurrent requeue or cancel is seen before the fence is judged.
+  SELECT * INTO r FROM ops.runs x WHERE x.id = record_artifact.run_id FOR SHARE;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
+  END IF;
+  IF r.status NOT IN ('claimed', 'running') OR r.claimed_by IS DISTINCT FROM worker_id
+     OR r.attempt <> record_artifact.attempt THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD003',
+      MESSAGE = format('worker "%s" no longer holds run %s', worker_id, run_id),
+      DETAIL = format('The run is %s; the call came from worker "%s" on attempt %s.', r.status, worker_id, attempt),
+      HINT = 'Stop working on this run; its result will be ignored.';
+  END IF;
+  IF r.status <> 'running' THEN
+    PERFORM ops._raise('OD001', format('run %s is not started: artifacts are recorded while it runs', run_id),
+                       'Call ops.start_run first.');
+  END IF;
+  INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
+  VALUES (r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at)
+  ON CONFLICT ON CONSTRAINT artifacts_run_id_name_key DO UPDATE SET location = EXCLUDED.location,
+     size_bytes = EXCLUDED.size_bytes,
+     sha256 = EXCLUDED.sha256, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at
+  RETURNING a.id INTO artifact_id;
+  RETURN NEXT artifact_id;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.claim_next_backup(worker_id text, lease_seconds integer DEFAULT 300)
+RETURNS TABLE (backup_id bigint, run_id bigint, attempt integer, project_id bigint,
+               environment_id bigint, db_name text, backup_type text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  run ops.runs;
+BEGIN
+  PERFORM ops.authorize_worker(worker_id);
+  SELECT * INTO run FROM ops.claim_runs(worker_id, 1, lease_seconds, ARRAY['backup']);
+  IF run.id IS NULL THEN
+    RETURN;
+  END IF;
+  PERFORM ops.start_run(run.id, worker_id, run.attempt, lease_seconds);
+  RETURN QUERY
+    SELECT b.id, run.id, run.attempt, run.project_id, run.environment_id, e.db_name, b.backup_type
+      FROM ops.environments e LEFT JOIN ops.backups b ON b.run_id = run.id
+     WHERE e.id = run.environment_id;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.complete_backup(backup_id bigint, worker_id text, attempt integer, location text,
+                                    size_bytes bigint, sha256 text, metadata jsonb DEFAULT '{}')
+RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  backup ops.backups;
+BEGIN
+  PERFORM ops.authorize_worker(worker_id);
+  IF location IS NULL OR length(location) NOT BETWEEN 1 AND 2048 THEN
+    PERFORM ops._raise('OD004', 'location must be 1 to 2048 characters');
+  END IF;
+  IF size_bytes IS NULL OR size_bytes < 0 THEN
+    PERFORM ops._raise('OD004', 'size_bytes must be 0 or more');
+  END IF;
+  IF sha256 IS NULL OR sha256 !~ '^[0-9a-f]{64}$' THEN
+    PERFORM ops._raise('OD004', 'sha256 must be 64 lowercase hex digits');
+  END IF;
+  PERFORM ops._check_json_size('metadata', metadata, 262144);
+  SELECT * INTO backup FROM ops.backups b WHERE b.id = complete_backup.backup_id FOR UPDATE;
+  IF NOT FOUND OR backup.run_id IS NULL THEN
+    PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
+  END IF;
+  UPDATE ops.backups b SET location = complete_backup.location, size_bytes = complete_backup.size_bytes,
+         sha256 = complete_backup.sha256, metadata = b.metadata || coalesce(complete_backup.metadata, '{}')
+   WHERE b.id = backup.id;
+  -- Fenced: a worker that lost the run changes nothing (the UPDATE above is
+  -- rolled back with the error). The run trigger marks the backup completed.
+  PERFORM ops.finish_run(backup.run_id, 'succeeded',
+                         jsonb_build_object('location', location, 'size_bytes', size_bytes, 'sha256', sha256),
+                         worker_id, attempt);
+  SELECT * INTO backup FROM ops.backups b WHERE b.id = backup.id;
+  RETURN backup;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.fail_backup(backup_id bigint, worker_id text, attempt integer, error text)
+RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  backup ops.backups;
+BEGIN
+  PERFORM ops._check_length('error', error, 8192);
+  PERFORM ops.authorize_worker(worker_id);
+  SELECT * INTO backup FROM ops.backups b WHERE b.id = fail_backup.backup_id;
+  IF NOT FOUND OR backup.run_id IS NULL THEN
+    PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
+  END IF;
+  PERFORM ops.finish_run(backup.run_id, 'failed',
+                         jsonb_build_object('error', coalesce(nullif(error, ''), 'backup failed')),
+                         worker_id, attempt);
+  SELECT * INTO backup FROM ops.backups b WHERE b.id = backup.id;
+  RETURN backup;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.claim_storage_deletions(worker_id text, n integer DEFAULT 10)
+RETURNS SETOF ops.storage_deletions LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
+  RETURN QUERY
+  WITH c AS (
+    SELECT s.id FROM ops.storage_deletions s
+     WHERE s.status = 'pending' OR (s.status = 'claimed' AND s.claimed_at < now() - interval '1 hour')
+     ORDER BY s.id LIMIT least(greatest(n, 1), 1000) FOR UPDATE SKIP LOCKED
+  )
+  UPDATE ops.storage_deletions d SET status = 'claimed', claimed_by = claim_storage_deletions.worker_id,
+         claimed_at = now(), attempts = d.attempts + 1
+    FROM c WHERE d.id = c.id RETURNING d.*;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.finish_storage_deletion(deletion_id bigint, ok boolean, error text DEFAULT NULL)
+RETURNS ops.storage_deletions LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  d ops.storage_deletions;
+BEGIN
+  PERFORM ops._check_length('error', error, 8192);
+  IF ok IS NULL THEN
+    PERFORM ops._raise('OD004', 'ok is required');
+  END IF;
+  SELECT * INTO d FROM ops.storage_deletions s WHERE s.id = deletion_id FOR UPDATE;
+  IF NOT FOUND OR d.status <> 'claimed' THEN
+    PERFORM ops._raise('OD002', format('storage deletion %s is not claimed', deletion_id));
+  END IF;
+  IF NOT ops.may_act_as_worker(d.claimed_by) THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('role %s may not act as the worker that claimed storage deletion %s',
+                       quote_ident(ops.invoking_role()), deletion_id),
+      HINT = 'An administrator binds logins to worker ids in ops.worker_logins.';
+  END IF;
+  UPDATE ops.storage_deletions s
+     SET status = CASE WHEN ok THEN 'done' WHEN s.attempts >= 5 THEN 'failed' ELSE 'pending' END,
+         completed_at = CASE WHEN ok OR s.attempts >= 5 THEN now() END,
+         error = finish_storage_deletion.error
+   WHERE s.id = d.id RETURNING * INTO d;
+  IF ok AND d.object_kind = 'backup' THEN
+    UPDATE ops.backups SET status = 'deleted' WHERE id = d.object_id AND status = 'expired';
+  END IF;
+  RETURN d;
+END $$;
+
+COMMENT ON FUNCTION ops.record_artifact IS
+  'Records (or replaces) an artifact of a run the worker holds and has started; OD003 once it lost the run';
+
+-- Every run_events partition refuses TRUNCATE itself (statement triggers of
+-- the parent do not reach partitions).
+CREATE OR REPLACE FUNCTION ops._guard_run_event_partition(partition regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  EXECUTE format('CREATE TRIGGER run_events_no_truncate BEFORE TRUNCATE ON %s '
+                 'FOR EACH STATEMENT EXECUTE FUNCTION ops.refuse_change(''run_events'')', partition);
+END $$;
+
+REVOKE EXECUTE ON FUNCTION ops._guard_run_event_partition(regclass) FROM PUBLIC;
+DO $$
+DECLARE
+  t regclass;
+BEGIN
+  FOR t IN SELECT c.oid::regclass FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'ops.run_events'::regclass
+              AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                               WHERE g.tgrelid = c.oid AND g.tgname = 'run_events_no_truncate')
+  LOOP
+    PERFORM ops._guard_run_event_partition(t);
+  END LOOP;
+END $$;
+CREATE OR REPLACE FUNCTION ops.create_run_event_partition(month_start date)
+RETURNS boolean LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  name text := 'run_events_' || to_char(month_start, 'YYYY_MM');
+  lower_bound text := to_char(date_trunc('month', month_start), 'YYYY-MM-DD') || ' 00:00:00+00';
+  upper_bound text := to_char(date_trunc('month', month_start) + interval '1 month', 'YYYY-MM-DD') || ' 00:00:00+00';
+  strays boolean;
+BEGIN
+  IF pg_catalog.to_regclass('ops.' || name) IS NOT NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('SELECT EXISTS (SELECT 1 FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L)',
+                 lower_bound, upper_bound) INTO strays;
+  IF NOT strays THEN
+    EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
+                   name, lower_bound, upper_bound);
+    PERFORM ops._guard_run_event_partition(format('ops.%I', name)::regclass);
+    RETURN true;
+  END IF;
+  ALTER TABLE ops.run_events DETACH PARTITION ops.run_events_default;
+  EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
+                 name, lower_bound, upper_bound);
+  PERFORM ops._guard_run_event_partition(format('ops.%I', name)::regclass);
+  EXECUTE format('INSERT INTO ops.%I SELECT * FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
+                 name, lower_bound, upper_bound);
+  EXECUTE format('DELETE FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
+                 lower_bound, upper_bound);
+  ALTER TABLE ops.run_events ATTACH PARTITION ops.run_events_default DEFAULT;
+  RETURN true;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.create_backup(project_id bigint, env text, backup_type text DEFAULT 'manual',
+                                  metadata jsonb DEFAULT '{}')
+RETURNS TABLE (backup_id bigint, run_id bigint, expires_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+  backup ops.backups;
+  run ops.runs;
+  limit_per_day integer;
+BEGIN
+  PERFORM ops._check_length('env', env, 255);
+  PERFORM ops._check_json_size('metadata', metadata, 262144);
+  SELECT * INTO e FROM ops.environments x WHERE x.project_id = create_backup.project_id AND x.name = env;
+  -- Outside the project its environments are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
+    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
+  END IF;
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', env, e.status));
+  END IF;
+  IF backup_type IS NULL OR backup_type NOT IN ('daily', 'weekly', 'monthly', 'manual', 'pre_deploy', 'pre_restore') THEN
+    PERFORM ops._raise('OD004', format('unknown backup type "%s"', backup_type),
+                       'Types: daily, weekly, monthly, manual, pre_deploy, pre_restore.');
+  END IF;
+  IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'metadata must be a JSON object');
+  END IF;
+  PERFORM ops._check_request_metadata(metadata);
+  PERFORM ops.authorize(e.project_id, 'backup.create', e.id);
+
+  -- Manual backups are limited per environment and day, as on Odoo.sh.
+  IF backup_type = 'manual' THEN
+    limit_per_day := coalesce((e.settings ->> 'manual_backups_per_day')::int, 5);
+    PERFORM pg_advisory_xact_lock(1869571956, hashint8(e.id));
+    IF (SELECT count(*) FROM ops.backups b WHERE b.environment_id = e.id AND b.backup_type = 'manual'
+          AND b.created_at > now() - interval '1 day') >= limit_per_day THEN
+      RAISE EXCEPTION USING ERRCODE = 'OD009',
+        MESSAGE = format('environment "%s" already has %s manual backups in the last 24 hours', env, limit_per_day),
+        HINT = 'Raise settings.manual_backups_per_day of the environment, or wait.';
+    END IF;
+  END IF;
+
+  INSERT INTO ops.backups (project_id, environment_id, backup_type, metadata, requested_by, expires_at)
+  VALUES (e.project_id, e.id, backup_type, metadata, ops.current_actor(),
+          now() + ops.backup_ttl(backup_type, e.settings))
+  RETURNING * INTO backup;
+  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, NULL, NULL,
+                                                metadata || jsonb_build_object('backup_id', backup.id,
+                                                                               'backup_type', backup_type),
+                                                'backup');
+  UPDATE ops.backups b SET run_id = run.id WHERE b.id = backup.id;
+  RETURN QUERY SELECT backup.id, run.id, backup.expires_at;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.destroy_environment(project_id bigint, env text, reason text DEFAULT NULL)
+RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+  queued jsonb;
+  run ops.runs;
+BEGIN
+  PERFORM ops._check_length('env', env, 255);
+  PERFORM ops._check_length('reason', reason, 8192);
+  SELECT * INTO e FROM ops.environments x WHERE x.project_id = destroy_environment.project_id AND x.name = env;
+  -- Outside the project its environments are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
+    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
+  END IF;
+  PERFORM ops.authorize(e.project_id, 'env.manage', e.id);
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is already %s', env, e.status));
+  END IF;
+  queued := ops._destroy_environment(e, jsonb_build_object('reason', coalesce(reason, 'requested'),
+                                                           'requested_by', ops.current_actor()));
+  SELECT * INTO run FROM ops.runs r WHERE r.id = (queued ->> 'run_id')::bigint;
+  RETURN run;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.restore_backup(backup_id bigint, target_env_id bigint, requested_by text DEFAULT NULL,
+                                   metadata jsonb DEFAULT '{}')
+RETURNS ops.restores LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  actor text := ops.current_user_id();
+  b ops.backups;
+  e ops.environments;
+  x ops.restores;
+  approval ops.approvals;
+BEGIN
+  IF actor IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only an identified user can request a restore';
+  END IF;
+  -- The requester is the session's user; the parameter is only checked.
+  PERFORM ops._check_length('requested_by', requested_by, 255);
+  IF requested_by IS NOT NULL AND requested_by <> actor THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = 'requested_by must be the calling user',
+      DETAIL = format('The session belongs to %s.', quote_literal(actor));
+  END IF;
+  IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'metadata must be a JSON object');
+  END IF;
+  PERFORM ops._check_json_size('metadata', metadata, 262144);
+  PERFORM ops._check_request_metadata(metadata);
+  -- Outside a project its backups and environments are as unknown as
+  -- missing ones.
+  SELECT * INTO b FROM ops.backups WHERE id = backup_id;
+  IF NOT FOUND OR NOT ops.can_read_project(b.project_id) THEN
+    PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
+  END IF;
+  SELECT * INTO e FROM ops.environments WHERE id = target_env_id;
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
+    PERFORM ops._raise('OD002', format('environment %s does not exist', target_env_id));
+  END IF;
+  PERFORM ops.authorize(e.project_id, 'backup.restore', e.id);
+  IF e.project_id <> b.project_id THEN
+    PERFORM ops._raise('OD004', format('backup %s belongs to another project', backup_id));
+  END IF;
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', e.name, e.status));
+  END IF;
+  IF b.status = 'expired' OR b.status = 'deleted' OR (b.status = 'completed' AND b.expires_at <= now()) THEN
+    PERFORM ops._raise('OD004', format('backup %s has expired', backup_id));
+  END IF;
+  IF b.status <> 'completed' THEN
+    PERFORM ops._raise('OD004', format('backup %s is %s, not completed', backup_id, b.status));
+  END IF;
+
+  IF e.stage = 'production' THEN
+    INSERT INTO ops.approvals (project_id, environment_id, subject, subject_id, requested_by)
+    VALUES (e.project_id, e.id, 'restore', 0, actor) RETURNING * INTO approval;
+    INSERT INTO ops.restores (backup_id, project_id, target_environment_id, approval_id, status,
+                              requested_by, metadata)
+    VALUES (b.id, e.project_id, e.id, approval.id, 'pending_approval', actor, metadata)
+    RETURNING * INTO x;
+    UPDATE ops.approvals a SET subject_id = x.id WHERE a.id = approval.id;
+    PERFORM ops.audit(e.project_id, 'approval.request', 'restore', x.id,
+                      jsonb_build_object('approval_id', approval.id, 'backup_id', b.id,
+                                         'environment', e.name));
+    RETURN x;
+  END IF;
+
+  x.backup_id := b.id;
+  x.project_id := e.project_id;
+  x.target_environment_id := e.id;
+  x.requested_by := actor;
+  x.metadata := metadata;
+  RETURN ops._queue_restore(x);
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.decide_approval(approval_id bigint, decision text, reason text DEFAULT NULL)
+RETURNS ops.approvals LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  actor text := ops.current_user_id();
+  a ops.approvals;
+BEGIN
+  IF actor IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only an identified user can decide an approval';
+  END IF;
+  IF decision IS NULL OR decision NOT IN ('approved', 'rejected') THEN
+    PERFORM ops._raise('OD004', 'decision must be approved or rejected');
+  END IF;
+  IF reason IS NOT NULL AND length(reason) > 2000 THEN
+    PERFORM ops._raise('OD005', 'reason is too long', 'The limit is 2000 characters.');
+  END IF;
+  -- Outside the project its approvals are as unknown as missing ones (and
+  -- are not even locked).
+  SELECT * INTO a FROM ops.approvals x WHERE x.id = approval_id AND ops.can_read_project(x.project_id) FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('approval %s does not exist', approval_id));
+  END IF;
+  PERFORM ops.authorize(a.project_id, 'approval.decide', a.environment_id);
+  IF a.status <> 'pending' THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD010', MESSAGE = format('approval %s is already %s', a.id, a.status);
+  END IF;
+  IF a.expires_at <= now() THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD010', MESSAGE = format('approval %s has expired', a.id);
+  END IF;
+  IF a.requested_by = actor THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'you cannot decide your own request',
+      HINT = 'Another member with the approval.decide permission must decide it.';
+  END IF;
+
+  -- The decision marker lets ops.guard_approval tell this decision from a
+  -- direct UPDATE; it is cleared at once (transaction-local either way).
+  PERFORM set_config('odooops_guard.approval_decision', a.id::text, true);
+  UPDATE ops.approvals x SET status = decision, decided_by = actor, decided_at = now(), reason = decide_approval.reason
+   WHERE x.id = a.id RETURNING * INTO a;
+  PERFORM set_config('odooops_guard.approval_decision', '', true);
+  PERFORM ops.audit(a.project_id, 'approval.' || CASE decision WHEN 'approved' THEN 'approve' ELSE 'reject' END,
+                    a.subject, a.subject_id, jsonb_build_object('approval_id', a.id, 'reason', reason));
+  IF a.subject = 'restore' THEN
+    IF decision = 'approved' THEN
+      PERFORM ops._queue_restore(r) FROM ops.restores r WHERE r.id = a.subject_id;
+    ELSE
+      UPDATE ops.restores r SET status = 'rejected', finished_at = now(), updated_at = now()
+       WHERE r.id = a.subject_id;
+    END IF;
+  ELSIF a.subject = 'deploy' THEN
+    PERFORM ops._release_gated_deploy(a.subject_id, decision = 'approved', 'deploy ' || decision);
+  END IF;
+  RETURN a;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.expire_approvals() RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  a ops.approvals;
+  n integer := 0;
+BEGIN
+  FOR a IN SELECT * FROM ops.approvals x WHERE x.status = 'pending' AND x.expires_at <= now()
+           ORDER BY x.id FOR UPDATE SKIP LOCKED LOOP
+    PERFORM set_config('odooops_guard.approval_decision', a.id::text, true);
+    UPDATE ops.approvals x SET status = 'expired', decided_at = now() WHERE x.id = a.id;
+    PERFORM set_config('odooops_guard.approval_decision', '', true);
+    IF a.subject = 'restore' THEN
+      UPDATE ops.restores r SET status = 'expired', finished_at = now(), updated_at = now()
+       WHERE r.id = a.subject_id AND r.status = 'pending_approval';
+    ELSIF a.subject = 'deploy' THEN
+      PERFORM ops._release_gated_deploy(a.subject_id, false, 'deploy approval expired');
+    END IF;
+    INSERT INTO ops.audit_log (project_id, actor, action, subject, subject_id, payload)
+    VALUES (a.project_id, 'odooops', 'approval.expire', a.subject, a.subject_id,
+            jsonb_build_object('approval_id', a.id));
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.rollback_release(release_id bigint, reason text DEFAULT NULL)
+RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  target ops.releases;
+  e ops.environments;
+  restore_from bigint;
+  run ops.runs;
+BEGIN
+  PERFORM ops._check_length('reason', reason, 8192);
+  SELECT * INTO target FROM ops.releases WHERE id = release_id;
+  -- Outside the project its releases are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(target.project_id) THEN
+    PERFORM ops._raise('OD002', format('release %s does not exist', release_id));
+  END IF;
+  SELECT * INTO e FROM ops.environments WHERE id = target.environment_id;
+  PERFORM ops.authorize(e.project_id, 'run.deploy', e.id);
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', e.name, e.status));
+  END IF;
+  SELECT r.pre_deploy_backup_id INTO restore_from FROM ops.releases r
+   WHERE r.environment_id = target.environment_id AND r.id > target.id
+   ORDER BY r.id LIMIT 1;
+  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, target.git_sha, coalesce(target.git_ref, 'rollback'),
+    jsonb_build_object('rollback_to_release', target.id, 'image', target.image,
+                       'restore_backup_id', restore_from, 'reason', reason),
+    'deploy', 100);
+  PERFORM ops.audit(e.project_id, 'release.rollback', 'release', target.id,
+                    jsonb_build_object('run_id', run.id, 'restore_backup_id', restore_from));
+  RETURN run;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops.guard_approval() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  extension_owner oid := (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'odooops');
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD010', MESSAGE = format('approval %s cannot be deleted', OLD.id);
+  END IF;
+  IF NOT pg_catalog.pg_has_role(current_user, extension_owner, 'MEMBER') THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = 'approvals are requested and decided only through the odooops functions',
+      HINT = 'Use ops.decide_approval.';
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    RETURN NEW;
+  END IF;
+  IF OLD.status <> 'pending' THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD010',
+      MESSAGE = format('approval %s is %s and cannot be changed', OLD.id, OLD.status);
+  END IF;
+  IF NEW.id <> OLD.id OR NEW.requested_by <> OLD.requested_by OR NEW.project_id <> OLD.project_id
+     OR NEW.environment_id <> OLD.environment_id OR NEW.subject <> OLD.subject
+     OR (OLD.subject_id <> 0 AND NEW.subject_id <> OLD.subject_id)
+     OR NEW.created_at <> OLD.created_at OR NEW.expires_at > OLD.expires_at THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD010', MESSAGE = format('approval %s: only its decision may change', OLD.id);
+  END IF;
+  IF (NEW.status, NEW.decided_by, NEW.decided_at, NEW.reason)
+       IS DISTINCT FROM (OLD.status, OLD.decided_by, OLD.decided_at, OLD.reason)
+     AND current_setting('odooops_guard.approval_decision', true) IS DISTINCT FROM OLD.id::text THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('approval %s is decided only through ops.decide_approval', OLD.id),
+      HINT = 'Another member with the approval.decide permission decides it; pending approvals expire by themselves.';
+  END IF;
+  RETURN NEW;
+END $$;
+
+DROP TRIGGER approvals_immutable ON ops.approvals;
+CREATE TRIGGER approvals_guard BEFORE INSERT OR UPDATE OR DELETE ON ops.approvals
+  FOR EACH ROW EXECUTE FUNCTION ops.guard_approval();
+
+REVOKE INSERT, UPDATE, DELETE ON ops.runs, ops.run_events, ops.restores, ops.approvals, ops.audit_log
+  FROM odooops_admin;

@@ -95,9 +95,11 @@ SQL
     -c "GRANT odooops_worker TO odooops_e2e_worker" >/dev/null
 }
 
-# start_worker NAME [extra flags...]: the real binary, in the background.
+# start_worker NAME [extra flags...]: the real binary, in the background,
+# as worker NAME, which the control plane binds to the worker login.
 start_worker() {
   local name=$1; shift
+  scalar "INSERT INTO ops.worker_logins (login, worker_id) VALUES ('odooops_e2e_worker', '$name') ON CONFLICT DO NOTHING" >/dev/null
   ODOO_BIN=$STANDIN "$WORKER_BIN" --dsn "dbname=$CP_DB user=odooops_e2e_worker" --worker-id "$name" --state-dir "$STATE" \
     --steps-dir "$ROOT/worker/steps" --poll-interval 1 --event-flush 0.1 "$@" \
     >>"$WORK/worker-$name.log" 2>&1 &

@@ -105,6 +105,9 @@ TEST(Errors, SqlstatesAreOurOwnClass) {
   EXPECT_STREQ(sqlstate(ErrorCode::IdempotencyMismatch), "OD006");
   EXPECT_STREQ(sqlstate(ErrorCode::AgentNotEligible), "OD007");
   EXPECT_STREQ(sqlstate(ErrorCode::Internal), "OD999");
+  // PostgreSQL's own codes where a client expects them (PostgREST maps 42501 to 403).
+  EXPECT_STREQ(sqlstate(ErrorCode::CheckViolation), "23514");
+  EXPECT_STREQ(sqlstate(ErrorCode::InsufficientPrivilege), "42501");
 }
 
 }  // namespace
