@@ -163,6 +163,7 @@ DECLARE
   p ops.projects;
   secret text;
   e ops.environments;
+  made record;
   run ops.runs;
   ref_branch text;
   answer jsonb;
@@ -186,7 +187,13 @@ BEGIN
   EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
     PERFORM ops._raise('OD004', 'webhook body is not valid JSON');
   END;
-  IF jsonb_typeof(payload) <> 'object' OR jsonb_typeof(payload -> 'repository') <> 'object' THEN
+  IF jsonb_typeof(payload) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'webhook body has no repository');
+  END IF;
+  IF jsonb_typeof(payload -> 'repository') IS DISTINCT FROM 'object' THEN
+    IF jsonb_typeof(payload -> 'organization') = 'object' THEN
+      RETURN ops._ingest_github_organization(event, delivery_id, signature, body, payload);
+    END IF;
     PERFORM ops._raise('OD004', 'webhook body has no repository');
   END IF;
   SELECT * INTO p FROM ops.projects x WHERE lower(x.repo_full_name) = lower(payload -> 'repository' ->> 'full_name');
@@ -201,6 +208,10 @@ BEGIN
   IF signature IS NULL OR NOT ops.github_signature_valid(secret, body, signature) THEN
     RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = 'invalid or missing X-Hub-Signature-256';
   END IF;
+  -- One delivery of a project at a time: environment names are chosen by
+  -- looking at the project's environments, and a branch pushed twice in
+  -- quick succession must find the environment the first push made.
+  PERFORM pg_advisory_xact_lock(1869571957, hashint8(p.id));
 
   -- Redelivery: answer as the first time.
   INSERT INTO ops.ingest_deliveries AS d (delivery_id, project_id, event)
@@ -228,6 +239,7 @@ BEGIN
       answer := answer || jsonb_build_object('ignored', 'not a branch push');
     ELSE
       ref_branch := substr(payload ->> 'ref', 12);
+      PERFORM ops._check_branch_length(ref_branch);
       IF (payload ->> 'deleted')::boolean THEN
         SELECT * INTO e FROM ops.environments x
          WHERE x.project_id = p.id AND x.branch = ref_branch AND x.status = 'active'
@@ -240,8 +252,11 @@ BEGIN
       ELSE
         e := ops._environment_for_branch(p, ref_branch);
         IF ops._is_branch_template(e) THEN
-          e := ops._branch_environment(p, e, ref_branch);
-          created := created || jsonb_build_array(e.name);
+          SELECT * INTO made FROM ops._branch_environment(p, e, ref_branch);
+          e := made.env;
+          IF made.created THEN
+            created := created || jsonb_build_array(e.name);
+          END IF;
         ELSIF e.branch = ref_branch THEN
           UPDATE ops.environments x SET expires_at = now() + make_interval(hours =>
                     24 * coalesce((p.settings ->> 'development_ttl_days')::int, 3)), updated_at = now()
@@ -262,20 +277,15 @@ BEGIN
 
   ELSIF event = 'pull_request' THEN
     ref_branch := payload -> 'pull_request' -> 'head' ->> 'ref';
+    PERFORM ops._check_branch_length(ref_branch);
     SELECT * INTO e FROM ops.environments x
      WHERE x.project_id = p.id AND x.pull_request = (payload ->> 'number')::int AND x.status = 'active';
     IF payload ->> 'action' IN ('opened', 'reopened', 'synchronize') THEN
-      IF e.id IS NULL THEN
-        INSERT INTO ops.environments (project_id, name, stage, db_name, branch, pull_request, expires_at)
-        VALUES (p.id, 'pr-' || (payload ->> 'number'), 'preview',
-                replace(left(p.slug, 20), '-', '_') || '_pr_' || (payload ->> 'number'), NULL, (payload ->> 'number')::int,
-                now() + make_interval(hours => 24 * coalesce((p.settings ->> 'preview_ttl_days')::int, 7)))
-        RETURNING * INTO e;
+      -- A reopened pull request gets its preview environment back.
+      SELECT * INTO made FROM ops._preview_environment(p, (payload ->> 'number')::int);
+      e := made.env;
+      IF made.created THEN
         created := created || jsonb_build_array(e.name);
-      ELSE
-        UPDATE ops.environments x SET expires_at = now() + make_interval(hours =>
-                  24 * coalesce((p.settings ->> 'preview_ttl_days')::int, 7)), updated_at = now()
-         WHERE x.id = e.id;
       END IF;
       SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name,
         payload -> 'pull_request' -> 'head' ->> 'sha', ref_branch,
@@ -400,8 +410,11 @@ DECLARE
   run ops.runs;
   limit_per_day integer;
 BEGIN
+  PERFORM ops._check_length('env', env, 255);
+  PERFORM ops._check_json_size('metadata', metadata, 262144);
   SELECT * INTO e FROM ops.environments x WHERE x.project_id = create_backup.project_id AND x.name = env;
-  IF NOT FOUND THEN
+  -- Outside the project its environments are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
     PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
   END IF;
   IF e.status <> 'active' THEN
@@ -482,6 +495,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only an identified user can request a restore';
   END IF;
   -- The requester is the session's user; the parameter is only checked.
+  PERFORM ops._check_length('requested_by', requested_by, 255);
   IF requested_by IS NOT NULL AND requested_by <> actor THEN
     RAISE EXCEPTION USING ERRCODE = '42501',
       MESSAGE = 'requested_by must be the calling user',
@@ -490,13 +504,16 @@ BEGIN
   IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
     PERFORM ops._raise('OD004', 'metadata must be a JSON object');
   END IF;
+  PERFORM ops._check_json_size('metadata', metadata, 262144);
   PERFORM ops._check_request_metadata(metadata);
+  -- Outside a project its backups and environments are as unknown as
+  -- missing ones.
   SELECT * INTO b FROM ops.backups WHERE id = backup_id;
-  IF NOT FOUND THEN
+  IF NOT FOUND OR NOT ops.can_read_project(b.project_id) THEN
     PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
   END IF;
   SELECT * INTO e FROM ops.environments WHERE id = target_env_id;
-  IF NOT FOUND THEN
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
     PERFORM ops._raise('OD002', format('environment %s does not exist', target_env_id));
   END IF;
   PERFORM ops.authorize(e.project_id, 'backup.restore', e.id);
@@ -543,8 +560,10 @@ DECLARE
   restore_from bigint;
   run ops.runs;
 BEGIN
+  PERFORM ops._check_length('reason', reason, 8192);
   SELECT * INTO target FROM ops.releases WHERE id = release_id;
-  IF NOT FOUND THEN
+  -- Outside the project its releases are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(target.project_id) THEN
     PERFORM ops._raise('OD002', format('release %s does not exist', release_id));
   END IF;
   SELECT * INTO e FROM ops.environments WHERE id = target.environment_id;
@@ -747,157 +766,6 @@ BEGIN
                  ELSE jsonb_build_object('ignored', format('event %s without a repository is not handled', event)) END;
 END $$;
 
-CREATE OR REPLACE FUNCTION ops.ingest_github(event text, delivery_id text, signature text, body text)
-RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  payload jsonb;
-  p ops.projects;
-  secret text;
-  e ops.environments;
-  made record;
-  run ops.runs;
-  ref_branch text;
-  answer jsonb;
-  queued jsonb := '[]';
-  created jsonb := '[]';
-  per_minute integer;
-  max_bytes constant integer := 2 * 1024 * 1024;
-BEGIN
-  IF body IS NULL OR octet_length(body) > max_bytes THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = 'webhook body is missing or too large',
-      DETAIL = format('%s bytes, the limit is %s.', octet_length(body), max_bytes);
-  END IF;
-  IF event IS NULL OR event !~ '^[a-z_]{1,64}$' THEN
-    PERFORM ops._raise('OD004', 'X-GitHub-Event is missing or malformed');
-  END IF;
-  IF delivery_id IS NULL OR length(delivery_id) NOT BETWEEN 1 AND 100 THEN
-    PERFORM ops._raise('OD004', 'X-GitHub-Delivery is missing or malformed');
-  END IF;
-  BEGIN
-    payload := body::jsonb;
-  EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
-    PERFORM ops._raise('OD004', 'webhook body is not valid JSON');
-  END;
-  IF jsonb_typeof(payload) <> 'object' THEN
-    PERFORM ops._raise('OD004', 'webhook body has no repository');
-  END IF;
-  IF jsonb_typeof(payload -> 'repository') IS DISTINCT FROM 'object' THEN
-    IF jsonb_typeof(payload -> 'organization') = 'object' THEN
-      RETURN ops._ingest_github_organization(event, delivery_id, signature, body, payload);
-    END IF;
-    PERFORM ops._raise('OD004', 'webhook body has no repository');
-  END IF;
-  SELECT * INTO p FROM ops.projects x WHERE lower(x.repo_full_name) = lower(payload -> 'repository' ->> 'full_name');
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('no project for repository "%s"', payload -> 'repository' ->> 'full_name'));
-  END IF;
-  SELECT s.value INTO secret FROM ops.project_secrets s WHERE s.project_id = p.id AND s.name = 'github_webhook_secret';
-  IF secret IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = format('project "%s" has no github_webhook_secret', p.slug),
-      HINT = 'Set it with ops.set_project_secret(project_id, ''github_webhook_secret'', ...).';
-  END IF;
-  IF signature IS NULL OR NOT ops.github_signature_valid(secret, body, signature) THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = 'invalid or missing X-Hub-Signature-256';
-  END IF;
-  -- One delivery of a project at a time: environment names are chosen by
-  -- looking at the project's environments, and a branch pushed twice in
-  -- quick succession must find the environment the first push made.
-  PERFORM pg_advisory_xact_lock(1869571957, hashint8(p.id));
-
-  -- Redelivery: answer as the first time.
-  INSERT INTO ops.ingest_deliveries AS d (delivery_id, project_id, event)
-  VALUES (ingest_github.delivery_id, p.id, ingest_github.event)
-  ON CONFLICT ON CONSTRAINT ingest_deliveries_pkey DO NOTHING;
-  IF NOT FOUND THEN
-    SELECT d.result || jsonb_build_object('duplicate', true) INTO answer
-      FROM ops.ingest_deliveries d WHERE d.delivery_id = ingest_github.delivery_id;
-    RETURN answer;
-  END IF;
-
-  per_minute := coalesce((p.settings ->> 'ingest_per_minute')::int, 60);
-  IF (SELECT count(*) FROM ops.ingest_deliveries d
-       WHERE d.project_id = p.id AND d.received_at > now() - interval '1 minute') > per_minute THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD009',
-      MESSAGE = format('project "%s" received more than %s webhooks in a minute', p.slug, per_minute);
-  END IF;
-
-  answer := jsonb_build_object('delivery', delivery_id, 'event', event, 'project', p.slug);
-  IF event = 'ping' THEN
-    answer := answer || jsonb_build_object('pong', true);
-
-  ELSIF event = 'push' THEN
-    IF payload ->> 'ref' !~ '^refs/heads/' THEN
-      answer := answer || jsonb_build_object('ignored', 'not a branch push');
-    ELSE
-      ref_branch := substr(payload ->> 'ref', 12);
-      PERFORM ops._check_branch_length(ref_branch);
-      IF (payload ->> 'deleted')::boolean THEN
-        SELECT * INTO e FROM ops.environments x
-         WHERE x.project_id = p.id AND x.branch = ref_branch AND x.status = 'active'
-           AND x.stage IN ('development', 'preview');
-        IF FOUND THEN
-          queued := queued || ops._destroy_environment(e, jsonb_build_object('reason', 'branch deleted', 'github_delivery', delivery_id), 'github:' || delivery_id || ':destroy');
-        ELSE
-          answer := answer || jsonb_build_object('ignored', 'no environment for the deleted branch');
-        END IF;
-      ELSE
-        e := ops._environment_for_branch(p, ref_branch);
-        IF ops._is_branch_template(e) THEN
-          SELECT * INTO made FROM ops._branch_environment(p, e, ref_branch);
-          e := made.env;
-          IF made.created THEN
-            created := created || jsonb_build_array(e.name);
-          END IF;
-        ELSIF e.branch = ref_branch THEN
-          UPDATE ops.environments x SET expires_at = now() + make_interval(hours =>
-                    24 * coalesce((p.settings ->> 'development_ttl_days')::int, 3)), updated_at = now()
-           WHERE x.id = e.id AND x.expires_at IS NOT NULL;
-        END IF;
-        IF e.id IS NULL THEN
-          answer := answer || jsonb_build_object('ignored', format('no environment for branch %s', ref_branch));
-        ELSE
-          SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, payload ->> 'after', ref_branch,
-            jsonb_build_object('source', 'github', 'github_delivery', delivery_id,
-                               'pusher', payload -> 'pusher' ->> 'name',
-                               'commits', jsonb_array_length(coalesce(payload -> 'commits', '[]'))),
-            'deploy', 0, 'github:' || delivery_id);
-          queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
-        END IF;
-      END IF;
-    END IF;
-
-  ELSIF event = 'pull_request' THEN
-    ref_branch := payload -> 'pull_request' -> 'head' ->> 'ref';
-    PERFORM ops._check_branch_length(ref_branch);
-    SELECT * INTO e FROM ops.environments x
-     WHERE x.project_id = p.id AND x.pull_request = (payload ->> 'number')::int AND x.status = 'active';
-    IF payload ->> 'action' IN ('opened', 'reopened', 'synchronize') THEN
-      -- A reopened pull request gets its preview environment back.
-      SELECT * INTO made FROM ops._preview_environment(p, (payload ->> 'number')::int);
-      e := made.env;
-      IF made.created THEN
-        created := created || jsonb_build_array(e.name);
-      END IF;
-      SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name,
-        payload -> 'pull_request' -> 'head' ->> 'sha', ref_branch,
-        jsonb_build_object('source', 'github', 'github_delivery', delivery_id,
-                           'pull_request', (payload ->> 'number')::int),
-        'deploy', 0, 'github:' || delivery_id);
-      queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
-    ELSIF payload ->> 'action' = 'closed' AND e.id IS NOT NULL THEN
-      queued := queued || ops._destroy_environment(e, jsonb_build_object('reason', 'pull request closed', 'github_delivery', delivery_id), 'github:' || delivery_id || ':destroy');
-    ELSE
-      answer := answer || jsonb_build_object('ignored', format('pull_request action %s', payload ->> 'action'));
-    END IF;
-
-  ELSE
-    answer := answer || jsonb_build_object('ignored', format('event %s is not handled', event));
-  END IF;
-
-  answer := answer || jsonb_build_object('queued', queued, 'created_environments', created);
-  UPDATE ops.ingest_deliveries d SET result = answer WHERE d.delivery_id = ingest_github.delivery_id;
-  RETURN answer;
-END $$;
 
 REVOKE EXECUTE ON FUNCTION ops._check_branch_length(text), ops._environment_db_name(ops.projects, text, text, bigint),
   ops._revive_environment(ops.projects, ops.environments, interval, text),
@@ -1126,6 +994,7 @@ DECLARE
   result jsonb;
 BEGIN
   PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
   SELECT jsonb_build_object(
            'run', to_jsonb(r),
            'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,
@@ -1133,6 +1002,11 @@ BEGIN
                                          'production_branch', p.production_branch, 'settings', p.settings),
            'environment', jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage,
                                              'db_name', e.db_name, 'settings', e.settings),
+           'runtime', (SELECT jsonb_build_object('name', rp.name, 'runtime', rp.runtime, 'odoo_bin', rp.odoo_bin,
+                                                 'odoo_addons', rp.odoo_addons, 'odoo_image', rp.odoo_image)
+                         FROM ops.runtime_profiles rp
+                        WHERE rp.name = coalesce(e.runtime_profile, p.runtime_profile)),
+           'repo_url_schemes', pg_catalog.current_setting('odooops.repo_url_schemes'),
            'backup', (SELECT to_jsonb(b) || jsonb_build_object('source_environment', se.name,
                                                                 'source_db', se.db_name, 'source_stage', se.stage,
                                                                 'purpose', k.purpose)
@@ -1164,30 +1038,56 @@ BEGIN
     END IF;
     PERFORM ops._raise('OD003', format('worker "%s" no longer holds run %s', worker_id, run_id));
   END IF;
+  IF result -> 'run' ->> 'workflow' IN ('build', 'test', 'deploy') THEN
+    PERFORM ops.repo_url_scheme(result -> 'project' ->> 'repo_url');
+  END IF;
   RETURN result;
 END $$;
 CREATE OR REPLACE FUNCTION ops.record_artifact(run_id bigint, worker_id text, attempt integer, kind text, name text,
                                     location text, size_bytes bigint DEFAULT NULL, sha256 text DEFAULT NULL,
                                     metadata jsonb DEFAULT '{}', expires_at timestamptz DEFAULT NULL)
-RETURNS SETOF bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-  SELECT ops._check_length('worker_id', worker_id, 128), ops._check_length('name', name, 255),
-         ops._check_length('location', location, 2048), ops._check_json_size('metadata', metadata, 262144);
+RETURNS SETOF bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r ops.runs;
+  artifact_id bigint;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_length('name', name, 255),
+          ops._check_length('location', location, 2048), ops._check_json_size('metadata', metadata, 262144);
+  PERFORM ops.authorize_worker(worker_id);
+  IF attempt IS NULL THEN
+    PERFORM ops._raise('OD004', 'worker_id and attempt are required');
+  END IF;
+  -- Share-locked: a concurrent requeue or cancel is seen before the fence is judged.
+  SELECT * INTO r FROM ops.runs x WHERE x.id = record_artifact.run_id FOR SHARE;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
+  END IF;
+  IF r.status NOT IN ('claimed', 'running') OR r.claimed_by IS DISTINCT FROM worker_id
+     OR r.attempt <> record_artifact.attempt THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD003',
+      MESSAGE = format('worker "%s" no longer holds run %s', worker_id, run_id),
+      DETAIL = format('The run is %s; the call came from worker "%s" on attempt %s.', r.status, worker_id, attempt),
+      HINT = 'Stop working on this run; its result will be ignored.';
+  END IF;
+  IF r.status <> 'running' THEN
+    PERFORM ops._raise('OD001', format('run %s is not started: artifacts are recorded while it runs', run_id),
+                       'Call ops.start_run first.');
+  END IF;
   INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
-  SELECT r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at
-    FROM ops.runs r
-   WHERE r.id = record_artifact.run_id AND r.claimed_by = record_artifact.worker_id
-     AND r.attempt = record_artifact.attempt AND r.status = 'running'
-     FOR SHARE OF r
-  ON CONFLICT (run_id, name) DO UPDATE SET location = EXCLUDED.location, size_bytes = EXCLUDED.size_bytes,
+  VALUES (r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at)
+  ON CONFLICT ON CONSTRAINT artifacts_run_id_name_key DO UPDATE SET location = EXCLUDED.location,
+     size_bytes = EXCLUDED.size_bytes,
      sha256 = EXCLUDED.sha256, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at
-  RETURNING a.id
-$$;
+  RETURNING a.id INTO artifact_id;
+  RETURN NEXT artifact_id;
+END $$;
 CREATE OR REPLACE FUNCTION ops.set_agent_status(worker_id text, status text) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   result text;
 BEGIN
   PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
   IF status IS NULL OR status NOT IN ('active', 'draining', 'offline') THEN
     PERFORM ops._raise('OD004', 'status must be active, draining or offline');
   END IF;
@@ -1213,7 +1113,8 @@ BEGIN
   PERFORM ops._check_length('env', env, 255);
   PERFORM ops._check_length('reason', reason, 8192);
   SELECT * INTO e FROM ops.environments x WHERE x.project_id = destroy_environment.project_id AND x.name = env;
-  IF NOT FOUND THEN
+  -- Outside the project its environments are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
     PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
   END IF;
   PERFORM ops.authorize(e.project_id, 'env.manage', e.id);
@@ -1246,6 +1147,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = 'kinds has too many entries',
       DETAIL = format('%s entries, the limit is 6.', cardinality(kinds));
   END IF;
+  PERFORM ops.authorize_worker(worker_id);
   IF kinds IS NOT NULL AND (cardinality(kinds) = 0 OR NOT kinds <@
       ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']) THEN
     PERFORM ops._raise('OD004', 'kinds must be a non-empty list of workflows',
@@ -1291,6 +1193,7 @@ DECLARE
   result text;
 BEGIN
   PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
   UPDATE ops.agents a SET last_heartbeat_at = now(),
          status = CASE WHEN a.status = 'offline' THEN 'active' ELSE a.status END
    WHERE a.worker_id = agent_heartbeat.worker_id
@@ -1301,64 +1204,13 @@ BEGIN
   END IF;
   RETURN result;
 END $$;
-CREATE OR REPLACE FUNCTION ops.create_backup(project_id bigint, env text, backup_type text DEFAULT 'manual',
-                                  metadata jsonb DEFAULT '{}')
-RETURNS TABLE (backup_id bigint, run_id bigint, expires_at timestamptz)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  e ops.environments;
-  backup ops.backups;
-  run ops.runs;
-  limit_per_day integer;
-BEGIN
-  PERFORM ops._check_length('env', env, 255);
-  PERFORM ops._check_json_size('metadata', metadata, 262144);
-  SELECT * INTO e FROM ops.environments x WHERE x.project_id = create_backup.project_id AND x.name = env;
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
-  END IF;
-  IF e.status <> 'active' THEN
-    PERFORM ops._raise('OD004', format('environment "%s" is %s', env, e.status));
-  END IF;
-  IF backup_type IS NULL OR backup_type NOT IN ('daily', 'weekly', 'monthly', 'manual', 'pre_deploy', 'pre_restore') THEN
-    PERFORM ops._raise('OD004', format('unknown backup type "%s"', backup_type),
-                       'Types: daily, weekly, monthly, manual, pre_deploy, pre_restore.');
-  END IF;
-  IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
-    PERFORM ops._raise('OD004', 'metadata must be a JSON object');
-  END IF;
-  PERFORM ops._check_request_metadata(metadata);
-  PERFORM ops.authorize(e.project_id, 'backup.create', e.id);
-
-  -- Manual backups are limited per environment and day, as on Odoo.sh.
-  IF backup_type = 'manual' THEN
-    limit_per_day := coalesce((e.settings ->> 'manual_backups_per_day')::int, 5);
-    PERFORM pg_advisory_xact_lock(1869571956, hashint8(e.id));
-    IF (SELECT count(*) FROM ops.backups b WHERE b.environment_id = e.id AND b.backup_type = 'manual'
-          AND b.created_at > now() - interval '1 day') >= limit_per_day THEN
-      RAISE EXCEPTION USING ERRCODE = 'OD009',
-        MESSAGE = format('environment "%s" already has %s manual backups in the last 24 hours', env, limit_per_day),
-        HINT = 'Raise settings.manual_backups_per_day of the environment, or wait.';
-    END IF;
-  END IF;
-
-  INSERT INTO ops.backups (project_id, environment_id, backup_type, metadata, requested_by, expires_at)
-  VALUES (e.project_id, e.id, backup_type, metadata, ops.current_actor(),
-          now() + ops.backup_ttl(backup_type, e.settings))
-  RETURNING * INTO backup;
-  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, NULL, NULL,
-                                                metadata || jsonb_build_object('backup_id', backup.id,
-                                                                               'backup_type', backup_type),
-                                                'backup');
-  UPDATE ops.backups b SET run_id = run.id WHERE b.id = backup.id;
-  RETURN QUERY SELECT backup.id, run.id, backup.expires_at;
-END $$;
 CREATE OR REPLACE FUNCTION ops.complete_backup(backup_id bigint, worker_id text, attempt integer, location text,
                                     size_bytes bigint, sha256 text, metadata jsonb DEFAULT '{}')
 RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   backup ops.backups;
 BEGIN
+  PERFORM ops.authorize_worker(worker_id);
   IF location IS NULL OR length(location) NOT BETWEEN 1 AND 2048 THEN
     PERFORM ops._raise('OD004', 'location must be 1 to 2048 characters');
   END IF;
@@ -1390,6 +1242,7 @@ DECLARE
   backup ops.backups;
 BEGIN
   PERFORM ops._check_length('error', error, 8192);
+  PERFORM ops.authorize_worker(worker_id);
   SELECT * INTO backup FROM ops.backups b WHERE b.id = fail_backup.backup_id;
   IF NOT FOUND OR backup.run_id IS NULL THEN
     PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
@@ -1400,117 +1253,23 @@ BEGIN
   SELECT * INTO backup FROM ops.backups b WHERE b.id = backup.id;
   RETURN backup;
 END $$;
-CREATE OR REPLACE FUNCTION ops.restore_backup(backup_id bigint, target_env_id bigint, requested_by text DEFAULT NULL,
-                                   metadata jsonb DEFAULT '{}')
-RETURNS ops.restores LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  actor text := ops.current_user_id();
-  b ops.backups;
-  e ops.environments;
-  x ops.restores;
-  approval ops.approvals;
-BEGIN
-  IF actor IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only an identified user can request a restore';
-  END IF;
-  -- The requester is the session's user; the parameter is only checked.
-  PERFORM ops._check_length('requested_by', requested_by, 255);
-  IF requested_by IS NOT NULL AND requested_by <> actor THEN
-    RAISE EXCEPTION USING ERRCODE = '42501',
-      MESSAGE = 'requested_by must be the calling user',
-      DETAIL = format('The session belongs to %s.', quote_literal(actor));
-  END IF;
-  IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
-    PERFORM ops._raise('OD004', 'metadata must be a JSON object');
-  END IF;
-  PERFORM ops._check_json_size('metadata', metadata, 262144);
-  PERFORM ops._check_request_metadata(metadata);
-  SELECT * INTO b FROM ops.backups WHERE id = backup_id;
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
-  END IF;
-  SELECT * INTO e FROM ops.environments WHERE id = target_env_id;
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('environment %s does not exist', target_env_id));
-  END IF;
-  PERFORM ops.authorize(e.project_id, 'backup.restore', e.id);
-  IF e.project_id <> b.project_id THEN
-    PERFORM ops._raise('OD004', format('backup %s belongs to another project', backup_id));
-  END IF;
-  IF e.status <> 'active' THEN
-    PERFORM ops._raise('OD004', format('environment "%s" is %s', e.name, e.status));
-  END IF;
-  IF b.status = 'expired' OR b.status = 'deleted' OR (b.status = 'completed' AND b.expires_at <= now()) THEN
-    PERFORM ops._raise('OD004', format('backup %s has expired', backup_id));
-  END IF;
-  IF b.status <> 'completed' THEN
-    PERFORM ops._raise('OD004', format('backup %s is %s, not completed', backup_id, b.status));
-  END IF;
-
-  IF e.stage = 'production' THEN
-    INSERT INTO ops.approvals (project_id, environment_id, subject, subject_id, requested_by)
-    VALUES (e.project_id, e.id, 'restore', 0, actor) RETURNING * INTO approval;
-    INSERT INTO ops.restores (backup_id, project_id, target_environment_id, approval_id, status,
-                              requested_by, metadata)
-    VALUES (b.id, e.project_id, e.id, approval.id, 'pending_approval', actor, metadata)
-    RETURNING * INTO x;
-    UPDATE ops.approvals a SET subject_id = x.id WHERE a.id = approval.id;
-    PERFORM ops.audit(e.project_id, 'approval.request', 'restore', x.id,
-                      jsonb_build_object('approval_id', approval.id, 'backup_id', b.id,
-                                         'environment', e.name));
-    RETURN x;
-  END IF;
-
-  x.backup_id := b.id;
-  x.project_id := e.project_id;
-  x.target_environment_id := e.id;
-  x.requested_by := actor;
-  x.metadata := metadata;
-  RETURN ops._queue_restore(x);
-END $$;
-CREATE OR REPLACE FUNCTION ops.rollback_release(release_id bigint, reason text DEFAULT NULL)
-RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  target ops.releases;
-  e ops.environments;
-  restore_from bigint;
-  run ops.runs;
-BEGIN
-  PERFORM ops._check_length('reason', reason, 8192);
-  SELECT * INTO target FROM ops.releases WHERE id = release_id;
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('release %s does not exist', release_id));
-  END IF;
-  SELECT * INTO e FROM ops.environments WHERE id = target.environment_id;
-  PERFORM ops.authorize(e.project_id, 'run.deploy', e.id);
-  IF e.status <> 'active' THEN
-    PERFORM ops._raise('OD004', format('environment "%s" is %s', e.name, e.status));
-  END IF;
-  SELECT r.pre_deploy_backup_id INTO restore_from FROM ops.releases r
-   WHERE r.environment_id = target.environment_id AND r.id > target.id
-   ORDER BY r.id LIMIT 1;
-  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, target.git_sha, coalesce(target.git_ref, 'rollback'),
-    jsonb_build_object('rollback_to_release', target.id, 'image', target.image,
-                       'restore_backup_id', restore_from, 'reason', reason),
-    'deploy', 100);
-  PERFORM ops.audit(e.project_id, 'release.rollback', 'release', target.id,
-                    jsonb_build_object('run_id', run.id, 'restore_backup_id', restore_from));
-  RETURN run;
-END $$;
 CREATE OR REPLACE FUNCTION ops.claim_storage_deletions(worker_id text, n integer DEFAULT 10)
-RETURNS SETOF ops.storage_deletions LANGUAGE sql VOLATILE
+RETURNS SETOF ops.storage_deletions LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT ops._check_length('worker_id', worker_id, 128);
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
+  RETURN QUERY
   WITH c AS (
-    SELECT id FROM ops.storage_deletions
-     WHERE status = 'pending' OR (status = 'claimed' AND claimed_at < now() - interval '1 hour')
-     ORDER BY id LIMIT least(greatest(n, 1), 1000) FOR UPDATE SKIP LOCKED
+    SELECT s.id FROM ops.storage_deletions s
+     WHERE s.status = 'pending' OR (s.status = 'claimed' AND s.claimed_at < now() - interval '1 hour')
+     ORDER BY s.id LIMIT least(greatest(n, 1), 1000) FOR UPDATE SKIP LOCKED
   )
-  UPDATE ops.storage_deletions d SET status = 'claimed', claimed_by = worker_id, claimed_at = now(),
-         attempts = d.attempts + 1
-    FROM c WHERE d.id = c.id RETURNING d.*
-$$;
+  UPDATE ops.storage_deletions d SET status = 'claimed', claimed_by = claim_storage_deletions.worker_id,
+         claimed_at = now(), attempts = d.attempts + 1
+    FROM c WHERE d.id = c.id RETURNING d.*;
+END $$;
 CREATE OR REPLACE FUNCTION ops.finish_storage_deletion(deletion_id bigint, ok boolean, error text DEFAULT NULL)
 RETURNS ops.storage_deletions LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -1519,14 +1278,24 @@ DECLARE
   d ops.storage_deletions;
 BEGIN
   PERFORM ops._check_length('error', error, 8192);
+  IF ok IS NULL THEN
+    PERFORM ops._raise('OD004', 'ok is required');
+  END IF;
+  SELECT * INTO d FROM ops.storage_deletions s WHERE s.id = deletion_id FOR UPDATE;
+  IF NOT FOUND OR d.status <> 'claimed' THEN
+    PERFORM ops._raise('OD002', format('storage deletion %s is not claimed', deletion_id));
+  END IF;
+  IF NOT ops.may_act_as_worker(d.claimed_by) THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('role %s may not act as the worker that claimed storage deletion %s',
+                       quote_ident(ops.invoking_role()), deletion_id),
+      HINT = 'An administrator binds logins to worker ids in ops.worker_logins.';
+  END IF;
   UPDATE ops.storage_deletions s
      SET status = CASE WHEN ok THEN 'done' WHEN s.attempts >= 5 THEN 'failed' ELSE 'pending' END,
          completed_at = CASE WHEN ok OR s.attempts >= 5 THEN now() END,
          error = finish_storage_deletion.error
-   WHERE s.id = deletion_id AND s.status = 'claimed' RETURNING * INTO d;
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('storage deletion %s is not claimed', deletion_id));
-  END IF;
+   WHERE s.id = d.id RETURNING * INTO d;
   IF ok AND d.object_kind = 'backup' THEN
     UPDATE ops.backups SET status = 'deleted' WHERE id = d.object_id AND status = 'expired';
   END IF;
@@ -1740,60 +1509,6 @@ END $$;
 CREATE TRIGGER projects_rules BEFORE INSERT OR UPDATE OF repo_url, settings ON ops.projects
   FOR EACH ROW EXECUTE FUNCTION ops._project_rules();
 
-CREATE OR REPLACE FUNCTION ops.run_context(run_id bigint, worker_id text, attempt integer)
-RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  result jsonb;
-BEGIN
-  PERFORM ops._check_length('worker_id', worker_id, 128);
-  SELECT jsonb_build_object(
-           'run', to_jsonb(r),
-           'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,
-                                         'repo_full_name', p.repo_full_name,
-                                         'production_branch', p.production_branch, 'settings', p.settings),
-           'environment', jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage,
-                                             'db_name', e.db_name, 'settings', e.settings),
-           'runtime', (SELECT jsonb_build_object('name', rp.name, 'runtime', rp.runtime, 'odoo_bin', rp.odoo_bin,
-                                                 'odoo_addons', rp.odoo_addons, 'odoo_image', rp.odoo_image)
-                         FROM ops.runtime_profiles rp
-                        WHERE rp.name = coalesce(e.runtime_profile, p.runtime_profile)),
-           'repo_url_schemes', pg_catalog.current_setting('odooops.repo_url_schemes'),
-           'backup', (SELECT to_jsonb(b) || jsonb_build_object('source_environment', se.name,
-                                                                'source_db', se.db_name, 'source_stage', se.stage,
-                                                                'purpose', k.purpose)
-                        FROM ops.backups b JOIN ops.environments se ON se.id = b.environment_id
-                       WHERE CASE WHEN r.workflow <> 'deploy'
-                                    THEN b.id = k.named_id OR (r.metadata ->> 'backup_id' IS NULL AND b.run_id = r.id)
-                                  WHEN k.purpose = 'rollback'
-                                    THEN b.id = k.restore_id AND b.environment_id = r.environment_id
-                                  WHEN k.purpose = 'refresh'
-                                    THEN b.project_id = r.project_id AND se.stage = 'production'
-                                         AND b.status = 'completed'
-                                  ELSE false END
-                       ORDER BY b.completed_at DESC NULLS LAST, b.id DESC LIMIT 1))
-    INTO result
-    FROM ops.runs r JOIN ops.projects p ON p.id = r.project_id JOIN ops.environments e ON e.id = r.environment_id
-         CROSS JOIN LATERAL (
-           SELECT CASE WHEN r.workflow <> 'deploy' THEN r.workflow
-                       WHEN r.metadata ? 'restore_backup_id' THEN 'rollback'
-                       WHEN e.stage = 'staging' THEN 'refresh' END AS purpose,
-                  CASE WHEN r.metadata ->> 'backup_id' ~ '^[0-9]{1,18}$'
-                       THEN (r.metadata ->> 'backup_id')::bigint END AS named_id,
-                  CASE WHEN r.metadata ->> 'restore_backup_id' ~ '^[0-9]{1,18}$'
-                       THEN (r.metadata ->> 'restore_backup_id')::bigint END AS restore_id) k
-   WHERE r.id = run_context.run_id AND r.status IN ('claimed', 'running')
-     AND r.claimed_by = run_context.worker_id AND r.attempt = run_context.attempt;
-  IF result IS NULL THEN
-    IF NOT EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = run_context.run_id) THEN
-      PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
-    END IF;
-    PERFORM ops._raise('OD003', format('worker "%s" no longer holds run %s', worker_id, run_id));
-  END IF;
-  IF result -> 'run' ->> 'workflow' IN ('build', 'test', 'deploy') THEN
-    PERFORM ops.repo_url_scheme(result -> 'project' ->> 'repo_url');
-  END IF;
-  RETURN result;
-END $$;
 
 REVOKE EXECUTE ON FUNCTION ops.is_operator(), ops.repo_url_scheme(text), ops._check_settings(jsonb),
   ops._check_db_name(text), ops._environment_rules(), ops._project_rules() FROM PUBLIC;
@@ -1838,203 +1553,10 @@ COMMENT ON FUNCTION ops.may_act_as_worker IS
 COMMENT ON FUNCTION ops.authorize_worker IS
   'Raises 42501 unless the invoking role may act as the worker id (ops.may_act_as_worker)';
 
-CREATE OR REPLACE FUNCTION ops.register_agent(
-  worker_id text, kinds text[] DEFAULT NULL, team text DEFAULT NULL,
-  labels jsonb DEFAULT '{}', version text DEFAULT NULL, hostname text DEFAULT NULL)
-RETURNS ops.agents LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  agent ops.agents;
-  team_row ops.agent_teams;
-BEGIN
-  IF worker_id IS NULL OR length(worker_id) NOT BETWEEN 1 AND 128 THEN
-    PERFORM ops._raise('OD004', 'worker_id must be 1 to 128 characters');
-  END IF;
-  PERFORM ops._check_length('team', team, 255);
-  PERFORM ops._check_length('version', version, 64);
-  PERFORM ops._check_length('hostname', hostname, 255);
-  PERFORM ops._check_json_size('labels', labels, 65536);
-  IF cardinality(kinds) > 6 THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = 'kinds has too many entries',
-      DETAIL = format('%s entries, the limit is 6.', cardinality(kinds));
-  END IF;
-  PERFORM ops.authorize_worker(worker_id);
-  IF kinds IS NOT NULL AND (cardinality(kinds) = 0 OR NOT kinds <@
-      ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']) THEN
-    PERFORM ops._raise('OD004', 'kinds must be a non-empty list of workflows',
-                       'Workflows: build, test, deploy, backup, restore, destroy.');
-  END IF;
-  IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
-    PERFORM ops._raise('OD004', 'labels must be a JSON object');
-  END IF;
-  IF team IS NOT NULL THEN
-    SELECT * INTO team_row FROM ops.agent_teams t WHERE t.name = team;
-    IF NOT FOUND THEN
-      PERFORM ops._raise('OD002', format('unknown agent team "%s"', team));
-    END IF;
-  END IF;
 
-  INSERT INTO ops.agents AS a (worker_id, kinds, labels, version, hostname)
-  VALUES (register_agent.worker_id,
-          coalesce(kinds, ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']),
-          labels, version, hostname)
-  ON CONFLICT ON CONSTRAINT agents_worker_id_key DO UPDATE
-    SET kinds = EXCLUDED.kinds, labels = EXCLUDED.labels, version = EXCLUDED.version,
-        hostname = EXCLUDED.hostname, last_heartbeat_at = now(),
-        status = CASE WHEN a.status = 'disabled' THEN 'disabled' ELSE 'active' END
-  RETURNING * INTO agent;
 
-  DELETE FROM ops.agent_team_members m WHERE m.agent_id = agent.id
-    AND m.team_id IS DISTINCT FROM team_row.id;
-  IF team_row.id IS NOT NULL THEN
-    INSERT INTO ops.agent_team_members (team_id, agent_id) VALUES (team_row.id, agent.id)
-    ON CONFLICT DO NOTHING;
-  END IF;
 
-  INSERT INTO ops.agent_events (agent_id, kind, message, payload)
-  VALUES (agent.id, 'registered', format('worker %s registered (%s)', agent.worker_id, agent.status),
-          jsonb_build_object('kinds', agent.kinds, 'team', team, 'version', agent.version));
-  RETURN agent;
-END $$;
 
-CREATE OR REPLACE FUNCTION ops.agent_heartbeat(worker_id text, required boolean DEFAULT true) RETURNS text
-LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  result text;
-BEGIN
-  PERFORM ops._check_length('worker_id', worker_id, 128);
-  PERFORM ops.authorize_worker(worker_id);
-  UPDATE ops.agents a SET last_heartbeat_at = now(),
-         status = CASE WHEN a.status = 'offline' THEN 'active' ELSE a.status END
-   WHERE a.worker_id = agent_heartbeat.worker_id
-  RETURNING a.status INTO result;
-  IF NOT FOUND AND required THEN
-    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id),
-                       'Register it first with ops.register_agent().');
-  END IF;
-  RETURN result;
-END $$;
-
-CREATE OR REPLACE FUNCTION ops.set_agent_status(worker_id text, status text) RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  result text;
-BEGIN
-  PERFORM ops._check_length('worker_id', worker_id, 128);
-  PERFORM ops.authorize_worker(worker_id);
-  IF status IS NULL OR status NOT IN ('active', 'draining', 'offline') THEN
-    PERFORM ops._raise('OD004', 'status must be active, draining or offline');
-  END IF;
-  UPDATE ops.agents a SET status = CASE WHEN a.status = 'disabled' THEN 'disabled' ELSE set_agent_status.status END,
-         last_heartbeat_at = now()
-   WHERE a.worker_id = set_agent_status.worker_id
-  RETURNING a.status INTO result;
-  IF result IS NULL THEN
-    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id));
-  END IF;
-  INSERT INTO ops.agent_events (agent_id, kind, message)
-  SELECT a.id, 'status', format('worker %s is %s', a.worker_id, result) FROM ops.agents a
-   WHERE a.worker_id = set_agent_status.worker_id;
-  RETURN result;
-END $$;
-
-CREATE OR REPLACE FUNCTION ops.run_context(run_id bigint, worker_id text, attempt integer)
-RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  result jsonb;
-BEGIN
-  PERFORM ops._check_length('worker_id', worker_id, 128);
-  PERFORM ops.authorize_worker(worker_id);
-  SELECT jsonb_build_object(
-           'run', to_jsonb(r),
-           'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,
-                                         'repo_full_name', p.repo_full_name,
-                                         'production_branch', p.production_branch, 'settings', p.settings),
-           'environment', jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage,
-                                             'db_name', e.db_name, 'settings', e.settings),
-           'runtime', (SELECT jsonb_build_object('name', rp.name, 'runtime', rp.runtime, 'odoo_bin', rp.odoo_bin,
-                                                 'odoo_addons', rp.odoo_addons, 'odoo_image', rp.odoo_image)
-                         FROM ops.runtime_profiles rp
-                        WHERE rp.name = coalesce(e.runtime_profile, p.runtime_profile)),
-           'repo_url_schemes', pg_catalog.current_setting('odooops.repo_url_schemes'),
-           'backup', (SELECT to_jsonb(b) || jsonb_build_object('source_environment', se.name,
-                                                                'source_db', se.db_name, 'source_stage', se.stage,
-                                                                'purpose', k.purpose)
-                        FROM ops.backups b JOIN ops.environments se ON se.id = b.environment_id
-                       WHERE CASE WHEN r.workflow <> 'deploy'
-                                    THEN b.id = k.named_id OR (r.metadata ->> 'backup_id' IS NULL AND b.run_id = r.id)
-                                  WHEN k.purpose = 'rollback'
-                                    THEN b.id = k.restore_id AND b.environment_id = r.environment_id
-                                  WHEN k.purpose = 'refresh'
-                                    THEN b.project_id = r.project_id AND se.stage = 'production'
-                                         AND b.status = 'completed'
-                                  ELSE false END
-                       ORDER BY b.completed_at DESC NULLS LAST, b.id DESC LIMIT 1))
-    INTO result
-    FROM ops.runs r JOIN ops.projects p ON p.id = r.project_id JOIN ops.environments e ON e.id = r.environment_id
-         CROSS JOIN LATERAL (
-           SELECT CASE WHEN r.workflow <> 'deploy' THEN r.workflow
-                       WHEN r.metadata ? 'restore_backup_id' THEN 'rollback'
-                       WHEN e.stage = 'staging' THEN 'refresh' END AS purpose,
-                  CASE WHEN r.metadata ->> 'backup_id' ~ '^[0-9]{1,18}$'
-                       THEN (r.metadata ->> 'backup_id')::bigint END AS named_id,
-                  CASE WHEN r.metadata ->> 'restore_backup_id' ~ '^[0-9]{1,18}$'
-                       THEN (r.metadata ->> 'restore_backup_id')::bigint END AS restore_id) k
-   WHERE r.id = run_context.run_id AND r.status IN ('claimed', 'running')
-     AND r.claimed_by = run_context.worker_id AND r.attempt = run_context.attempt;
-  IF result IS NULL THEN
-    IF NOT EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = run_context.run_id) THEN
-      PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
-    END IF;
-    PERFORM ops._raise('OD003', format('worker "%s" no longer holds run %s', worker_id, run_id));
-  END IF;
-  IF result -> 'run' ->> 'workflow' IN ('build', 'test', 'deploy') THEN
-    PERFORM ops.repo_url_scheme(result -> 'project' ->> 'repo_url');
-  END IF;
-  RETURN result;
-END $$;
-
-CREATE OR REPLACE FUNCTION ops.record_artifact(run_id bigint, worker_id text, attempt integer, kind text, name text,
-                                    location text, size_bytes bigint DEFAULT NULL, sha256 text DEFAULT NULL,
-                                    metadata jsonb DEFAULT '{}', expires_at timestamptz DEFAULT NULL)
-RETURNS SETOF bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  r ops.runs;
-  artifact_id bigint;
-BEGIN
-  PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_length('name', name, 255),
-          ops._check_length('location', location, 2048), ops._check_json_size('metadata', metadata, 262144);
-  PERFORM ops.authorize_worker(worker_id);
-  IF attempt IS NULL THEN
-    PERFORM ops._raise('OD004', 'worker_id and attempt are required');
-  END IF;
-  -- Share-locked: a concurrent requeue or cancel is seen before the fence is judged.
-  SELECT * INTO r FROM ops.runs x WHERE x.id = record_artifact.run_id FOR SHARE;
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
-  END IF;
-  IF r.status NOT IN ('claimed', 'running') OR r.claimed_by IS DISTINCT FROM worker_id
-     OR r.attempt <> record_artifact.attempt THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD003',
-      MESSAGE = format('worker "%s" no longer holds run %s', worker_id, run_id),
-      DETAIL = format('The run is %s; the call came from worker "%s" on attempt %s.', r.status, worker_id, attempt),
-      HINT = 'Stop working on this run; its result will be ignored.';
-  END IF;
-  IF r.status <> 'running' THEN
-    PERFORM ops._raise('OD001', format('run %s is not started: artifacts are recorded while it runs', run_id),
-                       'Call ops.start_run first.');
-  END IF;
-  INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
-  VALUES (r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at)
-  ON CONFLICT ON CONSTRAINT artifacts_run_id_name_key DO UPDATE SET location = EXCLUDED.location,
-     size_bytes = EXCLUDED.size_bytes,
-     sha256 = EXCLUDED.sha256, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at
-  RETURNING a.id INTO artifact_id;
-  RETURN NEXT artifact_id;
-END $$;
 
 CREATE OR REPLACE FUNCTION ops.claim_next_backup(worker_id text, lease_seconds integer DEFAULT 300)
 RETURNS TABLE (backup_id bigint, run_id bigint, attempt integer, project_id bigint,
@@ -2055,106 +1577,9 @@ BEGIN
      WHERE e.id = run.environment_id;
 END $$;
 
-CREATE OR REPLACE FUNCTION ops.complete_backup(backup_id bigint, worker_id text, attempt integer, location text,
-                                    size_bytes bigint, sha256 text, metadata jsonb DEFAULT '{}')
-RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  backup ops.backups;
-BEGIN
-  PERFORM ops.authorize_worker(worker_id);
-  IF location IS NULL OR length(location) NOT BETWEEN 1 AND 2048 THEN
-    PERFORM ops._raise('OD004', 'location must be 1 to 2048 characters');
-  END IF;
-  IF size_bytes IS NULL OR size_bytes < 0 THEN
-    PERFORM ops._raise('OD004', 'size_bytes must be 0 or more');
-  END IF;
-  IF sha256 IS NULL OR sha256 !~ '^[0-9a-f]{64}$' THEN
-    PERFORM ops._raise('OD004', 'sha256 must be 64 lowercase hex digits');
-  END IF;
-  PERFORM ops._check_json_size('metadata', metadata, 262144);
-  SELECT * INTO backup FROM ops.backups b WHERE b.id = complete_backup.backup_id FOR UPDATE;
-  IF NOT FOUND OR backup.run_id IS NULL THEN
-    PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
-  END IF;
-  UPDATE ops.backups b SET location = complete_backup.location, size_bytes = complete_backup.size_bytes,
-         sha256 = complete_backup.sha256, metadata = b.metadata || coalesce(complete_backup.metadata, '{}')
-   WHERE b.id = backup.id;
-  -- Fenced: a worker that lost the run changes nothing (the UPDATE above is
-  -- rolled back with the error). The run trigger marks the backup completed.
-  PERFORM ops.finish_run(backup.run_id, 'succeeded',
-                         jsonb_build_object('location', location, 'size_bytes', size_bytes, 'sha256', sha256),
-                         worker_id, attempt);
-  SELECT * INTO backup FROM ops.backups b WHERE b.id = backup.id;
-  RETURN backup;
-END $$;
 
-CREATE OR REPLACE FUNCTION ops.fail_backup(backup_id bigint, worker_id text, attempt integer, error text)
-RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  backup ops.backups;
-BEGIN
-  PERFORM ops._check_length('error', error, 8192);
-  PERFORM ops.authorize_worker(worker_id);
-  SELECT * INTO backup FROM ops.backups b WHERE b.id = fail_backup.backup_id;
-  IF NOT FOUND OR backup.run_id IS NULL THEN
-    PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
-  END IF;
-  PERFORM ops.finish_run(backup.run_id, 'failed',
-                         jsonb_build_object('error', coalesce(nullif(error, ''), 'backup failed')),
-                         worker_id, attempt);
-  SELECT * INTO backup FROM ops.backups b WHERE b.id = backup.id;
-  RETURN backup;
-END $$;
 
-CREATE OR REPLACE FUNCTION ops.claim_storage_deletions(worker_id text, n integer DEFAULT 10)
-RETURNS SETOF ops.storage_deletions LANGUAGE plpgsql VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  PERFORM ops._check_length('worker_id', worker_id, 128);
-  PERFORM ops.authorize_worker(worker_id);
-  RETURN QUERY
-  WITH c AS (
-    SELECT s.id FROM ops.storage_deletions s
-     WHERE s.status = 'pending' OR (s.status = 'claimed' AND s.claimed_at < now() - interval '1 hour')
-     ORDER BY s.id LIMIT least(greatest(n, 1), 1000) FOR UPDATE SKIP LOCKED
-  )
-  UPDATE ops.storage_deletions d SET status = 'claimed', claimed_by = claim_storage_deletions.worker_id,
-         claimed_at = now(), attempts = d.attempts + 1
-    FROM c WHERE d.id = c.id RETURNING d.*;
-END $$;
 
-CREATE OR REPLACE FUNCTION ops.finish_storage_deletion(deletion_id bigint, ok boolean, error text DEFAULT NULL)
-RETURNS ops.storage_deletions LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  d ops.storage_deletions;
-BEGIN
-  PERFORM ops._check_length('error', error, 8192);
-  IF ok IS NULL THEN
-    PERFORM ops._raise('OD004', 'ok is required');
-  END IF;
-  SELECT * INTO d FROM ops.storage_deletions s WHERE s.id = deletion_id FOR UPDATE;
-  IF NOT FOUND OR d.status <> 'claimed' THEN
-    PERFORM ops._raise('OD002', format('storage deletion %s is not claimed', deletion_id));
-  END IF;
-  IF NOT ops.may_act_as_worker(d.claimed_by) THEN
-    RAISE EXCEPTION USING ERRCODE = '42501',
-      MESSAGE = format('role %s may not act as the worker that claimed storage deletion %s',
-                       quote_ident(ops.invoking_role()), deletion_id),
-      HINT = 'An administrator binds logins to worker ids in ops.worker_logins.';
-  END IF;
-  UPDATE ops.storage_deletions s
-     SET status = CASE WHEN ok THEN 'done' WHEN s.attempts >= 5 THEN 'failed' ELSE 'pending' END,
-         completed_at = CASE WHEN ok OR s.attempts >= 5 THEN now() END,
-         error = finish_storage_deletion.error
-   WHERE s.id = d.id RETURNING * INTO d;
-  IF ok AND d.object_kind = 'backup' THEN
-    UPDATE ops.backups SET status = 'deleted' WHERE id = d.object_id AND status = 'expired';
-  END IF;
-  RETURN d;
-END $$;
 
 COMMENT ON FUNCTION ops.record_artifact IS
   'Records (or replaces) an artifact of a run the worker holds and has started; OD003 once it lost the run';
@@ -2213,154 +1638,8 @@ BEGIN
   RETURN true;
 END $$;
 
-CREATE OR REPLACE FUNCTION ops.create_backup(project_id bigint, env text, backup_type text DEFAULT 'manual',
-                                  metadata jsonb DEFAULT '{}')
-RETURNS TABLE (backup_id bigint, run_id bigint, expires_at timestamptz)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  e ops.environments;
-  backup ops.backups;
-  run ops.runs;
-  limit_per_day integer;
-BEGIN
-  PERFORM ops._check_length('env', env, 255);
-  PERFORM ops._check_json_size('metadata', metadata, 262144);
-  SELECT * INTO e FROM ops.environments x WHERE x.project_id = create_backup.project_id AND x.name = env;
-  -- Outside the project its environments are as unknown as missing ones.
-  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
-    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
-  END IF;
-  IF e.status <> 'active' THEN
-    PERFORM ops._raise('OD004', format('environment "%s" is %s', env, e.status));
-  END IF;
-  IF backup_type IS NULL OR backup_type NOT IN ('daily', 'weekly', 'monthly', 'manual', 'pre_deploy', 'pre_restore') THEN
-    PERFORM ops._raise('OD004', format('unknown backup type "%s"', backup_type),
-                       'Types: daily, weekly, monthly, manual, pre_deploy, pre_restore.');
-  END IF;
-  IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
-    PERFORM ops._raise('OD004', 'metadata must be a JSON object');
-  END IF;
-  PERFORM ops._check_request_metadata(metadata);
-  PERFORM ops.authorize(e.project_id, 'backup.create', e.id);
 
-  -- Manual backups are limited per environment and day, as on Odoo.sh.
-  IF backup_type = 'manual' THEN
-    limit_per_day := coalesce((e.settings ->> 'manual_backups_per_day')::int, 5);
-    PERFORM pg_advisory_xact_lock(1869571956, hashint8(e.id));
-    IF (SELECT count(*) FROM ops.backups b WHERE b.environment_id = e.id AND b.backup_type = 'manual'
-          AND b.created_at > now() - interval '1 day') >= limit_per_day THEN
-      RAISE EXCEPTION USING ERRCODE = 'OD009',
-        MESSAGE = format('environment "%s" already has %s manual backups in the last 24 hours', env, limit_per_day),
-        HINT = 'Raise settings.manual_backups_per_day of the environment, or wait.';
-    END IF;
-  END IF;
 
-  INSERT INTO ops.backups (project_id, environment_id, backup_type, metadata, requested_by, expires_at)
-  VALUES (e.project_id, e.id, backup_type, metadata, ops.current_actor(),
-          now() + ops.backup_ttl(backup_type, e.settings))
-  RETURNING * INTO backup;
-  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, NULL, NULL,
-                                                metadata || jsonb_build_object('backup_id', backup.id,
-                                                                               'backup_type', backup_type),
-                                                'backup');
-  UPDATE ops.backups b SET run_id = run.id WHERE b.id = backup.id;
-  RETURN QUERY SELECT backup.id, run.id, backup.expires_at;
-END $$;
-
-CREATE OR REPLACE FUNCTION ops.destroy_environment(project_id bigint, env text, reason text DEFAULT NULL)
-RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  e ops.environments;
-  queued jsonb;
-  run ops.runs;
-BEGIN
-  PERFORM ops._check_length('env', env, 255);
-  PERFORM ops._check_length('reason', reason, 8192);
-  SELECT * INTO e FROM ops.environments x WHERE x.project_id = destroy_environment.project_id AND x.name = env;
-  -- Outside the project its environments are as unknown as missing ones.
-  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
-    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
-  END IF;
-  PERFORM ops.authorize(e.project_id, 'env.manage', e.id);
-  IF e.status <> 'active' THEN
-    PERFORM ops._raise('OD004', format('environment "%s" is already %s', env, e.status));
-  END IF;
-  queued := ops._destroy_environment(e, jsonb_build_object('reason', coalesce(reason, 'requested'),
-                                                           'requested_by', ops.current_actor()));
-  SELECT * INTO run FROM ops.runs r WHERE r.id = (queued ->> 'run_id')::bigint;
-  RETURN run;
-END $$;
-
-CREATE OR REPLACE FUNCTION ops.restore_backup(backup_id bigint, target_env_id bigint, requested_by text DEFAULT NULL,
-                                   metadata jsonb DEFAULT '{}')
-RETURNS ops.restores LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  actor text := ops.current_user_id();
-  b ops.backups;
-  e ops.environments;
-  x ops.restores;
-  approval ops.approvals;
-BEGIN
-  IF actor IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only an identified user can request a restore';
-  END IF;
-  -- The requester is the session's user; the parameter is only checked.
-  PERFORM ops._check_length('requested_by', requested_by, 255);
-  IF requested_by IS NOT NULL AND requested_by <> actor THEN
-    RAISE EXCEPTION USING ERRCODE = '42501',
-      MESSAGE = 'requested_by must be the calling user',
-      DETAIL = format('The session belongs to %s.', quote_literal(actor));
-  END IF;
-  IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
-    PERFORM ops._raise('OD004', 'metadata must be a JSON object');
-  END IF;
-  PERFORM ops._check_json_size('metadata', metadata, 262144);
-  PERFORM ops._check_request_metadata(metadata);
-  -- Outside a project its backups and environments are as unknown as
-  -- missing ones.
-  SELECT * INTO b FROM ops.backups WHERE id = backup_id;
-  IF NOT FOUND OR NOT ops.can_read_project(b.project_id) THEN
-    PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
-  END IF;
-  SELECT * INTO e FROM ops.environments WHERE id = target_env_id;
-  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
-    PERFORM ops._raise('OD002', format('environment %s does not exist', target_env_id));
-  END IF;
-  PERFORM ops.authorize(e.project_id, 'backup.restore', e.id);
-  IF e.project_id <> b.project_id THEN
-    PERFORM ops._raise('OD004', format('backup %s belongs to another project', backup_id));
-  END IF;
-  IF e.status <> 'active' THEN
-    PERFORM ops._raise('OD004', format('environment "%s" is %s', e.name, e.status));
-  END IF;
-  IF b.status = 'expired' OR b.status = 'deleted' OR (b.status = 'completed' AND b.expires_at <= now()) THEN
-    PERFORM ops._raise('OD004', format('backup %s has expired', backup_id));
-  END IF;
-  IF b.status <> 'completed' THEN
-    PERFORM ops._raise('OD004', format('backup %s is %s, not completed', backup_id, b.status));
-  END IF;
-
-  IF e.stage = 'production' THEN
-    INSERT INTO ops.approvals (project_id, environment_id, subject, subject_id, requested_by)
-    VALUES (e.project_id, e.id, 'restore', 0, actor) RETURNING * INTO approval;
-    INSERT INTO ops.restores (backup_id, project_id, target_environment_id, approval_id, status,
-                              requested_by, metadata)
-    VALUES (b.id, e.project_id, e.id, approval.id, 'pending_approval', actor, metadata)
-    RETURNING * INTO x;
-    UPDATE ops.approvals a SET subject_id = x.id WHERE a.id = approval.id;
-    PERFORM ops.audit(e.project_id, 'approval.request', 'restore', x.id,
-                      jsonb_build_object('approval_id', approval.id, 'backup_id', b.id,
-                                         'environment', e.name));
-    RETURN x;
-  END IF;
-
-  x.backup_id := b.id;
-  x.project_id := e.project_id;
-  x.target_environment_id := e.id;
-  x.requested_by := actor;
-  x.metadata := metadata;
-  RETURN ops._queue_restore(x);
-END $$;
 
 CREATE OR REPLACE FUNCTION ops.decide_approval(approval_id bigint, decision text, reason text DEFAULT NULL)
 RETURNS ops.approvals LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -2441,36 +1720,6 @@ BEGIN
   RETURN n;
 END $$;
 
-CREATE OR REPLACE FUNCTION ops.rollback_release(release_id bigint, reason text DEFAULT NULL)
-RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  target ops.releases;
-  e ops.environments;
-  restore_from bigint;
-  run ops.runs;
-BEGIN
-  PERFORM ops._check_length('reason', reason, 8192);
-  SELECT * INTO target FROM ops.releases WHERE id = release_id;
-  -- Outside the project its releases are as unknown as missing ones.
-  IF NOT FOUND OR NOT ops.can_read_project(target.project_id) THEN
-    PERFORM ops._raise('OD002', format('release %s does not exist', release_id));
-  END IF;
-  SELECT * INTO e FROM ops.environments WHERE id = target.environment_id;
-  PERFORM ops.authorize(e.project_id, 'run.deploy', e.id);
-  IF e.status <> 'active' THEN
-    PERFORM ops._raise('OD004', format('environment "%s" is %s', e.name, e.status));
-  END IF;
-  SELECT r.pre_deploy_backup_id INTO restore_from FROM ops.releases r
-   WHERE r.environment_id = target.environment_id AND r.id > target.id
-   ORDER BY r.id LIMIT 1;
-  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, target.git_sha, coalesce(target.git_ref, 'rollback'),
-    jsonb_build_object('rollback_to_release', target.id, 'image', target.image,
-                       'restore_backup_id', restore_from, 'reason', reason),
-    'deploy', 100);
-  PERFORM ops.audit(e.project_id, 'release.rollback', 'release', target.id,
-                    jsonb_build_object('run_id', run.id, 'restore_backup_id', restore_from));
-  RETURN run;
-END $$;
 
 CREATE OR REPLACE FUNCTION ops.guard_approval() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
