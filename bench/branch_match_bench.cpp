@@ -8,37 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "backtracking_branch_match.h"
 #include "branch_pattern.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// The matcher of odooops 0.1.2 and earlier (recursive backtracking).
-bool old_match(std::string_view p, std::string_view s) {
-  while (!p.empty()) {
-    if (p.substr(0, 2) == "**") {
-      p.remove_prefix(2);
-      for (std::size_t i = 0; i <= s.size(); ++i) {
-        if (old_match(p, s.substr(i))) return true;
-      }
-      return false;
-    }
-    if (p.front() == '*') {
-      p.remove_prefix(1);
-      for (std::size_t i = 0; i <= s.size(); ++i) {
-        if (old_match(p, s.substr(i))) return true;
-        if (i < s.size() && s[i] == '/') break;
-      }
-      return false;
-    }
-    if (s.empty()) return false;
-    if (p.front() == '?' ? s.front() == '/' : p.front() != s.front()) return false;
-    p.remove_prefix(1);
-    s.remove_prefix(1);
-  }
-  return s.empty();
-}
 
 std::string repeat(const std::string& unit, std::size_t times) {
   std::string out;
@@ -121,7 +96,8 @@ int main() {
   std::vector<double> t;
   for (int k : ks) {
     const std::string p = repeat("*a", static_cast<std::size_t>(k)) + "b";
-    t.push_back(seconds_per_call([&] { return old_match(p, branch); }));
+    t.push_back(
+        seconds_per_call([&] { return odooops::reference::backtracking_branch_match(p, branch); }));
   }
   const std::string p8 = repeat("*a", 8) + "b";
   const double new8 = seconds_per_call([&] { return odooops::branch_matches(p8, branch); });

@@ -11,6 +11,6 @@ cd "$(dirname "$0")/.."
 OUT=${1:-/dev/stdout}
 BIN=$(mktemp /tmp/odooops-branch-bench.XXXXXX)
 trap 'rm -f "$BIN"' EXIT
-${CXX:-g++} -std=c++17 -O2 -Wall -Wextra -Iextension/core \
+${CXX:-g++} -std=c++17 -O2 -Wall -Wextra -Iextension/core -Itests/gtest \
   bench/branch_match_bench.cpp extension/core/branch_pattern.cpp -o "$BIN"
 "$BIN" >"$OUT"

@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 
+#include "backtracking_branch_match.h"
 #include "branch_pattern.h"
 #include "cron.h"
 #include "error.h"
@@ -27,36 +28,8 @@ ErrorCode code_of(F&& f) {
   return ErrorCode::Internal;
 }
 
-// The matcher odooops had before 0.1.3, kept as the reference semantics:
-// backtracking, exponential on "*a*a*a...b", one stack frame per `**`.
-// Only ever called here on inputs of a few bytes.
-bool reference_match(std::string_view p, std::string_view s) {
-  while (!p.empty()) {
-    if (p.substr(0, 2) == "**") {
-      p.remove_prefix(2);
-      for (std::size_t i = 0; i <= s.size(); ++i) {
-        if (reference_match(p, s.substr(i))) return true;
-      }
-      return false;
-    }
-    if (p.front() == '*') {
-      p.remove_prefix(1);
-      for (std::size_t i = 0; i <= s.size(); ++i) {
-        if (reference_match(p, s.substr(i))) return true;
-        if (i < s.size() && s[i] == '/') break;
-      }
-      return false;
-    }
-    if (s.empty()) return false;
-    if (p.front() == '?' ? s.front() == '/' : p.front() != s.front()) return false;
-    p.remove_prefix(1);
-    s.remove_prefix(1);
-  }
-  return s.empty();
-}
-
 bool reference(std::string_view p, std::string_view s) {
-  return !p.empty() && !s.empty() && reference_match(p, s);
+  return !p.empty() && !s.empty() && reference::backtracking_branch_match(p, s);
 }
 
 std::string repeat(std::string_view unit, std::size_t times) {
