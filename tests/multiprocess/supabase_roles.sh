@@ -112,8 +112,9 @@ expect "$alice_p" authenticated "$(user alice)" "SELECT string_agg(id::text, ','
 expect "0" authenticated "$(user alice)" "SELECT count(*) FROM ops.runs WHERE project_id = $bob_p"
 expect "0" authenticated "$(user alice)" "SELECT count(*) FROM ops.environments WHERE project_id = $bob_p"
 expect "0" authenticated "$(user alice)" "WITH u AS (UPDATE ops.projects SET name = 'mine' WHERE id = $bob_p RETURNING 1) SELECT count(*) FROM u"
-expect "ERROR 42501" authenticated "$(user alice)" "SELECT ops.queue_run($bob_p, 'dev', 'abcd03', 'main', '{}', 'build')"
-expect "ERROR 42501" authenticated "$(user alice)" "SELECT ops.cancel_run($bob_run)"
+# Outside bob's project, its ids answer like ids that do not exist.
+expect "ERROR OD002" authenticated "$(user alice)" "SELECT ops.queue_run($bob_p, 'dev', 'abcd03', 'main', '{}', 'build')"
+expect "ERROR OD002" authenticated "$(user alice)" "SELECT ops.cancel_run($bob_run)"
 expect "ERROR 42501" authenticated "$(user alice)" "SELECT ops.set_project_secret($bob_p, 'x', 'y')"
 expect "ERROR 42501" authenticated "$(user alice)" "SELECT count(*) FROM ops.project_secrets"
 expect "ERROR 42501" authenticated "$(user alice)" "SELECT ops.claim_next_run('w1')"
