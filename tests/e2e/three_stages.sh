@@ -217,7 +217,7 @@ pending=$(scalar "WITH b AS (SELECT * FROM ops.create_backup(1, 'production', 'm
                   SELECT b.backup_id FROM b, LATERAL ops.cancel_run(b.run_id, 'never taken')")
 missing=$(scalar "SELECT id FROM ops._queue_run_trusted(1, 'production', '$SHA2', 'main', '{\"restore_backup_id\": $pending}', 'deploy')")
 wait_status "$missing" failed 60
-[ "$(scalar "SELECT error FROM ops.runs WHERE id = $missing")" = "backup $pending does not exist for environment production; the database was not touched" ] \
+[ "$(scalar "SELECT error FROM ops.runs WHERE id = $missing")" = "backup $pending is failed, only a completed backup can be restored; the database was not touched" ] \
   || fail "missing backup: $(scalar "SELECT error FROM ops.runs WHERE id = $missing")"
 [ "$(events_like "$missing" 'step % started')" = 0 ] || fail "a step ran for a rollback without its backup"
 [ "$(data_fingerprint "$PROD")" = "$before" ] || fail "a refused rollback changed production data"
