@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the pg_regress suites on shifted server clocks and in other session
-# TimeZones, so that no test depends on the date or the zone it runs in:
+# Runs the pg_regress suites and isolation specs on shifted server clocks
+# and in other session TimeZones, so that no test depends on the date or
+# the zone it runs in:
 #   - the last hour of a year (in Pacific/Auckland it is already next year),
 #   - the hour of a daylight-saving change in Europe (01:00 UTC, last Sunday of March),
 #   - a leap day's last hour, in a zone with a half-hour offset.
@@ -29,7 +30,7 @@ for run in "${RUNS[@]}"; do
     # shellcheck disable=SC1091
     source "$work/pg/env"
     psql -X -A -t -c "SELECT 'server clock: ' || now() AT TIME ZONE 'UTC' || ' UTC'"
-    if ! ODOOOPS_TEST_TZ=$zone make -s installcheck ISOLATION= PG_CONFIG="$PG_CONFIG" \
+    if ! ODOOOPS_TEST_TZ=$zone make -s installcheck PG_CONFIG="$PG_CONFIG" \
            EXTRA_REGRESS_OPTS="--launcher=$PWD/tests/harness/session_zone.sh"; then
       [ -f regression.diffs ] && head -200 regression.diffs
       exit 1
