@@ -104,12 +104,24 @@ s2=$(queue staging deploy); wait_status "$s2" succeeded 120
 cmp -s "$FS_PROD/3f/invoice-1" "$FS_STAGING/3f/invoice-1" || fail "staging filestore lacks the production attachment"
 # Neutralized: only the autovacuum cron, only the dummy mail server, no
 # webhook automation, webhook actions pointed nowhere, payments off, flagged.
-[ "$(on "$STAGING" "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = True ] || fail "staging not flagged neutralized"
+[ "$(on "$STAGING" "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = true ] || fail "staging not flagged neutralized"
+# A copy is another database: its own uuid and secret (production's secret
+# signs record-access tokens), links to the copy's own URL.
+param() { on "$1" "SELECT value FROM ir_config_parameter WHERE key = '$2'"; }
+for key in database.uuid database.secret; do
+  if [ -z "$(param "$STAGING" "$key")" ] || [ "$(param "$STAGING" "$key")" = "$(param "$PROD" "$key")" ]; then
+    fail "staging kept production's $key"
+  fi
+done
+[ "$(param "$STAGING" web.base.url)" = "$(result "$s2" url)" ] \
+  || fail "staging web.base.url is $(param "$STAGING" web.base.url), not its own $(result "$s2" url)"
 [ "$(on "$STAGING" "SELECT string_agg(cron_name, ',') FROM ir_cron WHERE active")" = "Base: Auto-vacuum internal data" ] || fail "staging crons still active"
 [ "$(on "$STAGING" "SELECT string_agg(smtp_host, ',') FROM ir_mail_server WHERE active")" = invalid ] || fail "staging mail server still active"
 [ "$(on "$STAGING" "SELECT string_agg(name, ',' ORDER BY id) FROM base_automation WHERE active")" = "Tag new partners" ] || fail "staging webhook automation still active"
 [ "$(on "$STAGING" "SELECT webhook_url FROM ir_act_server WHERE name = 'Notify ERP'")" = http://neutralized.invalid/ ] || fail "staging webhook action still calls out"
 [ "$(on "$STAGING" "SELECT count(*) FROM payment_provider WHERE state NOT IN ('disabled', 'test')")" = 0 ] || fail "staging payment providers enabled"
+# A legacy IAP token fills its varchar(43): it is cut so '+disabled' fits.
+[ "$(on "$STAGING" "SELECT account_token FROM iap_account")" = "$(printf 'a%.0s' {1..34})+disabled" ] || fail "staging IAP token: $(on "$STAGING" "SELECT account_token FROM iap_account")"
 # ... while production itself is untouched.
 [ "$(on "$PROD" "SELECT count(*) FROM ir_cron WHERE active")" = 3 ] || fail "the staging refresh disabled production crons"
 [ "$(on "$PROD" "SELECT count(*) FROM base_automation WHERE active")" = 2 ] || fail "the staging refresh disabled production automations"

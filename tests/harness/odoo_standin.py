@@ -6,6 +6,7 @@ the demo run this small program in place of odoo-bin. It accepts the odoo-bin
 flags the odooops step scripts use, works on the given PostgreSQL database
 (through psql) with a handful of tables named like Odoo's (ir_module_module,
 ir_config_parameter, ir_mail_server, ir_cron, ir_model_data, payment_provider,
+iap_account (a legacy token that fills its varchar(43)),
 res_partner), keeps a filestore under <data-dir>/filestore/<db>, and answers
 GET /web/health like Odoo ({"status": "pass"}; ?db_server_status=1 also probes
 the database). It never claims to be Odoo: every page and log line says
@@ -48,13 +49,16 @@ CREATE TABLE IF NOT EXISTS ir_cron (
   interval_number integer DEFAULT 1, interval_type varchar DEFAULT 'days');
 CREATE TABLE IF NOT EXISTS payment_provider (
   id serial PRIMARY KEY, name varchar NOT NULL, code varchar, state varchar NOT NULL DEFAULT 'disabled');
+CREATE TABLE IF NOT EXISTS iap_account (
+  id serial PRIMARY KEY, service_name varchar, account_token varchar(43));
 CREATE TABLE IF NOT EXISTS res_partner (
   id serial PRIMARY KEY, name varchar NOT NULL, email varchar);
 """
 
 SEED = """
 INSERT INTO ir_config_parameter (key, value) VALUES
-  ('database.uuid', md5(random()::text)), ('web.base.url', 'http://localhost:8069')
+  ('database.uuid', md5(random()::text)), ('database.secret', md5(random()::text)),
+  ('web.base.url', 'http://localhost:8069')
   ON CONFLICT (key) DO NOTHING;
 INSERT INTO ir_cron (cron_name) VALUES ('Base: Auto-vacuum internal data'), ('Mail: Email Queue Manager'),
   ('Partner Autocomplete: Sync with remote DB');
@@ -64,6 +68,7 @@ INSERT INTO ir_model_data (module, name, model, res_id)
 INSERT INTO ir_mail_server (name, smtp_host, smtp_port, smtp_encryption, smtp_authentication)
   VALUES ('Company SMTP', 'smtp.example.com', 587, 'starttls', 'login');
 INSERT INTO payment_provider (name, code, state) VALUES ('Stripe', 'stripe', 'enabled'), ('Wire Transfer', 'custom', 'enabled');
+INSERT INTO iap_account (service_name, account_token) VALUES ('sms', repeat('a', 43));
 INSERT INTO res_partner (name, email) SELECT 'Partner ' || g, 'partner' || g || '@example.com' FROM generate_series(1, 50) g;
 """
 

@@ -1,8 +1,10 @@
 -- Fails (ERROR) while a neutralized copy of an Odoo database can still reach
--- the outside world: an active outgoing mail server other than the dummy
--- "invalid" one, an active scheduled action other than base.autovacuum_job,
--- or an active webhook automation rule. Used before a non-production
--- environment whose database is a production copy is reported ready.
+-- the outside world or pass for production: an active outgoing mail server
+-- other than the dummy "invalid" one, an active scheduled action other than
+-- base.autovacuum_job, an active webhook automation rule, no neutralization
+-- flag (Odoo writes 'true'; any spelling of true counts), or a web.base.url
+-- other than the copy's own (session setting odooops_neutralize.base_url).
+-- Used before a non-production copy of production serves a request.
 DO $check$
 DECLARE
   n bigint;
@@ -27,6 +29,16 @@ BEGIN
           AND table_name = 'base_automation' AND column_name = 'trigger') THEN
     EXECUTE $q$SELECT count(*) FROM base_automation WHERE active AND trigger = 'on_webhook'$q$ INTO n;
     IF n > 0 THEN problems := problems || format('%s active webhook automation rule(s)', n); END IF;
+  END IF;
+  IF to_regclass('ir_config_parameter') IS NOT NULL THEN
+    EXECUTE $q$SELECT count(*) FROM ir_config_parameter
+                WHERE key = 'database.is_neutralized' AND lower(value) IN ('true', 't', '1')$q$ INTO n;
+    IF n = 0 THEN problems := problems || 'database.is_neutralized is not set'::text; END IF;
+    IF nullif(current_setting('odooops_neutralize.base_url', true), '') IS NOT NULL THEN
+      EXECUTE $q$SELECT count(*) FROM ir_config_parameter
+                  WHERE key = 'web.base.url' AND value = current_setting('odooops_neutralize.base_url')$q$ INTO n;
+      IF n = 0 THEN problems := problems || 'web.base.url is not the copy''s own URL'::text; END IF;
+    END IF;
   END IF;
   IF cardinality(problems) > 0 THEN
     RAISE EXCEPTION 'not neutralized: %', array_to_string(problems, ', ');

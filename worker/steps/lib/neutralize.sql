@@ -4,10 +4,13 @@
 -- Every statement runs only when its table (and column) exists, so the same
 -- file serves any module set and Odoo 14-17. Run by restore/20-database on
 -- the not-yet-serving copy, before it replaces the environment's database.
+-- The session setting odooops_neutralize.base_url, when set, is the copy's
+-- own URL.
 DO $neutralize$
 DECLARE
   n bigint;
   has_col boolean;
+  base_url text := nullif(current_setting('odooops_neutralize.base_url', true), '');
 BEGIN
   -- base: every scheduled action off except the autovacuum one.
   IF to_regclass('ir_cron') IS NOT NULL THEN
@@ -60,9 +63,13 @@ BEGIN
     END IF;
   END IF;
 
-  -- iap: tokens cut so no paid service is called.
+  -- iap: tokens cut so no paid service is called. The column is
+  -- varchar(43) and legacy tokens fill it: the token is shortened so that
+  -- '+disabled' always fits.
   IF to_regclass('iap_account') IS NOT NULL THEN
-    UPDATE iap_account SET account_token = regexp_replace(account_token, '(\+.*)?$', '+disabled');
+    UPDATE iap_account
+       SET account_token = left(regexp_replace(account_token, '\+.*$', ''), 34) || '+disabled'
+     WHERE account_token IS NOT NULL;
     RAISE NOTICE 'neutralize: IAP account tokens disabled';
   END IF;
 
@@ -87,10 +94,28 @@ BEGIN
     END IF;
   END IF;
 
-  -- the flag Odoo shows as "neutralized database" and checks itself.
+  -- A copy is another database: a new database.uuid, and a new
+  -- database.secret, which signs record-access link tokens (a copy keeping
+  -- production's could mint tokens production accepts). Links and reports
+  -- point at the copy itself, not at production.
   IF to_regclass('ir_config_parameter') IS NOT NULL THEN
-    INSERT INTO ir_config_parameter (key, value) VALUES ('database.is_neutralized', 'True')
-    ON CONFLICT (key) DO UPDATE SET value = 'True';
+    INSERT INTO ir_config_parameter (key, value)
+    VALUES ('database.uuid', gen_random_uuid()::text), ('database.secret', gen_random_uuid()::text)
+    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+    RAISE NOTICE 'neutralize: new database.uuid and database.secret';
+    IF base_url IS NOT NULL THEN
+      INSERT INTO ir_config_parameter (key, value) VALUES ('web.base.url', base_url)
+      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+      UPDATE ir_config_parameter SET value = base_url WHERE key = 'report.url';
+      RAISE NOTICE 'neutralize: web.base.url is %', base_url;
+    END IF;
+  END IF;
+
+  -- the flag Odoo shows as "neutralized database" and checks itself, in
+  -- Odoo's own spelling.
+  IF to_regclass('ir_config_parameter') IS NOT NULL THEN
+    INSERT INTO ir_config_parameter (key, value) VALUES ('database.is_neutralized', 'true')
+    ON CONFLICT (key) DO UPDATE SET value = 'true';
     RAISE NOTICE 'neutralize: database.is_neutralized set';
   ELSE
     RAISE EXCEPTION 'ir_config_parameter is missing: this is not an Odoo database';

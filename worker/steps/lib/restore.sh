@@ -46,6 +46,10 @@ restore_database() {
   fi
   if [ "$ODOOOPS_STAGE" != production ]; then
     echo "neutralizing the copy (${ODOOOPS_STAGE} is not production)"
+    # The copy's own URL (as 50-health reports it), for web.base.url.
+    if [ -n "${ODOOOPS_HTTP_PORT:-}" ]; then
+      export PGOPTIONS="${PGOPTIONS:-} -c odooops_neutralize.base_url=http://${ODOOOPS_PUBLIC_HOST:-127.0.0.1}:$ODOOOPS_HTTP_PORT"
+    fi
     if ! psql -X -q -v ON_ERROR_STOP=1 -d "$tmp" -f "$STEPS_LIB/neutralize.sql" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //'; then
       drop_database "$tmp"
       die "neutralization failed; the environment keeps its database"
