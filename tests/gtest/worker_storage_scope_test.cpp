@@ -6,10 +6,12 @@
 using namespace odooops::worker;
 
 TEST(StorageScope, KeysUnderTheRootAndTheProject) {
-  EXPECT_EQ(storage_scoped_key("file:///srv/st", "file:///srv/st/backups/shop/prod/x/db.dump", "shop"),
-            "backups/shop/prod/x/db.dump");
-  EXPECT_EQ(storage_scoped_key("file:///srv/st/", "file:///srv/st/artifacts/shop/run-1/a.log", "shop"),
-            "artifacts/shop/run-1/a.log");
+  EXPECT_EQ(
+      storage_scoped_key("file:///srv/st", "file:///srv/st/backups/shop/prod/x/db.dump", "shop"),
+      "backups/shop/prod/x/db.dump");
+  EXPECT_EQ(
+      storage_scoped_key("file:///srv/st/", "file:///srv/st/artifacts/shop/run-1/a.log", "shop"),
+      "artifacts/shop/run-1/a.log");
   EXPECT_EQ(storage_scoped_key("s3://bk/pre", "s3://bk/pre/backups/shop/x/db.dump", "shop"),
             "backups/shop/x/db.dump");
   EXPECT_EQ(storage_scoped_key("s3://bk", "s3://bk/backups/shop/x", "shop"), "backups/shop/x");
