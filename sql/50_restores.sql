@@ -30,8 +30,10 @@ RESET ROLE;
 SELECT status FROM ops.backups WHERE id = :b1;
 SET ROLE odooops_test_worker;
 SELECT regress.err(format($$SELECT ops.complete_backup(%s, 'bw1', 1, 'file:///b/2', 10, 'nothex')$$, :b1));
-SELECT regress.err(format($$SELECT ops.complete_backup(%s, 'bw2', 1, 'file:///b/2', 10, repeat('b', 64))$$, :b1));
-SELECT status, location, size_bytes FROM ops.complete_backup(:b1, 'bw1', 1, 'file:///b/2', 1234, repeat('b', 64));
+SELECT regress.err(format($$SELECT ops.complete_backup(%s, 'bw2', 1, 'file:///b/backups/shop/2/db.dump', 10, repeat('b', 64), %L)$$, :b1,
+  '{"backup": {"filestore": {"location": "file:///b/backups/shop/2/filestore.tar", "size_bytes": 1, "sha256": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}}'));
+SELECT status, location, size_bytes FROM ops.complete_backup(:b1, 'bw1', 1, 'file:///b/backups/shop/2/db.dump', 1234, repeat('b', 64),
+  '{"backup": {"filestore": {"location": "file:///b/backups/shop/2/filestore.tar", "size_bytes": 1, "sha256": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}}');
 RESET ROLE;
 SELECT r.status AS run_status, b.status, b.completed_at IS NOT NULL AS completed
   FROM ops.backups b JOIN ops.runs r ON r.id = b.run_id WHERE b.id = :b1;

@@ -19,25 +19,27 @@ SELECT id AS staging FROM ops.environments WHERE project_id = :shop AND name = '
 UPDATE ops.runs SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL
  WHERE status IN ('claimed', 'running');
 
--- Two deploys, the second after a pre-deploy backup: two releases.
+-- Two deploys: two releases. A result naming a backup (here a pending
+-- pre_deploy backup) is the steps' output and is ignored: the release
+-- references none (only ops.record_pre_deploy_backup records one, for a
+-- production deploy: 90_backup_provenance).
 SELECT backup_id AS b FROM ops.create_backup(:shop, 'staging', 'pre_deploy') \gset
 SELECT pg_temp.deploy(:shop, 'staging', 'aaaa01', '{"image": "shop:aaaa01"}') > 0 AS deployed;
 SELECT pg_temp.deploy(:shop, 'staging', 'bbbb02', jsonb_build_object('image', 'shop:bbbb02', 'pre_deploy_backup_id', :b)) > 0 AS deployed;
-SELECT git_sha, image, pre_deploy_backup_id = :b AS has_backup FROM ops.releases
+SELECT git_sha, image, pre_deploy_backup_id IS NULL AS no_backup FROM ops.releases
  WHERE environment_id = :staging ORDER BY id;
 SELECT min(id) AS first_release FROM ops.releases WHERE environment_id = :staging \gset
 
--- A worker reporting the backup it took before the update: recorded as a
--- pre_deploy backup, referenced by the release.
+-- A result describing a backup taken before the update creates no backup.
 SELECT pg_temp.deploy(:shop, 'staging', 'cccc0303', jsonb_build_object('pre_deploy_backup',
          jsonb_build_object('location', 'file:///b/pre', 'size_bytes', 42, 'sha256', repeat('e', 64)))) AS d3 \gset
 SELECT b.backup_type, b.status, b.location, b.size_bytes, r.pre_deploy_backup_id = b.id AS referenced
   FROM ops.backups b JOIN ops.releases r ON r.run_id = b.run_id WHERE b.run_id = :d3;
 
--- Rolling back to the first release deploys its revision and restores the
--- database saved before the second one.
+-- Rolling back to the first release deploys its revision; the release that
+-- replaced it has no pre-deploy backup, so there is no database to restore.
 SELECT workflow, git_sha, priority, metadata ->> 'image' AS image,
-       (metadata ->> 'restore_backup_id')::bigint = :b AS restores_backup,
+       metadata ->> 'restore_backup_id' IS NULL AS restores_nothing,
        (metadata ->> 'rollback_to_release')::bigint = :first_release AS target
   FROM ops.rollback_release(:first_release, 'bad release');
 SELECT regress.as_user('viewer-1', format('SELECT ops.rollback_release(%s)', :first_release));

@@ -161,7 +161,8 @@ SELECT regress.err(format($$SELECT ops.fail_backup(%s, 'ia-a', %s, 'forged')$$, 
 RESET SESSION AUTHORIZATION;
 SELECT status, location FROM ops.backups WHERE id = :bk;
 SET SESSION AUTHORIZATION ia_worker_a;
-SELECT status, location FROM ops.complete_backup(:bk, 'ia-a', :bk_attempt, 'file:///ia/bk', 1, repeat('b', 64));
+SELECT status, location FROM ops.complete_backup(:bk, 'ia-a', :bk_attempt, 'file:///ia/backups/ia-shop/bk/db.dump', 1, repeat('b', 64),
+  '{"backup": {"filestore": {"location": "file:///ia/backups/ia-shop/bk/filestore.tar", "size_bytes": 1, "sha256": "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}}}');
 RESET SESSION AUTHORIZATION;
 
 -- Storage deletions: only the claimer's logins may finish one.

@@ -26,6 +26,7 @@ double since(Clock::time_point t) {
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump_json(const json& j) { return dump(j); }
 
 json parse_object(const std::string& text) {
   json j = json::parse(text, nullptr, false);
@@ -215,22 +216,112 @@ void RunExecution::load_context() {
       export_backup_to_restore("; the database was not touched");
       extra_env_["ODOOOPS_BACKUP_PURPOSE"] = ctx_["backup_purpose"];
     }
+    // Production takes a pre-deploy backup (deploy/25-pre-deploy-backup);
+    // the worker names where, so that it can verify and record it itself.
+    if (ctx_["stage"] == "production" && !cfg_.storage_url.empty()) {
+      pre_deploy_prefix_ =
+          storage_join(cfg_.storage_url, "backups/" + ctx_["project"] + "/" + ctx_["environment"] +
+                                             "/run" + std::to_string(run_id_) + "-a" +
+                                             std::to_string(attempt_) + "-pre-deploy-backup");
+      extra_env_["ODOOOPS_PRE_DEPLOY_BACKUP_PREFIX"] = pre_deploy_prefix_;
+    }
   }
 }
 
 // The backup a restore or deploy puts in place, for its steps; only a
-// completed backup with a location qualifies.
+// completed backup with both checksums (the dump's and the filestore
+// archive's) whose two objects lie under the storage root and the project's
+// backups qualifies. A location is data someone recorded: it is checked here,
+// before any step runs, and again by `odooops-worker storage get`.
 void RunExecution::export_backup_to_restore(const std::string& refusal_suffix) {
+  const std::string& id = ctx_["backup_id"];
   if (ctx_["backup_status"] != "completed" || ctx_["backup_location"].empty())
-    throw std::invalid_argument("backup " + ctx_["backup_id"] + " is " + ctx_["backup_status"] +
+    throw std::invalid_argument("backup " + id + " is " + ctx_["backup_status"] +
                                 ", only a completed backup can be restored" + refusal_suffix);
-  extra_env_["ODOOOPS_BACKUP_ID"] = ctx_["backup_id"];
+  json meta = parse_object(ctx_["backup_metadata"]);
+  json fs_meta = meta.contains("backup") && meta["backup"].is_object()
+                     ? meta["backup"].value("filestore", json::object())
+                     : json::object();
+  if (!fs_meta.is_object()) fs_meta = json::object();
+  const std::string fs_loc = fs_meta.value("location", json("")).is_string()
+                                 ? fs_meta.value("location", std::string())
+                                 : std::string();
+  const std::string fs_sha =
+      fs_meta.value("sha256", json("")).is_string() ? fs_meta.value("sha256", std::string()) : "";
+  auto is_sha = [](const std::string& h) {
+    return h.size() == 64 && h.find_first_not_of("0123456789abcdef") == std::string::npos;
+  };
+  if (!is_sha(ctx_["backup_sha256"]) || fs_loc.empty() || !is_sha(fs_sha))
+    throw std::invalid_argument("backup " + id +
+                                " does not record both checksums (database dump and filestore "
+                                "archive), it is not restored" +
+                                refusal_suffix);
+  try {
+    check_storage_location(ctx_["backup_location"], cfg_, ctx_["project"]);
+    check_storage_location(fs_loc, cfg_, ctx_["project"]);
+  } catch (const StorageError& e) {
+    throw std::invalid_argument("backup " + id + " is not restored: " + e.what() + refusal_suffix);
+  }
+  extra_env_["ODOOOPS_BACKUP_ID"] = id;
   extra_env_["ODOOOPS_BACKUP_LOCATION"] = ctx_["backup_location"];
   extra_env_["ODOOOPS_BACKUP_SHA256"] = ctx_["backup_sha256"];
   extra_env_["ODOOOPS_BACKUP_SIZE"] = ctx_["backup_size"];
   extra_env_["ODOOOPS_BACKUP_METADATA"] = ctx_["backup_metadata"];
+  extra_env_["ODOOOPS_BACKUP_FILESTORE_LOCATION"] = fs_loc;
+  extra_env_["ODOOOPS_BACKUP_FILESTORE_SHA256"] = fs_sha;
   extra_env_["ODOOOPS_SOURCE_ENVIRONMENT"] = ctx_["backup_source_environment"];
   extra_env_["ODOOOPS_SOURCE_DB_NAME"] = ctx_["backup_source_db"];
+}
+
+// A production deploy's pre-deploy backup, recorded by this process: once
+// both objects exist at the prefix the worker chose for this run, it reads
+// them back from storage to measure and hash them itself and records them
+// (ops.record_pre_deploy_backup, fenced). What the steps print about the
+// backup is never used: a deploy runs the branch's code. Returns false when
+// the lease was lost.
+bool RunExecution::record_pre_deploy_backup(const std::string& step) {
+  if (pre_deploy_prefix_.empty()) return true;
+  const std::string dump_url = pre_deploy_prefix_ + "/db.dump";
+  const std::string fs_url = pre_deploy_prefix_ + "/filestore.tar";
+  ObjectInfo dump, files;
+  try {
+    auto storage = storage_for(cfg_.storage_url, cfg_, ctx_["project"]);
+    std::vector<std::string> objects = storage->list(pre_deploy_prefix_ + "/");
+    auto has = [&](const std::string& u) {
+      return std::find(objects.begin(), objects.end(), u) != objects.end();
+    };
+    if (!has(dump_url) || !has(fs_url)) return true;  // not taken (yet)
+    int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null_fd < 0) throw StorageError("cannot open /dev/null");
+    try {
+      dump = storage->get(dump_url, null_fd);
+      files = storage->get(fs_url, null_fd);
+    } catch (...) {
+      close(null_fd);
+      throw;
+    }
+    close(null_fd);
+  } catch (const std::exception& e) {
+    event("warning", std::string("the pre-deploy backup cannot be verified: ") + e.what(), step);
+    return true;
+  }
+  pre_deploy_prefix_.clear();
+  try {
+    db_.exec(
+        "SELECT ops.record_pre_deploy_backup($1, $2, $3, $4, $5, $6, $7::jsonb)",
+        {std::to_string(run_id_), worker_, std::to_string(attempt_), dump_url,
+         std::to_string(dump.size), dump.sha256,
+         dump_json({{"location", fs_url}, {"size_bytes", files.size}, {"sha256", files.sha256}})});
+    event("info",
+          "pre-deploy backup recorded: " + dump_url + " (" + std::to_string(dump.size) +
+              " bytes, sha256 " + dump.sha256 + ") and " + fs_url + " (sha256 " + files.sha256 +
+              ")",
+          step);
+  } catch (const DbError& e) {
+    if (stale(e)) return false;
+    event("warning", std::string("the pre-deploy backup was not recorded: ") + e.what(), step);
+  }
+  return true;
 }
 
 std::map<std::string, std::string> RunExecution::step_environment(const std::string& step_name,
@@ -380,7 +471,7 @@ void RunExecution::record_artifact(const std::string& step, json a) {
       return;
     }
     try {
-      auto storage = storage_for(cfg_.storage_url, cfg_);
+      auto storage = storage_for(cfg_.storage_url, cfg_, ctx_["project"]);
       std::string url = storage_join(cfg_.storage_url, "artifacts/" + ctx_["project"] + "/run-" +
                                                            std::to_string(run_id_) + "/" + name);
       ObjectInfo info = storage->put(url, fd);
@@ -478,6 +569,7 @@ RunExecution::Outcome RunExecution::execute() {
       record_artifact(step, a);
       if (lease_lost_) return Outcome::LeaseLost;
     }
+    if (!record_pre_deploy_backup(step)) return Outcome::LeaseLost;
     if (!out.ok()) {
       result_["steps"] = step_results;
       std::string error = "step " + step + " " + out.describe();
@@ -605,6 +697,15 @@ RunExecution::Outcome RunExecution::succeed() {
           return fail(
               "the backup steps reported no backup location, size and sha256 (::odooops::metadata "
               "{\"backup\": ...})");
+        json fs_obj = b.value("filestore", json::object());
+        if (!fs_obj.is_object() || !fs_obj.contains("location") || !fs_obj.contains("sha256"))
+          return fail("the backup steps reported no filestore archive location and sha256");
+        try {
+          check_storage_location(b["location"].get<std::string>(), cfg_, ctx_["project"]);
+          check_storage_location(fs_obj["location"].get<std::string>(), cfg_, ctx_["project"]);
+        } catch (const std::exception& e) {
+          return fail(std::string("the backup is not recorded: ") + e.what());
+        }
         if (extra_env_.count("ODOOOPS_BACKUP_ID")) {
           // complete_backup records the backup and finishes the run (fenced).
           db_.exec(

@@ -52,6 +52,7 @@ class RunExecution {
  private:
   void load_context();
   void export_backup_to_restore(const std::string& refusal_suffix);
+  bool record_pre_deploy_backup(const std::string& step);
   std::map<std::string, std::string> step_environment(const std::string& step_name,
                                                       int index) const;
   std::vector<std::string> list_steps(std::string& dir_out) const;
@@ -83,6 +84,9 @@ class RunExecution {
   std::map<std::string, std::string> exported_;   // ::odooops::env
   std::map<std::string, std::string> extra_env_;  // backup/restore context
   std::string workspace_, env_dir_, runtime_;
+  // Where a production deploy's pre-deploy backup goes (chosen by the
+  // worker, not the steps); empty once recorded or when none is taken.
+  std::string pre_deploy_prefix_;
   RuntimeValues runtime_values_;  // runtime, odoo-bin, addons, image of this run
   std::chrono::steady_clock::time_point last_heartbeat_;
   bool lease_lost_ = false;

@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "config.h"
+#include "storage_scope.h"
 
 namespace fs = std::filesystem;
 
@@ -185,13 +187,80 @@ class FileStorage : public Storage {
 
 }  // namespace
 
-std::unique_ptr<Storage> storage_for(const std::string& url, const Config& cfg) {
+void check_storage_location(const std::string& url, const Config& cfg, const std::string& project,
+                            bool prefix) {
+  try {
+    storage_scoped_key(cfg.storage_url, url, project, prefix);
+    if (url.rfind("file://", 0) != 0) return;
+    // A symlink inside the root (or in the root's own path) must not lead
+    // elsewhere: the same check on both paths as the file system resolves
+    // them (the part that does not exist yet is taken as written).
+    std::error_code ec;
+    fs::path root = fs::weakly_canonical(fs::path(cfg.storage_url.substr(7)), ec);
+    if (ec)
+      throw StorageError("cannot resolve the storage root " + cfg.storage_url + ": " +
+                         ec.message());
+    fs::path target = fs::weakly_canonical(fs::path(url.substr(7)), ec);
+    if (ec) throw StorageError("cannot resolve " + url + ": " + ec.message());
+    std::string resolved = "file://" + target.string();
+    if (prefix && url.back() == '/' && resolved.back() != '/') resolved += "/";
+    try {
+      storage_scoped_key("file://" + root.string(), resolved, project, prefix);
+    } catch (const StorageScopeError& e) {
+      throw StorageScopeError(std::string(e.what()) + " once symlinks are resolved (" + url + ")");
+    }
+  } catch (const StorageScopeError& e) {
+    throw StorageError(std::string("refused: ") + e.what());
+  }
+}
+
+namespace {
+
+// The backend for the scheme of `url`, without checks.
+std::unique_ptr<Storage> backend_for(const std::string& url, const Config& cfg) {
   if (url.rfind("file://", 0) == 0) return std::make_unique<FileStorage>();
   if (url.rfind("s3://", 0) == 0) return make_s3_storage(cfg);
   if (url.empty())
     throw StorageError("no storage configured (--storage file:///dir or s3://bucket/prefix)");
   throw StorageError("unsupported storage URL \"" + url +
                      "\": use file:///dir or s3://bucket/prefix");
+}
+
+// Checks every URL against the storage root and the project before the
+// backend sees it.
+class ScopedStorage : public Storage {
+ public:
+  ScopedStorage(std::unique_ptr<Storage> inner, const Config& cfg, std::string project)
+      : inner_(std::move(inner)), cfg_(cfg), project_(std::move(project)) {}
+  ObjectInfo put(const std::string& url, int fd) override {
+    check_storage_location(url, cfg_, project_);
+    return inner_->put(url, fd);
+  }
+  ObjectInfo get(const std::string& url, int fd) override {
+    check_storage_location(url, cfg_, project_);
+    return inner_->get(url, fd);
+  }
+  void remove(const std::string& url) override {
+    check_storage_location(url, cfg_, project_);
+    inner_->remove(url);
+  }
+  std::vector<std::string> list(const std::string& prefix_url) override {
+    check_storage_location(prefix_url, cfg_, project_, true);
+    return inner_->list(prefix_url);
+  }
+
+ private:
+  std::unique_ptr<Storage> inner_;
+  const Config& cfg_;
+  std::string project_;
+};
+
+}  // namespace
+
+std::unique_ptr<Storage> storage_for(const std::string& url, const Config& cfg,
+                                     const std::string& project) {
+  auto backend = backend_for(url, cfg);
+  return std::make_unique<ScopedStorage>(std::move(backend), cfg, project);
 }
 
 // ------------------------------------------------------- storage subcommand
@@ -216,7 +285,16 @@ int storage_command(int argc, char** argv, const Config& cfg) {
       return usage();
   }
   try {
-    auto storage = storage_for(url, cfg);
+    // Inside a run (a step's call) the run's project bounds it and a
+    // storage root is required; the operator's own use is bounded by the
+    // root when one is configured.
+    const char* run = std::getenv("ODOOOPS_RUN_ID");
+    const char* project = std::getenv("ODOOOPS_PROJECT");
+    std::unique_ptr<Storage> storage;
+    if ((run && *run) || !cfg.storage_url.empty())
+      storage = storage_for(url, cfg, run && *run && project ? project : "");
+    else
+      storage = backend_for(url, cfg);
     if (op == "put") {
       int fd = file == "-" ? 0 : open(file.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) throw StorageError("cannot read " + file + ": " + strerror(errno));

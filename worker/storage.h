@@ -35,8 +35,18 @@ class Storage {
 };
 
 // The backend for the scheme of `url` (file:// or s3://); throws StorageError
-// for another scheme or missing S3 credentials.
-std::unique_ptr<Storage> storage_for(const std::string& url, const Config& cfg);
+// for another scheme or missing S3 credentials. Every URL it is then given is
+// checked first (check_storage_location with `project`): nothing outside the
+// configured storage root, or the project's areas, is read or written.
+std::unique_ptr<Storage> storage_for(const std::string& url, const Config& cfg,
+                                     const std::string& project = {});
+
+// Refuses (StorageError) a location outside the configured storage root
+// (cfg.storage_url) or, with a `project`, outside backups/<project>/ and
+// artifacts/<project>/; for file:// also once symlinks in the existing part
+// of both paths are resolved. `prefix`: a listing prefix (may end with '/').
+void check_storage_location(const std::string& url, const Config& cfg, const std::string& project,
+                            bool prefix = false);
 
 // `base` joined with a relative key ("a/b"), with exactly one slash between.
 std::string storage_join(const std::string& base, const std::string& key);

@@ -90,6 +90,55 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION ops.claim_next_backup IS 'Claims and starts the next backup run; returns what the worker needs to dump the database';
 
+-- Where a backup object may be recorded: a file:// or s3:// URL whose path
+-- has no empty, "." or ".." segment and lies under backups/<project slug>/
+-- (the worker adds the configured storage root, which the database does not
+-- know, and resolves symlinks). A location outside it would let a later
+-- restore read some other file or another project's backup.
+CREATE FUNCTION ops._check_backup_location(project_id bigint, field text, location text)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  slug text := (SELECT p.slug FROM ops.projects p WHERE p.id = _check_backup_location.project_id);
+  path text;
+BEGIN
+  IF location IS NULL OR length(location) NOT BETWEEN 1 AND 2048 THEN
+    PERFORM ops._raise('OD004', format('%s must be 1 to 2048 characters', field));
+  END IF;
+  path := substring(location FROM '^(?:file://|s3://[a-z0-9][a-z0-9.-]{1,62})(/.*)$');
+  IF path IS NULL OR location ~ '[[:cntrl:][:space:]\\%?#]' OR path ~ '//|/\.{1,2}(/|$)' THEN
+    PERFORM ops._raise('OD004', format('%s "%s" is not a storage location', field, location),
+                       'A file:///path or s3://bucket/key URL without empty, "." or ".." segments.');
+  END IF;
+  IF slug IS NULL OR strpos(path, '/backups/' || slug || '/') = 0 THEN
+    PERFORM ops._raise('OD004', format('%s "%s" lies outside the backups of project %s', field, location,
+                                       coalesce(slug, project_id::text)),
+                       format('Backups of this project are stored under <storage>/backups/%s/.', slug));
+  END IF;
+END $$;
+COMMENT ON FUNCTION ops._check_backup_location IS
+  'Raises OD004 unless a backup location is a clean file:// or s3:// URL under backups/<project slug>/';
+
+-- The filestore archive of a backup, as recorded in its metadata
+-- (metadata.backup.filestore: location, size_bytes, sha256): required, so a
+-- restore always verifies both halves.
+CREATE FUNCTION ops._check_backup_filestore(project_id bigint, filestore jsonb)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF jsonb_typeof(filestore) IS DISTINCT FROM 'object' THEN
+    PERFORM ops._raise('OD004', 'the filestore archive (location, size_bytes, sha256) is required',
+                       'A backup is completed only with both checksums: the dump''s and the filestore archive''s.');
+  END IF;
+  IF coalesce(filestore ->> 'sha256', '') !~ '^[0-9a-f]{64}$' THEN
+    PERFORM ops._raise('OD004', 'filestore sha256 must be 64 lowercase hex digits');
+  END IF;
+  IF coalesce(filestore ->> 'size_bytes', '') !~ '^[0-9]{1,18}$' THEN
+    PERFORM ops._raise('OD004', 'filestore size_bytes must be 0 or more');
+  END IF;
+  PERFORM ops._check_backup_location(project_id, 'filestore location', filestore ->> 'location');
+END $$;
+COMMENT ON FUNCTION ops._check_backup_filestore IS
+  'Raises OD004 unless a backup''s filestore archive has a location under the project''s backups, a size and a SHA-256';
+
 CREATE FUNCTION ops.complete_backup(backup_id bigint, worker_id text, attempt integer, location text,
                                     size_bytes bigint, sha256 text, metadata jsonb DEFAULT '{}')
 RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -111,6 +160,8 @@ BEGIN
   IF NOT FOUND OR backup.run_id IS NULL THEN
     PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
   END IF;
+  PERFORM ops._check_backup_location(backup.project_id, 'location', location);
+  PERFORM ops._check_backup_filestore(backup.project_id, metadata -> 'backup' -> 'filestore');
   UPDATE ops.backups b SET location = complete_backup.location, size_bytes = complete_backup.size_bytes,
          sha256 = complete_backup.sha256, metadata = b.metadata || coalesce(complete_backup.metadata, '{}')
    WHERE b.id = backup.id;
@@ -122,8 +173,74 @@ BEGIN
   SELECT * INTO backup FROM ops.backups b WHERE b.id = backup.id;
   RETURN backup;
 END $$;
-COMMENT ON FUNCTION ops.complete_backup IS 'Records a finished backup (location, size, SHA-256) for the worker holding its run';
+COMMENT ON FUNCTION ops.complete_backup IS
+  'Records a finished backup (dump location, size, SHA-256; metadata.backup.filestore likewise) for the worker holding its run';
 
+-- The backup a production deploy takes before it touches the database,
+-- recorded by the worker process holding the deploy run (fenced) from what
+-- it verified itself in storage, never from a step's output: a deploy runs
+-- the branch's code, which could print anything. One per run; the release
+-- the deploy becomes references it (ops.record_deploy_outcome).
+CREATE FUNCTION ops.record_pre_deploy_backup(run_id bigint, worker_id text, attempt integer, location text,
+                                             size_bytes bigint, sha256 text, filestore jsonb)
+RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r ops.runs;
+  e ops.environments;
+  backup ops.backups;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_json_size('filestore', filestore, 65536);
+  PERFORM ops.authorize_worker(worker_id);
+  IF attempt IS NULL THEN
+    PERFORM ops._raise('OD004', 'worker_id and attempt are required');
+  END IF;
+  -- Locked: the fence is judged against the run as it is, and two calls for
+  -- one run are serialised.
+  SELECT * INTO r FROM ops.runs x WHERE x.id = record_pre_deploy_backup.run_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
+  END IF;
+  IF r.status NOT IN ('claimed', 'running') OR r.claimed_by IS DISTINCT FROM worker_id
+     OR r.attempt <> record_pre_deploy_backup.attempt THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD003',
+      MESSAGE = format('worker "%s" no longer holds run %s', worker_id, run_id),
+      DETAIL = format('The run is %s; the call came from worker "%s" on attempt %s.', r.status, worker_id, attempt),
+      HINT = 'Stop working on this run; its result will be ignored.';
+  END IF;
+  IF r.status <> 'running' THEN
+    PERFORM ops._raise('OD001', format('run %s is not started: its backup is recorded while it runs', run_id));
+  END IF;
+  SELECT * INTO e FROM ops.environments x WHERE x.id = r.environment_id;
+  IF r.workflow <> 'deploy' OR e.stage <> 'production' THEN
+    PERFORM ops._raise('OD004', format('run %s is a %s of a %s environment: pre-deploy backups are taken by production deploys only',
+                                       run_id, r.workflow, e.stage));
+  END IF;
+  IF EXISTS (SELECT 1 FROM ops.backups b WHERE b.run_id = r.id) THEN
+    PERFORM ops._raise('OD001', format('run %s already recorded its pre-deploy backup', run_id));
+  END IF;
+  IF size_bytes IS NULL OR size_bytes < 0 THEN
+    PERFORM ops._raise('OD004', 'size_bytes must be 0 or more');
+  END IF;
+  IF sha256 IS NULL OR sha256 !~ '^[0-9a-f]{64}$' THEN
+    PERFORM ops._raise('OD004', 'sha256 must be 64 lowercase hex digits');
+  END IF;
+  PERFORM ops._check_backup_location(r.project_id, 'location', location);
+  PERFORM ops._check_backup_filestore(r.project_id, filestore);
+  INSERT INTO ops.backups AS b (project_id, environment_id, run_id, backup_type, status, location, size_bytes,
+                                sha256, metadata, requested_by, started_at, completed_at, expires_at)
+  VALUES (r.project_id, e.id, r.id, 'pre_deploy', 'completed', location, size_bytes, sha256,
+          jsonb_build_object('backup', jsonb_build_object(
+            'location', location, 'size_bytes', size_bytes, 'sha256', sha256, 'db_name', e.db_name,
+            'format', 'pg_dump custom + tar filestore',
+            'filestore', jsonb_build_object('location', filestore ->> 'location',
+                                            'size_bytes', (filestore ->> 'size_bytes')::bigint,
+                                            'sha256', filestore ->> 'sha256'))),
+          worker_id, r.started_at, now(), now() + ops.backup_ttl('pre_deploy', e.settings))
+  RETURNING * INTO backup;
+  RETURN backup;
+END $$;
+COMMENT ON FUNCTION ops.record_pre_deploy_backup IS
+  'Records the pre-deploy backup of the production deploy run the worker holds (both checksums, locations under the project''s backups)';
 CREATE FUNCTION ops.fail_backup(backup_id bigint, worker_id text, attempt integer, error text)
 RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -18,32 +18,22 @@ CREATE TABLE ops.releases (
 COMMENT ON TABLE ops.releases IS 'Successful deploys of an environment: revision, image and the backup taken before';
 CREATE INDEX releases_environment ON ops.releases (environment_id, id DESC);
 
--- A finished deploy records the backup its worker took before updating the
--- database (result.pre_deploy_backup: location, size_bytes, sha256, and the
--- filestore archive), whether the deploy succeeded or was rolled back; a
--- succeeded deploy becomes a release that references it (result.image names
--- the container image or revision).
+-- A succeeded deploy becomes a release (result.image names the container
+-- image or revision) that references the pre-deploy backup its worker
+-- recorded for this very run (ops.record_pre_deploy_backup). The result is
+-- the steps' output, which a branch can forge: it never creates, completes
+-- or names a backup.
 CREATE FUNCTION ops.record_deploy_outcome() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  taken jsonb := NEW.result -> 'pre_deploy_backup';
-  backup_id bigint := (SELECT b.id FROM ops.backups b WHERE b.id = (NEW.result ->> 'pre_deploy_backup_id')::bigint);
 BEGIN
-  IF jsonb_typeof(taken) = 'object' AND taken ->> 'location' IS NOT NULL
-     AND taken ->> 'sha256' ~ '^[0-9a-f]{64}$' AND (taken ->> 'size_bytes') ~ '^[0-9]+$' THEN
-    INSERT INTO ops.backups (project_id, environment_id, run_id, backup_type, status, location, size_bytes,
-                             sha256, metadata, requested_by, started_at, completed_at, expires_at)
-    SELECT NEW.project_id, NEW.environment_id, NEW.id, 'pre_deploy', 'completed', taken ->> 'location',
-           (taken ->> 'size_bytes')::bigint, taken ->> 'sha256', jsonb_build_object('backup', taken),
-           NEW.claimed_by, NEW.started_at, now(), now() + ops.backup_ttl('pre_deploy', e.settings)
-      FROM ops.environments e WHERE e.id = NEW.environment_id
-    RETURNING id INTO backup_id;
-  END IF;
   IF NEW.status = 'succeeded' THEN
     INSERT INTO ops.releases (project_id, environment_id, run_id, git_sha, git_ref, image,
                               pre_deploy_backup_id, rollback_of)
     VALUES (NEW.project_id, NEW.environment_id, NEW.id, NEW.git_sha, NEW.git_ref, NEW.result ->> 'image',
-            backup_id, (NEW.metadata ->> 'rollback_to_release')::bigint);
+            (SELECT max(b.id) FROM ops.backups b
+              WHERE b.run_id = NEW.id AND b.environment_id = NEW.environment_id
+                AND b.backup_type = 'pre_deploy' AND b.status = 'completed'),
+            (NEW.metadata ->> 'rollback_to_release')::bigint);
   END IF;
   RETURN NULL;
 END $$;

@@ -5,30 +5,29 @@
 # backup: a staging refresh from production, a rollback's pre-deploy backup),
 # with what a deploy does afterwards with the database and filestore it
 # replaced: put them back after a failure, drop them once it stands.
-# The backup is described by ODOOOPS_BACKUP_ID, _LOCATION, _SHA256 and
-# _METADATA (worker/README.md). Until restore_switch, the environment's own
+# The backup is described by ODOOOPS_BACKUP_ID, _LOCATION, _SHA256,
+# _FILESTORE_LOCATION, _FILESTORE_SHA256 and _METADATA (worker/README.md). Until restore_switch, the environment's own
 # database and filestore are never touched.
 
 # restore_fetch: downloads the dump (db.dump) and the filestore archive
 # (filestore.tar) into the current directory and verifies both SHA-256
-# checksums and the dump's table of contents; any mismatch stops here.
+# checksums and the dump's table of contents; a missing checksum or any
+# mismatch stops here, before any database is created or touched.
 restore_fetch() {
-  local W=$ODOOOPS_WORKER_BIN loc=${ODOOOPS_BACKUP_LOCATION:?} fs_loc fs_sha
-  echo "fetching backup $ODOOOPS_BACKUP_ID from $loc"
-  "$W" storage get "$loc" db.dump --expect-sha256 "${ODOOOPS_BACKUP_SHA256:?}" 2>fetch.err ||
-    { cat fetch.err >&2; die "backup $ODOOOPS_BACKUP_ID, nothing was restored: $(tail -n 1 fetch.err)"; }
-  fs_loc=$(json_get "$ODOOOPS_BACKUP_METADATA" backup.filestore.location)
-  [ -n "$fs_loc" ] || fs_loc=$(json_get "$ODOOOPS_BACKUP_METADATA" filestore.location)
-  fs_sha=$(json_get "$ODOOOPS_BACKUP_METADATA" backup.filestore.sha256)
-  [ -n "$fs_sha" ] || fs_sha=$(json_get "$ODOOOPS_BACKUP_METADATA" filestore.sha256)
-  if [ -n "$fs_loc" ]; then
-    "$W" storage get "$fs_loc" filestore.tar ${fs_sha:+--expect-sha256 "$fs_sha"} 2>fetch.err ||
-      { cat fetch.err >&2; die "backup $ODOOOPS_BACKUP_ID (filestore), nothing was restored: $(tail -n 1 fetch.err)"; }
-  else
-    warn "backup $ODOOOPS_BACKUP_ID records no filestore archive; only the database is restored"
+  local W=$ODOOOPS_WORKER_BIN loc=${ODOOOPS_BACKUP_LOCATION:?}
+  local sha=${ODOOOPS_BACKUP_SHA256:-} fs_loc=${ODOOOPS_BACKUP_FILESTORE_LOCATION:-} fs_sha=${ODOOOPS_BACKUP_FILESTORE_SHA256:-}
+  # Both checksums are required: an archive that cannot be verified is not
+  # restored (the worker refuses such a backup before any step as well).
+  if [ -z "$sha" ] || [ -z "$fs_loc" ] || [ -z "$fs_sha" ]; then
+    die "backup $ODOOOPS_BACKUP_ID does not record both checksums (database dump and filestore archive), nothing was restored"
   fi
+  echo "fetching backup $ODOOOPS_BACKUP_ID from $loc"
+  "$W" storage get "$loc" db.dump --expect-sha256 "$sha" 2>fetch.err ||
+    { cat fetch.err >&2; die "backup $ODOOOPS_BACKUP_ID, nothing was restored: $(tail -n 1 fetch.err)"; }
+  "$W" storage get "$fs_loc" filestore.tar --expect-sha256 "$fs_sha" 2>fetch.err ||
+    { cat fetch.err >&2; die "backup $ODOOOPS_BACKUP_ID (filestore), nothing was restored: $(tail -n 1 fetch.err)"; }
   pg_restore --list db.dump >/dev/null || die "backup $ODOOOPS_BACKUP_ID is not a valid pg_dump archive"
-  echo "backup verified ($(stat -c %s db.dump) bytes dump)"
+  echo "backup verified ($(stat -c %s db.dump) bytes dump, filestore archive $(stat -c %s filestore.tar) bytes)"
 }
 
 # restore_database TMP: pg_restore of db.dump into the new database TMP
