@@ -43,7 +43,7 @@ cmp -s "$STATE/envs/acme/production/data/filestore/$PROD/3f/3f2a9c0e5d1b" \
        "$STATE/envs/acme/staging/data/filestore/$STAGING/3f/3f2a9c0e5d1b" || fail "filestore not restored"
 check_neutralized() {
   local db=$1
-  [ "$(psql -X -A -t -d "$db" -c "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = True ] || fail "$db: not flagged neutralized"
+  [ "$(psql -X -A -t -d "$db" -c "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = true ] || fail "$db: not flagged neutralized"
   [ "$(psql -X -A -t -d "$db" -c "SELECT string_agg(c.cron_name, ',') FROM ir_cron c WHERE active")" = "Base: Auto-vacuum internal data" ] \
     || fail "$db: crons other than autovacuum still active"
   [ "$(psql -X -A -t -d "$db" -c "SELECT string_agg(smtp_host, ',') FROM ir_mail_server WHERE active")" = invalid ] \

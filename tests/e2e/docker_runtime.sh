@@ -92,7 +92,7 @@ latest=$(scalar "SELECT b.id FROM ops.backups b JOIN ops.environments e ON e.id 
 s1=$(queue staging deploy); wait_status "$s1" succeeded 240
 [ "$(scalar "SELECT result->'database_from_backup'->>'backup_id' FROM ops.runs WHERE id = $s1")" = "$latest" ] \
   || fail "staging deploy $s1 was not refreshed from backup $latest"
-[ "$(psql -X -A -t -d "$STAGING" -c "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = True ] \
+[ "$(psql -X -A -t -d "$STAGING" -c "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = true ] \
   || fail "staging copy not neutralized"
 health "$PORT_STAGING" | grep -q '"pass"' || fail "staging container unhealthy"
 staging_container=$(cat "$STATE/envs/acme/staging/container")
