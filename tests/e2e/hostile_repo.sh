@@ -93,6 +93,13 @@ check_runs() {
   [ "$(scalar "SELECT count(*) FROM ops.run_events WHERE run_id IN ($build, $deploy, $t) AND stream IS NULL
                  AND message LIKE 'step protocol:%'")" = 0 ] \
     || fail "a forged line reached the command channel"
+  # The Odoo server a step started does not hold the step's command channel:
+  # its fd 3 is not a pipe (it was closed for the server, which reused the
+  # number for a file of its own or left it unused).
+  local pid
+  pid=$(cat "$STATE/envs/acme/dev/odoo.pid")
+  [[ $(readlink "/proc/$pid/fd/3" 2>/dev/null || true) != pipe:* ]] \
+    || fail "the Odoo process $pid holds a pipe on fd 3"
   # The genuine commands still work: metadata, exported variables, artifacts.
   [ "$(scalar "SELECT string_agg(status::text, ',' ORDER BY id) FROM ops.runs WHERE id IN ($build, $deploy, $t)")" = succeeded,succeeded,succeeded ] \
     || fail "build, deploy and test did not all succeed: $(show_events "$build"; show_events "$deploy"; show_events "$t")"
