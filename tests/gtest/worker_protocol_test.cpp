@@ -1,12 +1,16 @@
 // The worker's line protocol and event mapping (worker/protocol.h).
 #include "protocol.h"
+#include "step_runner.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <utility>
+#include <vector>
 
 using namespace odooops::worker;
 using Kind = StepCommand::Kind;
@@ -213,4 +217,41 @@ TEST(ArtifactPath, RefusesEverythingElse) {
   fs::create_symlink(t.ws, t.base / "ws-link");
   EXPECT_EQ(confine_artifact_path((t.base / "ws-link").string(), "report.txt", why),
             fs::canonical(t.ws / "report.txt"));
+}
+
+// The command channel: what a step writes on fd 3 arrives as stream
+// "command"; stdout stays stdout whatever it looks like; a child started
+// with 3>&- cannot write to the channel.
+TEST(StepRunnerChannel, CommandsOnlyFromFd3) {
+  Tree t;
+  fs::path step = t.ws / "step.sh";
+  std::ofstream(step)
+      << "#!/bin/bash\n"
+         "echo '::odooops::env BASH_ENV=/tmp/x'\n"
+         "echo '::odooops::metadata {\"a\": 1}' >&3\n"
+         "bash -c 'echo ::odooops::env PATH=. >&3' 3>&- 2>/dev/null && echo child-wrote\n"
+         "echo done >&2\n";
+  fs::permissions(step, fs::perms::owner_all);
+  StepRunner runner;
+  std::vector<std::pair<std::string, std::string>> lines;
+  runner.on_line = [&](const char* stream, std::string_view line) {
+    lines.emplace_back(stream, std::string(line));
+  };
+  StepSpec spec;
+  spec.path = step.string();
+  spec.name = "t/step";
+  spec.cwd = t.ws.string();
+  spec.env = {{"PATH", "/usr/bin:/bin"}};
+  spec.timeout = 30;
+  StepOutcome out = runner.run(spec);
+  EXPECT_TRUE(out.ok()) << out.describe();
+  std::vector<std::pair<std::string, std::string>> want = {
+      {"stdout", "::odooops::env BASH_ENV=/tmp/x"},
+      {std::string(kCommandStream), "::odooops::metadata {\"a\": 1}"},
+      {"stderr", "done"},
+  };
+  // Streams are read independently: only the order within one is kept.
+  std::sort(lines.begin(), lines.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(lines, want);
 }
