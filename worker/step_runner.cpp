@@ -72,6 +72,12 @@ void guardian_on_alarm(int) { killpg(0, SIGKILL); }
       fcntl(cmd_w, F_SETFD, 0);
     else
       dup2(cmd_w, kCommandFd);
+    // Nothing else of the worker reaches the step and the programs it runs:
+    // descriptors the worker inherited or opened without close-on-exec are
+    // closed (one by one on kernels without close_range).
+    if (close_range(kCommandFd + 1, ~0U, 0) != 0) {
+      for (int fd = kCommandFd + 1; fd < 65536; ++fd) close(fd);
+    }
     if (chdir(spec.cwd.c_str()) != 0) {
       const char msg[] = "odooops-worker: cannot enter the workspace\n";
       (void)!write(2, msg, sizeof msg - 1);

@@ -2,6 +2,7 @@
 #include "protocol.h"
 #include "step_runner.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -225,12 +226,20 @@ TEST(ArtifactPath, RefusesEverythingElse) {
 TEST(StepRunnerChannel, CommandsOnlyFromFd3) {
   Tree t;
   fs::path step = t.ws / "step.sh";
+  // A descriptor of the worker without close-on-exec must not reach the step.
+  int devnull = open("/dev/null", O_RDONLY);
+  int stray = fcntl(devnull, F_DUPFD, 20);  // above the step's own descriptors
+  close(devnull);
+  ASSERT_GT(stray, kCommandFd);
   std::ofstream(step)
       << "#!/bin/bash\n"
-         "echo '::odooops::env BASH_ENV=/tmp/x'\n"
-         "echo '::odooops::metadata {\"a\": 1}' >&3\n"
-         "bash -c 'echo ::odooops::env PATH=. >&3' 3>&- 2>/dev/null && echo child-wrote\n"
-         "echo done >&2\n";
+         "[ -e /proc/$$/fd/" +
+             std::to_string(stray) +
+             " ] && echo stray-fd-inherited\n"
+             "echo '::odooops::env BASH_ENV=/tmp/x'\n"
+             "echo '::odooops::metadata {\"a\": 1}' >&3\n"
+             "bash -c 'echo ::odooops::env PATH=. >&3' 3>&- 2>/dev/null && echo child-wrote\n"
+             "echo done >&2\n";
   fs::permissions(step, fs::perms::owner_all);
   StepRunner runner;
   std::vector<std::pair<std::string, std::string>> lines;
@@ -244,6 +253,7 @@ TEST(StepRunnerChannel, CommandsOnlyFromFd3) {
   spec.env = {{"PATH", "/usr/bin:/bin"}};
   spec.timeout = 30;
   StepOutcome out = runner.run(spec);
+  close(stray);
   EXPECT_TRUE(out.ok()) << out.describe();
   std::vector<std::pair<std::string, std::string>> want = {
       {"stdout", "::odooops::env BASH_ENV=/tmp/x"},
