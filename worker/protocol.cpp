@@ -1,5 +1,11 @@
 #include "protocol.h"
 
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <array>
+
 namespace odooops::worker {
 namespace {
 
@@ -54,6 +60,61 @@ bool valid_env_name(std::string_view name) {
   return true;
 }
 
+bool exportable_env_name(std::string_view name) {
+  // Exactly the names the shipped steps export (worker/steps), each carrying
+  // state from one step to a later one. A new step that hands something on
+  // adds its name here.
+  static constexpr std::array<std::string_view, 10> kAllowed = {
+      "ODOOOPS_RESOLVED_SHA",       "ODOOOPS_RELEASE_DIR",
+      "ODOOOPS_PREVIOUS_RELEASE",   "ODOOOPS_DB_SNAPSHOT",
+      "ODOOOPS_FILESTORE_SNAPSHOT", "ODOOOPS_RESTORE_DB",
+      "ODOOOPS_RESTORE_FILESTORE",  "ODOOOPS_IMAGE",
+      "ODOOOPS_CONTAINER",          "ODOOOPS_CONTAINER_ADDONS_PATH",
+  };
+  for (std::string_view allowed : kAllowed)
+    if (name == allowed) return true;
+  return false;
+}
+
+bool reserved_result_key(std::string_view key) { return key == "steps" || key == "artifacts"; }
+
+std::string confine_artifact_path(const std::string& workspace, const std::string& path,
+                                  std::string& why) {
+  if (path.empty()) {
+    why = "empty path";
+    return {};
+  }
+  if (path.find('\0') != std::string::npos) {
+    why = "the path contains a NUL byte";
+    return {};
+  }
+  char root_buf[PATH_MAX];
+  if (!realpath(workspace.c_str(), root_buf)) {
+    why = "the workspace cannot be resolved";
+    return {};
+  }
+  std::string root = root_buf;
+  std::string joined = path[0] == '/' ? path : workspace + "/" + path;
+  char file_buf[PATH_MAX];
+  if (!realpath(joined.c_str(), file_buf)) {
+    why = "no such file";
+    return {};
+  }
+  std::string file = file_buf;
+  // Prefix check on the resolved paths, at a path-component boundary.
+  if (file.size() <= root.size() || file.compare(0, root.size(), root) != 0 ||
+      (root != "/" && file[root.size()] != '/')) {
+    why = "outside the run's workspace";
+    return {};
+  }
+  struct stat st;
+  if (stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    why = "not a regular file";
+    return {};
+  }
+  return file;
+}
+
 StepCommand parse_step_line(std::string_view line) {
   StepCommand cmd;
   if (line.substr(0, kCommandPrefix.size()) != kCommandPrefix) return cmd;
@@ -88,6 +149,10 @@ StepCommand parse_step_line(std::string_view line) {
             "::odooops::artifact: kind must be image, log, sbom, archive, report or other");
       cmd.kind = StepCommand::Kind::Artifact;
     } else {
+      for (const auto& item : j.items())
+        if (reserved_result_key(item.key()))
+          return invalid("::odooops::metadata may not set \"" + item.key() +
+                         "\" (written by the worker)");
       cmd.kind = StepCommand::Kind::Metadata;
     }
     cmd.object = std::move(j);
@@ -97,8 +162,15 @@ StepCommand parse_step_line(std::string_view line) {
     size_t eq = arg.find('=');
     if (eq == std::string_view::npos || !valid_env_name(arg.substr(0, eq)))
       return invalid("::odooops::env expects NAME=VALUE with NAME made of letters, digits and _");
+    std::string_view name = arg.substr(0, eq);
+    if (!exportable_env_name(name))
+      return invalid("::odooops::env: " + std::string(name) +
+                     " is not a variable steps may export (see worker/README.md)");
+    if (arg.size() - eq - 1 > kMaxEnvValue)
+      return invalid("::odooops::env: the value of " + std::string(name) + " is longer than " +
+                     std::to_string(kMaxEnvValue) + " bytes");
     cmd.kind = StepCommand::Kind::Env;
-    cmd.name = std::string(arg.substr(0, eq));
+    cmd.name = std::string(name);
     cmd.value = std::string(arg.substr(eq + 1));
     return cmd;
   }

@@ -2,8 +2,13 @@
 // lines to run events. Pure C++ (no libpq, no curl, no postgres.h): unit-tested
 // in tests/gtest/worker_protocol_test.cpp.
 //
-// A step writes ordinary lines to stdout/stderr; they become log events. A
-// stdout line that starts with "::odooops::" is a command instead:
+// A step writes ordinary lines to stdout/stderr; they always become log
+// events, whatever they contain. Commands travel on a separate channel: file
+// descriptor 3 (kCommandFd) of the step, a pipe of its own that the worker
+// reads. Branch code never prints onto it: the step helpers close it for the
+// programs that run repository content (odoo-bin, git, tests), so a
+// repository's output, addon names or commit subjects cannot become
+// commands. Each line on the channel is one command:
 //
 //   ::odooops::metadata {"key": value, ...}   merged into the run's result
 //   ::odooops::artifact {"name": N, "kind": K, "path": P}
@@ -23,6 +28,10 @@
 namespace odooops::worker {
 
 inline constexpr std::string_view kCommandPrefix = "::odooops::";
+// The step's file descriptor for commands.
+inline constexpr int kCommandFd = 3;
+// Longest value ::odooops::env accepts (an environment entry, not a payload).
+inline constexpr size_t kMaxEnvValue = 4096;
 
 struct StepCommand {
   enum class Kind { None, Metadata, Artifact, Env, Log, Invalid } kind = Kind::None;
@@ -46,7 +55,23 @@ nlohmann::json make_event(const std::string& level, const std::string& message,
                           const std::string& stream, const std::string& step,
                           const nlohmann::json& payload = nlohmann::json::object());
 
-// Valid environment variable name for ::odooops::env.
+// Syntactically valid environment variable name.
 bool valid_env_name(std::string_view name);
+
+// Whether a step may export NAME to the following steps: only the names the
+// shipped steps hand on (an explicit allow-list). Never what changes how
+// programs start or what they trust (BASH_ENV, PATH, LD_*, PYTHON*, GIT_*,
+// ...) nor a variable the worker itself sets (ODOOOPS_DB_NAME, ...).
+bool exportable_env_name(std::string_view name);
+
+// Result keys the worker writes itself; metadata may not set them.
+bool reserved_result_key(std::string_view key);
+
+// The file an artifact "path" names, confined to the run's workspace: the
+// path (relative paths are taken from the workspace) is resolved with every
+// symlink followed and must then be a regular file inside the resolved
+// workspace. Returns the resolved path, or "" with the reason in `why`.
+std::string confine_artifact_path(const std::string& workspace, const std::string& path,
+                                  std::string& why);
 
 }  // namespace odooops::worker

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
@@ -424,11 +425,19 @@ bool RunExecution::heartbeat() {
 }
 
 void RunExecution::handle_line(const std::string& step, const char* stream, std::string_view line) {
-  if (std::string_view(stream) == "stdout") {
+  // Commands come only from the step's command channel; stdout and stderr
+  // are log text whatever they contain, since programs running repository
+  // content write there.
+  if (std::string_view(stream) == kCommandStream) {
     StepCommand cmd = parse_step_line(line);
     switch (cmd.kind) {
       case StepCommand::Kind::None:
-        break;
+        if (!event_message(line).empty())
+          events_.add(make_event(
+              "warning",
+              event_message("step protocol: not a command (ignored): " + std::string(line)), "",
+              step));
+        return;
       case StepCommand::Kind::Metadata:
         result_.merge_patch(cmd.object);
         return;
@@ -439,13 +448,13 @@ void RunExecution::handle_line(const std::string& step, const char* stream, std:
         exported_[cmd.name] = cmd.value;
         return;
       case StepCommand::Kind::Log:
-        events_.add(make_event(cmd.level, event_message(cmd.value), stream, step));
+        events_.add(make_event(cmd.level, event_message(cmd.value), "", step));
         return;
       case StepCommand::Kind::Invalid:
-        events_.add(
-            make_event("warning", event_message("step protocol: " + cmd.value), stream, step));
+        events_.add(make_event("warning", event_message("step protocol: " + cmd.value), "", step));
         return;
     }
+    return;
   }
   std::string msg = event_message(line);
   if (msg.empty()) return;  // blank lines carry nothing
@@ -458,16 +467,28 @@ void RunExecution::record_artifact(const std::string& step, json a) {
   long long size = -1;
   std::string sha;
   if (a.contains("path")) {
-    std::string path = a["path"].get<std::string>();
-    if (path.empty() || path[0] != '/') path = workspace_ + "/" + path;
+    const std::string given = a["path"].get<std::string>();
     if (cfg_.storage_url.empty()) {
       event("warning", "artifact " + name + " not uploaded: no storage configured (--storage)",
             step);
       return;
     }
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // Only a file of the run's workspace is uploaded: the path is resolved
+    // (symlinks followed) and checked, opened without following a symlink a
+    // process swapped in since (nor blocking on a FIFO swapped in), and the
+    // opened file is checked again.
+    std::string why;
+    std::string path = confine_artifact_path(workspace_, given, why);
+    int fd = path.empty() ? -1 : open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0 &&
+        confine_artifact_path(workspace_, "/proc/self/fd/" + std::to_string(fd), why).empty()) {
+      close(fd);
+      fd = -1;
+    } else if (fd < 0 && why.empty()) {
+      why = std::string("cannot open: ") + strerror(errno);
+    }
     if (fd < 0) {
-      event("warning", "artifact " + name + ": cannot read " + path, step);
+      event("warning", "artifact " + name + " refused: " + given + ": " + why, step);
       return;
     }
     try {

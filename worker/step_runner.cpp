@@ -1,5 +1,7 @@
 #include "step_runner.h"
 
+#include "protocol.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -35,7 +37,7 @@ void guardian_on_term(int) {
 void guardian_on_alarm(int) { killpg(0, SIGKILL); }
 
 [[noreturn]] void guardian(const StepSpec& spec, char* const argv[], char* const envp[], int out_w,
-                           int err_w, pid_t worker_pid) {
+                           int err_w, int cmd_w, pid_t worker_pid) {
   setpgid(0, 0);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -64,6 +66,18 @@ void guardian_on_alarm(int) { killpg(0, SIGKILL); }
     if (devnull >= 0) dup2(devnull, 0);
     dup2(out_w, 1);
     dup2(err_w, 2);
+    // The command channel, on its own descriptor (dup2 onto itself would
+    // keep O_CLOEXEC, hence the explicit clear).
+    if (cmd_w == kCommandFd)
+      fcntl(cmd_w, F_SETFD, 0);
+    else
+      dup2(cmd_w, kCommandFd);
+    // Nothing else of the worker reaches the step and the programs it runs:
+    // descriptors the worker inherited or opened without close-on-exec are
+    // closed (one by one on kernels without close_range).
+    if (close_range(kCommandFd + 1, ~0U, 0) != 0) {
+      for (int fd = kCommandFd + 1; fd < 65536; ++fd) close(fd);
+    }
     if (chdir(spec.cwd.c_str()) != 0) {
       const char msg[] = "odooops-worker: cannot enter the workspace\n";
       (void)!write(2, msg, sizeof msg - 1);
@@ -79,6 +93,7 @@ void guardian_on_alarm(int) { killpg(0, SIGKILL); }
   }
   close(out_w);
   close(err_w);
+  close(cmd_w);
   int status = 0;
   while (waitpid(step, &status, 0) < 0 && errno == EINTR) {
   }
@@ -137,10 +152,13 @@ StepOutcome StepRunner::run(const StepSpec& spec) {
     outcome.detail = spec.path + " is not executable: " + strerror(errno);
     return outcome;
   }
-  int out_pipe[2], err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+  int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1}, cmd_pipe[2] = {-1, -1};
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 ||
+      pipe2(cmd_pipe, O_CLOEXEC) != 0) {
     outcome.how = StepOutcome::How::FailedToStart;
     outcome.detail = std::string("pipe: ") + strerror(errno);
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], cmd_pipe[0], cmd_pipe[1]})
+      if (fd >= 0) ::close(fd);
     return outcome;
   }
   // Everything the child needs is prepared before fork.
@@ -157,21 +175,28 @@ StepOutcome StepRunner::run(const StepSpec& spec) {
   if (guard < 0) {
     outcome.how = StepOutcome::How::FailedToStart;
     outcome.detail = std::string("fork: ") + strerror(errno);
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], cmd_pipe[0], cmd_pipe[1]})
+      ::close(fd);
     return outcome;
   }
   if (guard == 0) {
     ::close(out_pipe[0]);
     ::close(err_pipe[0]);
+    ::close(cmd_pipe[0]);
     // The write ends must survive exec in the step: clear O_CLOEXEC via dup2 there.
-    guardian(spec, argv, envp.data(), out_pipe[1], err_pipe[1], me);
+    guardian(spec, argv, envp.data(), out_pipe[1], err_pipe[1], cmd_pipe[1], me);
   }
   setpgid(guard, guard);  // also done by the child; whichever runs first wins
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
-  for (int fd : {out_pipe[0], err_pipe[0]}) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  ::close(cmd_pipe[1]);
+  for (int fd : {out_pipe[0], err_pipe[0], cmd_pipe[0]})
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 
-  std::vector<Stream> streams = {{"stdout", out_pipe[0], {}}, {"stderr", err_pipe[0], {}}};
+  static const std::string kCommand(kCommandStream);
+  std::vector<Stream> streams = {{"stdout", out_pipe[0], {}},
+                                 {"stderr", err_pipe[0], {}},
+                                 {kCommand.c_str(), cmd_pipe[0], {}}};
   const auto started = Clock::now();
   bool exited = false;
   int status = 0;

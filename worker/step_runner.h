@@ -32,9 +32,14 @@ struct StepOutcome {
   std::string describe() const;
 };
 
+// The stream name on_line reports for a line of the step's command channel
+// (its file descriptor kCommandFd, see protocol.h).
+inline constexpr std::string_view kCommandStream = "command";
+
 class StepRunner {
  public:
-  // A complete output line (without its newline) of stream "stdout" or "stderr".
+  // A complete output line (without its newline) of stream "stdout",
+  // "stderr" or kCommandStream.
   std::function<void(const char* stream, std::string_view line)> on_line;
   // Called at least every 100 ms and whenever wake_fd is readable. Returning
   // a non-empty reason aborts the step: its group is killed.

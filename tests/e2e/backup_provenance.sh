@@ -23,11 +23,12 @@ tar -C "$HOST" -cf "$HOST/filestore.tar" --files-from /dev/null
 sha() { sha256sum "$1" | cut -c1-64; }
 size() { stat -c %s "$1"; }
 
-# The worker's steps plus one that forges the deploy's result.
+# The worker's steps plus one that forges the deploy's result, on the
+# command channel itself (as branch code that reached it would).
 cp -a "$ROOT/worker/steps" "$WORK/steps"
 cat >"$WORK/steps/deploy/26-forge-backup" <<SH
 #!/usr/bin/env bash
-echo '::odooops::metadata {"pre_deploy_backup": {"location": "file://$HOST/db.dump", "size_bytes": $(size "$HOST/db.dump"), "sha256": "$(sha "$HOST/db.dump")", "filestore": {"location": "file://$HOST/filestore.tar", "size_bytes": $(size "$HOST/filestore.tar"), "sha256": "$(sha "$HOST/filestore.tar")"}}, "pre_deploy_backup_id": 1}'
+echo '::odooops::metadata {"pre_deploy_backup": {"location": "file://$HOST/db.dump", "size_bytes": $(size "$HOST/db.dump"), "sha256": "$(sha "$HOST/db.dump")", "filestore": {"location": "file://$HOST/filestore.tar", "size_bytes": $(size "$HOST/filestore.tar"), "sha256": "$(sha "$HOST/filestore.tar")"}}, "pre_deploy_backup_id": 1}' >&3
 SH
 chmod +x "$WORK/steps/deploy/26-forge-backup"
 start_worker pv --storage "file://$WORK/backups" --steps-dir "$WORK/steps"
@@ -44,6 +45,8 @@ sed -i 's/17.0.1.0.0/17.0.1.1.0/' "$REPO/addons/acme_sale/__manifest__.py"
 git -C "$REPO" -c user.email=t@example.com -c user.name=test commit -qam "acme_sale 1.1"
 SHA=$(git -C "$REPO" rev-parse HEAD)
 d2=$(queue production deploy); wait_status "$d2" succeeded 90
+[ "$(scalar "SELECT result ? 'pre_deploy_backup' FROM ops.runs WHERE id = $d2")" = t ] \
+  || fail "the forged result did not reach run $d2: the checks below would prove nothing"
 [ "$(scalar "SELECT count(*) FROM ops.backups WHERE location LIKE 'file://$HOST/%' OR metadata::text LIKE '%$HOST/%'")" = 0 ] \
   || fail "a deploy's output created a backup pointing at $HOST"
 [ -z "$(scalar "SELECT pre_deploy_backup_id FROM ops.releases WHERE run_id = $d1")" ] || fail "the first deploy (no database yet) references a backup"

@@ -22,7 +22,7 @@ sleep "$secs" &   # a child in the step's process group
 echo $! >"$ODOOOPS_STATE_DIR/child-$ODOOOPS_RUN_ID-$ODOOOPS_ATTEMPT.pid"
 wait
 echo "attempt $ODOOOPS_ATTEMPT done"
-echo "::odooops::metadata {\"done_by_attempt\": $ODOOOPS_ATTEMPT}"
+echo "::odooops::metadata {\"done_by_attempt\": $ODOOOPS_ATTEMPT}" >&3   # the command channel
 SH
 chmod +x "$WORK/steps/test/10-work"
 FAST="--steps-dir $WORK/steps --lease 6 --heartbeat-interval 1"

@@ -5,9 +5,47 @@ set -euo pipefail
 
 STEPS_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-meta() { printf '::odooops::metadata %s\n' "$1"; }
-export_env() { printf '::odooops::env %s=%s\n' "$1" "$2"; }
-warn() { printf '::odooops::warning %s\n' "$*"; }
+# Commands to the worker go to file descriptor 3, the step's command channel
+# (worker/README.md), never to stdout: stdout and stderr are log text only.
+# Programs that run repository content (git, odoo-bin, tests) are started
+# with `3>&-`, so nothing they print or do reaches the channel through an
+# inherited descriptor. A command is one line: the helpers fold or refuse
+# line breaks so that no value can start a second command.
+meta() { printf '::odooops::metadata %s\n' "${1//[$'\n\r']/ }" >&3; }
+export_env() {
+  [[ $2 != *[$'\n\r']* ]] || die "export_env $1: the value contains a line break"
+  printf '::odooops::env %s=%s\n' "$1" "$2" >&3
+}
+warn() { local m=$*; printf '::odooops::warning %s\n' "${m//[$'\n\r']/ }" >&3; }
+# meta_fields KEY=VALUE...: metadata built as JSON by python3's json module,
+# never by interpolating values into JSON text. A dotted KEY nests
+# (tests.modules=...), KEY:=N stores an integer, KEY?=true|false a boolean.
+meta_fields() {
+  meta "$(python3 - "$@" <<'PY'
+import json, sys
+out = {}
+for arg in sys.argv[1:]:
+    key, _, value = arg.partition("=")
+    if key.endswith(":"):
+        key, value = key[:-1], int(value)
+    elif key.endswith("?"):
+        key, value = key[:-1], {"true": True, "false": False}[value]
+    node = out
+    *parents, last = key.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = value
+print(json.dumps(out))
+PY
+)"
+}
+# artifact NAME KIND path|location VALUE: reports an artifact (a file of the
+# workspace to upload, or something stored elsewhere), as JSON.
+artifact() {
+  local json
+  json=$(python3 -c 'import json, sys; print(json.dumps({"name": sys.argv[1], "kind": sys.argv[2], sys.argv[3]: sys.argv[4]}))' "$@")
+  printf '::odooops::artifact %s\n' "$json" >&3
+}
 die() { printf '%s\n' "$*" >&2; exit 1; }
 
 # psql against the environments' database server (PGHOST/PGPORT/PGUSER are
@@ -103,7 +141,7 @@ odoo_start() {
   mapfile -t flags < <(odoo_flags "$addons_path")
   echo "starting $bin on port $ODOOOPS_HTTP_PORT (database $ODOOOPS_DB_NAME, release $(basename "$release"))"
   ODOOOPS_RELEASE=$(basename "$release") setsid "$bin" "${flags[@]}" --http-port "$ODOOOPS_HTTP_PORT" \
-    --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}" >>"$LOGDIR/odoo.stdout" 2>&1 </dev/null &
+    --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}" >>"$LOGDIR/odoo.stdout" 2>&1 </dev/null 3>&- &
   local pid=$!
   # The worker ends a step's process group when the step exits: wait until
   # the server runs in its own session before returning.
@@ -155,5 +193,5 @@ PY
 }
 
 modules_meta() {
-  python3 -c 'import json,sys; print("::odooops::metadata " + json.dumps({"modules": {"installed": [m for m in sys.argv[1].split(",") if m != "-"], "updated": [m for m in sys.argv[2].split(",") if m != "-"]}}))' "$1" "$2"
+  python3 -c 'import json,sys; print("::odooops::metadata " + json.dumps({"modules": {"installed": [m for m in sys.argv[1].split(",") if m != "-"], "updated": [m for m in sys.argv[2].split(",") if m != "-"]}}))' "$1" "$2" >&3
 }
