@@ -1,10 +1,15 @@
 // Option table, parsing and --help of odooops-worker.
 #include "config.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
+#include <cstring>
+#include <filesystem>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -450,15 +455,52 @@ RuntimePolicy runtime_policy(const Config& cfg) {
 }
 
 std::map<std::string, std::string> storage_environment(const Config& cfg) {
+  // Credentials are not passed in the environment: every process a step
+  // starts (odoo-bin, git hooks, the branch's tests) would inherit them.
   std::map<std::string, std::string> env;
   env["ODOOOPS_STORAGE"] = cfg.storage_url;
-  env["ODOOOPS_S3_ENDPOINT"] = cfg.s3_endpoint;
-  env["ODOOOPS_S3_REGION"] = cfg.s3_region;
-  env["AWS_ACCESS_KEY_ID"] = cfg.s3_access_key;
-  env["AWS_SECRET_ACCESS_KEY"] = cfg.s3_secret_key;
   env["ODOOOPS_MULTIPART_THRESHOLD"] = std::to_string(cfg.multipart_threshold);
   env["ODOOOPS_MULTIPART_PART_SIZE"] = std::to_string(cfg.multipart_part_size);
+  env["ODOOOPS_CONFIG"] = storage_settings_file(cfg);
   return env;
+}
+
+std::string storage_settings_file(const Config& cfg) {
+  return cfg.state_dir + "/secrets/storage-" + std::to_string(getpid()) + ".conf";
+}
+
+void write_storage_settings(const Config& cfg) {
+  const std::string dir = cfg.state_dir + "/secrets";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || chmod(dir.c_str(), 0700) != 0)
+    throw ConfigError("cannot create " + dir + ": " + (ec ? ec.message() : strerror(errno)));
+  std::string text =
+      "# Storage settings of odooops-worker " + std::to_string(getpid()) + " for its steps\n";
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"storage", cfg.storage_url},
+           {"s3-endpoint", cfg.s3_endpoint},
+           {"s3-region", cfg.s3_region},
+           {"s3-access-key", cfg.s3_access_key},
+           {"s3-secret-key", cfg.s3_secret_key},
+           {"multipart-threshold", std::to_string(cfg.multipart_threshold)},
+           {"multipart-part-size", std::to_string(cfg.multipart_part_size)}}) {
+    if (value.empty()) continue;
+    if (value.find_first_of("\r\n") != std::string::npos)
+      throw ConfigError("--" + name + ": the value holds a line break");
+    // Quoted, so that leading or trailing blanks of a value survive.
+    text += name + " = \"" + value + "\"\n";
+  }
+  const std::string path = storage_settings_file(cfg), tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) throw ConfigError("cannot write " + tmp + ": " + strerror(errno));
+  bool ok = fchmod(fd, 0600) == 0 &&
+            write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+    unlink(tmp.c_str());
+    throw ConfigError("cannot write " + path + ": " + strerror(errno));
+  }
 }
 
 }  // namespace odooops::worker

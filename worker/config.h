@@ -75,7 +75,18 @@ std::string usage();
 RuntimePolicy runtime_policy(const Config& cfg);
 
 // The environment a child process gets for storage access (so steps can
-// call `odooops-worker storage ...` with the same settings).
+// call `odooops-worker storage ...` with the same settings): the storage URL
+// and multipart sizes, and ODOOOPS_CONFIG naming the file written by
+// write_storage_settings. No credential is in it.
 std::map<std::string, std::string> storage_environment(const Config& cfg);
+
+// <state dir>/secrets/storage-<pid>.conf: this worker's storage settings
+// and credentials in the --config format, for its steps' `odooops-worker
+// storage` calls.
+std::string storage_settings_file(const Config& cfg);
+
+// Writes that file (directory 0700, file 0600, replaced atomically).
+// Throws ConfigError when it cannot, or when a value holds a line break.
+void write_storage_settings(const Config& cfg);
 
 }  // namespace odooops::worker

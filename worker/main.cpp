@@ -1,5 +1,6 @@
 // odooops-worker: the thin executor of the odooops run queue.
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <string>
@@ -21,8 +22,10 @@ int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   try {
     if (argc > 1 && std::strcmp(argv[1], "storage") == 0) {
-      // Storage settings come from the environment (the worker passes its
-      // own to steps) or from option flags among the subcommand's arguments.
+      // Storage settings come from the file ODOOOPS_CONFIG names (the
+      // worker passes its own to steps that way, never credentials in the
+      // environment), the environment, or option flags among the
+      // subcommand's arguments.
       std::vector<char*> own, flags;
       for (int i = 2; i < argc; ++i) {
         std::string a = argv[i];
@@ -42,8 +45,14 @@ int main(int argc, char** argv) {
     }
     if (!load_config(argc - 1, argv + 1, cfg)) return 0;
     install_signal_handlers();
-    Agent agent(cfg);
-    return agent.run();
+    write_storage_settings(cfg);
+    int rc;
+    {
+      Agent agent(cfg);
+      rc = agent.run();
+    }
+    unlink(storage_settings_file(cfg).c_str());
+    return rc;
   } catch (const ConfigError& e) {
     std::cerr << "odooops-worker: " << e.what() << "\n";
     return 2;

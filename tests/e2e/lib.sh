@@ -42,6 +42,10 @@ e2e_cleanup() {
     for db in $(psql -X -A -t -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_${E2E_NAME//-/_}\\_%' OR datname = '$CP_DB'" 2>/dev/null); do
       psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
     done
+    # The environments' database roles (odoo_<database>) of this test.
+    for role in $(psql -X -A -t -d postgres -c "SELECT rolname FROM pg_roles WHERE rolname LIKE 'odoo\\_e2e\\_${E2E_NAME//-/_}\\_%'" 2>/dev/null); do
+      psql -X -q -d postgres -c "DROP OWNED BY \"$role\"" -c "DROP ROLE IF EXISTS \"$role\"" >/dev/null 2>&1 || true
+    done
     rm -rf "$WORK"
   else
     echo "kept $WORK and database $CP_DB"
@@ -93,6 +97,11 @@ SQL
     -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'odooops_e2e_worker')
                  THEN CREATE ROLE odooops_e2e_worker LOGIN; END IF; END \$\$" \
     -c "GRANT odooops_worker TO odooops_e2e_worker" >/dev/null
+  # As an operator sharing the server between the control plane and the
+  # environments must (docs/security.md): only the control plane's own
+  # roles may connect to its database, not the environments' Odoo roles.
+  psql -X -q -d postgres -c "REVOKE CONNECT ON DATABASE $CP_DB FROM PUBLIC" \
+    -c "GRANT CONNECT ON DATABASE $CP_DB TO odooops_worker" >/dev/null
 }
 
 # start_worker NAME [extra flags...]: the real binary, in the background,

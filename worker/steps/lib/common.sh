@@ -78,6 +78,128 @@ LOGDIR=$ENV_DIR/logs
 DATA_DIR=$ENV_DIR/data
 FILESTORE=$DATA_DIR/filestore/${ODOOOPS_DB_NAME:?}
 
+# The environment's own database role: Odoo connects with it and nothing
+# else. It owns only the environment's databases (the live one, its
+# restore/snapshot copies, the test workflow's throw-away one), is neither
+# superuser nor allowed to create databases or roles, and its password is a
+# random secret of this environment in the worker's state directory (0600).
+# The role is named after the database (unique on the server), shortened
+# with a hash past PostgreSQL's 63 bytes.
+env_role_name() {
+  local db=$1
+  if [ ${#db} -le 58 ]; then printf 'odoo_%s\n' "$db"
+  else printf 'odoo_%s_%s\n' "${db:0:45}" "$(printf %s "$db" | md5sum | cut -c1-12)"; fi
+}
+ENV_ROLE=$(env_role_name "$ODOOOPS_DB_NAME")
+ROLE_SECRET=${ODOOOPS_STATE_DIR:?}/secrets/$ENV_ROLE.password
+# The libpq password file the Odoo processes get (PGPASSFILE): this role only.
+ODOO_PGPASS=$ENV_DIR/odoo.pgpass
+
+# env_role_ensure: creates (or re-asserts the attributes and password of)
+# the environment's role through the worker's login, and writes the
+# password file Odoo gets.
+env_role_ensure() {
+  local dir; dir=$(dirname "$ROLE_SECRET")
+  (umask 077; mkdir -p "$dir" "$ENV_DIR")
+  chmod 700 "$dir"
+  if [ ! -s "$ROLE_SECRET" ]; then
+    (umask 077; head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$ROLE_SECRET.tmp" && mv "$ROLE_SECRET.tmp" "$ROLE_SECRET")
+  fi
+  chmod 600 "$ROLE_SECRET"
+  local pw; pw=$(cat "$ROLE_SECRET")
+  # Variables through psql (:'role', :'pw'), never spliced into SQL text.
+  q -d postgres -v role="$ENV_ROLE" -v pw="$pw" >/dev/null <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', :'role')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
+-- Only a superuser may even clear SUPERUSER, REPLICATION or BYPASSRLS:
+-- a role that has one of them is refused below instead.
+SELECT format('ALTER ROLE %I LOGIN NOCREATEDB NOCREATEROLE PASSWORD %L', :'role', :'pw') \gexec
+-- A worker login that is not superuser needs the role's membership to hand
+-- it databases (ALTER DATABASE ... OWNER TO).
+SELECT format('GRANT %I TO %I', :'role', current_user)
+ WHERE NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \gexec
+SQL
+  [ "$(q -d postgres -v role="$ENV_ROLE" <<<"SELECT rolsuper OR rolreplication OR rolbypassrls FROM pg_roles WHERE rolname = :'role'")" = f ] \
+    || die "the database role $ENV_ROLE is privileged (superuser, replication or bypassrls): Odoo is not started with it"
+  (umask 077; printf '*:*:*:%s:%s\n' "$ENV_ROLE" "$pw" >"$ODOO_PGPASS.tmp" && mv "$ODOO_PGPASS.tmp" "$ODOO_PGPASS")
+}
+
+# own_database DB: DB (and every relation and schema in it) becomes the
+# environment role's, and no other role may connect to it (CONNECT revoked
+# from PUBLIC; the owner keeps it). Run after anything that creates or
+# renames a database into place: a copy made by the worker's login (CREATE
+# DATABASE ... TEMPLATE, a restore) or a database made before roles existed.
+own_database() {
+  local db=$1
+  q -d postgres -v role="$ENV_ROLE" -v db="$db" >/dev/null <<'SQL'
+SELECT format('ALTER DATABASE %I OWNER TO %I', :'db', :'role') \gexec
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'db') \gexec
+SQL
+  q -d "$db" -v role="$ENV_ROLE" >/dev/null <<'SQL'
+SELECT format('ALTER SCHEMA %I OWNER TO %I', n.nspname, :'role')
+  FROM pg_namespace n
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public')
+   AND n.nspname NOT LIKE 'pg\_%' AND n.nspowner <> (SELECT oid FROM pg_roles WHERE rolname = :'role') \gexec
+-- Sequences owned by a column follow their table; indexes too.
+SELECT format('ALTER TABLE %s OWNER TO %I', c.oid::regclass, :'role')
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+   AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+   AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = :'role')
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                      AND d.objid = c.oid AND d.deptype IN ('a', 'i'))
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                      AND d.objid = c.oid AND d.deptype = 'e') \gexec
+SQL
+}
+
+# create_env_database DB [TEMPLATE]: a new database owned by the role.
+create_env_database() {
+  q -d postgres -v role="$ENV_ROLE" -v db="$1" -v tpl="${2:-}" >/dev/null <<'SQL'
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
+       || CASE WHEN :'tpl' = '' THEN '' ELSE format(' TEMPLATE %I', :'tpl') END \gexec
+SQL
+  own_database "$1"
+}
+
+# env_db_prepare: the role exists, and the environment's database exists
+# and is the role's, before any Odoo process runs (the role cannot create
+# databases).
+env_db_prepare() {
+  env_role_ensure
+  if db_exists "$ODOOOPS_DB_NAME"; then own_database "$ODOOOPS_DB_NAME"; else create_env_database "$ODOOOPS_DB_NAME"; fi
+}
+
+# env_role_drop: the environment is destroyed: its role goes too (after its
+# databases; whatever it still owns elsewhere is dropped with it).
+env_role_drop() {
+  q -d postgres -v role="$ENV_ROLE" >/dev/null <<'SQL'
+SELECT format('DROP OWNED BY %I', :'role') FROM pg_roles WHERE rolname = :'role' \gexec
+SELECT format('DROP ROLE %I', :'role') FROM pg_roles WHERE rolname = :'role' \gexec
+SQL
+  rm -f "$ROLE_SECRET"
+}
+
+# odoo_env_args: the arguments of env(1) that give odoo-bin the
+# environment role's credentials only: the worker's database login (PGUSER,
+# PGPASSWORD, PGPASSFILE, PGSERVICE...) and the storage settings are
+# removed; PGUSER and PGPASSFILE name the role. One per line.
+odoo_env_args() {
+  local v
+  for v in $(compgen -e); do
+    case $v in
+      PG* | AWS_* | ODOOOPS_S3_* | ODOOOPS_STORAGE | ODOOOPS_CONFIG | ODOOOPS_DB_USER) printf '%s\n' -u "$v" ;;
+    esac
+  done
+  printf '%s\n' "PGHOST=${ODOOOPS_DB_HOST:-}" "PGPORT=${ODOOOPS_DB_PORT:-5432}" \
+    "PGUSER=$ENV_ROLE" "PGPASSFILE=$ODOO_PGPASS"
+}
+# odoo_env CMD...: CMD with those credentials only.
+odoo_env() {
+  local args; mapfile -t args < <(odoo_env_args)
+  env "${args[@]}" "$@"
+}
+
 odoo_bin() {
   local bin=${ODOO_BIN:-odoo-bin}
   if [[ $bin != /* ]]; then bin=$(command -v "$bin" || true); fi
@@ -117,7 +239,7 @@ odoo_flags() {
   printf '%s\n' --database "$ODOOOPS_DB_NAME" --addons-path "$addons_path" --data-dir "$DATA_DIR" --logfile "$LOGDIR/odoo.log"
   [ -n "${ODOOOPS_DB_HOST:-}" ] && printf '%s\n' --db_host "$ODOOOPS_DB_HOST"
   [ -n "${ODOOOPS_DB_PORT:-}" ] && printf '%s\n' --db_port "$ODOOOPS_DB_PORT"
-  [ -n "${ODOOOPS_DB_USER:-}" ] && printf '%s\n' --db_user "$ODOOOPS_DB_USER"
+  printf '%s\n' --db_user "$ENV_ROLE"
   return 0
 }
 
@@ -140,7 +262,9 @@ odoo_start() {
   mkdir -p "$LOGDIR" "$DATA_DIR"
   mapfile -t flags < <(odoo_flags "$addons_path")
   echo "starting $bin on port $ODOOOPS_HTTP_PORT (database $ODOOOPS_DB_NAME, release $(basename "$release"))"
-  ODOOOPS_RELEASE=$(basename "$release") setsid "$bin" "${flags[@]}" --http-port "$ODOOOPS_HTTP_PORT" \
+  env_db_prepare
+  mapfile -t cred < <(odoo_env_args)
+  env "${cred[@]}" ODOOOPS_RELEASE="$(basename "$release")" setsid "$bin" "${flags[@]}" --http-port "$ODOOOPS_HTTP_PORT" \
     --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}" >>"$LOGDIR/odoo.stdout" 2>&1 </dev/null 3>&- &
   local pid=$!
   # The worker ends a step's process group when the step exits: wait until

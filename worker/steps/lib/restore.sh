@@ -37,9 +37,12 @@ restore_fetch() {
 restore_database() {
   local tmp=$1
   drop_database "$tmp"
-  q -d postgres -c "CREATE DATABASE \"$tmp\""
+  # The copy is the environment role's, and so is everything pg_restore
+  # creates in it (--role: the restore runs as that role).
+  env_role_ensure
+  create_env_database "$tmp"
   echo "restoring into $tmp"
-  if ! pg_restore --no-owner --no-privileges --exit-on-error -d "$tmp" db.dump; then
+  if ! pg_restore --no-owner --no-privileges --role="$ENV_ROLE" --exit-on-error -d "$tmp" db.dump; then
     drop_database "$tmp"
     die "pg_restore of backup $ODOOOPS_BACKUP_ID failed; the environment keeps its database"
   fi
@@ -106,6 +109,7 @@ restore_switch() {
     q -d postgres -c "DROP DATABASE IF EXISTS \"$ODOOOPS_DB_NAME\" WITH (FORCE)"
   fi
   q -d postgres -c "ALTER DATABASE \"$tmp\" RENAME TO \"$ODOOOPS_DB_NAME\""
+  own_database "$ODOOOPS_DB_NAME"
   echo "database $ODOOOPS_DB_NAME replaced by the restored copy"
   mkdir -p "$(dirname "$FILESTORE")"
   if [ -n "$keep" ] && [ -d "$FILESTORE" ]; then
@@ -145,6 +149,8 @@ put_back_kept() {
   if [ -n "$snapshot" ] && db_exists "$snapshot"; then
     q -d postgres -c "DROP DATABASE IF EXISTS \"$ODOOOPS_DB_NAME\" WITH (FORCE)"
     q -d postgres -c "ALTER DATABASE \"$snapshot\" RENAME TO \"$ODOOOPS_DB_NAME\""
+    env_role_ensure
+    own_database "$ODOOOPS_DB_NAME"
     echo "database $ODOOOPS_DB_NAME rolled back to the snapshot taken before the update"
   fi
   if [ -n "$fs" ] && [ -d "$fs" ]; then

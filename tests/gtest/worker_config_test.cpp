@@ -1,0 +1,97 @@
+// The storage settings a worker hands its steps (worker/config.h): the
+// credentials go to a file only the worker's user reads, in the --config
+// format that `odooops-worker storage` loads through ODOOOPS_CONFIG, and
+// never into the environment a step (and whatever it starts) inherits.
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <string>
+
+#include "config.h"
+
+#include <gtest/gtest.h>
+
+using namespace odooops::worker;
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/odooops-config-test.XXXXXX";
+    path = mkdtemp(tmpl) ? tmpl : "";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+Config storage_config(const std::string& state_dir) {
+  Config cfg;
+  cfg.state_dir = state_dir;
+  cfg.storage_url = "s3://bucket/prefix";
+  cfg.s3_endpoint = "http://127.0.0.1:9000";
+  cfg.s3_region = "eu-west-3";
+  cfg.s3_access_key = "AKIDEXAMPLE";
+  // Blanks at both ends, an = and a quote: all must survive the file.
+  cfg.s3_secret_key = " wJalr=XUtn \"FEMI ";
+  return cfg;
+}
+
+}  // namespace
+
+TEST(WorkerStorageSettings, NoCredentialInTheStepEnvironment) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  Config cfg = storage_config(dir.path);
+  auto env = storage_environment(cfg);
+  for (const auto& [name, value] : env) {
+    EXPECT_NE(name.rfind("AWS_", 0), 0u) << name;
+    EXPECT_NE(name.rfind("ODOOOPS_S3_", 0), 0u) << name;
+    EXPECT_EQ(value.find(cfg.s3_secret_key), std::string::npos) << name;
+  }
+  EXPECT_EQ(env.at("ODOOOPS_CONFIG"), storage_settings_file(cfg));
+  EXPECT_EQ(env.at("ODOOOPS_STORAGE"), cfg.storage_url);
+}
+
+TEST(WorkerStorageSettings, FileOnlyTheWorkerReadsAndTheSubcommandLoads) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  Config cfg = storage_config(dir.path);
+  write_storage_settings(cfg);
+  const std::string path = storage_settings_file(cfg);
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(stat((dir.path + "/secrets").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+
+  // As a step's `odooops-worker storage` call: nothing but ODOOOPS_CONFIG.
+  for (const char* v : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ODOOOPS_S3_ENDPOINT",
+                        "ODOOOPS_S3_REGION", "ODOOOPS_STORAGE"})
+    unsetenv(v);
+  setenv("ODOOOPS_CONFIG", path.c_str(), 1);
+  Config loaded;
+  char prog[] = "storage";
+  char* argv[] = {prog, nullptr};
+  bool ok = load_config(0, argv, loaded);
+  unsetenv("ODOOOPS_CONFIG");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(loaded.storage_url, cfg.storage_url);
+  EXPECT_EQ(loaded.s3_endpoint, cfg.s3_endpoint);
+  EXPECT_EQ(loaded.s3_region, cfg.s3_region);
+  EXPECT_EQ(loaded.s3_access_key, cfg.s3_access_key);
+  EXPECT_EQ(loaded.s3_secret_key, cfg.s3_secret_key);
+}
+
+TEST(WorkerStorageSettings, LineBreakRefusedAndNothingWritten) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  Config cfg = storage_config(dir.path);
+  // A line break would let a value add a setting of its own to the file.
+  cfg.s3_secret_key = "secret\nstorage = file:///";
+  EXPECT_THROW(write_storage_settings(cfg), ConfigError);
+  EXPECT_FALSE(std::filesystem::exists(storage_settings_file(cfg)));
+}
