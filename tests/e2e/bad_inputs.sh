@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Bad inputs: an unreachable repository, a missing SHA, executables named in
+# Bad inputs: an unreachable repository, a missing SHA, another project's
+# mirror as a repository, executables named in
 # settings or in a runtime profile the worker does not allow, a failing step,
 # a step timeout, a cancel, a storage outage and a corrupted backup each fail
 # (or cancel, or are refused) with a clear error naming the cause, and
@@ -28,6 +29,16 @@ expect_error "$run" "cannot clone the repository"
 run=$(scalar "SELECT id FROM ops.queue_run(1, 'dev', 'deadbeefdeadbeef', 'main', '{}', 'build')")
 wait_status "$run" failed 30
 expect_error "$run" "revision deadbeefdeadbeef not found"
+
+# A project fetches only its own repository: pointed at the mirror the
+# worker keeps of project 1's repository (inside its state directory), the
+# ghost project's build is refused and checks nothing out.
+mirror=$(find "$STATE/git" -maxdepth 1 -name 'acme*.git' | head -n 1)
+[ -n "$mirror" ] || fail "no mirror of project 1's repository in $STATE/git"
+cp_psql -c "UPDATE ops.projects SET repo_url = 'file://$mirror' WHERE id = 2" >/dev/null
+run=$(scalar "SELECT id FROM ops.queue_run(2, 'dev', NULL, 'main', '{}', 'build')")
+wait_status "$run" failed 30
+expect_error "$run" "lies inside the worker"
 
 # Settings cannot choose what the worker executes: an odoo-bin, or a step
 # directory through the runtime (`<workflow>.<runtime>`), named in an
