@@ -34,25 +34,8 @@ BEGIN
   PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_length('name', name, 255),
           ops._check_length('location', location, 2048), ops._check_json_size('metadata', metadata, 262144);
   PERFORM ops.authorize_worker(worker_id);
-  IF attempt IS NULL THEN
-    PERFORM ops._raise('OD004', 'worker_id and attempt are required');
-  END IF;
   -- Share-locked: a concurrent requeue or cancel is seen before the fence is judged.
-  SELECT * INTO r FROM ops.runs x WHERE x.id = record_artifact.run_id FOR SHARE;
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
-  END IF;
-  IF r.status NOT IN ('claimed', 'running') OR r.claimed_by IS DISTINCT FROM worker_id
-     OR r.attempt <> record_artifact.attempt THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD003',
-      MESSAGE = format('worker "%s" no longer holds run %s', worker_id, run_id),
-      DETAIL = format('The run is %s; the call came from worker "%s" on attempt %s.', r.status, worker_id, attempt),
-      HINT = 'Stop working on this run; its result will be ignored.';
-  END IF;
-  IF r.status <> 'running' THEN
-    PERFORM ops._raise('OD001', format('run %s is not started: artifacts are recorded while it runs', run_id),
-                       'Call ops.start_run first.');
-  END IF;
+  r := ops._held_running_run(run_id, worker_id, attempt, false, 'artifacts are recorded while it runs');
   INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
   VALUES (r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at)
   ON CONFLICT ON CONSTRAINT artifacts_run_id_name_key DO UPDATE SET location = EXCLUDED.location,

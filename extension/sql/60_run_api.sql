@@ -33,6 +33,43 @@ CREATE FUNCTION ops._check_request_metadata(metadata jsonb) RETURNS void
 LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'odooops_check_request_metadata';
 COMMENT ON FUNCTION ops._check_request_metadata IS 'Raises OD004 when a request sets a run metadata key that odooops writes itself';
 
+-- The run a worker holds and has started, for the worker RPCs written in
+-- SQL: locked FOR SHARE (FOR UPDATE when `exclusive`) so that a concurrent
+-- requeue or cancel is seen before the fence is judged. OD002 when the run
+-- does not exist, OD003 when the worker no longer holds it (the fence of
+-- every worker write), OD001 before ops.start_run (`why` says what waits).
+CREATE FUNCTION ops._held_running_run(run_id bigint, worker_id text, attempt integer, exclusive boolean,
+                                      why text)
+RETURNS ops.runs LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r ops.runs;
+BEGIN
+  IF attempt IS NULL THEN
+    PERFORM ops._raise('OD004', 'worker_id and attempt are required');
+  END IF;
+  IF exclusive THEN
+    SELECT * INTO r FROM ops.runs x WHERE x.id = _held_running_run.run_id FOR UPDATE;
+  ELSE
+    SELECT * INTO r FROM ops.runs x WHERE x.id = _held_running_run.run_id FOR SHARE;
+  END IF;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
+  END IF;
+  IF r.status NOT IN ('claimed', 'running') OR r.claimed_by IS DISTINCT FROM worker_id
+     OR r.attempt <> _held_running_run.attempt THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD003',
+      MESSAGE = format('worker "%s" no longer holds run %s', worker_id, run_id),
+      DETAIL = format('The run is %s; the call came from worker "%s" on attempt %s.', r.status, worker_id, attempt),
+      HINT = 'Stop working on this run; its result will be ignored.';
+  END IF;
+  IF r.status <> 'running' THEN
+    PERFORM ops._raise('OD001', format('run %s is not started: %s', run_id, why), 'Call ops.start_run first.');
+  END IF;
+  RETURN r;
+END $$;
+COMMENT ON FUNCTION ops._held_running_run IS
+  'The started run a worker holds, locked; OD002, OD003 (fence) or OD001 otherwise';
+
 CREATE FUNCTION ops.claim_next_run(worker_id text, lease_seconds integer DEFAULT 300, workflows text[] DEFAULT NULL)
 RETURNS SETOF ops.runs LANGUAGE c VOLATILE ROWS 1
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp

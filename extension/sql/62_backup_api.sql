@@ -191,25 +191,9 @@ DECLARE
 BEGIN
   PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_json_size('filestore', filestore, 65536);
   PERFORM ops.authorize_worker(worker_id);
-  IF attempt IS NULL THEN
-    PERFORM ops._raise('OD004', 'worker_id and attempt are required');
-  END IF;
   -- Locked: the fence is judged against the run as it is, and two calls for
   -- one run are serialised.
-  SELECT * INTO r FROM ops.runs x WHERE x.id = record_pre_deploy_backup.run_id FOR UPDATE;
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
-  END IF;
-  IF r.status NOT IN ('claimed', 'running') OR r.claimed_by IS DISTINCT FROM worker_id
-     OR r.attempt <> record_pre_deploy_backup.attempt THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD003',
-      MESSAGE = format('worker "%s" no longer holds run %s', worker_id, run_id),
-      DETAIL = format('The run is %s; the call came from worker "%s" on attempt %s.', r.status, worker_id, attempt),
-      HINT = 'Stop working on this run; its result will be ignored.';
-  END IF;
-  IF r.status <> 'running' THEN
-    PERFORM ops._raise('OD001', format('run %s is not started: its backup is recorded while it runs', run_id));
-  END IF;
+  r := ops._held_running_run(run_id, worker_id, attempt, true, 'its backup is recorded while it runs');
   SELECT * INTO e FROM ops.environments x WHERE x.id = r.environment_id;
   IF r.workflow <> 'deploy' OR e.stage <> 'production' THEN
     PERFORM ops._raise('OD004', format('run %s is a %s of a %s environment: pre-deploy backups are taken by production deploys only',

@@ -1054,25 +1054,8 @@ BEGIN
   PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_length('name', name, 255),
           ops._check_length('location', location, 2048), ops._check_json_size('metadata', metadata, 262144);
   PERFORM ops.authorize_worker(worker_id);
-  IF attempt IS NULL THEN
-    PERFORM ops._raise('OD004', 'worker_id and attempt are required');
-  END IF;
   -- Share-locked: a concurrent requeue or cancel is seen before the fence is judged.
-  SELECT * INTO r FROM ops.runs x WHERE x.id = record_artifact.run_id FOR SHARE;
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
-  END IF;
-  IF r.status NOT IN ('claimed', 'running') OR r.claimed_by IS DISTINCT FROM worker_id
-     OR r.attempt <> record_artifact.attempt THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD003',
-      MESSAGE = format('worker "%s" no longer holds run %s', worker_id, run_id),
-      DETAIL = format('The run is %s; the call came from worker "%s" on attempt %s.', r.status, worker_id, attempt),
-      HINT = 'Stop working on this run; its result will be ignored.';
-  END IF;
-  IF r.status <> 'running' THEN
-    PERFORM ops._raise('OD001', format('run %s is not started: artifacts are recorded while it runs', run_id),
-                       'Call ops.start_run first.');
-  END IF;
+  r := ops._held_running_run(run_id, worker_id, attempt, false, 'artifacts are recorded while it runs');
   INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
   VALUES (r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at)
   ON CONFLICT ON CONSTRAINT artifacts_run_id_name_key DO UPDATE SET location = EXCLUDED.location,
@@ -1824,25 +1807,9 @@ DECLARE
 BEGIN
   PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_json_size('filestore', filestore, 65536);
   PERFORM ops.authorize_worker(worker_id);
-  IF attempt IS NULL THEN
-    PERFORM ops._raise('OD004', 'worker_id and attempt are required');
-  END IF;
   -- Locked: the fence is judged against the run as it is, and two calls for
   -- one run are serialised.
-  SELECT * INTO r FROM ops.runs x WHERE x.id = record_pre_deploy_backup.run_id FOR UPDATE;
-  IF NOT FOUND THEN
-    PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
-  END IF;
-  IF r.status NOT IN ('claimed', 'running') OR r.claimed_by IS DISTINCT FROM worker_id
-     OR r.attempt <> record_pre_deploy_backup.attempt THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD003',
-      MESSAGE = format('worker "%s" no longer holds run %s', worker_id, run_id),
-      DETAIL = format('The run is %s; the call came from worker "%s" on attempt %s.', r.status, worker_id, attempt),
-      HINT = 'Stop working on this run; its result will be ignored.';
-  END IF;
-  IF r.status <> 'running' THEN
-    PERFORM ops._raise('OD001', format('run %s is not started: its backup is recorded while it runs', run_id));
-  END IF;
+  r := ops._held_running_run(run_id, worker_id, attempt, true, 'its backup is recorded while it runs');
   SELECT * INTO e FROM ops.environments x WHERE x.id = r.environment_id;
   IF r.workflow <> 'deploy' OR e.stage <> 'production' THEN
     PERFORM ops._raise('OD004', format('run %s is a %s of a %s environment: pre-deploy backups are taken by production deploys only',
@@ -1903,3 +1870,40 @@ COMMENT ON FUNCTION ops.complete_backup IS
   'Records a finished backup (dump location, size, SHA-256; metadata.backup.filestore likewise) for the worker holding its run';
 COMMENT ON FUNCTION ops.record_pre_deploy_backup IS
   'Records the pre-deploy backup of the production deploy run the worker holds (both checksums, locations under the project''s backups)';
+
+-- Worker RPCs written in SQL share one fence (ops._held_running_run).
+CREATE FUNCTION ops._held_running_run(run_id bigint, worker_id text, attempt integer, exclusive boolean,
+                                      why text)
+RETURNS ops.runs LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r ops.runs;
+BEGIN
+  IF attempt IS NULL THEN
+    PERFORM ops._raise('OD004', 'worker_id and attempt are required');
+  END IF;
+  IF exclusive THEN
+    SELECT * INTO r FROM ops.runs x WHERE x.id = _held_running_run.run_id FOR UPDATE;
+  ELSE
+    SELECT * INTO r FROM ops.runs x WHERE x.id = _held_running_run.run_id FOR SHARE;
+  END IF;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
+  END IF;
+  IF r.status NOT IN ('claimed', 'running') OR r.claimed_by IS DISTINCT FROM worker_id
+     OR r.attempt <> _held_running_run.attempt THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD003',
+      MESSAGE = format('worker "%s" no longer holds run %s', worker_id, run_id),
+      DETAIL = format('The run is %s; the call came from worker "%s" on attempt %s.', r.status, worker_id, attempt),
+      HINT = 'Stop working on this run; its result will be ignored.';
+  END IF;
+  IF r.status <> 'running' THEN
+    PERFORM ops._raise('OD001', format('run %s is not started: %s', run_id, why), 'Call ops.start_run first.');
+  END IF;
+  RETURN r;
+END $$;
+
+COMMENT ON FUNCTION ops._held_running_run IS
+  'The started run a worker holds, locked; OD002, OD003 (fence) or OD001 otherwise';
+REVOKE EXECUTE ON FUNCTION ops._held_running_run(bigint, text, integer, boolean, text) FROM PUBLIC;
+
+
