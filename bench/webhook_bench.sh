@@ -158,6 +158,6 @@ tests/harness/cluster.sh stop "$WORK/pg" >/dev/null
   echo
   echo "Reference: pg_net 0.20.4 on this machine kind delivered about 185/s (batch_size 200) and 425/s"
   echo "(batch_size 500) at 0 and 50 ms alike, failed ~75 % of requests at batch_size 2000 for lack of file"
-  echo "descriptors, and grew from 20 to 31–58 MB RSS (ANCHORS.md; not re-run here: pg_net is not installed)."
+  echo "descriptors, and grew from 20 to 31–58 MB RSS (figures published for pg_net; not re-run here: pg_net is not installed)."
 } >"$OUT"
 echo "wrote $OUT"

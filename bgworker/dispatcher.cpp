@@ -99,7 +99,8 @@ size_t on_write(char* data, size_t size, size_t nmemb, void* user) {
 }
 
 // Blocks every signal while libcurl may start threads (its resolver), so
-// PostgreSQL's handlers only ever run on the main thread (ANCHORS.md).
+// PostgreSQL's handlers only ever run on the main thread: they are not
+// thread-safe.
 class SignalsBlocked {
  public:
   SignalsBlocked() {

@@ -1,5 +1,5 @@
 // Shared memory of the odooops background workers: the latches through
-// which backends wake them on commit (pg_net's pattern, ANCHORS.md), and
+// which backends wake them on commit (the pattern pg_net uses), and
 // the registration of the workers. C-style: no C++ objects live here.
 #pragma once
 
