@@ -14,7 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-export PATH=$("$PG_CONFIG" --bindir):$PATH
+PG_BINDIR=$("$PG_CONFIG" --bindir)
+export PATH=$PG_BINDIR:$PATH
 N=${N:-100000}
 CASES=${CASES:-"0:256 50:256 50:512 50:5000@1024"}
 OUT=${1:-/dev/stdout}   # the "Webhook dispatcher" section of BENCHMARKS.md
@@ -91,13 +92,13 @@ for case in $CASES; do
             count(*) FILTER (WHERE status = 'dead'), max(attempts),
             (SELECT count(*) FROM ops.webhook_delivery_attempts WHERE outcome <> 'delivered')
           FROM ops.webhook_deliveries")
-  read -r delivered dead max_attempts failed_attempts <<<"$stats"
+  read -r delivered dead _ failed_attempts <<<"$stats"
   ms=$(( (t1 - t0) / 1000000 ))
   rate=$(( N * 1000 / (ms > 0 ? ms : 1) ))
   rss_end=$(awk '/RssAnon/ {print $2}' /proc/$pid/status)
   vm_end=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
   # RSS after the first 10% of the run vs the end (steady state)
-  read -r rss_min rss_max rss_p10 <<<"$(sort -n "$WORK/rss" | awk 'NR==1{min=$1} {a[NR]=$1} END {print min, a[NR], a[int(NR*0.1)+1]}')"
+  read -r _ rss_max _ <<<"$(sort -n "$WORK/rss" | awk 'NR==1{min=$1} {a[NR]=$1} END {print min, a[NR], a[int(NR*0.1)+1]}')"
   rss_first10=$(awk -v n="$(wc -l <"$WORK/rss")" 'NR==int(n*0.1)+1 {print; exit}' "$WORK/rss")
   line="| ${latency} ms | ${conc}${nofile:+ (ulimit -n $nofile)} | ${limit_line} | $N | $delivered / $dead | $failed_attempts | $(awk "BEGIN {printf \"%.1f\", $ms/1000}") s | **$rate/s** | $(awk "BEGIN {printf \"%.1f → %.1f → %.1f MB (max %.1f)\", $rss_start/1024, $rss_first10/1024, $rss_end/1024, $rss_max/1024}") | $((vm_start/1024)) → $((vm_end/1024)) MB |"
   echo "$line"
