@@ -164,6 +164,20 @@ const std::vector<Option>& options() {
              throw ConfigError("--runtimes: expected process or docker, got \"" + r + "\"");
          }
        }},
+      {"odoo-src", "ODOO_SRC", "DIR",
+       "an Odoo source tree (a checkout of odoo/odoo): its odoo-bin, run by --odoo-python, and "
+       "its addons/ become the defaults of --odoo-bin and --odoo-addons; checked at start",
+       [](Config& c, const std::string& v) { c.odoo_src = v; }},
+      {"odoo-python", "ODOOOPS_ODOO_PYTHON", "PATH",
+       "interpreter that runs odoo-bin (default: /usr/bin/python3 with --odoo-src, else odoo-bin "
+       "runs itself)",
+       [](Config& c, const std::string& v) { c.odoo_python = v; }},
+      {"odoo-user", "ODOOOPS_ODOO_USER", "MODE",
+       "operating-system user that runs Odoo and the branch's code: per-environment (default "
+       "when the worker runs as root: a system user per environment, created on first use), a "
+       "user name (one user for every environment), or worker (the worker's own user; the only "
+       "choice when it is not root)",
+       [](Config& c, const std::string& v) { c.odoo_user = v; }},
       {"odoo-bin", "ODOO_BIN", "PATH",
        "odoo-bin for the process runtime (default: odoo-bin on PATH); a runtime profile may name "
        "it",
@@ -175,8 +189,8 @@ const std::vector<Option>& options() {
          append_paths("allow-odoo-bin", v, c.allowed_odoo_bins);
        }},
       {"odoo-addons", "ODOOOPS_ODOO_ADDONS", "DIRS",
-       "Odoo's own addons directories, prepended to the repository's (default: <odoo-bin "
-       "dir>/addons when it exists); a runtime profile may name them",
+       "Odoo's own addons directories, prepended to the repository's (default: <odoo-src>/addons, "
+       "else <odoo-bin dir>/addons when it exists); a runtime profile may name them",
        [](Config& c, const std::string& v) { c.odoo_addons = v; }},
       {"allow-odoo-addons", "ODOOOPS_ALLOW_ODOO_ADDONS", "DIR",
        "another addons directory a runtime profile may name, an absolute path (repeatable; the "
@@ -302,6 +316,48 @@ std::string default_steps_dir() {
     }
   }
   return "/usr/share/odooops/steps";
+}
+
+bool is_dir(const std::string& path) {
+  struct stat st{};
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The Odoo the process runtime runs: an explicit --odoo-bin/--odoo-addons,
+// else what --odoo-src holds, else odoo-bin on PATH with the addons/ beside
+// it. Everything named here is the operator's and must exist now, so that a
+// typo is an error at start rather than a failed deploy later.
+void resolve_odoo(Config& cfg) {
+  if (!cfg.odoo_src.empty()) {
+    const std::string& src = cfg.odoo_src;
+    if (!is_dir(src + "/odoo/addons/base") || access((src + "/odoo-bin").c_str(), R_OK) != 0)
+      throw ConfigError("--odoo-src " + src +
+                        ": not an Odoo source tree (odoo-bin and odoo/addons/base expected)");
+    if (!is_dir(src + "/addons/web"))
+      throw ConfigError("--odoo-src " + src + ": its addons/ has no web module");
+    if (cfg.odoo_bin.empty()) cfg.odoo_bin = src + "/odoo-bin";
+    if (cfg.odoo_addons.empty()) cfg.odoo_addons = src + "/addons";
+    if (cfg.odoo_python.empty()) cfg.odoo_python = "/usr/bin/python3";
+  }
+  if (cfg.odoo_bin.empty()) cfg.odoo_bin = "odoo-bin";
+  if (cfg.odoo_bin.front() == '/' && cfg.odoo_addons.empty()) {
+    const std::string beside = cfg.odoo_bin.substr(0, cfg.odoo_bin.rfind('/')) + "/addons";
+    if (is_dir(beside + "/web")) cfg.odoo_addons = beside;
+  }
+  if (cfg.odoo_bin.front() == '/' &&
+      access(cfg.odoo_bin.c_str(), cfg.odoo_python.empty() ? X_OK : R_OK) != 0)
+    throw ConfigError("--odoo-bin " + cfg.odoo_bin +
+                      (cfg.odoo_python.empty() ? ": not an executable file"
+                                               : ": not a readable file"));
+  if (!cfg.odoo_python.empty() && access(cfg.odoo_python.c_str(), X_OK) != 0)
+    throw ConfigError("--odoo-python " + cfg.odoo_python + ": not an executable file");
+  for (const auto& dir : split_list(cfg.odoo_addons)) {
+    if (!is_dir(dir)) throw ConfigError("--odoo-addons: " + dir + " is not a directory");
+  }
+  if (cfg.odoo_user.empty()) cfg.odoo_user = geteuid() == 0 ? "per-environment" : "worker";
+  if (cfg.odoo_user != "worker" && geteuid() != 0)
+    throw ConfigError("--odoo-user " + cfg.odoo_user +
+                      ": only a worker running as root can run Odoo as another user");
 }
 
 }  // namespace
@@ -431,7 +487,7 @@ bool load_config(int argc, char** argv, Config& cfg) {
     else
       cfg.state_dir = "/tmp/odooops-worker";
   }
-  if (cfg.odoo_bin.empty()) cfg.odoo_bin = "odoo-bin";
+  resolve_odoo(cfg);
   if (cfg.odoo_image.empty()) cfg.odoo_image = "odoo:17";
   if (cfg.docker_host.empty()) cfg.docker_host = "unix:///var/run/docker.sock";
   auto env_or = [](const char* name, const char* def) {

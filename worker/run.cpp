@@ -374,6 +374,8 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
   env["ODOOOPS_PUBLIC_HOST"] = cfg_.public_host;
   env["ODOO_BIN"] = runtime_values_.odoo_bin;
   env["ODOOOPS_ODOO_ADDONS"] = runtime_values_.odoo_addons;
+  env["ODOOOPS_ODOO_PYTHON"] = cfg_.odoo_python;
+  env["ODOOOPS_ODOO_USER"] = cfg_.odoo_user;
   env["ODOOOPS_ODOO_IMAGE"] = runtime_values_.odoo_image;
   env["ODOOOPS_DOCKER_DB_HOST"] = cfg_.docker_db_host;
   env["DOCKER_HOST"] = cfg_.docker_host;

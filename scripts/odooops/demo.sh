@@ -5,9 +5,11 @@
 # environments, local-directory storage, the odooops-worker daemon, and a
 # deploy to staging whose events are shown live until it succeeds.
 #
-# Odoo: ODOO_BIN=/path/to/odoo-bin uses a real Odoo; without it the demo runs
-# tests/harness/odoo_standin.py, a small stand-in that is NOT Odoo (it only
-# answers /web/health and keeps a few Odoo-named tables).
+# Odoo: ODOO_SRC=/path/to/odoo (an Odoo 17.0 source tree, see the README for
+# the Debian packages it needs) or ODOO_BIN=/path/to/odoo-bin runs a real
+# Odoo; without either the demo runs tests/harness/odoo_standin.py, a small
+# stand-in that is NOT Odoo (it only answers /web/health and keeps a few
+# Odoo-named tables).
 #
 #   scripts/odooops/demo.sh          set up (or reuse) everything and run a deploy
 #   scripts/odooops/demo.sh stop     stop the worker, the environments' Odoo and the cluster
@@ -116,10 +118,17 @@ ON CONFLICT (project_id, name) DO UPDATE SET settings = ops.environments.setting
 SQL
 
 if ! worker_running; then
-  ODOO_BIN=${ODOO_BIN:-$ROOT/tests/harness/odoo_standin.py}
-  [ "$ODOO_BIN" = "$ROOT/tests/harness/odoo_standin.py" ] && echo "==> Odoo: the test stand-in (not Odoo); set ODOO_BIN to use a real odoo-bin"
+  odoo=()
+  if [ -n "${ODOO_SRC:-}" ]; then
+    odoo=(--odoo-src "$ODOO_SRC"); echo "==> Odoo: the source tree $ODOO_SRC"
+  elif [ -n "${ODOO_BIN:-}" ]; then
+    odoo=(--odoo-bin "$ODOO_BIN"); echo "==> Odoo: $ODOO_BIN"
+  else
+    odoo=(--odoo-bin "$ROOT/tests/harness/odoo_standin.py")
+    echo "==> Odoo: the test stand-in (not Odoo); set ODOO_SRC to an Odoo source tree to use a real Odoo"
+  fi
   echo "==> starting odooops-worker (log: $STATE/worker.log)"
-  ODOO_BIN=$ODOO_BIN setsid "$WORKER_BIN" --dsn "host=$PGHOST port=$PGPORT user=$PGUSER dbname=odooops" \
+  env -u ODOO_SRC -u ODOO_BIN setsid "$WORKER_BIN" "${odoo[@]}" --dsn "host=$PGHOST port=$PGPORT user=$PGUSER dbname=odooops" \
     --worker-id demo-worker --state-dir "$STATE/worker-state" --storage "file://$STATE/storage" \
     --poll-interval 2 >>"$STATE/worker.log" 2>&1 </dev/null &
   echo $! >"$STATE/worker.pid"

@@ -106,6 +106,15 @@ class StandIn:
         self.args = args
         self.log_fh = open(args.logfile, "a", buffering=1) if args.logfile else sys.stderr
 
+    def release(self):
+        # The release directory odooops deploys the repository into
+        # (.../releases/<sha>/...) appears in the addons path.
+        for part in self.args.addons_path.split(","):
+            head, sep, tail = part.partition("/releases/")
+            if sep:
+                return tail.split("/")[0]
+        return ""
+
     def log(self, level, msg):
         self.log_fh.write("%s %d %s odoo-standin %s: %s\n" % (
             time.strftime("%Y-%m-%d %H:%M:%S"), os.getpid(), level, self.args.db or "-", msg))
@@ -210,7 +219,7 @@ class StandIn:
                     return self.answer(200, json.dumps({
                         "standin": True, "database": standin.args.db, "pid": os.getpid(),
                         "addons": standin.addons(), "addons_path": standin.args.addons_path,
-                        "release": os.environ.get("ODOOOPS_RELEASE", "")}))
+                        "release": standin.release()}))
                 if path in ("/", "/web", "/web/login"):
                     return self.answer(200, "<html><body><h1>Odoo stand-in (not Odoo)</h1><p>database %s</p></body></html>"
                                        % standin.args.db, "text/html")

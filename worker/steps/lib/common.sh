@@ -180,42 +180,121 @@ SQL
   rm -f "$ROLE_SECRET"
 }
 
-# odoo_env_args: the arguments of env(1) that give odoo-bin the
-# environment role's credentials only: the worker's database login (PGUSER,
-# PGPASSWORD, PGPASSFILE, PGSERVICE...) and the storage settings are
-# removed; PGUSER and PGPASSFILE name the role. One per line.
+# odoo_env_args: the arguments of env(1) that start odoo-bin with a clean
+# environment: nothing of the worker's or the step's (no worker login, no
+# storage settings, no run context), only PATH, the locale and the
+# environment role's credentials (PGUSER and its password file). One per
+# line.
 odoo_env_args() {
-  local v
-  for v in $(compgen -e); do
-    case $v in
-      PG* | AWS_* | ODOOOPS_S3_* | ODOOOPS_STORAGE | ODOOOPS_CONFIG | ODOOOPS_DB_USER) printf '%s\n' -u "$v" ;;
-    esac
-  done
-  printf '%s\n' "PGHOST=${ODOOOPS_DB_HOST:-}" "PGPORT=${ODOOOPS_DB_PORT:-5432}" \
+  printf '%s\n' -i "PATH=$PATH" "LANG=${LANG:-C.UTF-8}" "HOME=$DATA_DIR" \
+    "PGHOST=${ODOOOPS_DB_HOST:-}" "PGPORT=${ODOOOPS_DB_PORT:-5432}" \
     "PGUSER=$ENV_ROLE" "PGPASSFILE=$ODOO_PGPASS"
+  [ -n "${TZ:-}" ] && printf '%s\n' "TZ=$TZ"
+  [ -n "${SSL_CERT_FILE:-}" ] && printf '%s\n' "SSL_CERT_FILE=$SSL_CERT_FILE"
+  return 0
 }
-# odoo_env CMD...: CMD with those credentials only.
-odoo_env() {
-  local args; mapfile -t args < <(odoo_env_args)
-  env "${args[@]}" "$@"
+
+# The operating-system user that runs the environment's Odoo, and with it
+# the branch's code (ODOOOPS_ODOO_USER, the worker's --odoo-user):
+# per-environment -- a system user of its own per environment, named after
+# the worker's state directory and the environment (so two workers on one
+# host never share one), created on first use; a user name -- that user; worker
+# -- the worker's own user. Branch code then cannot read the worker's
+# secrets (state/secrets is 0700), its environment (/proc/<pid>/environ),
+# the git mirrors, nor another environment's files, database password or
+# filestore.
+case ${ODOOOPS_ODOO_USER:-worker} in
+  worker) ODOO_OS_USER= ;;
+  per-environment) ODOO_OS_USER=odooops-$(printf '%s' "$ENV_DIR" | sha256sum | cut -c1-12) ;;
+  *) ODOO_OS_USER=$ODOOOPS_ODOO_USER ;;
+esac
+
+# odoo_os_user_prepare: the user exists, and it can read the environment's
+# directory (group) and owns its data, logs and database password file;
+# nothing else of the worker's state is open to it.
+odoo_os_user_prepare() {
+  [ -n "$ODOO_OS_USER" ] || return 0
+  if ! id -u "$ODOO_OS_USER" >/dev/null 2>&1; then
+    [ "${ODOOOPS_ODOO_USER:-}" = per-environment ] || die "the operating-system user $ODOO_OS_USER (--odoo-user) does not exist"
+    (umask 077; mkdir -p "$ODOOOPS_STATE_DIR/secrets")
+    (
+      flock 8
+      id -u "$ODOO_OS_USER" >/dev/null 2>&1 ||
+        useradd --system --user-group --no-create-home --home-dir /nonexistent \
+          --shell /usr/sbin/nologin --comment "odooops ${ODOOOPS_PROJECT:-}/${ODOOOPS_ENVIRONMENT:-}" "$ODOO_OS_USER"
+    ) 8>"$ODOOOPS_STATE_DIR/secrets/useradd.lock" || die "cannot create the operating-system user $ODOO_OS_USER"
+    echo "created the operating-system user $ODOO_OS_USER for ${ODOOOPS_ENVIRONMENT:-the environment}"
+  fi
+  local state=$ODOOOPS_STATE_DIR
+  # Traversable, not listable: the user reaches its own environment only.
+  chmod 711 "$state" "$state/envs" "$(dirname "$ENV_DIR")" 2>/dev/null || true
+  chmod 700 "$state/secrets" "$state/git" 2>/dev/null || true
+  mkdir -p "$LOGDIR" "$DATA_DIR"
+  chown "root:$ODOO_OS_USER" "$ENV_DIR" && chmod 750 "$ENV_DIR"
+  find "$DATA_DIR" "$LOGDIR" \! -user "$ODOO_OS_USER" -exec chown -h "$ODOO_OS_USER:$ODOO_OS_USER" {} +
+  chmod 700 "$DATA_DIR" "$LOGDIR"
+  [ -f "$ODOO_PGPASS" ] && chown "$ODOO_OS_USER:$ODOO_OS_USER" "$ODOO_PGPASS"
+  # A workspace holds the test workflow's checkout and throw-away data.
+  if [ -d "${ODOOOPS_WORKSPACE:-}" ]; then
+    chown "root:$ODOO_OS_USER" "$ODOOOPS_WORKSPACE" && chmod 750 "$ODOOOPS_WORKSPACE"
+    chmod 711 "$(dirname "$ODOOOPS_WORKSPACE")"
+  fi
+  setpriv --reuid="$ODOO_OS_USER" --regid="$ODOO_OS_USER" --clear-groups -- test -r "$ODOO_PGPASS" -a -x "$DATA_DIR" ||
+    die "the operating-system user $ODOO_OS_USER cannot reach $ENV_DIR: every directory above the worker's state directory must be traversable (o+x)"
+}
+
+# odoo_os_user_drop: the environment is destroyed; its own user goes too.
+odoo_os_user_drop() {
+  [ "${ODOOOPS_ODOO_USER:-}" = per-environment ] && id -u "$ODOO_OS_USER" >/dev/null 2>&1 || return 0
+  pkill -KILL -u "$ODOO_OS_USER" 2>/dev/null || true
+  userdel "$ODOO_OS_USER" && echo "removed the operating-system user $ODOO_OS_USER"
 }
 
 odoo_bin() {
   local bin=${ODOO_BIN:-odoo-bin}
   if [[ $bin != /* ]]; then bin=$(command -v "$bin" || true); fi
-  [ -n "$bin" ] && [ -x "$bin" ] || die "odoo-bin not found or not executable: ${ODOO_BIN:-odoo-bin} (the worker's --odoo-bin, or the runtime profile's odoo_bin)"
+  if [ -n "${ODOOOPS_ODOO_PYTHON:-}" ]; then
+    [ -n "$bin" ] && [ -r "$bin" ] || die "odoo-bin not found: ${ODOO_BIN:-odoo-bin} (the worker's --odoo-src or --odoo-bin, or the runtime profile's odoo_bin)"
+  else
+    [ -n "$bin" ] && [ -x "$bin" ] || die "odoo-bin not found or not executable: ${ODOO_BIN:-odoo-bin} (the worker's --odoo-src or --odoo-bin, or the runtime profile's odoo_bin)"
+  fi
   printf '%s\n' "$bin"
 }
 
-# Odoo's own addons directories: --odoo-addons, else the addons/ directory
-# beside odoo-bin (a source checkout of Odoo), else none (odoo-bin adds its
-# base addons itself).
-odoo_core_addons() {
-  if [ -n "${ODOOOPS_ODOO_ADDONS:-}" ]; then printf '%s\n' "$ODOOOPS_ODOO_ADDONS"; return; fi
+# odoo_command: sets ODOO_CMD to the command that runs odoo-bin for this
+# environment: its database credentials only, as its operating-system user,
+# through --odoo-python when set. Callers append odoo-bin's arguments, and
+# start it with `3>&-` (it runs the branch's code).
+odoo_command() {
   local bin; bin=$(odoo_bin)
-  if [ -d "$(dirname "$bin")/addons/web" ]; then printf '%s\n' "$(dirname "$bin")/addons"; fi
-  return 0
+  local cred; mapfile -t cred < <(odoo_env_args)
+  odoo_os_user_prepare
+  ODOO_CMD=(env "${cred[@]}")
+  [ -n "$ODOO_OS_USER" ] && ODOO_CMD+=(setpriv --reuid="$ODOO_OS_USER" --regid="$ODOO_OS_USER" --clear-groups --)
+  [ -n "${ODOOOPS_ODOO_PYTHON:-}" ] && ODOO_CMD+=("$ODOOOPS_ODOO_PYTHON")
+  ODOO_CMD+=("$bin")
 }
+# odoo_run ARGS...: runs odoo-bin ARGS that way.
+odoo_run() {
+  odoo_command
+  "${ODOO_CMD[@]}" "$@" 3>&-
+}
+
+# addons_path SRC_DIR ADDONS_JSON: Odoo's own addons directories (the
+# worker's current setting, never a value cached with a release) and the
+# repository's addons directories that the addons step found (ADDONS_JSON,
+# relative to SRC_DIR).
+addons_path() {
+  python3 - "$1" "$2" "${ODOOOPS_ODOO_ADDONS:-}" <<'PY'
+import json, os, sys
+src, info, core = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3]
+paths = [p for p in core.split(",") if p]
+paths += [os.path.normpath(os.path.join(src, p)) for p in info["addons_paths"]]
+print(",".join(paths))
+PY
+}
+# release_addons_path RELEASE_DIR: the addons path of a deployed release.
+release_addons_path() { addons_path "$1" "$1/.odooops-addons.json"; }
 
 odoo_running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
@@ -257,14 +336,13 @@ demo_flags() {
 # from the step (its own session), and records its pid.
 odoo_start() {
   local release; release=$(readlink -f "$ENV_DIR/current") || die "no release deployed in $ENV_DIR/current"
-  local addons_path; addons_path=$(cat "$release/.odooops-addons-path")
-  local bin; bin=$(odoo_bin)
+  local addons; addons=$(release_addons_path "$release")
   mkdir -p "$LOGDIR" "$DATA_DIR"
-  mapfile -t flags < <(odoo_flags "$addons_path")
-  echo "starting $bin on port $ODOOOPS_HTTP_PORT (database $ODOOOPS_DB_NAME, release $(basename "$release"))"
+  mapfile -t flags < <(odoo_flags "$addons")
   env_db_prepare
-  mapfile -t cred < <(odoo_env_args)
-  env "${cred[@]}" ODOOOPS_RELEASE="$(basename "$release")" setsid "$bin" "${flags[@]}" --http-port "$ODOOOPS_HTTP_PORT" \
+  odoo_command
+  echo "starting ${ODOO_CMD[*]: -1} on port $ODOOOPS_HTTP_PORT (database $ODOOOPS_DB_NAME, release $(basename "$release")${ODOO_OS_USER:+, user $ODOO_OS_USER})"
+  setsid "${ODOO_CMD[@]}" "${flags[@]}" --http-port "$ODOOOPS_HTTP_PORT" \
     --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}" >>"$LOGDIR/odoo.stdout" 2>&1 </dev/null 3>&- &
   local pid=$!
   # The worker ends a step's process group when the step exits: wait until
@@ -297,23 +375,64 @@ health_check() {
 }
 
 # Which modules to install or update, as "INIT UPDATE" (comma lists, "-" for
-# none): addons not installed yet are installed (base on a new database),
-# addons whose manifest version differs from what the database last saw
-# (ir_module_module.latest_version) are updated, as Odoo.sh does.
+# none), decided as Odoo and Odoo.sh decide it: addons not installed yet are
+# installed (base on a new database); an installed addon is updated when its
+# manifest version, read the way Odoo reads it (adapt_version: "1.0" is
+# "<series>.1.0", no version is "1.0"), differs from what the database last
+# saw (ir_module_module.latest_version), or when its files changed without a
+# version bump (their checksum differs from the one recorded after the
+# last install or update, record_addon_checksums). Changed-without-bump
+# addons are also listed in $ODOOOPS_WORKSPACE/changed-without-bump.
 modules_plan() {
-  local installed="{}"
+  local installed="{}" series="" recorded="{}"
   if db_exists "$ODOOOPS_DB_NAME" && [ "$(q -d "$ODOOOPS_DB_NAME" -c "SELECT to_regclass('ir_module_module') IS NOT NULL")" = t ]; then
     installed=$(q -d "$ODOOOPS_DB_NAME" -c "SELECT coalesce(json_object_agg(name, coalesce(latest_version, '')), '{}') FROM ir_module_module WHERE state = 'installed'")
+    recorded=$(q -d "$ODOOOPS_DB_NAME" -c "SELECT coalesce((SELECT value FROM ir_config_parameter WHERE key = 'odooops.addon_checksums'), '{}')")
   fi
-  python3 - "$ODOOOPS_WORKSPACE/addons.json" "$installed" <<'PY'
-import json, sys
+  python3 - "$ODOOOPS_WORKSPACE/addons.json" "$installed" "$recorded" "$ODOOOPS_WORKSPACE/changed-without-bump" <<'PY'
+import json, re, sys
 addons = [a for a in json.load(open(sys.argv[1]))["addons"] if a.get("installable", True)]
-installed = json.loads(sys.argv[2])
+installed, recorded = json.loads(sys.argv[2]), json.loads(sys.argv[3] or "{}")
+# The Odoo series of this database: base's version is "<major>.<minor>.x.y".
+series = ".".join(installed.get("base", "").split(".")[:2])
+
+def adapt(version):
+    version = version or "1.0"
+    if not series or version.startswith(series + ".") and version != series:
+        return version
+    return "%s.%s" % (series, version)
+
 init = ["base"] if "base" not in installed else []
 init += [a["name"] for a in addons if a["name"] not in installed]
-update = [a["name"] for a in addons if a["name"] in installed and installed[a["name"]] != a["version"]]
+update, silent = [], []
+for a in addons:
+    name = a["name"]
+    if name not in installed:
+        continue
+    if installed[name] != adapt(a["version"]):
+        update.append(name)
+    elif name in recorded and recorded[name] != a.get("checksum"):
+        update.append(name)
+        silent.append(name)
+open(sys.argv[4], "w").write(",".join(silent))
 print(",".join(init) or "-", ",".join(update) or "-")
 PY
+}
+
+# record_addon_checksums: after a successful install or update, the
+# database remembers the checksum of each repository addon it has
+# installed (ir_config_parameter odooops.addon_checksums), so a copy of it
+# (a backup, a staging refresh) knows which files it runs.
+record_addon_checksums() {
+  local sums
+  sums=$(python3 -c 'import json,sys; print(json.dumps({a["name"]: a.get("checksum") for a in json.load(open(sys.argv[1]))["addons"]}))' "$ODOOOPS_WORKSPACE/addons.json")
+  q -d "$ODOOOPS_DB_NAME" -v sums="$sums" >/dev/null <<'SQL'
+INSERT INTO ir_config_parameter (key, value)
+SELECT 'odooops.addon_checksums', (SELECT coalesce(jsonb_object_agg(key, value), '{}')::text
+         FROM jsonb_each(:'sums'::jsonb)
+        WHERE key IN (SELECT name FROM ir_module_module WHERE state = 'installed'))
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+SQL
 }
 
 modules_meta() {
