@@ -4,13 +4,18 @@
 # control-plane database, git repository, state directory and ports, and
 # removes them on exit (KEEP_E2E=1 keeps the directory).
 #
-# The Odoo used here is tests/harness/odoo_standin.py, a stand-in: Odoo
-# itself cannot be installed on the test machines.
+# The Odoo used here is tests/harness/odoo_standin.py, a stand-in for the
+# flags and failure paths real Odoo cannot easily produce, fast; the same
+# steps run on real Odoo in tests/e2e/real_odoo.sh when a source tree is
+# given (ODOO_SRC).
 set -euo pipefail
 E2E_NAME=$(basename "$0" .sh)
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WORKER_BIN=${WORKER_BIN:-$ROOT/build/odooops-worker}
 STANDIN=$ROOT/tests/harness/odoo_standin.py
+# How the worker runs Odoo: the stand-in unless a test sets ODOO_FLAGS
+# (tests/e2e/real_odoo.sh: --odoo-src with a real Odoo source tree).
+[ -n "${ODOO_FLAGS+x}" ] || ODOO_FLAGS=(--odoo-bin "$STANDIN")
 [ -x "$WORKER_BIN" ] || { echo "$E2E_NAME: build the worker first (cmake --build build)" >&2; exit 1; }
 WORK=$(mktemp -d "/tmp/odooops-e2e-$E2E_NAME.XXXXXX")
 chmod 755 "$WORK"
@@ -109,7 +114,7 @@ SQL
 start_worker() {
   local name=$1; shift
   scalar "INSERT INTO ops.worker_logins (login, worker_id) VALUES ('odooops_e2e_worker', '$name') ON CONFLICT DO NOTHING" >/dev/null
-  ODOO_BIN=$STANDIN "$WORKER_BIN" --dsn "dbname=$CP_DB user=odooops_e2e_worker" --worker-id "$name" --state-dir "$STATE" \
+  "$WORKER_BIN" "${ODOO_FLAGS[@]}" --dsn "dbname=$CP_DB user=odooops_e2e_worker" --worker-id "$name" --state-dir "$STATE" \
     --steps-dir "$ROOT/worker/steps" --poll-interval 1 --event-flush 0.1 "$@" \
     >>"$WORK/worker-$name.log" 2>&1 &
   WORKER_PIDS+=($!)

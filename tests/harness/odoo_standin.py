@@ -22,6 +22,7 @@ import argparse
 import ast
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,24 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = "17.0-standin"
+SERIES = "17.0"  # the Odoo series the stand-in imitates (release.major_version)
+BASE_VERSION = SERIES + ".1.3"  # base's manifest version as Odoo 17.0 stores it
+
+
+def adapt_version(version):
+    """Odoo's odoo.modules.module.adapt_version: a manifest version without
+    the series prefix gets it ("1.0" is stored as "17.0.1.0"); anything but
+    x.y, x.y.z or their prefixed forms is refused."""
+    version = version or "1.0"
+    if version == SERIES or not version.startswith(SERIES + "."):
+        base = version
+        version = "%s.%s" % (SERIES, version)
+    else:
+        base = version[len(SERIES) + 1:]
+    if not re.match(r"^[0-9]+\.[0-9]+(?:\.[0-9]+)?$", base):
+        raise ValueError("Invalid version %r. Modules should have a version in format x.y, x.y.z, "
+                         "%s.x.y or %s.x.y.z." % (base, SERIES, SERIES))
+    return version
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ir_module_module (
@@ -145,7 +164,7 @@ class StandIn:
                     try:
                         with open(manifest) as fh:
                             data = ast.literal_eval(fh.read())
-                        found[name] = str(data.get("version", "1.0"))
+                        found[name] = adapt_version(str(data.get("version", "")))
                     except (ValueError, SyntaxError) as exc:
                         raise RuntimeError("invalid manifest %s: %s" % (manifest, exc))
         return found
@@ -162,7 +181,7 @@ class StandIn:
         if not has_schema:
             self.log("INFO", "initialising the stand-in schema (module base)")
             self.psql(SCHEMA + SEED + "INSERT INTO ir_module_module (name, state, latest_version) "
-                                      "VALUES ('base', 'installed', '%s');" % VERSION)
+                                      "VALUES ('base', 'installed', '%s');" % BASE_VERSION)
             fs = self.filestore()
             os.makedirs(os.path.join(fs, "3f"), exist_ok=True)
             with open(os.path.join(fs, "3f", "3f2a9c0e5d1b"), "w") as fh:

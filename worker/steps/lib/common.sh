@@ -341,6 +341,8 @@ odoo_start() {
   mapfile -t flags < <(odoo_flags "$addons")
   env_db_prepare
   odoo_command
+  # Where this start's part of the log begins (the health check's failure line).
+  stat -c %s "$LOGDIR/odoo.log" >"$ENV_DIR/odoo.log-offset" 2>/dev/null || echo 0 >"$ENV_DIR/odoo.log-offset"
   echo "starting ${ODOO_CMD[*]: -1} on port $ODOOOPS_HTTP_PORT (database $ODOOOPS_DB_NAME, release $(basename "$release")${ODOO_OS_USER:+, user $ODOO_OS_USER})"
   setsid "${ODOO_CMD[@]}" "${flags[@]}" --http-port "$ODOOOPS_HTTP_PORT" \
     --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}" >>"$LOGDIR/odoo.stdout" 2>&1 </dev/null 3>&- &
@@ -354,6 +356,46 @@ odoo_start() {
   echo "$pid" >"$PIDFILE"
 }
 
+# odoo_failure LOG [OFFSET]: the line that says why Odoo failed, from LOG
+# (from byte OFFSET on: this invocation's part): the exception of the last
+# traceback with the file and line it points at (a Python syntax error, an
+# XML file that does not parse), else the first ERROR or CRITICAL message.
+odoo_failure() {
+  python3 - "$1" "${2:-0}" "${ENV_DIR:-}" <<'PY'
+import re, sys
+path, offset, env_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    with open(path, errors="replace") as fh:
+        fh.seek(offset)
+        lines = fh.read().splitlines()
+except OSError:
+    sys.exit(0)
+def short(text):
+    text = text.replace(env_dir + "/", "") if env_dir else text
+    return re.sub(r"releases/[0-9a-f]{40}/", "", text)[:500]
+exc, where, in_tb = None, None, False
+for line in lines:
+    if line.startswith("Traceback (most recent call last):"):
+        in_tb, where = True, None
+        continue
+    if in_tb:
+        m = re.match(r'\s*File "([^"]+)", line (\d+)', line)
+        if m:
+            where = "%s:%s" % (m.group(1), m.group(2))
+        elif line and not line[0].isspace():
+            exc, in_tb = (line, where), False
+if exc:
+    text, where = exc
+    print(short(text + (" (at %s)" % where if where and where.split(":")[0] not in text else "")))
+    sys.exit(0)
+for line in lines:
+    m = re.match(r"\S+ \S+ \d+ (ERROR|CRITICAL) \S+ (\S+): (.*)", line)
+    if m:
+        print(short(m.group(3)))
+        break
+PY
+}
+
 # GET /web/health until it answers {"status": "pass"} (default 60 tries, 0.5 s apart).
 health_check() {
   local url=$1 tries=${2:-${ODOOOPS_HEALTH_TRIES:-60}} body=""
@@ -363,14 +405,14 @@ health_check() {
       return 0
     fi
     if [ -n "${HEALTH_PID:-}" ] && ! kill -0 "$HEALTH_PID" 2>/dev/null; then
-      echo "the Odoo process exited during the health check; last log lines:" >&2
       tail -n 20 "$LOGDIR/odoo.log" "$LOGDIR/odoo.stdout" >&2 2>/dev/null || true
+      echo "the Odoo process exited during the health check: $(odoo_failure "$LOGDIR/odoo.log" "$(cat "$ENV_DIR/odoo.log-offset" 2>/dev/null || echo 0)")" >&2
       return 1
     fi
     sleep 0.5
   done
-  echo "GET $url/web/health did not pass after $tries attempts (last answer: ${body:-none}); last log lines:" >&2
   tail -n 20 "$LOGDIR/odoo.log" >&2 2>/dev/null || true
+  echo "GET $url/web/health did not pass after $tries attempts (last answer: ${body:-none}); $(odoo_failure "$LOGDIR/odoo.log" "$(cat "$ENV_DIR/odoo.log-offset" 2>/dev/null || echo 0)")" >&2
   return 1
 }
 
@@ -435,6 +477,15 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
 SQL
 }
 
+# modules_meta INIT UPDATE [CHANGED_WITHOUT_BUMP]: the module plan as the
+# run's metadata (comma lists, "-" for none).
 modules_meta() {
-  python3 -c 'import json,sys; print("::odooops::metadata " + json.dumps({"modules": {"installed": [m for m in sys.argv[1].split(",") if m != "-"], "updated": [m for m in sys.argv[2].split(",") if m != "-"]}}))' "$1" "$2" >&3
+  python3 - "$1" "$2" "${3:-}" >&3 <<'PY'
+import json, sys
+names = lambda v: [m for m in v.split(",") if m and m != "-"]
+modules = {"installed": names(sys.argv[1]), "updated": names(sys.argv[2])}
+if sys.argv[3]:
+    modules["changed_without_bump"] = names(sys.argv[3])
+print("::odooops::metadata " + json.dumps({"modules": modules}))
+PY
 }
