@@ -178,6 +178,12 @@ const std::vector<Option>& options() {
        "user name (one user for every environment), or worker (the worker's own user; the only "
        "choice when it is not root)",
        [](Config& c, const std::string& v) { c.odoo_user = v; }},
+      {"template-databases", "ODOOOPS_TEMPLATE_DATABASES", "BOOL",
+       "start a new environment database as a copy of a template that has Odoo's base installed "
+       "already, built once per Odoo and demo choice (default true)",
+       [](Config& c, const std::string& v) {
+         c.template_databases = to_bool("template-databases", v);
+       }},
       {"odoo-bin", "ODOO_BIN", "PATH",
        "odoo-bin for the process runtime (default: odoo-bin on PATH); a runtime profile may name "
        "it",

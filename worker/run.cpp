@@ -376,6 +376,7 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
   env["ODOOOPS_ODOO_ADDONS"] = runtime_values_.odoo_addons;
   env["ODOOOPS_ODOO_PYTHON"] = cfg_.odoo_python;
   env["ODOOOPS_ODOO_USER"] = cfg_.odoo_user;
+  env["ODOOOPS_TEMPLATE_DATABASES"] = cfg_.template_databases ? "true" : "false";
   env["ODOOOPS_ODOO_IMAGE"] = runtime_values_.odoo_image;
   env["ODOOOPS_DOCKER_DB_HOST"] = cfg_.docker_db_host;
   env["DOCKER_HOST"] = cfg_.docker_host;
@@ -561,7 +562,18 @@ RunExecution::Outcome RunExecution::execute() {
   fs::remove_all(workspace_, ec);
   fs::create_directories(workspace_, ec);
   if (ec) return fail("cannot create the workspace " + workspace_ + ": " + ec.message());
-  fs::create_directories(env_dir_, ec);
+  // The workspace holds the checkout (another project's code, to the other
+  // environments' users) and the environment directory its database
+  // password: both start closed to everyone but the worker; the steps open
+  // them to the environment's own user only (lib/common.sh).
+  fs::permissions(workspace_, fs::perms::owner_all, fs::perm_options::replace, ec);
+  fs::permissions(fs::path(workspace_).parent_path(),
+                  fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec,
+                  fs::perm_options::replace, ec);
+  if (!fs::exists(env_dir_)) {
+    fs::create_directories(env_dir_, ec);
+    fs::permissions(env_dir_, fs::perms::owner_all, fs::perm_options::replace, ec);
+  }
 
   event("info",
         "worker " + worker_ + " runs " + ctx_["workflow"] + " for " + ctx_["project"] + "/" +

@@ -55,6 +55,10 @@ e2e_cleanup() {
     for db in $(psql -X -A -t -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_${E2E_NAME//-/_}\\_%' OR datname = '$CP_DB'" 2>/dev/null); do
       psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
     done
+    # The template databases this test's worker built (worker/steps/lib/template_db.sh).
+    for tpl in "$STATE"/templates/odooops_tpl_*/; do
+      [ -d "$tpl" ] && psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$(basename "$tpl")\" WITH (FORCE)" >/dev/null 2>&1
+    done
     # The environments' database roles (odoo_<database>) of this test.
     for role in $(psql -X -A -t -d postgres -c "SELECT rolname FROM pg_roles WHERE rolname LIKE 'odoo\\_e2e\\_${E2E_NAME//-/_}\\_%'" 2>/dev/null); do
       psql -X -q -d postgres -c "DROP OWNED BY \"$role\"" -c "DROP ROLE IF EXISTS \"$role\"" >/dev/null 2>&1 || true

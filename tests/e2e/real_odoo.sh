@@ -16,18 +16,24 @@
 #    (database.is_neutralized, crons and mail servers off, the module's own
 #    data/neutralize.sql), the copy has its own database.uuid and
 #    database.secret, and a token signed on staging is refused by production;
-#  - a failed first deploy leaves no half-installed database behind;
+#  - a failed first deploy leaves no half-installed database behind; a new
+#    database copied from the template database (base installed once) has
+#    exactly the modules, versions and demo flags of a fresh install;
 #  - destroy of the development environment removes its database,
 #    filestore, process and operating-system user.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/harness/odoo_modules.sh
+source "$ROOT/tests/harness/odoo_modules.sh"
 ODOO_SRC=${ODOO_SRC:?ODOO_SRC must name an Odoo source tree}
 [ -f "$ODOO_SRC/odoo/release.py" ] || fail "ODOO_SRC=$ODOO_SRC is not an Odoo source tree"
 # shellcheck disable=SC2034 # read by start_worker (lib.sh)
 ODOO_FLAGS=(--odoo-src "$ODOO_SRC")
-SERIES=$(/usr/bin/python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); from odoo import release; print(release.major_version)' "$ODOO_SRC")
+SERIES=$(odoo_series "$ODOO_SRC")
 setup_control_plane
-start_worker ro --kinds build,test,deploy,backup,restore,destroy --storage "file://$WORK/backups"
+# The first development deploy installs base with odoo-bin (a fresh
+# install); every later new database starts from the template database.
+start_worker fresh --kinds deploy --storage "file://$WORK/backups" --template-databases=false
 PROD=e2e_real_odoo_prod; STAGING=e2e_real_odoo_staging; DEV=e2e_real_odoo_dev
 T=240  # seconds a deploy on real Odoo may take on a slow machine
 
@@ -48,44 +54,8 @@ deploy() {  # deploy ENV STATUS -> run id, after it reached STATUS
 
 # The repository: oo_notes (version "1.0", a model, data, its own
 # neutralize.sql) and oo_extra (depends on it, a full version).
-rm -rf "$WORK/repo"; mkdir -p "$WORK/repo"; REPO=$WORK/repo
-mkdir -p "$REPO/oo_notes/data" "$REPO/oo_notes/security" "$REPO/oo_extra/data"
-cat >"$REPO/oo_notes/__manifest__.py" <<'PY'
-{"name": "Notes (odooops test)", "version": "1.0", "depends": ["base"], "license": "LGPL-3",
- "data": ["security/ir.model.access.csv", "data/notes.xml"]}
-PY
-echo 'from . import models' >"$REPO/oo_notes/__init__.py"
-cat >"$REPO/oo_notes/models.py" <<'PY'
-from odoo import fields, models
-
-
-class Note(models.Model):
-    _name = "oo.note"
-    _description = "Note"
-
-    name = fields.Char(required=True)
-PY
-printf 'id,name,model_id:id,group_id:id,perm_read,perm_write,perm_create,perm_unlink\naccess_oo_note,oo.note,model_oo_note,base.group_user,1,1,1,1\n' \
-  >"$REPO/oo_notes/security/ir.model.access.csv"
-cat >"$REPO/oo_notes/data/notes.xml" <<'XML'
-<odoo>
-  <record id="note_first" model="oo.note"><field name="name">First</field></record>
-</odoo>
-XML
-echo "UPDATE oo_note SET name = 'neutralized: ' || name;" >"$REPO/oo_notes/data/neutralize.sql"
-cat >"$REPO/oo_extra/__manifest__.py" <<'PY'
-{"name": "Extra (odooops test)", "version": "SERIES.1.0.0", "depends": ["oo_notes"], "license": "LGPL-3",
- "data": ["data/extra.xml"]}
-PY
-sed -i "s/SERIES/$SERIES/" "$REPO/oo_extra/__manifest__.py"
-touch "$REPO/oo_extra/__init__.py"
-cat >"$REPO/oo_extra/data/extra.xml" <<'XML'
-<odoo>
-  <record id="note_extra" model="oo.note"><field name="name">Extra</field></record>
-</odoo>
-XML
-git -C "$REPO" init -q -b main
-commit "Two modules"
+rm -rf "$WORK/repo"; make_odoo_repo "$WORK/repo" "$SERIES"; REPO=$WORK/repo
+SHA=$(git -C "$REPO" rev-parse HEAD)
 scalar "UPDATE ops.projects SET repo_url = '$REPO'" >/dev/null
 
 # ---------------------------------------------------------------- development
@@ -99,6 +69,8 @@ if tr '\0' '\n' <"/proc/$pid/environ" | grep -qE '^(ODOOOPS_|AWS_|PGPASSWORD=)';
   fail "dev: Odoo's environment holds the worker's variables"
 fi
 say "development: deploy $d installed oo_notes ($SERIES.1.0) and oo_extra on a new database; Odoo runs as uid $uid, /web/login 200"
+kill -TERM "${WORKER_PIDS[@]}"; wait "${WORKER_PIDS[@]}" 2>/dev/null || true; WORKER_PIDS=()
+start_worker ro --kinds build,test,deploy,backup,restore,destroy --storage "file://$WORK/backups"
 
 # A bump of oo_extra updates exactly oo_extra; oo_notes ("1.0") is left alone.
 sed -i "s/$SERIES.1.0.0/$SERIES.1.0.1/" "$REPO/oo_extra/__manifest__.py"
@@ -158,7 +130,11 @@ b=$(queue_backup production); wait_status "$b" succeeded "$T"
 s=$(deploy staging succeeded)
 [ "$(result "$s" database_from_backup,neutralized)" = true ] || fail "staging deploy $s did not run on a neutralized copy: $(result "$s" database_from_backup)"
 [ "$(param "$STAGING" database.is_neutralized)" = true ] || fail "staging: database.is_neutralized is '$(param "$STAGING" database.is_neutralized)'"
-[ "$(on "$STAGING" "SELECT count(*) FROM ir_cron WHERE active")" = 0 ] || fail "staging: scheduled actions still active"
+# (Odoo keeps its own database vacuum, base.autovacuum_job, running.)
+[ "$(on "$STAGING" "SELECT count(*) FROM ir_cron c WHERE active AND NOT EXISTS (SELECT 1 FROM ir_model_data d
+      WHERE d.model = 'ir.cron' AND d.res_id = c.id AND d.module = 'base' AND d.name = 'autovacuum_job')")" = 0 ] \
+  || fail "staging: scheduled actions still active"
+[ "$(on "$PROD" "SELECT count(*) FROM ir_cron WHERE active")" -gt 1 ] || fail "production's scheduled actions were turned off"
 [ "$(on "$STAGING" "SELECT count(*) FROM ir_mail_server WHERE active")" = 0 ] || fail "staging: outgoing mail servers still active"
 [ "$(on "$STAGING" "SELECT count(*) FROM oo_note WHERE name = 'neutralized: written in production'")" = 1 ] \
   || fail "staging: oo_notes' own data/neutralize.sql did not run: $(on "$STAGING" "SELECT string_agg(name, ', ') FROM oo_note")"
@@ -194,7 +170,12 @@ SHA=$(git -C "$REPO" rev-parse HEAD)
 f=$(deploy fresh succeeded)
 [ "$(on e2e_real_odoo_fresh "SELECT count(*) FROM ir_module_module WHERE name = 'web' AND state = 'installed'")" = 1 ] \
   || fail "the next deploy $f did not install web"
-say "a failed first deploy removed its database; the next one ($f) installed from scratch"
+# The template path gives what a fresh install gives (dev was one).
+modules() { on "$1" "SELECT string_agg(name || ' ' || state || ' ' || latest_version || ' ' || demo, ',' ORDER BY name) FROM ir_module_module WHERE state = 'installed'"; }
+[ "$(modules e2e_real_odoo_fresh)" = "$(modules "$DEV")" ] \
+  || fail "the template path differs from a fresh install: $(diff <(modules e2e_real_odoo_fresh | tr , '\n') <(modules "$DEV" | tr , '\n'))"
+[ "$(param e2e_real_odoo_fresh database.uuid)" != "$(param "$DEV" database.uuid)" ] || fail "two databases share database.uuid"
+say "a failed first deploy removed its database; the next one ($f) started from the template database: same modules, versions and demo flags as the fresh install, its own database.uuid"
 
 # --------------------------------------------------------------------- destroy
 dev_user=$(ps -o user= -p "$(cat "$STATE/envs/acme/dev/odoo.pid")" | tr -d ' ')

@@ -1,7 +1,9 @@
 # shellcheck shell=bash disable=SC2034  # sourced: the variables are used by the steps
 # Shared helpers of the default step scripts (sourced, not executed).
 # The environment contract is documented in worker/README.md.
-set -euo pipefail
+set -Eeuo pipefail
+# A command that fails a step without a message of its own still says where.
+trap 'printf "%s: line %s: \"%s\" failed\n" "$(basename "$0")" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 STEPS_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -107,8 +109,11 @@ env_role_ensure() {
   fi
   chmod 600 "$ROLE_SECRET"
   local pw; pw=$(cat "$ROLE_SECRET")
-  # Variables through psql (:'role', :'pw'), never spliced into SQL text.
-  q -d postgres -v role="$ENV_ROLE" -v pw="$pw" >/dev/null <<'SQL'
+  # Variables through psql (:'role', :'pw'), never spliced into SQL text;
+  # the password through psql's environment (readable by the worker's user
+  # only), never its command line (readable by every user of the host).
+  ODOOOPS_ROLE_PASSWORD=$pw q -d postgres -v role="$ENV_ROLE" >/dev/null <<'SQL'
+\getenv pw ODOOOPS_ROLE_PASSWORD
 SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', :'role')
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
 -- Only a superuser may even clear SUPERUSER, REPLICATION or BYPASSRLS:
@@ -231,8 +236,17 @@ odoo_os_user_prepare() {
   chmod 700 "$state/secrets" "$state/git" 2>/dev/null || true
   mkdir -p "$LOGDIR" "$DATA_DIR"
   chown "root:$ODOO_OS_USER" "$ENV_DIR" && chmod 750 "$ENV_DIR"
-  find "$DATA_DIR" "$LOGDIR" \! -user "$ODOO_OS_USER" -exec chown -h "$ODOO_OS_USER:$ODOO_OS_USER" {} +
-  chmod 700 "$DATA_DIR" "$LOGDIR"
+  find "$DATA_DIR" \! -user "$ODOO_OS_USER" -exec chown -h "$ODOO_OS_USER:$ODOO_OS_USER" {} +
+  chmod 700 "$DATA_DIR"
+  # The logs are read by the worker (as root): their directory is not the
+  # user's, so a log file cannot be swapped for a link to another file; the
+  # user may only write into its own two log files.
+  chown root:root "$LOGDIR" && chmod 711 "$LOGDIR"
+  local f
+  for f in "$LOGDIR/odoo.log" "$LOGDIR/odoo.stdout"; do
+    [ -f "$f" ] && [ ! -L "$f" ] || { rm -rf "$f"; : >"$f"; }
+    chown "$ODOO_OS_USER:$ODOO_OS_USER" "$f" && chmod 600 "$f"
+  done
   [ -f "$ODOO_PGPASS" ] && chown "$ODOO_OS_USER:$ODOO_OS_USER" "$ODOO_PGPASS"
   # A workspace holds the test workflow's checkout and throw-away data.
   if [ -d "${ODOOOPS_WORKSPACE:-}" ]; then
@@ -298,18 +312,24 @@ release_addons_path() { addons_path "$1" "$1/.odooops-addons.json"; }
 
 odoo_running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
-# Stops the environment's Odoo process (TERM, then KILL after 15 s).
+# Stops the environment's Odoo process (TERM, then KILL after 15 s), and
+# whatever else the branch's code started as the environment's own user.
 odoo_stop() {
-  if ! odoo_running; then rm -f "$PIDFILE"; return 0; fi
-  local pid; pid=$(cat "$PIDFILE")
-  echo "stopping the running Odoo process $pid of ${ODOOOPS_ENVIRONMENT}"
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    warn "Odoo process $pid did not stop within 15 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
+  if odoo_running; then
+    local pid; pid=$(cat "$PIDFILE")
+    echo "stopping the running Odoo process $pid of ${ODOOOPS_ENVIRONMENT}"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      warn "Odoo process $pid did not stop within 15 s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
   fi
   rm -f "$PIDFILE"
+  if [ "${ODOOOPS_ODOO_USER:-}" = per-environment ] && id -u "$ODOO_OS_USER" >/dev/null 2>&1; then
+    pkill -KILL -u "$ODOO_OS_USER" 2>/dev/null || true
+  fi
+  return 0
 }
 
 # odoo-bin flags shared by init/update and the server.
@@ -322,20 +342,23 @@ odoo_flags() {
   return 0
 }
 
-# The demo-data flag of a module install: development and preview
-# environments get Odoo's demo data (as Odoo.sh development builds do);
-# staging and production never do.
-demo_flags() {
+# Development and preview environments get Odoo's demo data (as Odoo.sh
+# development builds do); staging and production never do.
+demo_wanted() {
   case $ODOOOPS_STAGE in
-    development | preview) ;;
-    *) printf '%s\n' --without-demo all ;;
+    development | preview) echo true ;;
+    *) echo false ;;
   esac
+}
+# The demo-data flag of a module install.
+demo_flags() {
+  [ "$(demo_wanted)" = true ] || printf '%s\n' --without-demo all
 }
 
 # Starts the release in $ENV_DIR/current on the environment's port, detached
 # from the step (its own session), and records its pid.
 odoo_start() {
-  local release; release=$(readlink -f "$ENV_DIR/current") || die "no release deployed in $ENV_DIR/current"
+  local release; release=$(readlink -e "$ENV_DIR/current") || die "no release deployed in $ENV_DIR/current"
   local addons; addons=$(release_addons_path "$release")
   mkdir -p "$LOGDIR" "$DATA_DIR"
   mapfile -t flags < <(odoo_flags "$addons")
