@@ -3,7 +3,9 @@
 # isolation specs against a temporary PostgreSQL 15 with the library
 # preloaded, the multi-process drain test, and the end-to-end tests of the
 # worker (tests/e2e/: real git, the real odooops-worker, the Odoo stand-in,
-# an S3 server that verifies SigV4). Exits non-zero on any failure.
+# an S3 server that verifies SigV4), and the same steps on real Odoo when an
+# Odoo source tree is present (ODOO_SRC, default /opt/odoo/17.0; SKIPPED
+# otherwise). Exits non-zero on any failure.
 #
 # Usage: tests/run_all.sh        (as root on Debian it installs what it needs)
 set -euo pipefail
@@ -15,8 +17,14 @@ export PATH=$PG_BINDIR:$PATH
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# The Odoo source tree of the real-Odoo suite, if this machine has one.
+ODOO_SRC=${ODOO_SRC:-/opt/odoo/17.0}
+[ -f "$ODOO_SRC/odoo-bin" ] && [ -d "$ODOO_SRC/odoo/addons/base" ] || ODOO_SRC=
+export ODOO_SRC
+
 step "dependencies"
 tests/harness/deps.sh
+[ -z "$ODOO_SRC" ] || tests/harness/odoo_deps.sh
 tests/harness/npm_deps.sh
 
 step "formatting (clang-format)"
@@ -75,11 +83,22 @@ for t in tests/multiprocess/*.sh; do
 done
 
 for t in tests/e2e/*.sh; do
-  [ "$(basename "$t")" = lib.sh ] && continue
+  case $(basename "$t") in lib.sh | real_odoo.sh) continue ;; esac
   step "end-to-end: $(basename "$t")"
   "$t"
   passed=$((passed + 1))
 done
+
+# Real Odoo: an Odoo source tree at ODOO_SRC (default /opt/odoo/17.0, see the
+# README); never downloaded. Without one the suite is skipped, and a skip is
+# not counted as a pass.
+step "end-to-end on real Odoo: real_odoo.sh"
+if [ -n "$ODOO_SRC" ]; then
+  ODOO_SRC=$ODOO_SRC tests/e2e/real_odoo.sh
+  passed=$((passed + 1))
+else
+  echo "SKIPPED: no Odoo source tree (set ODOO_SRC, or put one at /opt/odoo/17.0); the real-Odoo suite did not run"
+fi
 
 step "all tests passed"
 # GoogleTest cases, pg_regress and isolation suites, multi-process and

@@ -319,7 +319,7 @@ std::string default_steps_dir() {
 }
 
 bool is_dir(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
@@ -346,9 +346,9 @@ void resolve_odoo(Config& cfg) {
   }
   if (cfg.odoo_bin.front() == '/' &&
       access(cfg.odoo_bin.c_str(), cfg.odoo_python.empty() ? X_OK : R_OK) != 0)
-    throw ConfigError("--odoo-bin " + cfg.odoo_bin +
-                      (cfg.odoo_python.empty() ? ": not an executable file"
-                                               : ": not a readable file"));
+    throw ConfigError(
+        "--odoo-bin " + cfg.odoo_bin +
+        (cfg.odoo_python.empty() ? ": not an executable file" : ": not a readable file"));
   if (!cfg.odoo_python.empty() && access(cfg.odoo_python.c_str(), X_OK) != 0)
     throw ConfigError("--odoo-python " + cfg.odoo_python + ": not an executable file");
   for (const auto& dir : split_list(cfg.odoo_addons)) {

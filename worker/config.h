@@ -37,9 +37,9 @@ struct Config {
   // targets: the defaults of a run without a runtime profile, and what a
   // profile may choose (the worker refuses anything else)
   std::string runtime = "process";    // process | docker
-  std::string odoo_src;     // an Odoo source tree: defaults of odoo_bin and odoo_addons
-  std::string odoo_python;  // interpreter of odoo-bin (empty: odoo-bin runs itself)
-  std::string odoo_user;    // OS user of Odoo: per-environment | worker | a user name
+  std::string odoo_src;               // an Odoo source tree: defaults of odoo_bin and odoo_addons
+  std::string odoo_python;            // interpreter of odoo-bin (empty: odoo-bin runs itself)
+  std::string odoo_user;              // OS user of Odoo: per-environment | worker | a user name
   std::string odoo_bin;               // odoo-bin for the process runtime
   std::string odoo_addons;            // Odoo's own addons directories (comma-separated)
   std::string odoo_image;             // base image for the docker runtime

@@ -43,6 +43,14 @@ e2e_cleanup() {
   for c in "${EXTRA_CLEANUP[@]}"; do eval "$c" || true; done
   # Odoo stand-ins started by deploy steps (each in its own session)
   for pf in "$STATE"/envs/*/*/odoo.pid; do [ -f "$pf" ] && kill -KILL "$(cat "$pf")" 2>/dev/null || true; done
+  # The operating-system users the worker created for the environments
+  # (named after the environment's directory, worker/steps/lib/common.sh).
+  for dir in "$STATE"/envs/*/*/; do
+    local user; user=odooops-$(printf '%s' "${dir%/}" | sha256sum | cut -c1-12)
+    id -u "$user" >/dev/null 2>&1 || continue
+    pkill -KILL -u "$user" 2>/dev/null || true
+    userdel "$user" 2>/dev/null || true
+  done
   if [ -z "${KEEP_E2E:-}" ]; then
     for db in $(psql -X -A -t -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_${E2E_NAME//-/_}\\_%' OR datname = '$CP_DB'" 2>/dev/null); do
       psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true

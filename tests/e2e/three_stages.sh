@@ -220,7 +220,7 @@ wait_status "$rf" failed 120
 [[ $(scalar "SELECT error FROM ops.runs WHERE id = $rf") == "step deploy/35-restore-backup exited with code 1: backup $P4, nothing was restored"*"checksum mismatch"* ]] \
   || fail "corrupted backup: $(scalar "SELECT error FROM ops.runs WHERE id = $rf")"
 [ "$(data_fingerprint "$PROD")" = "$before" ] || fail "a refused rollback changed production data"
-[ "$(served_release "$PORT_PROD")" = "$SHA1" ] || fail "a refused rollback changed the served release"
+[ "$(served_release "$PORT_PROD")" = "$SHA1" ] || fail "a refused rollback changed the served release: $(served_release "$PORT_PROD") is not $SHA1"
 # ... a request cannot name the backup a deploy restores (odooops sets it),
 # and a named backup that was never completed fails before any step runs.
 refused=$(scalar "SELECT ops.queue_run(1, 'production', '$SHA2', 'main', '{\"restore_backup_id\": $P4}', 'deploy')" 2>&1 || true)

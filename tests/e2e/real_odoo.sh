@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Every deploy step on real Odoo Community, through the product only (the
+# control plane's SQL API and the real worker): run when ODOO_SRC names an
+# Odoo source tree (tests/run_all.sh passes it; it is never downloaded).
+# On a git repository with two small modules of its own:
+#  - development deploy on a new database installs the repository's modules,
+#    Odoo runs as an unprivileged per-environment user with a clean
+#    environment, /web/login answers;
+#  - a manifest version bump updates exactly that module; a module whose
+#    version is "1.0" (stored by Odoo as <series>.1.0) is not updated again;
+#    a change without a bump is detected and updated;
+#  - production deploy; broken XML and a Python syntax error each fail the
+#    deploy, name the failing file and line as the run's error, and leave
+#    the previous release serving on the database as it was;
+#  - backup, then staging refresh from it: Odoo's own neutralization ran
+#    (database.is_neutralized, crons and mail servers off, the module's own
+#    data/neutralize.sql), the copy has its own database.uuid and
+#    database.secret, and a token signed on staging is refused by production;
+#  - a failed first deploy leaves no half-installed database behind;
+#  - destroy of the development environment removes its database,
+#    filestore, process and operating-system user.
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+ODOO_SRC=${ODOO_SRC:?ODOO_SRC must name an Odoo source tree}
+[ -f "$ODOO_SRC/odoo/release.py" ] || fail "ODOO_SRC=$ODOO_SRC is not an Odoo source tree"
+# shellcheck disable=SC2034 # read by start_worker (lib.sh)
+ODOO_FLAGS=(--odoo-src "$ODOO_SRC")
+SERIES=$(/usr/bin/python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); from odoo import release; print(release.major_version)' "$ODOO_SRC")
+setup_control_plane
+start_worker ro --kinds build,test,deploy,backup,restore,destroy --storage "file://$WORK/backups"
+PROD=e2e_real_odoo_prod; STAGING=e2e_real_odoo_staging; DEV=e2e_real_odoo_dev
+T=240  # seconds a deploy on real Odoo may take on a slow machine
+
+commit() {  # commit MESSAGE: commits everything in the repository, sets SHA
+  git -C "$REPO" -c user.email=t@example.com -c user.name=test add -A
+  git -C "$REPO" -c user.email=t@example.com -c user.name=test commit -qm "$1"
+  SHA=$(git -C "$REPO" rev-parse HEAD)
+}
+on() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+result() { scalar "SELECT result #>> '{$2}' FROM ops.runs WHERE id = $1"; }
+run_error() { scalar "SELECT error FROM ops.runs WHERE id = $1"; }
+param() { on "$1" "SELECT value FROM ir_config_parameter WHERE key = '$2'"; }
+installed() { on "$1" "SELECT string_agg(name || ' ' || latest_version, ',' ORDER BY name) FROM ir_module_module WHERE name LIKE 'oo\\_%' AND state = 'installed'"; }
+login_page() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$1/web/login"; }
+deploy() {  # deploy ENV STATUS -> run id, after it reached STATUS
+  local r; r=$(queue "$1" deploy); wait_status "$r" "$2" "$T"; echo "$r"
+}
+
+# The repository: oo_notes (version "1.0", a model, data, its own
+# neutralize.sql) and oo_extra (depends on it, a full version).
+rm -rf "$WORK/repo"; mkdir -p "$WORK/repo"; REPO=$WORK/repo
+mkdir -p "$REPO/oo_notes/data" "$REPO/oo_notes/security" "$REPO/oo_extra/data"
+cat >"$REPO/oo_notes/__manifest__.py" <<'PY'
+{"name": "Notes (odooops test)", "version": "1.0", "depends": ["base"], "license": "LGPL-3",
+ "data": ["security/ir.model.access.csv", "data/notes.xml"]}
+PY
+echo 'from . import models' >"$REPO/oo_notes/__init__.py"
+cat >"$REPO/oo_notes/models.py" <<'PY'
+from odoo import fields, models
+
+
+class Note(models.Model):
+    _name = "oo.note"
+    _description = "Note"
+
+    name = fields.Char(required=True)
+PY
+printf 'id,name,model_id:id,group_id:id,perm_read,perm_write,perm_create,perm_unlink\naccess_oo_note,oo.note,model_oo_note,base.group_user,1,1,1,1\n' \
+  >"$REPO/oo_notes/security/ir.model.access.csv"
+cat >"$REPO/oo_notes/data/notes.xml" <<'XML'
+<odoo>
+  <record id="note_first" model="oo.note"><field name="name">First</field></record>
+</odoo>
+XML
+echo "UPDATE oo_note SET name = 'neutralized: ' || name;" >"$REPO/oo_notes/data/neutralize.sql"
+cat >"$REPO/oo_extra/__manifest__.py" <<'PY'
+{"name": "Extra (odooops test)", "version": "SERIES.1.0.0", "depends": ["oo_notes"], "license": "LGPL-3",
+ "data": ["data/extra.xml"]}
+PY
+sed -i "s/SERIES/$SERIES/" "$REPO/oo_extra/__manifest__.py"
+touch "$REPO/oo_extra/__init__.py"
+cat >"$REPO/oo_extra/data/extra.xml" <<'XML'
+<odoo>
+  <record id="note_extra" model="oo.note"><field name="name">Extra</field></record>
+</odoo>
+XML
+git -C "$REPO" init -q -b main
+commit "Two modules"
+scalar "UPDATE ops.projects SET repo_url = '$REPO'" >/dev/null
+
+# ---------------------------------------------------------------- development
+d=$(deploy dev succeeded)
+[ "$(installed "$DEV")" = "oo_extra $SERIES.1.0.0,oo_notes $SERIES.1.0" ] || fail "dev deploy $d installed: $(installed "$DEV")"
+[ "$(login_page "$PORT_DEV")" = 200 ] || fail "dev: /web/login answers $(login_page "$PORT_DEV")"
+pid=$(cat "$STATE/envs/acme/dev/odoo.pid")
+uid=$(ps -o uid= -p "$pid" | tr -d ' ')
+[[ -n $uid && $uid != 0 && $uid != "$(id -u)" ]] || fail "dev: Odoo runs as uid '$uid', not a user of its own"
+if tr '\0' '\n' <"/proc/$pid/environ" | grep -qE '^(ODOOOPS_|AWS_|PGPASSWORD=)'; then
+  fail "dev: Odoo's environment holds the worker's variables"
+fi
+say "development: deploy $d installed oo_notes ($SERIES.1.0) and oo_extra on a new database; Odoo runs as uid $uid, /web/login 200"
+
+# A bump of oo_extra updates exactly oo_extra; oo_notes ("1.0") is left alone.
+sed -i "s/$SERIES.1.0.0/$SERIES.1.0.1/" "$REPO/oo_extra/__manifest__.py"
+commit "Bump oo_extra"
+d=$(deploy dev succeeded)
+[ "$(result "$d" modules,updated)" = '["oo_extra"]' ] || fail "bump: deploy $d updated $(result "$d" modules,updated)"
+[ "$(installed "$DEV")" = "oo_extra $SERIES.1.0.1,oo_notes $SERIES.1.0" ] || fail "bump: installed $(installed "$DEV")"
+# A change without a version bump is detected (checksum) and updated.
+sed -i 's/First/First note/' "$REPO/oo_notes/data/notes.xml"
+commit "Rename the first note without a bump"
+d=$(deploy dev succeeded)
+[ "$(result "$d" modules,updated)" = '["oo_notes"]' ] || fail "no bump: deploy $d updated $(result "$d" modules,updated)"
+[ "$(result "$d" modules,changed_without_bump)" = '["oo_notes"]' ] || fail "no bump: not reported: $(result "$d" modules)"
+[ "$(on "$DEV" "SELECT count(*) FROM oo_note WHERE name = 'First note'")" = 1 ] || fail "no bump: the data change did not reach the database"
+d=$(deploy dev succeeded)
+[ "$(result "$d" modules,updated)" = '[]' ] || fail "unchanged: deploy $d updated $(result "$d" modules,updated)"
+say "development: a bump updated exactly oo_extra, a change without a bump updated oo_notes, an unchanged redeploy updated nothing"
+
+# ------------------------------------------------------------------ production
+p=$(deploy production succeeded)
+[ "$(login_page "$PORT_PROD")" = 200 ] || fail "production deploy $p: /web/login answers $(login_page "$PORT_PROD")"
+[ "$(on "$PROD" "SELECT count(*) FROM ir_module_module WHERE name = 'base' AND demo")" = 0 ] || fail "production got demo data"
+on "$PROD" "INSERT INTO oo_note (name) VALUES ('written in production')" >/dev/null
+good_sha=$SHA
+# Broken XML in an update: the deploy fails with the file and line, and
+# production serves the previous release on its database as it was.
+cp "$REPO/oo_extra/data/extra.xml" "$WORK/extra.xml"
+printf '<odoo>\n  <record id="note_extra" model="oo.note">\n    <field name="name">Broken</field>\n</odoo>\n' >"$REPO/oo_extra/data/extra.xml"
+sed -i "s/$SERIES.1.0.1/$SERIES.1.0.2/" "$REPO/oo_extra/__manifest__.py"
+commit "Broken XML"
+bad=$(deploy production failed)
+err=$(run_error "$bad")
+[[ $err == *extra.xml* ]] || fail "broken XML: the run's error does not name the file: $err"
+[ "$(readlink -f "$STATE/envs/acme/production/current")" = "$STATE/envs/acme/production/releases/$good_sha" ] \
+  || fail "broken XML: production does not run the previous release"
+[ "$(login_page "$PORT_PROD")" = 200 ] || fail "broken XML: production does not serve after the rollback"
+[ "$(installed "$PROD")" = "oo_extra $SERIES.1.0.1,oo_notes $SERIES.1.0" ] || fail "broken XML: the database was not rolled back: $(installed "$PROD")"
+[ "$(on "$PROD" "SELECT count(*) FROM oo_note WHERE name = 'written in production'")" = 1 ] || fail "broken XML: a production row was lost"
+say "production: broken XML failed deploy $bad with \"$err\"; the previous release serves its database"
+cp "$WORK/extra.xml" "$REPO/oo_extra/data/extra.xml"
+printf 'def broken(:\n    pass\n' >>"$REPO/oo_notes/models.py"
+sed -i 's/"1.0"/"1.1"/' "$REPO/oo_notes/__manifest__.py"
+commit "Python syntax error"
+bad=$(deploy production failed)
+err=$(run_error "$bad")
+[[ $err == *SyntaxError* && $err == *models.py* ]] || fail "syntax error: the run's error is not the failing line: $err"
+[ "$(readlink -f "$STATE/envs/acme/production/current")" = "$STATE/envs/acme/production/releases/$good_sha" ] \
+  || fail "syntax error: production does not run the previous release"
+[ "$(login_page "$PORT_PROD")" = 200 ] || fail "syntax error: production does not serve after the rollback"
+[ "$(installed "$PROD")" = "oo_extra $SERIES.1.0.1,oo_notes $SERIES.1.0" ] || fail "syntax error: the database was not rolled back"
+say "production: a Python syntax error failed deploy $bad with \"$err\"; the previous release serves"
+git -C "$REPO" -c user.email=t@example.com -c user.name=test revert --no-edit HEAD HEAD~1 >/dev/null
+SHA=$(git -C "$REPO" rev-parse HEAD)
+
+# ------------------------------------------------- backup, staging refresh
+b=$(queue_backup production); wait_status "$b" succeeded "$T"
+s=$(deploy staging succeeded)
+[ "$(result "$s" database_from_backup,neutralized)" = true ] || fail "staging deploy $s did not run on a neutralized copy: $(result "$s" database_from_backup)"
+[ "$(param "$STAGING" database.is_neutralized)" = true ] || fail "staging: database.is_neutralized is '$(param "$STAGING" database.is_neutralized)'"
+[ "$(on "$STAGING" "SELECT count(*) FROM ir_cron WHERE active")" = 0 ] || fail "staging: scheduled actions still active"
+[ "$(on "$STAGING" "SELECT count(*) FROM ir_mail_server WHERE active")" = 0 ] || fail "staging: outgoing mail servers still active"
+[ "$(on "$STAGING" "SELECT count(*) FROM oo_note WHERE name = 'neutralized: written in production'")" = 1 ] \
+  || fail "staging: oo_notes' own data/neutralize.sql did not run: $(on "$STAGING" "SELECT string_agg(name, ', ') FROM oo_note")"
+for key in database.uuid database.secret; do
+  [ "$(param "$STAGING" "$key")" != "$(param "$PROD" "$key")" ] || fail "staging shares production's $key"
+done
+[ "$(login_page "$PORT_STAGING")" = 200 ] || fail "staging: /web/login answers $(login_page "$PORT_STAGING")"
+# A token signed with staging's database.secret (as Odoo signs its links)
+# does not verify on production.
+sign() {  # sign DB ENV: HMAC of a fixed message with the database's secret, by Odoo
+  local role; role=$(on "$1" "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
+  printf '%s\n' 'from odoo.tools.misc import hmac' "print('TOKEN', hmac(env(su=True), 'odooops-test', 'res.partner,1'))" |
+    PGPASSFILE=$STATE/envs/acme/$2/odoo.pgpass /usr/bin/python3 "$ODOO_SRC/odoo-bin" shell --no-http -d "$1" \
+      --db_user "$role" --db_host "$PGHOST" --db_port "$PGPORT" --addons-path "$ODOO_SRC/addons,$REPO" --log-level warn 2>/dev/null |
+    sed -n 's/^TOKEN //p'
+}
+tok_staging=$(sign "$STAGING" staging); tok_prod=$(sign "$PROD" production)
+[[ -n $tok_staging && -n $tok_prod ]] || fail "could not sign a token with Odoo"
+[ "$tok_staging" != "$tok_prod" ] || fail "a token signed on staging verifies on production"
+say "staging: deploy $s runs on a neutralized copy of backup run $b (Odoo's and oo_notes' neutralization, own uuid and secret; a staging token is refused by production)"
+
+# ----------------------------------------------------- a failed first deploy
+scalar "INSERT INTO ops.environments (project_id, name, stage, branch_pattern, db_name, settings)
+        VALUES (1, 'fresh', 'development', 'fresh/*', 'e2e_real_odoo_fresh', '{\"http_port\": $(free_port)}')" >/dev/null
+printf 'def broken(:\n' >>"$REPO/oo_extra/__init__.py"
+commit "Broken from the start"
+f=$(deploy fresh failed)
+[[ $(run_error "$f") == *SyntaxError* ]] || fail "failed first deploy $f: error $(run_error "$f")"
+[ "$(on postgres "SELECT count(*) FROM pg_database WHERE datname = 'e2e_real_odoo_fresh'")" = 0 ] \
+  || fail "failed first deploy $f left its half-installed database behind"
+git -C "$REPO" -c user.email=t@example.com -c user.name=test revert --no-edit HEAD >/dev/null
+SHA=$(git -C "$REPO" rev-parse HEAD)
+f=$(deploy fresh succeeded)
+[ "$(on e2e_real_odoo_fresh "SELECT count(*) FROM ir_module_module WHERE name = 'web' AND state = 'installed'")" = 1 ] \
+  || fail "the next deploy $f did not install web"
+say "a failed first deploy removed its database; the next one ($f) installed from scratch"
+
+# --------------------------------------------------------------------- destroy
+dev_user=$(ps -o user= -p "$(cat "$STATE/envs/acme/dev/odoo.pid")" | tr -d ' ')
+x=$(queue dev destroy); wait_status "$x" succeeded "$T"
+[ "$(on postgres "SELECT count(*) FROM pg_database WHERE datname = '$DEV'")" = 0 ] || fail "destroy: the database remains"
+[ ! -e "$STATE/envs/acme/dev" ] || fail "destroy: the environment's directory (filestore) remains"
+alive "$pid" && fail "destroy: the Odoo process $pid still runs"
+id -u "$dev_user" >/dev/null 2>&1 && fail "destroy: the operating-system user $dev_user remains"
+say "destroy: database, filestore, process and user $dev_user of dev are gone"
+say "PASS"
