@@ -53,20 +53,6 @@ require_role_passwords() {
     || fail "the server does not require passwords of $roles"
 }
 
-# The operating-system users of this test's environments go with it (a
-# destroy removes only its own environment's); their Odoo processes are
-# ended by pid first.
-drop_env_users() {
-  local dir user pid
-  for dir in "$STATE"/envs/acme/*/; do
-    user=$(stat -c %G "$dir")
-    [[ $user == odooops-* ]] || continue
-    pid=$(cat "$dir/odoo.pid" 2>/dev/null) && kill -KILL "$pid" 2>/dev/null
-    for _ in $(seq 1 50); do userdel "$user" 2>/dev/null && break; sleep 0.1; done
-  done
-}
-EXTRA_CLEANUP+=(drop_env_users)
-
 # odoo_ids PID -> UID:GID of an Odoo process. Its real, effective, saved and
 # file ids agree and it holds no supplementary group, so whatever a command
 # run with exactly these ids can do, the process can do too.
