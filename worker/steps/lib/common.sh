@@ -244,7 +244,7 @@ odoo_os_user_prepare() {
   chown root:root "$LOGDIR" && chmod 711 "$LOGDIR"
   local f
   for f in "$LOGDIR/odoo.log" "$LOGDIR/odoo.stdout"; do
-    [ -f "$f" ] && [ ! -L "$f" ] || { rm -rf "$f"; : >"$f"; }
+    if [ -L "$f" ] || [ ! -f "$f" ]; then rm -rf "$f"; : >"$f"; fi
     chown "$ODOO_OS_USER:$ODOO_OS_USER" "$f" && chmod 600 "$f"
   done
   [ -f "$ODOO_PGPASS" ] && chown "$ODOO_OS_USER:$ODOO_OS_USER" "$ODOO_PGPASS"
@@ -268,9 +268,9 @@ odoo_bin() {
   local bin=${ODOO_BIN:-odoo-bin}
   if [[ $bin != /* ]]; then bin=$(command -v "$bin" || true); fi
   if [ -n "${ODOOOPS_ODOO_PYTHON:-}" ]; then
-    [ -n "$bin" ] && [ -r "$bin" ] || die "odoo-bin not found: ${ODOO_BIN:-odoo-bin} (the worker's --odoo-src or --odoo-bin, or the runtime profile's odoo_bin)"
+    [[ -n $bin && -r $bin ]] || die "odoo-bin not found: ${ODOO_BIN:-odoo-bin} (the worker's --odoo-src or --odoo-bin, or the runtime profile's odoo_bin)"
   else
-    [ -n "$bin" ] && [ -x "$bin" ] || die "odoo-bin not found or not executable: ${ODOO_BIN:-odoo-bin} (the worker's --odoo-src or --odoo-bin, or the runtime profile's odoo_bin)"
+    [[ -n $bin && -x $bin ]] || die "odoo-bin not found or not executable: ${ODOO_BIN:-odoo-bin} (the worker's --odoo-src or --odoo-bin, or the runtime profile's odoo_bin)"
   fi
   printf '%s\n' "$bin"
 }
