@@ -15,6 +15,32 @@
 #define ODOOOPS_VERSION "0.1.0"
 #endif
 
+namespace {
+
+// Every user of the host can read a process's command line
+// (/proc/<pid>/cmdline), the environments' Odoo users included: once parsed,
+// a secret given as a flag (the S3 secret key, a connection string with a
+// password) is overwritten in place. The variables and the configuration
+// file are the better places for them (worker/README.md).
+void hide_secret_arguments(int argc, char** argv) {
+  auto secret = [](const std::string& name, const char* value) {
+    return name == "--s3-secret-key" ||
+           (name == "--dsn" && std::strstr(value, "password") != nullptr);
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    const std::size_t eq = arg.find('=');
+    char* value = nullptr;
+    if (eq != std::string::npos && secret(arg.substr(0, eq), argv[i] + eq + 1))
+      value = argv[i] + eq + 1;
+    else if (eq == std::string::npos && i + 1 < argc && secret(arg, argv[i + 1]))
+      value = argv[++i];
+    if (value) std::memset(value, 'x', std::strlen(value));
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace odooops::worker;
   Config cfg;
@@ -44,6 +70,7 @@ int main(int argc, char** argv) {
       return storage_command(static_cast<int>(own.size()), own.data(), cfg);
     }
     if (!load_config(argc - 1, argv + 1, cfg)) return 0;
+    hide_secret_arguments(argc, argv);
     install_signal_handlers();
     write_storage_settings(cfg);
     int rc;

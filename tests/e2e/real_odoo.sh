@@ -3,6 +3,8 @@
 # control plane's SQL API and the real worker): run when ODOO_SRC names an
 # Odoo source tree (tests/run_all.sh passes it; it is never downloaded).
 # On a git repository with two small modules of its own:
+#  - build finds the modules; the test workflow runs their tests on a
+#    throw-away database;
 #  - development deploy on a new database installs the repository's modules,
 #    Odoo runs as an unprivileged per-environment user with a clean
 #    environment, /web/login answers;
@@ -71,6 +73,15 @@ fi
 say "development: deploy $d installed oo_notes ($SERIES.1.0) and oo_extra on a new database; Odoo runs as uid $uid, /web/login 200"
 kill -TERM "${WORKER_PIDS[@]}"; wait "${WORKER_PIDS[@]}" 2>/dev/null || true; WORKER_PIDS=()
 start_worker ro --kinds build,test,deploy,backup,restore,destroy --storage "file://$WORK/backups"
+b=$(queue dev build); wait_status "$b" succeeded "$T"
+[ "$(scalar "SELECT string_agg(a->>'name', ',' ORDER BY a->>'name') FROM ops.runs, jsonb_array_elements(result->'addons') a WHERE id = $b")" = oo_extra,oo_notes ] \
+  || fail "build $b found: $(result "$b" addons)"
+t=$(queue dev test); wait_status "$t" succeeded "$T"
+[[ $(result "$t" tests,failures) = 0 && $(result "$t" tests,exit_code) = 0 ]] || fail "test run $t: $(result "$t" tests)"
+log=$(scalar "SELECT location FROM ops.artifacts WHERE run_id = $t AND name = 'tests.log'")
+grep -q 'odoo.addons.oo_notes.tests.test_note' "${log#file://}" || fail "test run $t: the log artifact does not show oo_notes' test running"
+on postgres "SELECT datname FROM pg_database WHERE datname LIKE '%\_test\_$t'" | grep -q . && fail "test run $t left its database"
+say "development: build $b found both modules; test run $t ran oo_notes' test on a throw-away database (0 failures, log kept)"
 
 # A bump of oo_extra updates exactly oo_extra; oo_notes ("1.0") is left alone.
 sed -i "s/$SERIES.1.0.0/$SERIES.1.0.1/" "$REPO/oo_extra/__manifest__.py"

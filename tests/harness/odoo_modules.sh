@@ -3,7 +3,8 @@
 # for the real-Odoo suite (tests/e2e/real_odoo.sh) and its benchmark
 # (bench/real_odoo_bench.sh):
 #   oo_notes  version "1.0" (Odoo stores <series>.1.0), a model oo.note, its
-#             access rights, a data record, and its own data/neutralize.sql
+#             access rights, a data record, its own data/neutralize.sql and
+#             a test
 #   oo_extra  version <series>.1.0.0, depends on oo_notes, one data record
 #
 # make_odoo_repo DIR SERIES: creates the repository in DIR with one commit.
@@ -33,6 +34,17 @@ PY
 </odoo>
 XML
   echo "UPDATE oo_note SET name = 'neutralized: ' || name;" >"$repo/oo_notes/data/neutralize.sql"
+  mkdir -p "$repo/oo_notes/tests"
+  echo 'from . import test_note' >"$repo/oo_notes/tests/__init__.py"
+  cat >"$repo/oo_notes/tests/test_note.py" <<'PY'
+from odoo.tests.common import TransactionCase
+
+
+class TestNote(TransactionCase):
+    def test_create(self):
+        note = self.env["oo.note"].create({"name": "tested"})
+        self.assertEqual(note.name, "tested")
+PY
   cat >"$repo/oo_extra/__manifest__.py" <<PY
 {"name": "Extra (odooops test)", "version": "$series.1.0.0", "depends": ["oo_notes"], "license": "LGPL-3",
  "data": ["data/extra.xml"]}

@@ -35,11 +35,12 @@ template_key() {
 
 TEMPLATES_DIR=$ODOOOPS_STATE_DIR/templates
 
-# db_from_template DB DEMO: creates DB (the environment role's) as a copy of
-# the template for DEMO (true|false), building the template first when
-# missing; copies its filestore. Prints nothing on stdout but progress.
+# db_from_template DB DEMO [DATA_DIR]: creates DB (the environment role's)
+# as a copy of the template for DEMO (true|false), building the template
+# first when missing; copies its filestore into DATA_DIR (default: the
+# environment's data directory).
 db_from_template() {
-  local db=$1 demo=$2 key tpl
+  local db=$1 demo=$2 data=${3:-$DATA_DIR} key tpl
   key=$(template_key "$demo")
   tpl=odooops_tpl_$key
   mkdir -p "$TEMPLATES_DIR" && chmod 700 "$TEMPLATES_DIR"
@@ -50,9 +51,10 @@ db_from_template() {
     fi
   ) 7>"$TEMPLATES_DIR/$key.lock" || die "cannot build the template database $tpl"
   create_env_database "$db" "$tpl"
-  rm -rf "$DATA_DIR/filestore/$db"
-  mkdir -p "$DATA_DIR/filestore"
-  cp -a "$TEMPLATES_DIR/$tpl/filestore" "$DATA_DIR/filestore/$db"
+  rm -rf "${data:?}/filestore/$db"
+  mkdir -p "$data/filestore"
+  cp -a "$TEMPLATES_DIR/$tpl/filestore" "$data/filestore/$db"
+  [ -z "$ODOO_OS_USER" ] || chown -R "$ODOO_OS_USER:$ODOO_OS_USER" "$data/filestore"
   db_new_identity "$db"
   echo "database $db created from the template $tpl (Odoo base already installed)"
 }
