@@ -248,11 +248,6 @@ odoo_os_user_prepare() {
     chown "$ODOO_OS_USER:$ODOO_OS_USER" "$f" && chmod 600 "$f"
   done
   [ -f "$ODOO_PGPASS" ] && chown "$ODOO_OS_USER:$ODOO_OS_USER" "$ODOO_PGPASS"
-  # A workspace holds the test workflow's checkout and throw-away data.
-  if [ -d "${ODOOOPS_WORKSPACE:-}" ]; then
-    chown "root:$ODOO_OS_USER" "$ODOOOPS_WORKSPACE" && chmod 750 "$ODOOOPS_WORKSPACE"
-    chmod 711 "$(dirname "$ODOOOPS_WORKSPACE")"
-  fi
   setpriv --reuid="$ODOO_OS_USER" --regid="$ODOO_OS_USER" --clear-groups -- test -r "$ODOO_PGPASS" -a -x "$DATA_DIR" ||
     die "the operating-system user $ODOO_OS_USER cannot reach $ENV_DIR: every directory above the worker's state directory must be traversable (o+x)"
 }
