@@ -137,15 +137,32 @@ def parse_args(argv):
     return option_parser("odoo_standin.py").parse_args(argv)
 
 
+def is_addons_dir(path):
+    """Odoo's test of an addons directory: it holds at least one module (a
+    directory with __init__.py and __manifest__.py)."""
+    return any(os.path.isfile(os.path.join(path, name, "__init__.py"))
+               and os.path.isfile(os.path.join(path, name, "__manifest__.py"))
+               for name in os.listdir(path))
+
+
 def parse_neutralize_args(argv):
     """odoo-bin neutralize's options: the server's, plus --stdout; anything
-    else is refused with odoo-bin's wording."""
+    else is refused with odoo-bin's wording, and so is an --addons-path
+    entry that is not an addons directory (an empty one included)."""
     p = option_parser("odoo_standin.py neutralize")
     p.add_argument("--stdout", action="store_true", dest="to_stdout",
                    help="Output the neutralization SQL instead of applying it")
+    p.set_defaults(addons_path=None)
     args, unknown = p.parse_known_args(argv)
     if unknown:
         p.error("no such option: %s" % unknown[0])
+    for entry in [] if args.addons_path is None else args.addons_path.split(","):
+        path = os.path.abspath(os.path.expanduser(entry.strip()))
+        if not os.path.isdir(path):
+            p.error("option --addons-path: no such directory: %r" % path)
+        if not entry.strip() or not is_addons_dir(path):
+            p.error("option --addons-path: the path %r is not a valid addons directory" % entry.strip())
+    args.addons_path = args.addons_path or ""
     return args
 
 

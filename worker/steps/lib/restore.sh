@@ -143,7 +143,7 @@ odoo_neutralize() {
   fi
   [ -z "$release" ] || addons=$(release_addons_path "$release")
   mapfile -t flags < <(odoo_flags "$addons" | odoo_copy_flags)
-  echo "odoo-bin neutralize of $db, addons path: ${addons:-none given}"
+  echo "odoo-bin neutralize of $db, addons path: ${addons:-the default of odoo-bin}"
   odoo_run neutralize --database "$db" "${flags[@]}" >neutralize.log 2>&1 || code=$?
   cat neutralize.log
   if [ "$code" != 0 ]; then
@@ -156,12 +156,14 @@ odoo_neutralize() {
 
 # odoo_copy_flags: odoo_flags (one per line, on stdin) for a copy beside
 # the environment's database: without the live database (the copy is
-# named) and log file (Odoo's lines go to the step's log).
+# named) and log file (Odoo's lines go to the step's log), nor an empty
+# addons path (odoo-bin refuses it; without the flag Odoo uses its own).
 odoo_copy_flags() {
   local flag value
   while IFS= read -r flag && IFS= read -r value; do
     case $flag in
       --database | --logfile) ;;
+      --addons-path) [ -z "$value" ] || printf '%s\n' "$flag" "$value" ;;
       *) printf '%s\n' "$flag" "$value" ;;
     esac
   done
