@@ -11,6 +11,16 @@
 # ir_act_server, which the stand-in does not create.
 source "$(dirname "$0")/lib.sh"
 setup_control_plane
+# acme_sale ships its own neutralization, as an Odoo module may: a copy of
+# the database stops sending orders to the ERP (a setting of acme_sale).
+mkdir -p "$REPO/addons/acme_sale/data"
+cat >"$REPO/addons/acme_sale/data/neutralize.sql" <<'SQL'
+-- acme_sale: a copy of the database never sends orders to the ERP.
+UPDATE ir_config_parameter SET value = 'http://erp.neutralized.invalid/' WHERE key = 'acme_sale.erp_url';
+SQL
+git -C "$REPO" -c user.email=t@example.com -c user.name=test add -A
+git -C "$REPO" -c user.email=t@example.com -c user.name=test commit -qm "acme_sale neutralizes its ERP link"
+SHA=$(git -C "$REPO" rev-parse HEAD)
 start_worker ts --kinds build,test,deploy,backup,restore --storage "file://$WORK/backups"
 PROD=e2e_three_stages_prod; STAGING=e2e_three_stages_staging; DEV=e2e_three_stages_dev
 FS_PROD=$STATE/envs/acme/production/data/filestore/$PROD
@@ -70,6 +80,7 @@ on "$PROD" "CREATE TABLE base_automation (id serial PRIMARY KEY, name varchar NO
             INSERT INTO base_automation (name, trigger) VALUES ('Order to ERP', 'on_webhook'), ('Tag new partners', 'on_create');
             CREATE TABLE ir_act_server (id serial PRIMARY KEY, name varchar NOT NULL, state varchar NOT NULL, webhook_url varchar);
             INSERT INTO ir_act_server (name, state, webhook_url) VALUES ('Notify ERP', 'webhook', 'https://erp.example.com/hook')"
+on "$PROD" "INSERT INTO ir_config_parameter (key, value) VALUES ('acme_sale.erp_url', 'https://erp.example.com/orders')"
 say "production: deploy $d1 serves $SHA1 (release $R1); production data written"
 
 # ------------------------------------------- staging before any production backup
@@ -115,6 +126,12 @@ for key in database.uuid database.secret; do
 done
 [ "$(param "$STAGING" web.base.url)" = "$(result "$s2" url)" ] \
   || fail "staging web.base.url is $(param "$STAGING" web.base.url), not its own $(result "$s2" url)"
+# Odoo's own neutralization ran first: the data/neutralize.sql of the
+# installed acme_sale applied to the copy, not to production.
+[ "$(param "$STAGING" acme_sale.erp_url)" = http://erp.neutralized.invalid/ ] \
+  || fail "acme_sale's own neutralization did not run on staging: acme_sale.erp_url is $(param "$STAGING" acme_sale.erp_url)"
+[ "$(param "$PROD" acme_sale.erp_url)" = https://erp.example.com/orders ] || fail "the staging refresh neutralized production's acme_sale.erp_url"
+[ "$(events_like "$s2" 'odoo-bin neutralize done;%acme_sale%')" = 1 ] || { show_events "$s2"; fail "staging deploy $s2 did not log which modules Odoo neutralized"; }
 [ "$(on "$STAGING" "SELECT string_agg(cron_name, ',') FROM ir_cron WHERE active")" = "Base: Auto-vacuum internal data" ] || fail "staging crons still active"
 [ "$(on "$STAGING" "SELECT string_agg(smtp_host, ',') FROM ir_mail_server WHERE active")" = invalid ] || fail "staging mail server still active"
 [ "$(on "$STAGING" "SELECT string_agg(name, ',' ORDER BY id) FROM base_automation WHERE active")" = "Tag new partners" ] || fail "staging webhook automation still active"
@@ -138,6 +155,10 @@ no_leftovers "staging refresh"
 say "staging deploy $s2: neutralized copy of backup $B1 (mail, crons, webhooks off, flagged), acme_stock updated, healthy"
 
 # refresh_from_production = false: staging keeps its database on later deploys.
+# The release it deploys ships a module neutralization that fails (used below).
+mkdir -p "$REPO/addons/acme_stock/data"
+echo "UPDATE acme_stock_no_such_table SET active = false;" >"$REPO/addons/acme_stock/data/neutralize.sql"
+commit "acme_stock: a neutralization that fails"; SHA3=$SHA
 on "$STAGING" "INSERT INTO res_partner (name) VALUES ('staging scratch 2')"
 scalar "UPDATE ops.environments SET settings = settings || '{\"refresh_from_production\": false}' WHERE name = 'staging'" >/dev/null
 s3=$(queue staging deploy); wait_status "$s3" succeeded 90
@@ -146,6 +167,19 @@ s3=$(queue staging deploy); wait_status "$s3" succeeded 90
 [ "$(events_like "$s3" 'settings.refresh_from_production is false%')" = 1 ] || fail "deploy $s3 did not say why it kept the database"
 scalar "UPDATE ops.environments SET settings = settings - 'refresh_from_production' WHERE name = 'staging'" >/dev/null
 say "staging deploy $s3 with refresh_from_production=false kept the staging database"
+
+# A restore into staging runs Odoo's neutralization with staging's current
+# release: acme_stock's data/neutralize.sql fails there, so the copy is
+# dropped before the switch and staging keeps its database and release.
+rs=$(queue_restore "$B1" staging); wait_status "$rs" "failed|succeeded" 120
+[[ $(scalar "SELECT error FROM ops.runs WHERE id = $rs") == "step restore/20-database exited with code 1: Odoo's neutralization (odoo-bin neutralize) failed"*"; the environment keeps its database" ]] \
+  || { show_events "$rs"; fail "restore $rs with a failing module neutralization: $(scalar "SELECT status || ': ' || coalesce(error, '') FROM ops.runs WHERE id = $rs")"; }
+[ "$(partner "$STAGING" 'staging scratch 2')" = 1 ] || fail "a failed neutralization replaced the staging database"
+[ "$(served_release "$PORT_STAGING")" = "$SHA3" ] || fail "staging does not serve $SHA3 after the refused restore $rs"
+no_leftovers "failed neutralization"
+git -C "$REPO" rm -q "addons/acme_stock/data/neutralize.sql"
+commit "acme_stock: no neutralization of its own"
+say "restore $rs into staging failed at Odoo's neutralization (acme_stock's data/neutralize.sql); staging kept its database"
 
 # ------------------------------------------------------------ production, v2
 PROD_BEFORE_V2=$(data_fingerprint "$PROD")

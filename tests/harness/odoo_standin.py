@@ -16,7 +16,15 @@ the database). It never claims to be Odoo: every page and log line says
                   [--http-port N] [--http-interface ADDR] [--addons-path A,B]
                   [--data-dir D] [--logfile F] [-i MODS] [-u MODS]
                   [--stop-after-init] [--without-demo X] [--pidfile F]
+  odoo_standin.py neutralize -d DB [the same flags] [--stdout]
   odoo_standin.py --version
+
+`neutralize` does what `odoo-bin neutralize` does: the data/neutralize.sql
+of every installed module (states installed, to upgrade, to remove), taken
+from the first addons directory that has it, runs in one transaction, and
+database.is_neutralized is set (Odoo's base module does that in its own
+data/neutralize.sql; the stand-in has no base directory). --stdout prints
+that SQL instead of running it.
 """
 import argparse
 import ast
@@ -92,8 +100,13 @@ INSERT INTO res_partner (name, email) SELECT 'Partner ' || g, 'partner' || g || 
 """
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="odoo_standin.py", description="Odoo stand-in for tests (not Odoo)")
+NEUTRALIZED_FLAG = ("INSERT INTO ir_config_parameter (key, value) VALUES ('database.is_neutralized', true)\n"
+                    "    ON CONFLICT (key) DO UPDATE SET value = true")
+INSTALLED_STATES = ("installed", "to upgrade", "to remove")
+
+
+def option_parser(prog):
+    p = argparse.ArgumentParser(prog=prog, description="Odoo stand-in for tests (not Odoo)")
     p.add_argument("-d", "--database", dest="db")
     p.add_argument("--db_host", default=os.environ.get("PGHOST", ""))
     p.add_argument("--db_port", default=os.environ.get("PGPORT", "5432"))
@@ -117,7 +130,40 @@ def parse_args(argv):
     p.add_argument("--workers", default="0")
     p.add_argument("-c", "--config", default="")
     p.add_argument("--version", action="store_true")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv):
+    return option_parser("odoo_standin.py").parse_args(argv)
+
+
+def is_addons_dir(path):
+    """Odoo's test of an addons directory: it holds at least one module (a
+    directory with __init__.py and __manifest__.py)."""
+    return any(os.path.isfile(os.path.join(path, name, "__init__.py"))
+               and os.path.isfile(os.path.join(path, name, "__manifest__.py"))
+               for name in os.listdir(path))
+
+
+def parse_neutralize_args(argv):
+    """odoo-bin neutralize's options: the server's, plus --stdout; anything
+    else is refused with odoo-bin's wording, and so is an --addons-path
+    entry that is not an addons directory (an empty one included)."""
+    p = option_parser("odoo_standin.py neutralize")
+    p.add_argument("--stdout", action="store_true", dest="to_stdout",
+                   help="Output the neutralization SQL instead of applying it")
+    p.set_defaults(addons_path=None)
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        p.error("no such option: %s" % unknown[0])
+    for entry in [] if args.addons_path is None else args.addons_path.split(","):
+        path = os.path.abspath(os.path.expanduser(entry.strip()))
+        if not os.path.isdir(path):
+            p.error("option --addons-path: no such directory: %r" % path)
+        if not entry.strip() or not is_addons_dir(path):
+            p.error("option --addons-path: the path %r is not a valid addons directory" % entry.strip())
+    args.addons_path = args.addons_path or ""
+    return args
 
 
 class StandIn:
@@ -138,7 +184,7 @@ class StandIn:
         self.log_fh.write("%s %d %s odoo-standin %s: %s\n" % (
             time.strftime("%Y-%m-%d %H:%M:%S"), os.getpid(), level, self.args.db or "-", msg))
 
-    def psql(self, sql, db=None, check=True):
+    def psql_env(self):
         env = dict(os.environ)
         if self.args.db_host:
             env["PGHOST"] = self.args.db_host
@@ -147,8 +193,11 @@ class StandIn:
             env["PGUSER"] = self.args.db_user
         if self.args.db_password:
             env["PGPASSWORD"] = self.args.db_password
+        return env
+
+    def psql(self, sql, db=None, check=True):
         r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db or self.args.db],
-                           input=sql, text=True, capture_output=True, env=env, timeout=60)
+                           input=sql, text=True, capture_output=True, env=self.psql_env(), timeout=60)
         if check and r.returncode != 0:
             raise RuntimeError("psql failed: " + r.stderr.strip())
         return r
@@ -168,6 +217,51 @@ class StandIn:
                     except (ValueError, SyntaxError) as exc:
                         raise RuntimeError("invalid manifest %s: %s" % (manifest, exc))
         return found
+
+    def module_file(self, module, relative):
+        """Odoo's file lookup: the first addons directory holding
+        <module>/<relative>, never a path outside that directory."""
+        for root in [p for p in self.args.addons_path.split(",") if p]:
+            parent = os.path.normpath(root) + os.sep
+            path = os.path.normpath(os.path.join(parent, module, relative))
+            if path.startswith(parent) and os.path.isfile(path):
+                return path
+        return None
+
+    def neutralization_script(self):
+        """The SQL of `odoo-bin neutralize`, as its --stdout prints it, and
+        the modules whose data/neutralize.sql it holds."""
+        installed = self.psql("SELECT name FROM ir_module_module WHERE state IN (%s) ORDER BY id"
+                              % ", ".join("'%s'" % st for st in INSTALLED_STATES)).stdout.split()
+        queries, modules = [], []
+        for module in installed:
+            path = self.module_file(module, os.path.join("data", "neutralize.sql"))
+            if path:
+                with open(path) as fh:
+                    queries.append(fh.read().strip())
+                modules.append(module)
+        queries.append(NEUTRALIZED_FLAG)
+        return "BEGIN;\n" + "".join(q.rstrip(";") + ";\n" for q in queries) + "COMMIT;\n", modules
+
+    def neutralize(self):
+        """Runs the script as one query (as Odoo's cursor does: no psql
+        meta-command in a module's file is interpreted), all or nothing."""
+        if not self.args.to_stdout:
+            self.log("INFO", "Starting %s database neutralization" % self.args.db)
+        script, modules = self.neutralization_script()
+        if self.args.to_stdout:
+            sys.stdout.write(script)
+            return
+        for module in modules:
+            self.log("INFO", "applying %s/data/neutralize.sql" % module)
+        self.psql_command(script)
+        self.log("INFO", "Neutralization finished")
+
+    def psql_command(self, sql):
+        r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.args.db, "-c", sql],
+                           text=True, capture_output=True, env=self.psql_env(), timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("psql failed: " + r.stderr.strip())
 
     def filestore(self):
         return os.path.join(self.args.data_dir, "filestore", self.args.db)
@@ -253,7 +347,29 @@ class StandIn:
         self.log("INFO", "stopped")
 
 
+def neutralize_main(argv):
+    args = parse_neutralize_args(argv)
+    s = StandIn(args)
+    if not args.db:
+        s.log("ERROR", 'Neutralize command needs a database name. Use "-d" argument')
+        return 1
+    try:
+        s.neutralize()
+    except Exception as exc:  # noqa: BLE001 - report and exit like odoo-bin
+        s.log("ERROR", str(exc))
+        s.log("CRITICAL", "An error occurred during the neutralization. THE DATABASE IS NOT NEUTRALIZED!")
+        return 1
+    return 0
+
+
 def main(argv):
+    # As odoo-bin: a first argument that is not an option names a command.
+    if argv and not argv[0].startswith("-"):
+        command, argv = argv[0], argv[1:]
+        if command == "neutralize":
+            return neutralize_main(argv)
+        if command != "server":
+            sys.exit("Unknown command %r" % command)
     args = parse_args(argv)
     if args.version:
         print("Odoo Server %s (odooops test stand-in, not Odoo)" % VERSION)

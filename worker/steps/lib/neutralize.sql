@@ -1,9 +1,12 @@
 -- Neutralizes a restored copy of an Odoo database that is not production,
--- with the semantics of `odoo-bin neutralize` (Odoo's base/data/neutralize.sql
--- and each module's own data/neutralize.sql), written for Odoo's table names.
--- Every statement runs only when its table (and column) exists, so the same
--- file serves any module set and Odoo 14-17. Run by restore/20-database on
--- the not-yet-serving copy, before it replaces the environment's database.
+-- after Odoo's own neutralization (odoo-bin neutralize: each installed
+-- module's data/neutralize.sql, run by lib/restore.sh). It does what Odoo's
+-- leaves undone (a new database.uuid and database.secret, the copy's own
+-- URLs) and repeats the switches neutralization_check.sql requires, so they
+-- hold whatever module set the copy has. Written for Odoo's table names;
+-- every statement runs only when its table (and column) exists, so the same
+-- file serves any module set and Odoo 14-17. Run on the not-yet-serving
+-- copy, before it replaces the environment's database.
 -- The session setting odooops_neutralize.base_url, when set, is the copy's
 -- own URL.
 DO $neutralize$

@@ -30,12 +30,14 @@ restore_fetch() {
   echo "backup verified ($(stat -c %s db.dump) bytes dump, filestore archive $(stat -c %s filestore.tar) bytes)"
 }
 
-# restore_database TMP: pg_restore of db.dump into the new database TMP
-# beside the environment's own; unless the environment is production, the
-# copy is neutralized (lib/neutralize.sql, the semantics of odoo-bin
-# neutralize) and checked. On any failure TMP is dropped.
+# restore_database TMP RELEASE_DIR: pg_restore of db.dump into the new
+# database TMP beside the environment's own; unless the environment is
+# production, the copy is neutralized -- by Odoo itself first (odoo-bin
+# neutralize with the addons of RELEASE_DIR, the release that will run on
+# the copy; Odoo's own addons only when empty), then by lib/neutralize.sql
+# -- and checked. On any failure TMP is dropped.
 restore_database() {
-  local tmp=$1
+  local tmp=$1 release=$2
   drop_database "$tmp"
   # The copy is the environment role's, and so is everything pg_restore
   # creates in it (--role: the restore runs as that role).
@@ -48,6 +50,7 @@ restore_database() {
   fi
   if [ "$ODOOOPS_STAGE" != production ]; then
     echo "neutralizing the copy (${ODOOOPS_STAGE} is not production)"
+    odoo_neutralize "$tmp" "$release"
     # The copy's own URL (as 50-health reports it), for web.base.url.
     if [ -n "${ODOOOPS_HTTP_PORT:-}" ]; then
       export PGOPTIONS="${PGOPTIONS:-} -c odooops_neutralize.base_url=http://${ODOOOPS_PUBLIC_HOST:-127.0.0.1}:$ODOOOPS_HTTP_PORT"
@@ -123,6 +126,63 @@ restore_switch() {
   mv "$fs_src" "$FILESTORE"
   rm -rf "$FILESTORE.old" "$(dirname "$fs_src")"
   echo "filestore $FILESTORE replaced"
+}
+
+# odoo_neutralize DB RELEASE_DIR: Odoo's own neutralization of DB, which
+# runs the data/neutralize.sql of each installed module: Odoo's, and the
+# repository's own modules of RELEASE_DIR (a module knows what of its data
+# reaches the outside world). Run the way every odoo-bin of the environment
+# runs (odoo_run: its role, its user). The docker runtime has no odoo-bin
+# on the host: there lib/neutralize.sql alone neutralizes. Fails the step,
+# with Odoo's reason, after dropping DB.
+odoo_neutralize() {
+  local db=$1 release=$2 addons=${ODOOOPS_ODOO_ADDONS:-} flags code=0 reason
+  if [ "${ODOOOPS_RUNTIME:-process}" = docker ]; then
+    warn "the docker runtime does not run odoo-bin neutralize: the modules' own data/neutralize.sql did not apply, only odooops's neutralization"
+    return 0
+  fi
+  [ -z "$release" ] || addons=$(release_addons_path "$release")
+  mapfile -t flags < <(odoo_flags "$addons" | odoo_copy_flags)
+  echo "odoo-bin neutralize of $db, addons path: ${addons:-the default of odoo-bin}"
+  odoo_run neutralize --database "$db" "${flags[@]}" >neutralize.log 2>&1 || code=$?
+  cat neutralize.log
+  if [ "$code" != 0 ]; then
+    reason=$(odoo_failure neutralize.log)
+    drop_database "$db"
+    die "Odoo's neutralization (odoo-bin neutralize) failed: ${reason:-$(tail -n 1 neutralize.log)} (exit code $code); the environment keeps its database"
+  fi
+  echo "odoo-bin neutralize done; modules on the addons path with a data/neutralize.sql of their own: $(modules_with_neutralization "$db" "$addons")"
+}
+
+# odoo_copy_flags: odoo_flags (one per line, on stdin) for a copy beside
+# the environment's database: without the live database (the copy is
+# named) and log file (Odoo's lines go to the step's log), nor an empty
+# addons path (odoo-bin refuses it; without the flag Odoo uses its own).
+odoo_copy_flags() {
+  local flag value
+  while IFS= read -r flag && IFS= read -r value; do
+    case $flag in
+      --database | --logfile) ;;
+      --addons-path) [ -z "$value" ] || printf '%s\n' "$flag" "$value" ;;
+      *) printf '%s\n' "$flag" "$value" ;;
+    esac
+  done
+}
+
+# modules_with_neutralization DB ADDONS_PATH: the installed modules of DB
+# (as odoo-bin neutralize selects them) that have a data/neutralize.sql in
+# a directory of ADDONS_PATH, comma-separated; for the log only.
+modules_with_neutralization() {
+  local db=$1 dirs dir module found=()
+  IFS=, read -ra dirs <<<"$2"
+  while read -r module; do
+    for dir in "${dirs[@]}"; do
+      if [ -f "$dir/$module/data/neutralize.sql" ]; then found+=("$module"); break; fi
+    done
+  done < <(q -d "$db" -c "SELECT name FROM ir_module_module
+                           WHERE state IN ('installed', 'to upgrade', 'to remove') AND name ~ '^[A-Za-z0-9_]+$'
+                           ORDER BY name")
+  if [ ${#found[@]} = 0 ]; then echo none; else (IFS=,; echo "${found[*]}"); fi
 }
 
 drop_database() { q -d postgres -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null 2>&1 || true; }
