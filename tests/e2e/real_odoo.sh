@@ -105,6 +105,8 @@ p=$(deploy production succeeded)
 [ "$(login_page "$PORT_PROD")" = 200 ] || fail "production deploy $p: /web/login answers $(login_page "$PORT_PROD")"
 [ "$(on "$PROD" "SELECT count(*) FROM ir_module_module WHERE name = 'base' AND demo")" = 0 ] || fail "production got demo data"
 on "$PROD" "INSERT INTO oo_note (name) VALUES ('written in production')" >/dev/null
+on "$PROD" "INSERT INTO ir_mail_server (name, smtp_host, smtp_port, smtp_encryption, smtp_authentication, active, sequence)
+            VALUES ('Company SMTP', 'smtp.example.com', 587, 'starttls', 'login', true, 10)" >/dev/null
 good_sha=$SHA
 # Broken XML in an update: the deploy fails with the file and line, and
 # production serves the previous release on its database as it was.
@@ -146,7 +148,12 @@ s=$(deploy staging succeeded)
       WHERE d.model = 'ir.cron' AND d.res_id = c.id AND d.module = 'base' AND d.name = 'autovacuum_job')")" = 0 ] \
   || fail "staging: scheduled actions still active"
 [ "$(on "$PROD" "SELECT count(*) FROM ir_cron WHERE active")" -gt 1 ] || fail "production's scheduled actions were turned off"
-[ "$(on "$STAGING" "SELECT count(*) FROM ir_mail_server WHERE active")" = 0 ] || fail "staging: outgoing mail servers still active"
+# (Neutralization leaves one active server on the unresolvable host
+# "invalid", so that Odoo never falls back to one given on its command line.)
+[ "$(on "$STAGING" "SELECT count(*) FROM ir_mail_server WHERE active AND smtp_host IS DISTINCT FROM 'invalid'")" = 0 ] \
+  || fail "staging: outgoing mail servers still active: $(on "$STAGING" "SELECT string_agg(smtp_host, ',') FROM ir_mail_server WHERE active")"
+[ "$(on "$PROD" "SELECT count(*) FROM ir_mail_server WHERE active AND smtp_host = 'smtp.example.com'")" = 1 ] \
+  || fail "production's mail server was turned off"
 [ "$(on "$STAGING" "SELECT count(*) FROM oo_note WHERE name = 'neutralized: written in production'")" = 1 ] \
   || fail "staging: oo_notes' own data/neutralize.sql did not run: $(on "$STAGING" "SELECT string_agg(name, ', ') FROM oo_note")"
 for key in database.uuid database.secret; do
