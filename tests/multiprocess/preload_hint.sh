@@ -9,7 +9,7 @@ fail() { echo "preload_hint: FAIL: $*" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/odooops-preload-hint.XXXXXX)
 chmod 755 "$WORK"
 trap 'tests/harness/cluster.sh stop "$WORK/pg" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
-tests/harness/cluster.sh start "$WORK/pg" ${PRELOAD_HINT_PORT:-} >/dev/null
+tests/harness/cluster.sh start "$WORK/pg" ${PRELOAD_HINT_PORT:+"$PRELOAD_HINT_PORT"} >/dev/null
 sed -i "/^shared_preload_libraries/d" "$WORK/pg/data/postgresql.conf"
 tests/harness/cluster.sh restart "$WORK/pg"
 # shellcheck disable=SC1091
