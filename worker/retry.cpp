@@ -9,8 +9,7 @@
 namespace odooops::worker {
 
 double monotonic_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 RetryTimer::RetryTimer(double base_s, double cap_s, std::function<double()> unit_random)
@@ -23,9 +22,9 @@ RetryTimer::RetryTimer(double base_s, double cap_s, std::function<double()> unit
 
 void RetryTimer::failed(double now_s) {
   ++failures_;
-  const auto ms = odooops::backoff_delay_ms(failures_, static_cast<std::int64_t>(base_s_ * 1000),
-                                            static_cast<std::int64_t>(cap_s_ * 1000),
-                                            unit_random_());
+  const auto ms =
+      odooops::backoff_delay_ms(failures_, static_cast<std::int64_t>(base_s_ * 1000),
+                                static_cast<std::int64_t>(cap_s_ * 1000), unit_random_());
   last_delay_s_ = static_cast<double>(ms) / 1000.0;
   next_s_ = now_s + last_delay_s_;
 }

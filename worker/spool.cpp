@@ -16,8 +16,8 @@
 namespace odooops::worker {
 
 std::string spool_path(const std::string& state_dir, long long run_id, int attempt) {
-  return state_dir + "/spool/run-" + std::to_string(run_id) + "-a" + std::to_string(attempt) +
-         "." + std::to_string(getpid()) + ".events";
+  return state_dir + "/spool/run-" + std::to_string(run_id) + "-a" + std::to_string(attempt) + "." +
+         std::to_string(getpid()) + ".events";
 }
 
 void prune_spools(const std::string& state_dir) {

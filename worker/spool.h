@@ -63,8 +63,8 @@ class Spool {
   std::string path_;
   int fd_ = -1;
   int open_error_ = 0;
-  long long written_ = 0;  // end of the last whole line on disk
-  long long sent_ = 0;     // end of the last line consumed
+  long long written_ = 0;            // end of the last whole line on disk
+  long long sent_ = 0;               // end of the last line consumed
   std::vector<std::string> memory_;  // after what is on disk, when the disk refused
   std::vector<std::size_t> peeked_;  // bytes on disk of each peeked line (0: from memory)
   std::size_t pending_ = 0;

@@ -10,7 +10,8 @@ TEST(WorkerLog, LineHasUtcTimestampLevelAndWorker) {
   // 2026-01-31T23:59:59.007Z
   EXPECT_EQ(format_log_line(1769903999007LL, LogLevel::Warning, "w1", "control plane: down"),
             "2026-01-31T23:59:59.007Z WARNING odooops-worker[w1]: control plane: down");
-  EXPECT_EQ(format_log_line(0, LogLevel::Info, "w", "x"), "1970-01-01T00:00:00.000Z INFO odooops-worker[w]: x");
+  EXPECT_EQ(format_log_line(0, LogLevel::Info, "w", "x"),
+            "1970-01-01T00:00:00.000Z INFO odooops-worker[w]: x");
 }
 
 TEST(WorkerLog, OneMessageOneLine) {
@@ -44,7 +45,7 @@ TEST(WorkerLog, RepeatedFailureOncePerInterval) {
   EXPECT_EQ(held, 1000);
   EXPECT_FALSE(m.due(160.5, held));
   EXPECT_EQ(m.success(), 1003);
-  EXPECT_EQ(m.success(), 0);  // nothing failed since
+  EXPECT_EQ(m.success(), 0);        // nothing failed since
   EXPECT_TRUE(m.due(161.0, held));  // a new failure is said at once
   EXPECT_EQ(held, 0);
 }
