@@ -1,15 +1,16 @@
 #include "agent.h"
 
-#include <fcntl.h>
-#include <signal.h>
+#include <sysexits.h>
 #include <unistd.h>
 
-#include <cerrno>
+#include <cstdio>
 #include <filesystem>
-#include <iostream>
-#include <thread>
 
+#include "disk.h"
 #include "run.h"
+#include "signals.h"
+#include "spool.h"
+#include "validation.h"
 
 using nlohmann::json;
 
@@ -21,16 +22,6 @@ double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-int g_pipe[2] = {-1, -1};
-volatile sig_atomic_t g_terms = 0;
-
-void on_signal(int) {
-  int saved = errno;
-  g_terms = g_terms + 1;
-  if (g_pipe[1] >= 0) (void)!write(g_pipe[1], "x", 1);
-  errno = saved;
-}
-
 std::string pg_array(const std::vector<std::string>& items) {
   std::string out = "{";
   for (size_t i = 0; i < items.size(); ++i)
@@ -38,116 +29,14 @@ std::string pg_array(const std::vector<std::string>& items) {
   return out + "}";
 }
 
-int level_rank(const std::string& l) {
-  return l == "debug" ? 0 : l == "info" ? 1 : l == "warning" ? 2 : 3;
+std::string seconds_text(double s) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.1f", s);
+  return buf;
 }
 
-}  // namespace
-
-Signals& signals() {
-  static Signals s;
-  s.terms = g_terms;
-  return s;
-}
-
-void Signals::drain_pipe() {
-  char buf[64];
-  while (g_pipe[0] >= 0 && read(g_pipe[0], buf, sizeof buf) > 0) {
-  }
-}
-
-void install_signal_handlers() {
-  if (pipe2(g_pipe, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe2 failed");
-  struct sigaction sa = {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  signals().wake_fd = g_pipe[0];
-}
-
-Agent::Agent(Config cfg) : cfg_(std::move(cfg)), db_(cfg_.dsn) {}
-
-void Agent::log(const std::string& level, const std::string& message) const {
-  if (level_rank(level) < level_rank(cfg_.log_level)) return;
-  std::cerr << "odooops-worker[" << cfg_.worker_id << "] " << level << ": " << message << std::endl;
-}
-
-void Agent::register_agent() {
-  json labels = json::object();
-  for (const auto& [k, v] : cfg_.labels) labels[k] = v;
-  char host[256] = "";
-  gethostname(host, sizeof host - 1);
-  db_.exec("SELECT ops.register_agent($1, $2::text[], $3, $4::jsonb, $5, $6)",
-           {cfg_.worker_id, pg_array(cfg_.kinds), cfg_.team.empty() ? Param() : Param(cfg_.team),
-            labels.dump(), cfg_.version, std::string(host)});
-  last_agent_heartbeat_ = Clock::now();
-  log("info", "registered (kinds " + pg_array(cfg_.kinds) +
-                  (cfg_.team.empty() ? "" : ", team " + cfg_.team) + "); steps from " +
-                  cfg_.steps_dir + ", state in " + cfg_.state_dir);
-}
-
-void Agent::agent_heartbeat() {
-  Rows r = db_.exec("SELECT ops.agent_heartbeat($1) AS status", {cfg_.worker_id});
-  last_agent_heartbeat_ = Clock::now();
-  if (!r.empty() && r.text(0, "status") == "disabled")
-    log("warning", "this worker is disabled in ops.agents");
-}
-
-void Agent::set_status(const std::string& status) {
-  try {
-    db_.exec("SELECT ops.set_agent_status($1, $2)", {cfg_.worker_id, status});
-  } catch (const DbError& e) {
-    log("warning", "cannot set the agent status to " + status + ": " + e.what());
-  }
-}
-
-bool Agent::claim(Claim& out) {
-  Rows r = db_.exec("SELECT id, attempt, workflow FROM ops.claim_next_run($1, $2)",
-                    {cfg_.worker_id, std::to_string(cfg_.lease_seconds)});
-  if (r.empty()) return false;
-  out.run_id = std::stoll(r.text(0, "id"));
-  out.attempt = std::stoi(r.text(0, "attempt"));
-  out.workflow = r.text(0, "workflow");
-  return true;
-}
-
-void Agent::execute(const Claim& c) {
-  log("info", "claimed run " + std::to_string(c.run_id) + " (" + c.workflow + ", attempt " +
-                  std::to_string(c.attempt) + ")");
-  auto interrupt = [this]() -> std::string {
-    Signals& s = signals();
-    s.drain_pipe();
-    if (s.terms > 0 && !draining_) {
-      draining_ = true;
-      drain_deadline_ =
-          Clock::now() + std::chrono::milliseconds(static_cast<long>(cfg_.drain_grace * 1000));
-      log("info", "SIGTERM: draining; the current run may take " +
-                      std::to_string(static_cast<int>(cfg_.drain_grace)) + " s more");
-      set_status("draining");
-    }
-    if (s.terms > 1) return "second SIGTERM";
-    if (draining_ && Clock::now() >= drain_deadline_) return "the drain grace period expired";
-    return {};
-  };
-  RunExecution run(db_, cfg_, c.run_id, c.attempt, interrupt);
-  RunExecution::Outcome o;
-  try {
-    o = run.execute();
-  } catch (const DbError& e) {
-    log("error", "run " + std::to_string(c.run_id) + ": " + e.what() +
-                     " (the lease expires and the run is requeued)");
-    return;
-  } catch (const std::exception& e) {
-    log("error", "run " + std::to_string(c.run_id) + ": internal error: " + e.what() +
-                     " (the lease expires and the run is requeued)");
-    return;
-  }
-  const char* names[] = {"succeeded", "failed", "handed back to the queue",
-                         "lost (lease taken away; nothing written)"};
-  log(o == RunExecution::Outcome::Succeeded ? "info" : "warning",
-      "run " + std::to_string(c.run_id) + " " + names[static_cast<int>(o)]);
+std::string held_back_text(long held_back) {
+  return held_back ? " (" + std::to_string(held_back) + " more since the last message)" : "";
 }
 
 // Workspaces of failed runs are kept for inspection; older than three days
@@ -162,32 +51,218 @@ void prune_workspaces(const std::string& state_dir) {
   }
 }
 
-int Agent::run() {
-  prune_workspaces(cfg_.state_dir);
-  const std::string channel = cfg_.listen ? "odooops_runs" : "";
-  for (int tries = 0;; ++tries) {
+}  // namespace
+
+Agent::Agent(Config cfg)
+    : cfg_(std::move(cfg)),
+      db_(cfg_.dsn),
+      plane_retry_(1, 30),
+      plane_failures_(60),
+      disk_messages_(60) {
+  // A signal ends a wait for the control plane at once; during a run only
+  // the second SIGTERM does (the first one drains).
+  db_.set_abort(signals().wake_fd, [this] {
+    Signals& s = signals();
+    s.drain_pipe();
+    return in_run_ ? s.terms > 1 : s.terms > 0;
+  });
+}
+
+void Agent::register_agent() {
+  json labels = json::object();
+  for (const auto& [k, v] : cfg_.labels) labels[k] = v;
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  db_.exec("SELECT ops.register_agent($1, $2::text[], $3, $4::jsonb, $5, $6)",
+           {cfg_.worker_id, pg_array(cfg_.kinds), cfg_.team.empty() ? Param() : Param(cfg_.team),
+            labels.dump(), cfg_.version, std::string(host)});
+  last_agent_heartbeat_ = Clock::now();
+  health_reported_ = false;  // a new row starts healthy; say what this worker sees
+  log(LogLevel::Info, "registered (kinds " + pg_array(cfg_.kinds) +
+                          (cfg_.team.empty() ? "" : ", team " + cfg_.team) + "); steps from " +
+                          cfg_.steps_dir + ", state in " + cfg_.state_dir);
+}
+
+void Agent::agent_heartbeat() {
+  Rows r;
+  try {
+    r = db_.exec("SELECT ops.agent_heartbeat($1) AS status", {cfg_.worker_id});
+  } catch (const DbError& e) {
+    if (e.sqlstate != "OD002") throw;
+    // Someone removed this worker's row: without it the worker is invisible
+    // to operators and alerts.
+    log(LogLevel::Warning, "this worker is not in ops.agents any more; registering again");
+    register_agent();
+    return;
+  }
+  last_agent_heartbeat_ = Clock::now();
+  if (!r.empty() && r.text(0, "status") == "disabled")
+    log(LogLevel::Warning, "this worker is disabled in ops.agents");
+}
+
+bool Agent::disk_has_room() {
+  const auto space = disk_space(cfg_.state_dir);
+  const bool short_of_space =
+      space && disk_short(*space, static_cast<unsigned long long>(cfg_.min_free_bytes),
+                          cfg_.min_free_percent);
+  if (short_of_space) {
+    const std::string detail = std::string(utf8_prefix(
+        "disk full: state directory " + cfg_.state_dir + ": " + describe_space(*space), 1000));
+    if (healthy_) health_reported_ = false;  // a change: say it once
+    healthy_ = false;
+    health_detail_ = detail;
+    long held_back = 0;
+    if (disk_messages_.due(monotonic_seconds(), held_back))
+      log(LogLevel::Warning,
+          detail + "; claiming nothing until space returns" + held_back_text(held_back));
+  } else if (!healthy_) {
+    healthy_ = true;
+    health_detail_.clear();
+    health_reported_ = false;
+    disk_messages_.success();
+    log(LogLevel::Info, "the state directory has room again; claiming again");
+  }
+  if (!health_reported_) report_health();
+  return healthy_;
+}
+
+void Agent::report_health() {
+  try {
+    db_.exec("SELECT ops.set_agent_health($1, $2, $3)",
+             {cfg_.worker_id, std::string(healthy_ ? "true" : "false"),
+              health_detail_.empty() ? Param() : Param(health_detail_)});
+  } catch (const DbError& e) {
+    if (e.transient() && e.sqlstate != "42883") throw;  // tried again with the loop
+    log(LogLevel::Warning, std::string("cannot report this worker's health: ") + e.what());
+  }
+  health_reported_ = true;
+}
+
+void Agent::set_status(const std::string& status) {
+  try {
+    db_.exec("SELECT ops.set_agent_status($1, $2)", {cfg_.worker_id, status});
+  } catch (const DbError& e) {
+    log(LogLevel::Warning, "cannot set the agent status to " + status + ": " + e.what());
+  }
+}
+
+bool Agent::claim(Claim& out) {
+  Rows r = db_.exec("SELECT id, attempt, workflow FROM ops.claim_next_run($1, $2)",
+                    {cfg_.worker_id, std::to_string(cfg_.lease_seconds)});
+  if (r.empty()) return false;
+  out.run_id = std::stoll(r.text(0, "id"));
+  out.attempt = std::stoi(r.text(0, "attempt"));
+  out.workflow = r.text(0, "workflow");
+  return true;
+}
+
+std::string Agent::interrupt() {
+  Signals& s = signals();
+  s.drain_pipe();
+  if (s.terms > 0 && !draining_) {
+    draining_ = true;
+    drain_deadline_ =
+        Clock::now() + std::chrono::milliseconds(static_cast<long>(cfg_.drain_grace * 1000));
+    log(LogLevel::Info, "SIGTERM: draining; the current run may take " +
+                            std::to_string(static_cast<int>(cfg_.drain_grace)) + " s more");
+    set_status("draining");
+  }
+  if (s.terms > 1) return "second SIGTERM";
+  if (draining_ && Clock::now() >= drain_deadline_) return "the drain grace period expired";
+  return {};
+}
+
+void Agent::execute(const Claim& c) {
+  log(LogLevel::Info, "claimed run " + std::to_string(c.run_id) + " (" + c.workflow + ", attempt " +
+                          std::to_string(c.attempt) + ")");
+  RunHooks hooks;
+  hooks.interrupt = [this] { return interrupt(); };
+  hooks.reregister = [this] {
+    log(LogLevel::Warning, "this worker is not in ops.agents any more; registering again");
+    try {
+      register_agent();
+    } catch (const DbError& e) {
+      log(LogLevel::Warning, std::string("cannot register again yet: ") + e.what());
+    }
+  };
+  RunExecution run(db_, cfg_, c.run_id, c.attempt, std::move(hooks));
+  RunExecution::Outcome o;
+  in_run_ = true;
+  try {
+    o = run.execute();
+  } catch (const DbError& e) {
+    in_run_ = false;
+    log(LogLevel::Error, "run " + std::to_string(c.run_id) + ": " + e.what() +
+                             " (the lease expires and the run is requeued)");
+    return;
+  } catch (const std::exception& e) {
+    in_run_ = false;
+    log(LogLevel::Error, "run " + std::to_string(c.run_id) + ": internal error: " + e.what() +
+                             " (the lease expires and the run is requeued)");
+    return;
+  }
+  in_run_ = false;
+  const char* names[] = {"succeeded", "failed", "handed back to the queue",
+                         "lost (lease taken away; nothing written)",
+                         "not recorded (the lease expires and the run is requeued)"};
+  log(o == RunExecution::Outcome::Succeeded ? LogLevel::Info : LogLevel::Warning,
+      "run " + std::to_string(c.run_id) + " " + names[static_cast<int>(o)]);
+}
+
+bool Agent::back_off(const DbError& e) {
+  db_.close();
+  const double now = monotonic_seconds();
+  plane_retry_.failed(now);
+  long held_back = 0;
+  if (plane_failures_.due(now, held_back))
+    log(LogLevel::Warning, std::string("control plane: ") + e.what() + "; trying again in " +
+                               seconds_text(plane_retry_.last_delay_s()) + " s" +
+                               held_back_text(held_back));
+  return sleep_unless_signalled(plane_retry_.last_delay_s(), 0);
+}
+
+int Agent::start(const std::string& channel) {
+  const auto t0 = Clock::now();
+  while (signals().terms == 0) {
     try {
       db_.connect(channel);
       register_agent();
-      break;
+      if (const long failures = plane_failures_.success())
+        log(LogLevel::Info,
+            "reached the control plane after " + std::to_string(failures) + " failed tries");
+      plane_retry_.succeeded();
+      return -1;
     } catch (const DbError& e) {
       if (e.sqlstate == "42501") {
         // Retrying cannot help: the login may not act as this worker id.
-        log("error", std::string(e.what()) + " (run with a --worker-id bound to this login in " +
-                         "ops.worker_logins)");
-        return 2;
+        log(LogLevel::Error, std::string(e.what()) + " (run with a --worker-id bound to this " +
+                                 "login in ops.worker_logins)");
+        return EX_CONFIG;
       }
-      if (tries >= 4 || signals().terms > 0) {
-        log("error", e.what());
-        return 2;
+      if (!e.transient()) {
+        log(LogLevel::Error,
+            std::string("the control plane refused the registration: ") + e.what());
+        return EX_CONFIG;
       }
-      log("warning", std::string(e.what()) + "; retrying");
-      std::this_thread::sleep_for(std::chrono::seconds(1 << tries));
+      if (cfg_.startup_timeout > 0 && since(t0) >= cfg_.startup_timeout) {
+        log(LogLevel::Error, "no control plane within --startup-timeout " +
+                                 seconds_text(cfg_.startup_timeout) + " s: " + e.what());
+        return EX_UNAVAILABLE;
+      }
+      if (!back_off(e)) break;
     }
   }
+  log(LogLevel::Info, "stopped before reaching the control plane");
+  return 0;
+}
+
+int Agent::run() {
+  prune_workspaces(cfg_.state_dir);
+  prune_spools(cfg_.state_dir);
+  const std::string channel = cfg_.listen ? "odooops_runs" : "";
+  if (const int rc = start(channel); rc >= 0) return rc;
   auto idle_since = Clock::now();
   bool check_now = true;
-  int backoff = 1;
   int runs_done = 0;
   while (true) {
     Signals& s = signals();
@@ -197,16 +272,22 @@ int Agent::run() {
       if (!db_.connected()) db_.connect(channel);
       if (since(last_agent_heartbeat_) >= std::min(30.0, cfg_.heartbeat_interval))
         agent_heartbeat();
+      const bool room = disk_has_room();
       if (cfg_.rescue && since(last_rescue_) >= std::min(10.0, cfg_.poll_interval * 2)) {
         last_rescue_ = Clock::now();
         Rows r = db_.exec("SELECT count(*) AS n FROM ops.requeue_expired_runs(100)");
         if (!r.empty() && r.text(0, "n") != "0") {
-          log("info", "requeued " + r.text(0, "n") + " run(s) whose lease expired");
+          log(LogLevel::Info, "requeued " + r.text(0, "n") + " run(s) whose lease expired");
           check_now = true;
         }
       }
+      if (const long failures = plane_failures_.success()) {
+        log(LogLevel::Info,
+            "the control plane answers again after " + std::to_string(failures) + " failed tries");
+        plane_retry_.succeeded();
+      }
       Claim c;
-      if (check_now && claim(c)) {
+      if (room && check_now && claim(c)) {
         execute(c);
         ++runs_done;
         idle_since = Clock::now();
@@ -214,9 +295,8 @@ int Agent::run() {
         continue;  // more work may be waiting
       }
       check_now = false;
-      backoff = 1;
       if (cfg_.exit_when_idle > 0 && since(idle_since) >= cfg_.exit_when_idle) {
-        log("info",
+        log(LogLevel::Info,
             "idle for " + std::to_string(static_cast<int>(cfg_.exit_when_idle)) + " s; exiting");
         break;
       }
@@ -225,15 +305,12 @@ int Agent::run() {
       db_.wait_notification(wait, s.wake_fd);
       check_now = true;  // a notification, the poll interval, or a signal
     } catch (const DbError& e) {
-      log("warning", std::string("control plane: ") + e.what() + "; retrying in " +
-                         std::to_string(backoff) + " s");
-      db_.close();
-      std::this_thread::sleep_for(std::chrono::seconds(backoff));
-      backoff = std::min(backoff * 2, 30);
+      if (!back_off(e)) break;
       check_now = true;
     }
   }
-  if (signals().terms > 0) log("info", "drained after " + std::to_string(runs_done) + " run(s)");
+  if (signals().terms > 0)
+    log(LogLevel::Info, "drained after " + std::to_string(runs_done) + " run(s)");
   set_status("offline");
   return 0;
 }

@@ -1,5 +1,7 @@
 // The agent loop: register, heartbeat, wait (LISTEN with a polling
 // fallback), claim, execute, finish with the fencing token; drain on SIGTERM.
+// Without a control plane it waits with backoff, for ever (a service), and
+// a SIGTERM ends it at any point; with its disk full it claims nothing.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -10,22 +12,16 @@
 
 #include "config.h"
 #include "db.h"
+#include "log.h"
+#include "retry.h"
 
 namespace odooops::worker {
-
-// Set by the signal handlers (main.cpp); read by the loop.
-struct Signals {
-  int wake_fd = -1;  // readable after a signal
-  int terms = 0;     // SIGTERM/SIGINT received so far
-  void drain_pipe();
-};
-Signals& signals();
-void install_signal_handlers();
 
 class Agent {
  public:
   explicit Agent(Config cfg);
-  // Runs until drained, --once or --exit-when-idle; returns the exit code.
+  // Runs until drained, --once or --exit-when-idle; returns the exit code
+  // (sysexits.h: 0, EX_UNAVAILABLE, EX_CONFIG).
   int run();
 
  private:
@@ -35,12 +31,23 @@ class Agent {
     std::string workflow;
   };
 
+  // Connects and registers, waiting for the control plane as long as it
+  // takes (or --startup-timeout); returns -1 once registered, else the
+  // exit code.
+  int start(const std::string& channel);
   void register_agent();
   void agent_heartbeat();
+  // Whether the state directory has room; reports a change of health.
+  bool disk_has_room();
+  void report_health();
   bool claim(Claim& out);
   void execute(const Claim& claim);
   void set_status(const std::string& status);
-  void log(const std::string& level, const std::string& message) const;
+  // The control plane failed a call of the loop: wait before the next.
+  // Returns false when a signal ended the wait.
+  bool back_off(const DbError& e);
+  // Drain bookkeeping for a run; a non-empty answer stops it.
+  std::string interrupt();
 
   Config cfg_;
   Db db_;
@@ -48,6 +55,14 @@ class Agent {
   std::chrono::steady_clock::time_point last_rescue_{};
   bool draining_ = false;
   std::chrono::steady_clock::time_point drain_deadline_{};
+  bool in_run_ = false;
+  // Health as this worker sees it, and whether the control plane has it.
+  bool healthy_ = true;
+  std::string health_detail_;
+  bool health_reported_ = true;
+  RetryTimer plane_retry_;
+  RepeatedMessage plane_failures_;
+  RepeatedMessage disk_messages_;
 };
 
 }  // namespace odooops::worker

@@ -126,6 +126,29 @@ const std::vector<Option>& options() {
       {"drain-grace", "ODOOOPS_DRAIN_GRACE", "SECONDS",
        "on SIGTERM, how long the current run may still take before it is handed back (default 60)",
        [](Config& c, const std::string& v) { c.drain_grace = to_double("drain-grace", v); }},
+      {"startup-timeout", "ODOOOPS_STARTUP_TIMEOUT", "SECONDS",
+       "give up (exit 69) when the control plane cannot be reached for this long at start "
+       "(default 0: wait for it, with backoff, for ever)",
+       [](Config& c, const std::string& v) {
+         c.startup_timeout = to_double("startup-timeout", v);
+       }},
+      {"min-free-bytes", "ODOOOPS_MIN_FREE_BYTES", "BYTES",
+       "the state directory's disk counts as full below the smaller of this (default 1 GiB) and "
+       "--min-free-percent of its size: no claims, the agent unhealthy, a running run handed back",
+       [](Config& c, const std::string& v) { c.min_free_bytes = to_int("min-free-bytes", v, 0); }},
+      {"min-free-percent", "ODOOOPS_MIN_FREE_PERCENT", "PERCENT",
+       "see --min-free-bytes (default 5)",
+       [](Config& c, const std::string& v) {
+         c.min_free_percent = to_double("min-free-percent", v);
+         if (c.min_free_percent > 100) throw ConfigError("--min-free-percent: at most 100");
+       }},
+      {"disk-retry-delay", "ODOOOPS_DISK_RETRY_DELAY", "SECONDS",
+       "a run handed back because the disk is full may be claimed again after this long "
+       "(default 60, at most 86400)",
+       [](Config& c, const std::string& v) {
+         c.disk_retry_delay = to_double("disk-retry-delay", v);
+         if (c.disk_retry_delay > 86400) throw ConfigError("--disk-retry-delay: at most 86400");
+       }},
       {"steps-dir", "ODOOOPS_STEPS_DIR", "DIR",
        "step scripts, DIR/<workflow>/NN-name (default: steps/ next to the binary, else "
        "/usr/share/odooops/steps)",
@@ -258,9 +281,9 @@ const std::vector<Option>& options() {
        }},
       {"multipart-part-size", "ODOOOPS_MULTIPART_PART_SIZE", "BYTES",
        "size of a multipart part (default 8 MiB, min 5 MiB)",
-       [](Config& c, const std::string& v) {
-         c.multipart_part_size = to_int("multipart-part-size", v, 5LL << 20);
-       }},
+       [](Config& c,
+          const std::string&
+              v) { c.multipart_part_size = to_int("multipart-part-size", v, 5LL << 20); }},
       {"log-level", "ODOOOPS_LOG_LEVEL", "LEVEL", "debug, info (default), warning, error",
        [](Config& c, const std::string& v) {
          if (v != "debug" && v != "info" && v != "warning" && v != "error")
@@ -398,7 +421,10 @@ std::string usage() {
          "  --version                       print the version\n"
          "\nSignals: SIGTERM/SIGINT drain (stop claiming, let the current run finish within\n"
          "--drain-grace, else hand it back to the queue). A second SIGTERM hands it back at "
-         "once.\n";
+         "once.\n"
+         "\nExit status: 0 stopped or done, 64 bad command line, 69 no control plane within\n"
+         "--startup-timeout, 70 internal error, 78 bad configuration (including a worker id\n"
+         "the login may not act as).\n";
   return out.str();
 }
 
@@ -416,7 +442,7 @@ bool load_config(int argc, char** argv, Config& cfg) {
       return false;
     }
     if (arg.rfind("--", 0) != 0)
-      throw ConfigError("unexpected argument \"" + arg + "\" (see --help)");
+      throw ConfigError("unexpected argument \"" + arg + "\" (see --help)", true);
     std::string name = arg.substr(2), value;
     auto eq = name.find('=');
     const Option* o = find_option(eq == std::string::npos ? name : name.substr(0, eq));
@@ -424,7 +450,7 @@ bool load_config(int argc, char** argv, Config& cfg) {
       value = name.substr(eq + 1);
       name.resize(eq);
     } else if (o && o->value[0] && std::string(o->value) != "BOOL") {
-      if (i + 1 >= argc) throw ConfigError("--" + name + " needs a value");
+      if (i + 1 >= argc) throw ConfigError("--" + name + " needs a value", true);
       value = argv[++i];
     } else if (o && std::string(o->value) == "BOOL" && i + 1 < argc) {
       static const char* words[] = {"true", "false", "yes", "no", "on", "off", "1", "0"};
@@ -442,7 +468,7 @@ bool load_config(int argc, char** argv, Config& cfg) {
         name = name.substr(3);
         value = "false";
       } else {
-        throw ConfigError("unknown option --" + name + " (see --help)");
+        throw ConfigError("unknown option --" + name + " (see --help)", true);
       }
     }
     if (name == "config")

@@ -28,12 +28,17 @@ struct Config {
   bool once = false;              // exit after one run (tests, cron)
   double exit_when_idle = 0;      // exit after this many idle seconds (0: never)
   double drain_grace = 60;        // SIGTERM: seconds the current run may still take
+  double startup_timeout = 0;     // give up (exit 69) without a control plane (0: never)
   // steps
   std::string steps_dir;
   std::string state_dir;
   double step_timeout = 3600;
   int event_batch = 200;     // events per append_events call
   double event_flush = 0.2;  // seconds between flushes of a partial batch
+  // The state directory's disk counts as full below the smaller of these.
+  long long min_free_bytes = 1LL << 30;
+  double min_free_percent = 5;
+  double disk_retry_delay = 60;  // a run handed back for a full disk waits this long
   // targets: the defaults of a run without a runtime profile, and what a
   // profile may choose (the worker refuses anything else)
   std::string runtime = "process";    // process | docker
@@ -63,9 +68,13 @@ struct Config {
   std::string version;
 };
 
-// Thrown for a bad flag, value or file; the message says which.
+// Thrown for a bad flag, value or file; the message says which. `usage`:
+// the command line itself is malformed (exit 64), else the configuration
+// is wrong (exit 78).
 struct ConfigError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit ConfigError(const std::string& message, bool usage_ = false)
+      : std::runtime_error(message), usage(usage_) {}
+  bool usage;
 };
 
 // Parses argv (without the subcommand), the environment and --config FILE.

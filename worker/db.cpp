@@ -3,7 +3,10 @@
 
 #include <poll.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 
 namespace odooops::worker {
 
@@ -23,13 +26,72 @@ void Db::close() {
 
 bool Db::connected() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
 
+bool DbError::refuses_input() const {
+  return sqlstate == "OD004" || sqlstate == "OD005" || sqlstate.rfind("22", 0) == 0 ||
+         sqlstate.rfind("23", 0) == 0;
+}
+
+bool DbError::transient() const {
+  return connection_lost || (sqlstate.rfind("OD", 0) != 0 && !refuses_input());
+}
+
+namespace {
+
+// Without a limit a control plane that drops packets would hold the worker
+// in connect() for minutes: the connection's connect_timeout (connection
+// string or PGCONNECT_TIMEOUT), else 10 s. An asynchronous connection must
+// enforce it itself.
+double connect_timeout_of(PGconn* conn) {
+  double seconds = 10;
+  if (PQconninfoOption* opts = PQconninfo(conn)) {
+    for (PQconninfoOption* o = opts; o->keyword; ++o) {
+      if (std::string(o->keyword) == "connect_timeout" && o->val && std::atoi(o->val) > 0)
+        seconds = std::max(2, std::atoi(o->val));
+    }
+    PQconninfoFree(opts);
+  }
+  return seconds;
+}
+
+std::string trimmed_error(PGconn* conn) {
+  std::string msg = conn ? PQerrorMessage(conn) : "out of memory";
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  return msg;
+}
+
+}  // namespace
+
 void Db::connect(const std::string& listen_channel) {
   close();
   channel_ = listen_channel;
-  conn_ = PQconnectdb(conninfo_.c_str());
-  if (PQstatus(conn_) != CONNECTION_OK) {
-    std::string msg = PQerrorMessage(conn_);
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  // Asynchronous, so that a signal ends the wait (SIGTERM while the control
+  // plane is away must stop the worker promptly).
+  conn_ = PQconnectStart(conninfo_.c_str());
+  const auto deadline =
+      std::chrono::steady_clock::now() +
+      std::chrono::milliseconds(std::lround((conn_ ? connect_timeout_of(conn_) : 0) * 1000));
+  PostgresPollingStatusType st =
+      conn_ && PQstatus(conn_) != CONNECTION_BAD ? PGRES_POLLING_WRITING : PGRES_POLLING_FAILED;
+  while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) {
+      close();
+      throw DbError("08006", "cannot connect to the control plane: timed out", true);
+    }
+    struct pollfd fds[2] = {
+        {PQsocket(conn_), static_cast<short>(st == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0},
+        {wake_fd_, POLLIN, 0}};
+    const int r = poll(fds, wake_fd_ >= 0 ? 2 : 1, static_cast<int>(left));
+    if (r > 0 && wake_fd_ >= 0 && (fds[1].revents & POLLIN) && abort_ && abort_()) {
+      close();
+      throw DbError("57014", "stopped while connecting to the control plane", true);
+    }
+    if (r > 0 && fds[0].revents) st = PQconnectPoll(conn_);
+  }
+  if (st == PGRES_POLLING_FAILED || PQstatus(conn_) != CONNECTION_OK) {
+    const std::string msg = trimmed_error(conn_);
     close();
     throw DbError("08006", "cannot connect to the control plane: " + msg, true);
   }

@@ -6,6 +6,7 @@
 
 #include <libpq-fe.h>
 
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -21,6 +22,13 @@ struct DbError : std::runtime_error {
   std::string sqlstate;
   bool connection_lost;
   bool stale_lease() const { return sqlstate == "OD003"; }
+  // The server refused what was sent (invalid or oversized input, a row
+  // check): sending the same again cannot succeed.
+  bool refuses_input() const;
+  // What an outage or a restart of the control plane, or an administrator
+  // fixing a grant, can make go away: everything but a refused input and
+  // odooops's own answers (OD...). Such a call is tried again later.
+  bool transient() const;
 };
 
 // Rows of a result as text (NULL = nullopt).
@@ -45,7 +53,16 @@ class Db {
   Db& operator=(const Db&) = delete;
 
   // Connects (or reconnects) and, when `listen_channel` is set, LISTENs.
+  // Waits at most the connection's connect_timeout (default 10 s) and gives
+  // up early when `abort` (see set_abort) says so.
   void connect(const std::string& listen_channel = {});
+  // While connecting, `wake_fd` (the signal pipe) becomes readable on a
+  // signal; then `abort()` decides whether to give up (DbError 57014). It
+  // must empty the pipe.
+  void set_abort(int wake_fd, std::function<bool()> abort) {
+    wake_fd_ = wake_fd;
+    abort_ = std::move(abort);
+  }
   bool connected() const;
   // Runs one statement with text parameters in its own implicit transaction.
   // Reconnects once when the connection was lost before the statement.
@@ -60,6 +77,8 @@ class Db {
   std::string conninfo_;
   std::string channel_;
   PGconn* conn_ = nullptr;
+  int wake_fd_ = -1;
+  std::function<bool()> abort_;
 };
 
 }  // namespace odooops::worker

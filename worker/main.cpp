@@ -1,18 +1,27 @@
 // odooops-worker: the thin executor of the odooops run queue.
+// Exit status (sysexits.h): 0 stopped or done; EX_USAGE (64) a malformed
+// command line; EX_UNAVAILABLE (69) no control plane within
+// --startup-timeout; EX_SOFTWARE (70) an internal error; EX_CONFIG (78) a
+// bad configuration or a worker id the login may not act as.
 #include <curl/curl.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <iostream>
 #include <string>
 #include <vector>
-#include <iostream>
 
 #include "agent.h"
 #include "config.h"
+#include "log.h"
+#include "signals.h"
 #include "storage.h"
 
+// The release: the extension's default_version (CMakeLists.txt reads it
+// from control/odooops.control).
 #ifndef ODOOOPS_VERSION
-#define ODOOOPS_VERSION "0.1.0"
+#error "ODOOOPS_VERSION must be defined by the build"
 #endif
 
 namespace {
@@ -71,6 +80,7 @@ int main(int argc, char** argv) {
     }
     if (!load_config(argc - 1, argv + 1, cfg)) return 0;
     hide_secret_arguments(argc, argv);
+    configure_log(cfg.worker_id, parse_log_level(cfg.log_level));
     install_signal_handlers();
     write_storage_settings(cfg);
     int rc;
@@ -81,10 +91,10 @@ int main(int argc, char** argv) {
     unlink(storage_settings_file(cfg).c_str());
     return rc;
   } catch (const ConfigError& e) {
-    std::cerr << "odooops-worker: " << e.what() << "\n";
-    return 2;
+    log(LogLevel::Error, e.what());
+    return e.usage ? EX_USAGE : EX_CONFIG;
   } catch (const std::exception& e) {
-    std::cerr << "odooops-worker: " << e.what() << "\n";
-    return 1;
+    log(LogLevel::Error, std::string("internal error: ") + e.what());
+    return EX_SOFTWARE;
   }
 }

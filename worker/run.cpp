@@ -5,12 +5,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <iostream>
 
+#include "disk.h"
 #include "protocol.h"
+#include "signals.h"
 #include "step_runner.h"
 #include "storage.h"
 
@@ -84,78 +87,137 @@ std::string git_allow_protocol(const std::string& schemes) {
 
 // ---------------------------------------------------------------- EventSink
 
-EventSink::EventSink(Db& db, long long run_id, int attempt, const Config& cfg)
-    : db_(db), run_id_(run_id), attempt_(attempt), cfg_(cfg), last_flush_(Clock::now()) {}
+namespace {
 
-void EventSink::add(json event) {
-  pending_.push_back(std::move(event));
-  if (static_cast<int>(pending_.size()) >= cfg_.event_batch) flush(true);
+// A batch's JSON stays far below ops.append_events' 16 MiB.
+constexpr std::size_t kBatchBytes = 4 << 20;
+// Retries of calls to the control plane: from half a second up to 15 s, so
+// that a worker is back within seconds of an outage's end.
+constexpr double kRetryBase = 0.5, kRetryCap = 15;
+// A repeated failure is logged at most once a minute.
+constexpr double kRepeatInterval = 60;
+
+std::string run_label(long long run_id) { return "run " + std::to_string(run_id); }
+
+}  // namespace
+
+EventSink::EventSink(Db& db, long long run_id, int attempt, const Config& cfg)
+    : db_(db),
+      run_id_(run_id),
+      attempt_(attempt),
+      cfg_(cfg),
+      spool_(spool_path(cfg.state_dir, run_id, attempt)),
+      batch_limit_(static_cast<std::size_t>(cfg.event_batch)),
+      retry_(kRetryBase, kRetryCap),
+      failures_(kRepeatInterval),
+      last_flush_(Clock::now()) {
+  if (spool_.open_error() != 0) {
+    disk_error_ = spool_.open_error();
+    log(LogLevel::Error, run_label(run_id_) + ": cannot create the spool " + spool_.path() + ": " +
+                             strerror(disk_error_) + "; output is kept in memory");
+  }
 }
 
-void EventSink::flush(bool force) {
-  if (lease_lost_) {
-    pending_.clear();
-    return;
+void EventSink::add(json event) {
+  event["seq"] = ++next_seq_;
+  int error = 0;
+  if (!spool_.append(dump(event), error) && disk_error_ == 0) {
+    disk_error_ = error;
+    log(LogLevel::Error, run_label(run_id_) + ": cannot write the spool " + spool_.path() + ": " +
+                             strerror(error) + "; output is kept in memory");
   }
-  while (!pending_.empty()) {
-    if (!force && static_cast<int>(pending_.size()) < cfg_.event_batch &&
-        since(last_flush_) < cfg_.event_flush)
-      return;
-    size_t n = std::min(pending_.size(), static_cast<size_t>(cfg_.event_batch));
-    json batch = json::array();
-    for (size_t i = 0; i < n; ++i) batch.push_back(pending_[i]);
-    try {
-      db_.exec("SELECT ops.append_events($1, $2::jsonb, $3, $4)",
-               {std::to_string(run_id_), dump(batch), cfg_.worker_id, std::to_string(attempt_)});
-    } catch (const DbError& e) {
-      if (e.stale_lease()) {
-        lease_lost_ = true;
-        lost_reason_ = e.what();
-        pending_.clear();
-        return;
-      }
-      if (e.connection_lost) {
-        // Kept in order and sent with the next flush.
-        std::cerr << "odooops-worker: run " << run_id_ << ": events not sent yet: " << e.what()
-                  << "\n";
-        last_flush_ = Clock::now();
-        return;
-      }
-      // A batch the server refuses (should not happen: lines are sanitised)
-      // is replaced by one event that says so, so the log shows the gap.
-      std::cerr << "odooops-worker: run " << run_id_ << ": events refused: " << e.what() << "\n";
-      pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(n));
-      pending_.insert(
-          pending_.begin(),
-          make_event("warning",
-                     event_message(std::to_string(n) + " output lines were refused: " + e.what()),
-                     "", ""));
-      continue;
-    }
-    sent_ += static_cast<long long>(n);
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(n));
-    last_flush_ = Clock::now();
+  if (spool_.pending() >= batch_limit_) flush(true);
+}
+
+double EventSink::retry_wait_s() const { return retry_.wait_s(monotonic_seconds()); }
+
+void EventSink::flush(bool force) {
+  if (lease_lost_ || spool_.empty() || !retry_.due(monotonic_seconds())) return;
+  if (!force && spool_.pending() < batch_limit_ && since(last_flush_) < cfg_.event_flush) return;
+  while (!spool_.empty() && !lease_lost_) {
+    if (!send_batch()) return;
   }
   last_flush_ = Clock::now();
 }
 
+// One ops.append_events call; false when it failed (and a retry is due later).
+bool EventSink::send_batch() {
+  std::vector<std::string> lines = spool_.peek(batch_limit_, kBatchBytes);
+  if (lines.empty()) return false;
+  if (!head_override_.empty()) lines[0] = head_override_;
+  std::string batch = "[";
+  for (std::size_t i = 0; i < lines.size(); ++i) batch += (i ? "," : "") + lines[i];
+  batch += "]";
+  try {
+    db_.exec("SELECT ops.append_events($1, $2::jsonb, $3, $4)",
+             {std::to_string(run_id_), batch, cfg_.worker_id, std::to_string(attempt_)});
+  } catch (const DbError& e) {
+    if (e.stale_lease()) {
+      lease_lost_ = true;
+      lost_reason_ = e.what();
+      return false;
+    }
+    if (e.refuses_input() && lines.size() > 1) {
+      // Find the line the server refuses: half the batch at a time.
+      batch_limit_ = std::max<std::size_t>(1, lines.size() / 2);
+      return true;
+    }
+    if (e.refuses_input() && head_override_.empty()) {
+      // Lines are made to fit (protocol.h), so this should not happen; the
+      // log then shows the gap instead of losing what follows.
+      json warning = make_event(
+          "warning", event_message(std::string("an output line was refused: ") + e.what()), "", "");
+      warning["seq"] = spooled_seq(lines[0]);
+      head_override_ = dump(warning);
+      log(LogLevel::Warning, run_label(run_id_) + ": an output line was refused: " + e.what());
+      return true;
+    }
+    const double now = monotonic_seconds();
+    retry_.failed(now);
+    long held_back = 0;
+    if (failures_.due(now, held_back)) {
+      char wait[32];
+      snprintf(wait, sizeof wait, "%.1f", retry_.last_delay_s());
+      log(LogLevel::Warning,
+          run_label(run_id_) + ": output not delivered yet (" + std::to_string(spool_.pending()) +
+              " lines kept in " + spool_.path() + "): " + e.what() + "; trying again in " + wait +
+              " s" +
+              (held_back
+                   ? " (" + std::to_string(held_back) + " more failures since the last message)"
+                   : ""));
+    }
+    return false;
+  }
+  sent_ += static_cast<long long>(lines.size());
+  spool_.consume(lines.size());
+  head_override_.clear();
+  batch_limit_ = static_cast<std::size_t>(cfg_.event_batch);
+  if (retry_.failures() > 0) {
+    const long failures = failures_.success();
+    retry_.succeeded();
+    log(LogLevel::Info, run_label(run_id_) + ": output delivered again after " +
+                            std::to_string(failures) + " failed tries");
+  }
+  return true;
+}
+
 // ------------------------------------------------------------- RunExecution
 
-RunExecution::RunExecution(Db& db, const Config& cfg, long long run_id, int attempt,
-                           std::function<std::string()> interrupt)
+RunExecution::RunExecution(Db& db, const Config& cfg, long long run_id, int attempt, RunHooks hooks)
     : db_(db),
       cfg_(cfg),
       run_id_(run_id),
       attempt_(attempt),
-      interrupt_(std::move(interrupt)),
+      hooks_(std::move(hooks)),
       events_(db, run_id, attempt, cfg),
       worker_(cfg.worker_id) {}
 
 bool RunExecution::stale(const DbError& e) {
   if (e.stale_lease()) {
     lease_lost_ = true;
-    std::cerr << "odooops-worker: run " << run_id_ << " attempt " << attempt_
-              << ": this worker no longer holds the run (" << e.what() << "); stopping it\n";
+    log(LogLevel::Warning, run_label(run_id_) + " attempt " + std::to_string(attempt_) +
+                               ": this worker no longer holds the run (" + e.what() +
+                               "); stopping it");
     return true;
   }
   return false;
@@ -168,8 +230,7 @@ void RunExecution::event(const std::string& level, const std::string& message,
   events_.add(make_event(level, msg, "", step, payload));
 }
 
-void RunExecution::load_context() {
-  Rows rows = db_.exec(kRunContext, {std::to_string(run_id_), worker_, std::to_string(attempt_)});
+void RunExecution::load_context(const Rows& rows) {
   if (rows.empty()) throw std::runtime_error("run " + std::to_string(run_id_) + " vanished");
   for (const auto& c : rows.columns) ctx_[c] = rows.text(0, c);
   run_metadata_ = parse_object(ctx_["metadata"]);
@@ -412,19 +473,45 @@ std::vector<std::string> RunExecution::list_steps(std::string& dir_out) const {
 bool RunExecution::heartbeat() {
   try {
     // The run's lease and the agent's liveness in one round trip.
-    db_.exec("SELECT ops.heartbeat_run($1, $2, $3, $4), ops.agent_heartbeat($2, false)",
-             {std::to_string(run_id_), worker_, std::to_string(attempt_),
-              std::to_string(cfg_.lease_seconds)});
+    Rows r = db_.exec(
+        "SELECT ops.heartbeat_run($1, $2, $3, $4), ops.agent_heartbeat($2, false) AS agent",
+        {std::to_string(run_id_), worker_, std::to_string(attempt_),
+         std::to_string(cfg_.lease_seconds)});
     last_heartbeat_ = Clock::now();
+    if (const long failures = heartbeat_failures_.success())
+      log(LogLevel::Info, run_label(run_id_) + ": heartbeats go through again after " +
+                              std::to_string(failures) + " failed tries");
+    if (!r.empty() && !r.get(0, "agent") && hooks_.reregister) hooks_.reregister();
     return true;
   } catch (const DbError& e) {
     if (stale(e)) return false;
-    // Transient: the lease still has time; try again on the next tick.
-    std::cerr << "odooops-worker: run " << run_id_ << ": heartbeat failed: " << e.what() << "\n";
+    // Transient: the lease still has time; try again in 2 s.
+    long held_back = 0;
+    if (heartbeat_failures_.due(monotonic_seconds(), held_back))
+      log(LogLevel::Warning,
+          run_label(run_id_) + ": heartbeat failed: " + e.what() + "; trying again every 2 s" +
+              (held_back
+                   ? " (" + std::to_string(held_back) + " more failures since the last message)"
+                   : ""));
     last_heartbeat_ = Clock::now() - std::chrono::milliseconds(
                                          static_cast<long>(cfg_.heartbeat_interval * 1000) - 2000);
     return true;
   }
+}
+
+std::string RunExecution::disk_problem() {
+  if (!disk_problem_.empty()) return disk_problem_;
+  if (const int err = events_.disk_error(); err == ENOSPC || err == EDQUOT) {
+    disk_problem_ = "the worker's disk is full (" + std::string(strerror(err)) + ")";
+  } else if (since(last_disk_check_) >= 5) {
+    last_disk_check_ = Clock::now();
+    const auto space = disk_space(cfg_.state_dir);
+    if (space && disk_short(*space, static_cast<unsigned long long>(cfg_.min_free_bytes),
+                            cfg_.min_free_percent))
+      disk_problem_ =
+          "the worker's disk is full (" + cfg_.state_dir + ": " + describe_space(*space) + ")";
+  }
+  return disk_problem_;
 }
 
 void RunExecution::handle_line(const std::string& step, const char* stream, std::string_view line) {
@@ -547,7 +634,12 @@ RunExecution::Outcome RunExecution::execute() {
     throw;
   }
   try {
-    load_context();
+    Rows rows;
+    const Recorded read = record("read the run's context", [&] {
+      rows = db_.exec(kRunContext, {std::to_string(run_id_), worker_, std::to_string(attempt_)});
+    });
+    if (read != Recorded::Yes) return outcome_of(read, Outcome::Failed);
+    load_context(rows);
   } catch (const DbError& e) {
     if (stale(e)) return Outcome::LeaseLost;
     return fail(std::string("cannot read the run's context: ") + e.what());
@@ -561,6 +653,9 @@ RunExecution::Outcome RunExecution::execute() {
   std::error_code ec;
   fs::remove_all(workspace_, ec);
   fs::create_directories(workspace_, ec);
+  if (ec && (ec.value() == ENOSPC || ec.value() == EDQUOT))
+    return hand_back("cannot create the workspace " + workspace_ + ": " + ec.message(),
+                     cfg_.disk_retry_delay);
   if (ec) return fail("cannot create the workspace " + workspace_ + ": " + ec.message());
   // The workspace holds the checkout (another project's code, to the other
   // environments' users) and the environment directory its database
@@ -594,7 +689,8 @@ RunExecution::Outcome RunExecution::execute() {
     step_results.push_back({{"step", step}, {"seconds", seconds}, {"outcome", out.describe()}});
     events_.flush(true);
     if (lease_lost_ || events_.lease_lost()) return Outcome::LeaseLost;
-    if (out.how == StepOutcome::How::Aborted) return hand_back(out.detail);
+    if (out.how == StepOutcome::How::Aborted)
+      return hand_back(out.detail, disk_problem_.empty() ? 0 : cfg_.disk_retry_delay);
     // Artifacts reported by the step are uploaded once it has finished.
     json reported = artifacts_;
     artifacts_ = json::array();
@@ -611,6 +707,11 @@ RunExecution::Outcome RunExecution::execute() {
       if (!last_stderr.empty() && out.how != StepOutcome::How::TimedOut)
         error += ": " + last_stderr;
       if (!run_failure_hooks(steps_dir, step, error)) return Outcome::LeaseLost;
+      // A step that failed while the disk is full failed for the worker's
+      // reason, not the run's: another try, on a worker with room.
+      last_disk_check_ = {};
+      if (!disk_problem().empty())
+        return hand_back(error + "; " + disk_problem_, cfg_.disk_retry_delay);
       return fail(error);
     }
     char buf[64];
@@ -647,7 +748,8 @@ StepOutcome RunExecution::run_step(const std::string& path, const std::string& s
     if (since(last_heartbeat_) >= cfg_.heartbeat_interval && !heartbeat())
       return "this worker no longer holds the run";
     if (lease_lost_) return "this worker no longer holds the run";
-    return interrupt_ ? interrupt_() : std::string();
+    if (!disk_problem().empty()) return disk_problem_;
+    return hooks_.interrupt ? hooks_.interrupt() : std::string();
   };
   return runner.run(spec);
 }
@@ -687,99 +789,162 @@ bool RunExecution::run_failure_hooks(const std::string& steps_dir, const std::st
   return true;
 }
 
+RunExecution::Recorded RunExecution::record(const std::string& what,
+                                            const std::function<void()>& call) {
+  RetryTimer retry(kRetryBase, kRetryCap);
+  RepeatedMessage messages(kRepeatInterval);
+  while (true) {
+    events_.flush(true);
+    if (lease_lost_ || events_.lease_lost()) return Recorded::LeaseLost;
+    std::string problem;
+    double wait = 0;
+    if (events_.empty()) {
+      try {
+        call();
+        if (const long failures = messages.success())
+          log(LogLevel::Info, run_label(run_id_) + ": could " + what + " after " +
+                                  std::to_string(failures) + " failed tries");
+        return Recorded::Yes;
+      } catch (const DbError& e) {
+        if (stale(e)) return Recorded::LeaseLost;
+        if (!e.transient()) throw;
+        problem = e.what();
+        retry.failed(monotonic_seconds());
+        wait = retry.last_delay_s();
+      }
+    } else {
+      // Only what every line of the run was stored before is recorded: after
+      // the result, the server takes no more lines of this attempt.
+      problem = std::to_string(events_.pending()) + " output lines are not delivered yet";
+      wait = std::max(0.2, events_.retry_wait_s());
+    }
+    long held_back = 0;
+    if (messages.due(monotonic_seconds(), held_back)) {
+      char delay[32];
+      snprintf(delay, sizeof delay, "%.1f", wait);
+      log(LogLevel::Warning,
+          run_label(run_id_) + ": cannot " + what + " yet: " + problem + "; trying again in " +
+              delay + " s" +
+              (held_back ? " (" + std::to_string(held_back) + " more tries since the last message)"
+                         : ""));
+    }
+    // The lease is kept while waiting: the control plane may be up and
+    // refuse only the output.
+    if (since(last_heartbeat_) >= cfg_.heartbeat_interval && !heartbeat())
+      return Recorded::LeaseLost;
+    sleep_unless_signalled(wait, signals().terms);
+    if (const std::string why = hooks_.interrupt ? hooks_.interrupt() : ""; !why.empty()) {
+      log(LogLevel::Error, run_label(run_id_) + ": gave up trying to " + what + " (" + why +
+                               "); the lease expires and the run is requeued");
+      return Recorded::GaveUp;
+    }
+  }
+}
+
+RunExecution::Outcome RunExecution::outcome_of(Recorded r, Outcome done) const {
+  switch (r) {
+    case Recorded::Yes:
+      return done;
+    case Recorded::LeaseLost:
+      return Outcome::LeaseLost;
+    case Recorded::GaveUp:
+      return Outcome::Abandoned;
+  }
+  return Outcome::Abandoned;
+}
+
 RunExecution::Outcome RunExecution::fail(const std::string& error) {
   event("error", error, "", {{"worker", worker_}});
-  events_.flush(true);
-  if (events_.lease_lost()) return Outcome::LeaseLost;
   result_["error"] = error;
-  try {
-    if (ctx_["workflow"] == "backup" && extra_env_.count("ODOOOPS_BACKUP_ID")) {
+  const bool backup = ctx_["workflow"] == "backup" && extra_env_.count("ODOOOPS_BACKUP_ID");
+  bool backup_recorded = false;
+  const Recorded r = record("record the failure", [&] {
+    if (backup && !backup_recorded) {
       Rows has = db_.exec(
           "SELECT to_regprocedure('ops.fail_backup(bigint,text,integer,text)') IS NOT NULL AS ok");
       if (has.text(0, "ok") == "t") {
         // The error is a message: at most 8192 bytes (ops.fail_backup refuses more).
-        db_.exec("SELECT ops.fail_backup($1, $2, $3, $4)",
-                 {extra_env_["ODOOOPS_BACKUP_ID"], worker_, std::to_string(attempt_),
-                  event_message(error)});
+        try {
+          db_.exec("SELECT ops.fail_backup($1, $2, $3, $4)",
+                   {extra_env_["ODOOOPS_BACKUP_ID"], worker_, std::to_string(attempt_),
+                    event_message(error)});
+        } catch (const DbError& e) {
+          if (e.stale_lease() || e.transient()) throw;
+          log(LogLevel::Warning, run_label(run_id_) + ": fail_backup: " + e.what());
+        }
       }
+      backup_recorded = true;
     }
-  } catch (const DbError& e) {
-    if (stale(e)) return Outcome::LeaseLost;
-    std::cerr << "odooops-worker: run " << run_id_ << ": fail_backup: " << e.what() << "\n";
-  }
-  for (int tries = 0;; ++tries) {
     try {
       db_.exec("SELECT ops.finish_run($1, 'failed', $2::jsonb, $3, $4)",
                {std::to_string(run_id_), dump(result_), worker_, std::to_string(attempt_)});
-      return Outcome::Failed;
     } catch (const DbError& e) {
-      if (stale(e)) return Outcome::LeaseLost;
-      if (e.sqlstate == "OD001") return Outcome::Failed;  // fail_backup already finished it
-      if (!e.connection_lost || tries >= 5) throw;
-      sleep(2);
+      if (e.sqlstate != "OD001") throw;  // fail_backup already finished it
     }
-  }
+  });
+  return outcome_of(r, Outcome::Failed);
 }
 
 RunExecution::Outcome RunExecution::succeed() {
-  events_.flush(true);
-  if (events_.lease_lost()) return Outcome::LeaseLost;
-  for (int tries = 0;; ++tries) {
+  if (ctx_["workflow"] == "backup") {
+    json b = result_.value("backup", json::object());
+    if (!b.contains("location") || !b.contains("sha256") || !b.contains("size_bytes"))
+      return fail(
+          "the backup steps reported no backup location, size and sha256 (::odooops::metadata "
+          "{\"backup\": ...})");
+    json fs_obj = b.value("filestore", json::object());
+    if (!fs_obj.is_object() || !fs_obj.contains("location") || !fs_obj.contains("sha256"))
+      return fail("the backup steps reported no filestore archive location and sha256");
     try {
-      if (ctx_["workflow"] == "backup") {
-        json b = result_.value("backup", json::object());
-        if (!b.contains("location") || !b.contains("sha256") || !b.contains("size_bytes"))
-          return fail(
-              "the backup steps reported no backup location, size and sha256 (::odooops::metadata "
-              "{\"backup\": ...})");
-        json fs_obj = b.value("filestore", json::object());
-        if (!fs_obj.is_object() || !fs_obj.contains("location") || !fs_obj.contains("sha256"))
-          return fail("the backup steps reported no filestore archive location and sha256");
-        try {
-          check_storage_location(b["location"].get<std::string>(), cfg_, ctx_["project"]);
-          check_storage_location(fs_obj["location"].get<std::string>(), cfg_, ctx_["project"]);
-        } catch (const std::exception& e) {
-          return fail(std::string("the backup is not recorded: ") + e.what());
-        }
-        if (extra_env_.count("ODOOOPS_BACKUP_ID")) {
-          // complete_backup records the backup and finishes the run (fenced).
-          db_.exec(
-              "SELECT ops.complete_backup($1, $2, $3, $4, $5, $6, $7::jsonb)",
-              {extra_env_["ODOOOPS_BACKUP_ID"], worker_, std::to_string(attempt_),
-               b["location"].get<std::string>(), std::to_string(b["size_bytes"].get<long long>()),
-               b["sha256"].get<std::string>(), dump(result_)});
-          break;
-        }
+      check_storage_location(b["location"].get<std::string>(), cfg_, ctx_["project"]);
+      check_storage_location(fs_obj["location"].get<std::string>(), cfg_, ctx_["project"]);
+    } catch (const std::exception& e) {
+      return fail(std::string("the backup is not recorded: ") + e.what());
+    }
+  }
+  Recorded r = Recorded::GaveUp;
+  try {
+    r = record("record the success", [&] {
+      json b = result_.value("backup", json::object());
+      if (ctx_["workflow"] == "backup" && extra_env_.count("ODOOOPS_BACKUP_ID")) {
+        // complete_backup records the backup and finishes the run (fenced).
+        db_.exec(
+            "SELECT ops.complete_backup($1, $2, $3, $4, $5, $6, $7::jsonb)",
+            {extra_env_["ODOOOPS_BACKUP_ID"], worker_, std::to_string(attempt_),
+             b["location"].get<std::string>(), std::to_string(b["size_bytes"].get<long long>()),
+             b["sha256"].get<std::string>(), dump(result_)});
+        return;
       }
       db_.exec("SELECT ops.finish_run($1, 'succeeded', $2::jsonb, $3, $4)",
                {std::to_string(run_id_), dump(result_), worker_, std::to_string(attempt_)});
-      break;
-    } catch (const DbError& e) {
-      if (stale(e)) return Outcome::LeaseLost;
-      if (!e.connection_lost || tries >= 5)
-        return fail(std::string("cannot finish the run: ") + e.what());
-      sleep(2);
-    }
+    });
+  } catch (const DbError& e) {
+    // Refused for good (e.g. a result over its size limit): the run did
+    // not produce a result the control plane accepts.
+    return fail(std::string("cannot finish the run: ") + e.what());
   }
-  std::error_code ec;
-  fs::remove_all(workspace_, ec);
-  return Outcome::Succeeded;
+  if (r == Recorded::Yes) {
+    std::error_code ec;
+    fs::remove_all(workspace_, ec);
+  }
+  return outcome_of(r, Outcome::Succeeded);
 }
 
-RunExecution::Outcome RunExecution::hand_back(const std::string& reason) {
+RunExecution::Outcome RunExecution::hand_back(const std::string& reason, double retry_after) {
   event("warning", "worker " + worker_ + " hands the run back to the queue: " + reason, "",
         {{"worker", worker_}, {"reason", reason}});
-  events_.flush(true);
-  if (events_.lease_lost()) return Outcome::LeaseLost;
-  try {
-    db_.exec(
-        "SELECT ops.release_run($1, $2, $3, $4)",
-        {std::to_string(run_id_), worker_, std::to_string(attempt_), "worker draining: " + reason});
-  } catch (const DbError& e) {
-    if (stale(e)) return Outcome::LeaseLost;
-    throw;
-  }
-  return Outcome::HandedBack;
+  const int delay = static_cast<int>(std::lround(retry_after));
+  const Recorded r = record("hand the run back", [&] {
+    if (delay > 0)
+      db_.exec("SELECT ops.release_run($1, $2, $3, $4, $5)",
+               {std::to_string(run_id_), worker_, std::to_string(attempt_), reason,
+                std::to_string(delay)});
+    else
+      db_.exec("SELECT ops.release_run($1, $2, $3, $4)",
+               {std::to_string(run_id_), worker_, std::to_string(attempt_),
+                "worker draining: " + reason});
+  });
+  return outcome_of(r, Outcome::HandedBack);
 }
 
 }  // namespace odooops::worker

@@ -13,44 +13,85 @@
 
 #include "config.h"
 #include "db.h"
+#include "log.h"
+#include "retry.h"
+#include "spool.h"
 #include "step_runner.h"
 
 namespace odooops::worker {
 
-// Buffers output lines and sends them in order with ops.append_events.
+// The run attempt's output: each event is numbered and written to the
+// spool (spool.h), then sent in order with ops.append_events, which stores
+// each number once. A failed call is tried again after a backoff delay
+// while the run goes on; a line the server refuses is found (the batch is
+// halved) and replaced by a warning with its number.
 class EventSink {
  public:
   EventSink(Db& db, long long run_id, int attempt, const Config& cfg);
   void add(nlohmann::json event);
-  // Sends what is buffered if the batch is full, the flush interval passed, or `force`.
+  // Sends what is spooled if a batch is full, the flush interval passed, or
+  // `force`; not before the retry delay of a failed call has passed.
   void flush(bool force = false);
   bool lease_lost() const { return lease_lost_; }
   const std::string& lost_reason() const { return lost_reason_; }
   long long sent() const { return sent_; }
+  // Everything added was stored.
+  bool empty() const { return spool_.empty(); }
+  std::size_t pending() const { return spool_.pending(); }
+  // Seconds until the next try after a failed call (0: none failed).
+  double retry_wait_s() const;
+  // errno of the last spool write the disk refused (0: none).
+  int disk_error() const { return disk_error_; }
 
  private:
+  bool send_batch();
+
   Db& db_;
   long long run_id_;
   int attempt_;
   const Config& cfg_;
-  std::vector<nlohmann::json> pending_;
+  Spool spool_;
+  long long next_seq_ = 0;
+  std::size_t batch_limit_;
+  // A refused line's replacement (a warning with its number), sent in its place.
+  std::string head_override_;
+  RetryTimer retry_;
+  RepeatedMessage failures_;
   std::chrono::steady_clock::time_point last_flush_;
   bool lease_lost_ = false;
   std::string lost_reason_;
   long long sent_ = 0;
+  int disk_error_ = 0;
+};
+
+// What a run needs from the agent running it.
+struct RunHooks {
+  // Polled while steps run and while a result waits to be recorded: a
+  // non-empty answer hands the run back to the queue (drain) or gives up.
+  std::function<std::string()> interrupt;
+  // The agent's row is gone (ops.agent_heartbeat answered NULL).
+  std::function<void()> reregister;
 };
 
 class RunExecution {
  public:
-  enum class Outcome { Succeeded, Failed, HandedBack, LeaseLost };
-  // `interrupt` is polled while steps run: a non-empty answer hands the run
-  // back to the queue (drain).
-  RunExecution(Db& db, const Config& cfg, long long run_id, int attempt,
-               std::function<std::string()> interrupt);
+  // Abandoned: the result could not be recorded before the worker was told
+  // to stop; the lease expires and the run is requeued.
+  enum class Outcome { Succeeded, Failed, HandedBack, LeaseLost, Abandoned };
+  RunExecution(Db& db, const Config& cfg, long long run_id, int attempt, RunHooks hooks);
   Outcome execute();
 
  private:
-  void load_context();
+  enum class Recorded { Yes, LeaseLost, GaveUp };
+  // Delivers every spooled event, then makes `call`; both are tried again
+  // while the control plane is away or refuses for a reason that can pass
+  // (DbError::transient), keeping the lease meanwhile, until `call`
+  // succeeds, the server says the lease is gone, or hooks.interrupt says
+  // stop. Any other error is thrown. `what` names the call in messages.
+  Recorded record(const std::string& what, const std::function<void()>& call);
+  // Why the worker's own disk stops this run ("" while it has room).
+  std::string disk_problem();
+  void load_context(const Rows& rows);
   void export_backup_to_restore(const std::string& refusal_suffix);
   bool record_pre_deploy_backup(const std::string& step);
   std::map<std::string, std::string> step_environment(const std::string& step_name,
@@ -67,14 +108,17 @@ class RunExecution {
   void record_artifact(const std::string& step, nlohmann::json artifact);
   Outcome fail(const std::string& error);
   Outcome succeed();
-  Outcome hand_back(const std::string& reason);
+  // Back to the queue: at once (drain) or, for the worker's full disk,
+  // claimable after --disk-retry-delay.
+  Outcome hand_back(const std::string& reason, double retry_after = 0);
+  Outcome outcome_of(Recorded r, Outcome done) const;
   bool stale(const DbError& e);
 
   Db& db_;
   const Config& cfg_;
   long long run_id_;
   int attempt_;
-  std::function<std::string()> interrupt_;
+  RunHooks hooks_;
   EventSink events_;
   std::string worker_;
   std::map<std::string, std::string> ctx_;  // run, project, environment columns
@@ -89,6 +133,9 @@ class RunExecution {
   std::string pre_deploy_prefix_;
   RuntimeValues runtime_values_;  // runtime, odoo-bin, addons, image of this run
   std::chrono::steady_clock::time_point last_heartbeat_;
+  RepeatedMessage heartbeat_failures_{60};
+  std::chrono::steady_clock::time_point last_disk_check_{};
+  std::string disk_problem_;  // set once the disk stopped the run
   bool lease_lost_ = false;
 };
 

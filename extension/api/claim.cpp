@@ -42,7 +42,7 @@ namespace {
   "    FROM claimed c)"
 
 // The fast path, one statement: the worker's registration (kinds, teams,
-// status), candidates locked in claim order with SKIP LOCKED, and the
+// status, health), candidates locked in claim order with SKIP LOCKED, and the
 // claiming UPDATE with its events for every candidate that is not
 // exclusive. Exclusive candidates come back still queued (status 'queued'
 // in the result) for the environment gate. $1 worker, $2 n, $3 lease
@@ -51,14 +51,14 @@ namespace {
 // LIMIT $2.
 constexpr const char* kClaimSql =
     "WITH agent AS ("
-    "  SELECT a.status, a.kinds,"
+    "  SELECT a.status, a.healthy, a.kinds,"
     "         ARRAY(SELECT m.team_id FROM ops.agent_team_members m WHERE m.agent_id = a.id) AS "
     "teams"
     "    FROM ops.agents a WHERE a.worker_id = $1"
     "), candidate AS ("
     "  SELECT r.id, r.exclusive FROM ops.runs r"
     "   WHERE r.status = 'queued' AND r.available_at <= now()"
-    "     AND NOT EXISTS (SELECT 1 FROM agent WHERE agent.status <> 'active')"
+    "     AND NOT EXISTS (SELECT 1 FROM agent WHERE agent.status <> 'active' OR NOT agent.healthy)"
     "     AND ((SELECT kinds FROM agent) IS NULL OR r.workflow = ANY ((SELECT kinds FROM "
     "agent)::text[]))"
     "     AND ($4::text[] IS NULL OR r.workflow = ANY ($4))"

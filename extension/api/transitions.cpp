@@ -1,8 +1,9 @@
 // Worker-driven transitions of a held run: start, heartbeat, release,
-// finish (one or a batch) and cancel. Each is a single UPDATE whose WHERE
-// clause carries the legal source states (from run_state) and the fence
-// (worker_id, attempt); an UPDATE that matches nothing is then explained by
-// refuse(). The same statement writes the transition's event, whose message
+// finish (one or a batch) and cancel. A worker's finish is idempotent: the
+// same call again (after a lost acknowledgement) returns the finished run. Each is a single UPDATE
+// whose WHERE clause carries the legal source states (from run_state) and the fence (worker_id,
+// attempt); an UPDATE that matches nothing is then explained by refuse(). The same statement writes
+// the transition's event, whose message
 // ("failed: <error>", "released by <worker>: <reason>") is cut to the 8192
 // characters of ops.run_events.message (Limits::kMessage): a reason or an
 // error at its own limit still fits.
@@ -73,6 +74,11 @@ Datum heartbeat_run(FunctionCallInfo fcinfo) {
   return lease;
 }
 
+// The 5-argument form hands a run back after a problem of the worker's own
+// (its disk is full): claimable again after `retry_after_seconds`.
+// Either way the attempt stays counted, but a run handed back always stays
+// claimable: max_attempts grows to attempt + 1 when the attempt was its last
+// (the attempt did not fail; the row check allows at most max_attempts).
 Datum release_run(FunctionCallInfo fcinfo) {
   const int64_t run_id = read_id(fcinfo, 0, "run_id");
   const Fence fence = read_fence(fcinfo, 1, 2, /*required=*/true);
@@ -81,13 +87,16 @@ Datum release_run(FunctionCallInfo fcinfo) {
     check_length("reason", *reason, Limits::kMessage);
     check_message(*reason);
   }
+  const int retry_after = PG_NARGS() > 4 ? pg::arg_int32(fcinfo, 4).value_or(0) : 0;
+  check_retry_after_seconds(retry_after);
 
   // `prior` is read in the statement's snapshot; only the holder changes a
   // held run, so when the fenced UPDATE matches, prior.status is current.
   static pg::Statement release(
       "WITH released AS ("
       "  UPDATE ops.runs r SET status = 'queued', claimed_by = NULL, lease_expires_at = NULL,"
-      "         available_at = now(), updated_at = now()"
+      "         available_at = now() + make_interval(secs => $6), updated_at = now(),"
+      "         max_attempts = greatest(r.max_attempts, least(r.attempt + 1, 100))"
       "    FROM ops.runs prior"
       "   WHERE prior.id = r.id AND r.id = $1 AND r.status = ANY ($5)"
       "     AND r.claimed_by = $2 AND r.attempt = $3"
@@ -96,17 +105,18 @@ Datum release_run(FunctionCallInfo fcinfo) {
       "  INSERT INTO ops.run_events (run_id, attempt, kind, level, message, from_status, "
       "to_status, actor)"
       "  SELECT (x.run).id, (x.run).attempt, 'transition', 'warning',"
-      "         left('released by ' || $2 || coalesce(': ' || $4, ''), 8192), x.from_status,"
-      "         'queued', $2"
+      "         left('released by ' || $2 || coalesce(': ' || $4, '')"
+      "              || CASE WHEN $6 > 0 THEN ' (claimable again in ' || $6 || ' s)' ELSE '' END,"
+      "              8192), x.from_status, 'queued', $2"
       "    FROM released x"
       ") SELECT (x.run).* FROM released x",
-      {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTARRAYOID});
+      {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTARRAYOID, INT4OID});
 
   pg::connect();
   const pg::Rows rows =
       pg::execute(release, {pg::int8_param(run_id), pg::text_param(*fence.worker_id),
                             pg::int4_param(fence.attempt), pg::text_param(reason),
-                            sources_param(RunStatus::Queued)});
+                            sources_param(RunStatus::Queued), pg::int4_param(retry_after)});
   if (rows.count == 0) refuse(run_id, fence, RunStatus::Queued);
   Datum result = pg::return_row(rows, 0);
   pg::notify(kRunsChannel);
@@ -149,7 +159,26 @@ Datum finish_one(int64_t run_id, RunStatus status, const std::string& metadata,
       {pg::int8_param(run_id), pg::text_param(to_string(status)), pg::text_param(metadata),
        pg::text_param(fence.worker_id), pg::int4_param(fence.attempt),
        error.empty() ? pg::Param{0, true} : pg::text_param(error), sources_param(status)});
-  if (rows.count == 0) refuse(run_id, fence, status);
+  if (rows.count == 0) {
+    if (fence.present()) {
+      // The holder finishing again with the same status: its first call
+      // committed but the acknowledgement was lost. The run is returned
+      // unchanged (no second transition event).
+      static pg::Statement already(
+          "SELECT r.* FROM ops.runs r WHERE r.id = $1 AND r.status = $2"
+          "   AND r.claimed_by = $3 AND r.attempt = $4",
+          {INT8OID, TEXTOID, TEXTOID, INT4OID});
+      const pg::Rows same =
+          pg::execute(already, {pg::int8_param(run_id), pg::text_param(to_string(status)),
+                                pg::text_param(fence.worker_id), pg::int4_param(fence.attempt)});
+      if (same.count == 1) {
+        Datum result = pg::return_row(same, 0);
+        pg::finish();
+        return result;
+      }
+    }
+    refuse(run_id, fence, status);
+  }
   Datum result = pg::return_row(rows, 0);
   // The environment may now accept its next deploy, restore or destroy.
   if (pg::get_bool(rows, 0, SPI_fnumber(rows.table->tupdesc, "exclusive")).value_or(false)) {

@@ -122,6 +122,13 @@ void check_attempt(int attempt) {
   if (attempt < 1) invalid("attempt must be 1 or more");
 }
 
+void check_retry_after_seconds(int seconds) {
+  if (seconds < 0 || seconds > Limits::kMaxRetryAfterSeconds) {
+    invalid("retry_after_seconds must be between 0 and " +
+            std::to_string(Limits::kMaxRetryAfterSeconds));
+  }
+}
+
 std::vector<EventInput> parse_event_batch(std::string_view json) {
   check_json_size("events", json.size(), Limits::kBatchJson);
   const auto doc = nlohmann::json::parse(json.begin(), json.end(), nullptr,
@@ -164,6 +171,21 @@ std::vector<EventInput> parse_event_batch(std::string_view json) {
       check_length("stream", event.stream, Limits::kStream);
     } catch (const Error& e) {
       throw Error(e.code(), where + ": " + e.what(), e.detail(), e.hint());
+    }
+    if (const auto it = item.find("seq"); it != item.end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<long long>() < 1 ||
+          it->get<long long>() > Limits::kMaxEventSeq) {
+        invalid(where + ".seq must be an integer between 1 and " +
+                std::to_string(Limits::kMaxEventSeq));
+      }
+      event.seq = it->get<long long>();
+    }
+    if (i > 0 && (event.seq == 0) != (events.back().seq == 0)) {
+      invalid(where + ".seq must be given on every event of a batch or on none");
+    }
+    if (i > 0 && event.seq != 0 && event.seq <= events.back().seq) {
+      invalid(where + ".seq must be greater than the previous event's",
+              "A worker numbers its lines in the order it sends them.");
     }
     if (const auto it = item.find("payload"); it != item.end()) {
       if (!it->is_object() && !it->is_null()) {

@@ -25,6 +25,8 @@ struct Limits {
   static constexpr std::size_t kStep = 128;
   static constexpr std::size_t kStream = 128;
   static constexpr std::size_t kBatchEvents = 1000;
+  // An event's sequence number fits a JSON number exactly (2^53).
+  static constexpr long long kMaxEventSeq = 9007199254740992LL;
   // A whole batch argument (append_events.events, finish_runs.results),
   // checked before it is parsed: 1000 events of 8 KiB messages fit.
   static constexpr std::size_t kBatchJson = 16 * 1024 * 1024;  // bytes of JSON
@@ -37,6 +39,7 @@ struct Limits {
   static constexpr std::size_t kBranchBytes = 4 * kBranchChars;
   static constexpr int kMaxClaimBatch = 1000;
   static constexpr int kMaxLeaseSeconds = 24 * 3600;
+  static constexpr int kMaxRetryAfterSeconds = 24 * 3600;
 };
 
 enum class EventLevel { Debug, Info, Notice, Warning, Error };
@@ -55,6 +58,8 @@ void check_json_size(std::string_view field, std::size_t bytes, std::size_t limi
 void check_lease_seconds(int seconds);
 void check_claim_batch(int n);
 void check_attempt(int attempt);
+// A delay before a run handed back may be claimed again: 0 to a day.
+void check_retry_after_seconds(int seconds);
 
 // The longest prefix of `s` of at most `limit` bytes that does not end
 // inside a UTF-8 sequence (for texts that are cut rather than refused).
@@ -66,10 +71,14 @@ struct EventInput {
   std::string message;
   std::string stream;  // empty: not from a process stream
   std::string step;    // empty: not from a workflow step
+  long long seq = 0;   // the worker's sequence number of the line; 0: none
 };
 
 // Parses and validates a batch: a JSON array of objects with "level" and
 // "message" (required), and "payload" (object), "stream", "step" (optional).
+// "seq", a worker's sequence number (1 to 2^53), is on every element or on
+// none, strictly increasing along the batch: the server drops what it
+// already has by it (a batch resent after a lost acknowledgement).
 // An error names the element index, e.g. "events[3].message". A text over
 // Limits::kBatchJson bytes is refused before it is parsed.
 std::vector<EventInput> parse_event_batch(std::string_view json);

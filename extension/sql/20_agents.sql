@@ -22,7 +22,11 @@ CREATE TABLE ops.agents (
   status            text NOT NULL DEFAULT 'active'
                     CHECK (status IN ('active', 'draining', 'disabled', 'offline')),
   registered_at     timestamptz NOT NULL DEFAULT now(),
-  last_heartbeat_at timestamptz NOT NULL DEFAULT now()
+  last_heartbeat_at timestamptz NOT NULL DEFAULT now(),
+  -- The worker's own report (ops.set_agent_health): an unhealthy worker,
+  -- e.g. one whose disk is full, claims nothing until it is healthy again.
+  healthy           boolean NOT NULL DEFAULT true,
+  health_detail     text CHECK (length(health_detail) <= 1024)
 );
 COMMENT ON TABLE ops.agents IS 'Registered workers: the workflows (kinds) they serve and their liveness';
 
@@ -177,3 +181,41 @@ BEGIN
   RETURN result;
 END $$;
 COMMENT ON FUNCTION ops.set_agent_status IS 'A worker marks itself draining or offline (a disabled worker stays disabled)';
+
+-- A worker reports whether it can take work (false: e.g. its state
+-- directory's disk is full) and why; a change is logged in agent_events.
+-- Claims skip an unhealthy worker (ops.claim_next_run).
+CREATE FUNCTION ops.set_agent_health(worker_id text, healthy boolean, detail text DEFAULT NULL)
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  agent ops.agents;
+  was boolean;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops._check_length('detail', detail, 1024);
+  PERFORM ops.authorize_worker(worker_id);
+  IF healthy IS NULL THEN
+    PERFORM ops._raise('OD004', 'healthy must be true or false');
+  END IF;
+  SELECT a.healthy INTO was FROM ops.agents a WHERE a.worker_id = set_agent_health.worker_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id),
+                       'Register it first with ops.register_agent().');
+  END IF;
+  UPDATE ops.agents a SET healthy = set_agent_health.healthy,
+         health_detail = CASE WHEN set_agent_health.healthy THEN NULL ELSE detail END,
+         last_heartbeat_at = now()
+   WHERE a.worker_id = set_agent_health.worker_id
+  RETURNING * INTO agent;
+  IF was IS DISTINCT FROM healthy THEN
+    INSERT INTO ops.agent_events (agent_id, kind, message, payload)
+    VALUES (agent.id, 'status',
+            format('worker %s is %s', agent.worker_id,
+                   CASE WHEN healthy THEN 'healthy again' ELSE 'unhealthy' END
+                   || coalesce(': ' || agent.health_detail, '')),
+            jsonb_build_object('healthy', healthy));
+  END IF;
+  RETURN agent.healthy;
+END $$;
+COMMENT ON FUNCTION ops.set_agent_health IS
+  'A worker reports whether it can take work (false, with a reason, while e.g. its disk is full); claims skip it meanwhile';

@@ -33,6 +33,23 @@ COMMENT ON TABLE ops.run_events IS 'Append-only log of run transitions and outpu
 
 CREATE INDEX run_events_run ON ops.run_events (run_id, id);
 
+-- The highest sequence number of a worker's lines stored per run attempt.
+-- A worker numbers its lines 1, 2, ... per attempt and sends them in that
+-- order, again after a lost acknowledgement; ops.append_events stores only
+-- the lines above the mark and moves it in the same transaction, so each
+-- line is stored exactly once. A mark rather than a unique index: an index
+-- of the partitioned ops.run_events must include created_at, which a line
+-- sent again does not share with its first copy; and one row per attempt
+-- stays small whatever the volume of output.
+CREATE TABLE ops.run_event_marks (
+  run_id   bigint NOT NULL REFERENCES ops.runs ON DELETE CASCADE,
+  attempt  integer NOT NULL CHECK (attempt >= 1),
+  last_seq bigint NOT NULL CHECK (last_seq >= 0),
+  PRIMARY KEY (run_id, attempt)
+);
+COMMENT ON TABLE ops.run_event_marks IS
+  'Per run attempt, the last sequence number of the worker''s lines stored in run_events (dedupe of resent batches)';
+
 -- Refuses any change to an append-only table (audit trails). The table is
 -- named by the trigger's argument: on a partitioned table TG_TABLE_NAME
 -- would name the partition.

@@ -100,7 +100,15 @@ CREATE FUNCTION ops.release_run(run_id bigint, worker_id text, attempt integer, 
 RETURNS ops.runs LANGUAGE c VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'odooops_release_run';
-COMMENT ON FUNCTION ops.release_run IS 'Hands a held run back to the queue at once (a draining worker); the attempt stays counted';
+COMMENT ON FUNCTION ops.release_run(bigint, text, integer, text) IS
+  'Hands a held run back to the queue at once (a draining worker); the attempt stays counted';
+CREATE FUNCTION ops.release_run(run_id bigint, worker_id text, attempt integer, reason text,
+                                retry_after_seconds integer)
+RETURNS ops.runs LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_release_run';
+COMMENT ON FUNCTION ops.release_run(bigint, text, integer, text, integer) IS
+  'Hands a held run back to the queue, claimable again after retry_after_seconds (0 to 86400: a worker whose disk is full)';
 
 -- Worker calls carry (worker_id, attempt) and are fenced to the run's
 -- holder; they are granted to odooops_worker. The shorter overloads are the
@@ -130,7 +138,7 @@ RETURNS integer LANGUAGE c VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'odooops_append_events';
 COMMENT ON FUNCTION ops.append_events(bigint, jsonb, text, integer) IS
-  'Appends a batch of events ([{level, message, payload?, stream?, step?}]) in order; returns how many';
+  'Appends a batch of events ([{level, message, payload?, stream?, step?, seq?}]) in order; numbered events (seq) already stored for the attempt are skipped; returns how many were stored';
 
 CREATE FUNCTION ops.finish_run(run_id bigint, status text, metadata jsonb DEFAULT '{}')
 RETURNS ops.runs LANGUAGE c VOLATILE

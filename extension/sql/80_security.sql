@@ -26,6 +26,7 @@ GRANT EXECUTE ON FUNCTION
   ops.start_run(bigint, text, integer, integer),
   ops.heartbeat_run(bigint, text, integer, integer),
   ops.release_run(bigint, text, integer, text),
+  ops.release_run(bigint, text, integer, text, integer),
   ops.append_event(bigint, text, text, jsonb, text, integer),
   ops.append_events(bigint, jsonb, text, integer),
   ops.finish_run(bigint, text, jsonb, text, integer),
@@ -33,6 +34,7 @@ GRANT EXECUTE ON FUNCTION
   ops.register_agent(text, text[], text, jsonb, text, text),
   ops.agent_heartbeat(text, boolean),
   ops.set_agent_status(text, text),
+  ops.set_agent_health(text, boolean, text),
   ops.run_context(bigint, text, integer),
   ops.record_artifact(bigint, text, integer, text, text, text, bigint, text, jsonb, timestamptz),
   ops.requeue_expired_runs(integer),
@@ -120,6 +122,8 @@ REVOKE INSERT, UPDATE, DELETE ON ops.runtime_profiles FROM odooops_admin;
 -- them (and cancel, finish or requeue runs through the RPCs).
 REVOKE INSERT, UPDATE, DELETE ON ops.runs, ops.run_events, ops.restores, ops.approvals, ops.audit_log
   FROM odooops_admin;
+-- A moved mark would silently drop a worker's next lines.
+REVOKE INSERT, UPDATE, DELETE ON ops.run_event_marks FROM odooops_admin;
 DO $$
 DECLARE
   t regclass;

@@ -1907,3 +1907,90 @@ COMMENT ON FUNCTION ops._held_running_run IS
 REVOKE EXECUTE ON FUNCTION ops._held_running_run(bigint, text, integer, boolean, text) FROM PUBLIC;
 
 
+
+-- ---------------------------------------------------------------------
+-- Nothing lost: a worker's numbered lines are stored exactly once (a batch
+-- resent after a lost acknowledgement is deduplicated against a mark per
+-- run attempt); a run handed back after a problem of the worker's own may
+-- wait before it is claimed again and always stays claimable; workers
+-- report their health and unhealthy ones claim nothing.
+-- ---------------------------------------------------------------------
+-- The highest sequence number of a worker's lines stored per run attempt.
+-- A worker numbers its lines 1, 2, ... per attempt and sends them in that
+-- order, again after a lost acknowledgement; ops.append_events stores only
+-- the lines above the mark and moves it in the same transaction, so each
+-- line is stored exactly once. A mark rather than a unique index: an index
+-- of the partitioned ops.run_events must include created_at, which a line
+-- sent again does not share with its first copy; and one row per attempt
+-- stays small whatever the volume of output.
+CREATE TABLE ops.run_event_marks (
+  run_id   bigint NOT NULL REFERENCES ops.runs ON DELETE CASCADE,
+  attempt  integer NOT NULL CHECK (attempt >= 1),
+  last_seq bigint NOT NULL CHECK (last_seq >= 0),
+  PRIMARY KEY (run_id, attempt)
+);
+COMMENT ON TABLE ops.run_event_marks IS
+  'Per run attempt, the last sequence number of the worker''s lines stored in run_events (dedupe of resent batches)';
+REVOKE ALL ON ops.run_event_marks FROM PUBLIC;
+GRANT SELECT ON ops.run_event_marks TO odooops_admin;
+ALTER TABLE ops.run_event_marks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY admin_all ON ops.run_event_marks TO odooops_admin USING (true) WITH CHECK (true);
+SELECT pg_catalog.pg_extension_config_dump('ops.run_event_marks', '');
+
+COMMENT ON FUNCTION ops.append_events(bigint, jsonb, text, integer) IS
+  'Appends a batch of events ([{level, message, payload?, stream?, step?, seq?}]) in order; numbered events (seq) already stored for the attempt are skipped; returns how many were stored';
+
+COMMENT ON FUNCTION ops.release_run(bigint, text, integer, text) IS
+  'Hands a held run back to the queue at once (a draining worker); the attempt stays counted';
+CREATE FUNCTION ops.release_run(run_id bigint, worker_id text, attempt integer, reason text,
+                                retry_after_seconds integer)
+RETURNS ops.runs LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'odooops_release_run';
+COMMENT ON FUNCTION ops.release_run(bigint, text, integer, text, integer) IS
+  'Hands a held run back to the queue, claimable again after retry_after_seconds (0 to 86400: a worker whose disk is full)';
+REVOKE EXECUTE ON FUNCTION ops.release_run(bigint, text, integer, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ops.release_run(bigint, text, integer, text, integer) TO odooops_worker;
+
+ALTER TABLE ops.agents
+  ADD COLUMN healthy boolean NOT NULL DEFAULT true,
+  ADD COLUMN health_detail text CHECK (length(health_detail) <= 1024);
+-- A worker reports whether it can take work (false: e.g. its state
+-- directory's disk is full) and why; a change is logged in agent_events.
+-- Claims skip an unhealthy worker (ops.claim_next_run).
+CREATE FUNCTION ops.set_agent_health(worker_id text, healthy boolean, detail text DEFAULT NULL)
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  agent ops.agents;
+  was boolean;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops._check_length('detail', detail, 1024);
+  PERFORM ops.authorize_worker(worker_id);
+  IF healthy IS NULL THEN
+    PERFORM ops._raise('OD004', 'healthy must be true or false');
+  END IF;
+  SELECT a.healthy INTO was FROM ops.agents a WHERE a.worker_id = set_agent_health.worker_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id),
+                       'Register it first with ops.register_agent().');
+  END IF;
+  UPDATE ops.agents a SET healthy = set_agent_health.healthy,
+         health_detail = CASE WHEN set_agent_health.healthy THEN NULL ELSE detail END,
+         last_heartbeat_at = now()
+   WHERE a.worker_id = set_agent_health.worker_id
+  RETURNING * INTO agent;
+  IF was IS DISTINCT FROM healthy THEN
+    INSERT INTO ops.agent_events (agent_id, kind, message, payload)
+    VALUES (agent.id, 'status',
+            format('worker %s is %s', agent.worker_id,
+                   CASE WHEN healthy THEN 'healthy again' ELSE 'unhealthy' END
+                   || coalesce(': ' || agent.health_detail, '')),
+            jsonb_build_object('healthy', healthy));
+  END IF;
+  RETURN agent.healthy;
+END $$;
+COMMENT ON FUNCTION ops.set_agent_health IS
+  'A worker reports whether it can take work (false, with a reason, while e.g. its disk is full); claims skip it meanwhile';
+REVOKE EXECUTE ON FUNCTION ops.set_agent_health(text, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ops.set_agent_health(text, boolean, text) TO odooops_worker;

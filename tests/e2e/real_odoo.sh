@@ -197,7 +197,7 @@ say "a failed first deploy removed its database; the next one ($f) started from 
 
 # --------------------------------------------------------------------- destroy
 dev_user=$(ps -o user= -p "$(cat "$STATE/envs/acme/dev/odoo.pid")" | tr -d ' ')
-x=$(queue dev destroy); wait_status "$x" succeeded "$T"
+x=$(scalar "SELECT id FROM ops.destroy_environment(1, 'dev', 'end-to-end test')"); wait_status "$x" succeeded "$T"
 [ "$(on postgres "SELECT count(*) FROM pg_database WHERE datname = '$DEV'")" = 0 ] || fail "destroy: the database remains"
 [ ! -e "$STATE/envs/acme/dev" ] || fail "destroy: the environment's directory (filestore) remains"
 alive "$pid" && fail "destroy: the Odoo process $pid still runs"

@@ -74,6 +74,40 @@ TEST(Validation, EventBatchNamesTheBadElement) {
   }
 }
 
+TEST(Validation, RetryAfterSeconds) {
+  EXPECT_NO_THROW(check_retry_after_seconds(0));
+  EXPECT_NO_THROW(check_retry_after_seconds(Limits::kMaxRetryAfterSeconds));
+  EXPECT_EQ(code_of([] { check_retry_after_seconds(-1); }), ErrorCode::InvalidArgument);
+  EXPECT_EQ(code_of([] { check_retry_after_seconds(Limits::kMaxRetryAfterSeconds + 1); }),
+            ErrorCode::InvalidArgument);
+}
+
+TEST(Validation, EventBatchSequenceNumbers) {
+  const auto events = parse_event_batch(
+      R"([{"level":"info","message":"a","seq":7},{"level":"info","message":"b","seq":9}])");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].seq, 7);
+  EXPECT_EQ(events[1].seq, 9);
+  EXPECT_EQ(parse_event_batch(R"([{"level":"info","message":"a"}])")[0].seq, 0);
+  EXPECT_EQ(parse_event_batch(R"([{"level":"info","message":"a","seq":null}])")[0].seq, 0);
+  // On every element or none; strictly increasing; a positive integer.
+  for (const char* bad :
+       {R"([{"level":"info","message":"a","seq":1},{"level":"info","message":"b"}])",
+        R"([{"level":"info","message":"a"},{"level":"info","message":"b","seq":1}])",
+        R"([{"level":"info","message":"a","seq":2},{"level":"info","message":"b","seq":2}])",
+        R"([{"level":"info","message":"a","seq":3},{"level":"info","message":"b","seq":2}])",
+        R"([{"level":"info","message":"a","seq":0}])",
+        R"([{"level":"info","message":"a","seq":-1}])",
+        R"([{"level":"info","message":"a","seq":1.5}])",
+        R"([{"level":"info","message":"a","seq":"1"}])",
+        R"([{"level":"info","message":"a","seq":18446744073709551615}])",
+        R"([{"level":"info","message":"a","seq":9007199254740993}])"}) {
+    EXPECT_EQ(code_of([&] { parse_event_batch(bad); }), ErrorCode::InvalidArgument) << bad;
+  }
+  EXPECT_EQ(parse_event_batch(R"([{"level":"info","message":"a","seq":9007199254740992}])")[0].seq,
+            Limits::kMaxEventSeq);
+}
+
 TEST(Validation, EventBatchLimit) {
   std::string json = "[";
   for (std::size_t i = 0; i <= Limits::kBatchEvents; ++i) {
