@@ -31,6 +31,10 @@ INSERT INTO ops.backup_schedules (environment_id, cron_expr)
 SELECT e.id, '61 * * * *' FROM ops.environments e WHERE e.db_name = 'sched_production';
 \set VERBOSITY default
 
+-- with no schedule enabled there is no next slot (the scheduler sleeps its
+-- naptime), not one due now
+SELECT ops._next_schedule_due_ms() IS NULL AS nothing_due;
+
 -- a schedule gets its first slot at once
 INSERT INTO ops.backup_schedules (environment_id, cron_expr)
 SELECT e.id, '0 * * * *' FROM ops.environments e WHERE e.db_name = 'sched_production';

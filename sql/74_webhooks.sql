@@ -85,6 +85,11 @@ SELECT count(*) FROM ops._claim_webhook_deliveries(2, 60000, 5);
 SELECT ops._recover_webhook_deliveries(false) AS not_expired, ops._recover_webhook_deliveries(true) AS recovered;
 SELECT status, count(*), max(attempts) FROM ops.webhook_deliveries GROUP BY 1 ORDER BY 1;
 SELECT ops._next_webhook_due_ms() = 0 AS something_due;
+-- nothing pending: no due time at all (the dispatcher sleeps), not "now"
+BEGIN;
+DELETE FROM ops.webhook_deliveries WHERE status = 'pending';
+SELECT ops._next_webhook_due_ms() IS NULL AS nothing_due;
+ROLLBACK;
 
 -- dead deliveries are visible and can be re-driven
 SELECT s.name, d.last_error FROM ops.webhook_deliveries d

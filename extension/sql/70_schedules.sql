@@ -126,7 +126,10 @@ COMMENT ON FUNCTION ops.fire_due_backup_schedules IS
   'Fires each due backup schedule slot exactly once (missed slots fire once); returns how many';
 
 -- Milliseconds until the next schedule slot (NULL: none), for the scheduler's sleep.
+-- NULL when no schedule is enabled: the scheduler then sleeps its naptime
+-- (a 0 here woke it every few milliseconds while idle).
 CREATE FUNCTION ops._next_schedule_due_ms() RETURNS bigint LANGUAGE sql STABLE AS $$
-  SELECT greatest(0, (extract(epoch FROM min(next_fire_at) - clock_timestamp()) * 1000)::bigint)
-    FROM ops.backup_schedules WHERE enabled
+  SELECT CASE WHEN due IS NOT NULL
+              THEN greatest(0, (extract(epoch FROM due - clock_timestamp()) * 1000)::bigint) END
+    FROM (SELECT min(next_fire_at) AS due FROM ops.backup_schedules WHERE enabled) s
 $$;

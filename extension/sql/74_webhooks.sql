@@ -299,9 +299,12 @@ CREATE FUNCTION ops._recover_webhook_deliveries(everything boolean) RETURNS inte
 $$;
 
 -- Milliseconds until the next pending delivery is due (NULL: none).
+-- NULL when nothing is pending: the dispatcher then sleeps its naptime
+-- (a 0 here kept it claiming in a loop, a whole core while idle).
 CREATE FUNCTION ops._next_webhook_due_ms() RETURNS bigint LANGUAGE sql STABLE AS $$
-  SELECT greatest(0, (extract(epoch FROM min(next_attempt_at) - clock_timestamp()) * 1000)::bigint)
-    FROM ops.webhook_deliveries WHERE status = 'pending'
+  SELECT CASE WHEN due IS NOT NULL
+              THEN greatest(0, (extract(epoch FROM due - clock_timestamp()) * 1000)::bigint) END
+    FROM (SELECT min(next_attempt_at) AS due FROM ops.webhook_deliveries WHERE status = 'pending') d
 $$;
 
 -- Re-drives dead deliveries (all, one subscription's, or the given ids):

@@ -1994,3 +1994,15 @@ COMMENT ON FUNCTION ops.set_agent_health IS
   'A worker reports whether it can take work (false, with a reason, while e.g. its disk is full); claims skip it meanwhile';
 REVOKE EXECUTE ON FUNCTION ops.set_agent_health(text, boolean, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ops.set_agent_health(text, boolean, text) TO odooops_worker;
+
+-- Idle background workers sleep: "nothing due" is NULL, not 0.
+CREATE OR REPLACE FUNCTION ops._next_webhook_due_ms() RETURNS bigint LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN due IS NOT NULL
+              THEN greatest(0, (extract(epoch FROM due - clock_timestamp()) * 1000)::bigint) END
+    FROM (SELECT min(next_attempt_at) AS due FROM ops.webhook_deliveries WHERE status = 'pending') d
+$$;
+CREATE OR REPLACE FUNCTION ops._next_schedule_due_ms() RETURNS bigint LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN due IS NOT NULL
+              THEN greatest(0, (extract(epoch FROM due - clock_timestamp()) * 1000)::bigint) END
+    FROM (SELECT min(next_fire_at) AS due FROM ops.backup_schedules WHERE enabled) s
+$$;
