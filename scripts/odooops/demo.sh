@@ -58,6 +58,7 @@ esac
 
 echo "==> building odooops and odooops-worker"
 tests/harness/deps.sh
+[ -z "${ODOO_SRC:-}" ] || tests/harness/odoo_deps.sh   # Odoo's Python libraries, from Debian
 make -s -j2 PG_CONFIG="$PG_CONFIG" && make -s install PG_CONFIG="$PG_CONFIG"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j2 --target odooops-worker >/dev/null

@@ -133,6 +133,17 @@ start_worker() {
   LAST_WORKER_PID=$!
 }
 
+# commit MESSAGE: commits everything in the test's repository, sets SHA.
+commit() {
+  git -C "$REPO" -c user.email=t@example.com -c user.name=test add -A
+  git -C "$REPO" -c user.email=t@example.com -c user.name=test commit -qm "$1"
+  SHA=$(git -C "$REPO" rev-parse HEAD)
+}
+# on DB SQL: one value from an environment's (or any) database.
+on() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+# result RUN KEY,SUBKEY: a value of the run's result.
+result() { scalar "SELECT result #>> '{$2}' FROM ops.runs WHERE id = $1"; }
+
 # wait_status RUN STATUS[|STATUS] [SECONDS]: waits until the run's status matches.
 wait_status() {
   local run=$1 want=$2 secs=${3:-60} st=""

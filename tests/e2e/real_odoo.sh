@@ -39,13 +39,6 @@ start_worker fresh --kinds deploy --storage "file://$WORK/backups" --template-da
 PROD=e2e_real_odoo_prod; STAGING=e2e_real_odoo_staging; DEV=e2e_real_odoo_dev
 T=240  # seconds a deploy on real Odoo may take on a slow machine
 
-commit() {  # commit MESSAGE: commits everything in the repository, sets SHA
-  git -C "$REPO" -c user.email=t@example.com -c user.name=test add -A
-  git -C "$REPO" -c user.email=t@example.com -c user.name=test commit -qm "$1"
-  SHA=$(git -C "$REPO" rev-parse HEAD)
-}
-on() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
-result() { scalar "SELECT result #>> '{$2}' FROM ops.runs WHERE id = $1"; }
 run_error() { scalar "SELECT error FROM ops.runs WHERE id = $1"; }
 param() { on "$1" "SELECT value FROM ir_config_parameter WHERE key = '$2'"; }
 installed() { on "$1" "SELECT string_agg(name || ' ' || latest_version, ',' ORDER BY name) FROM ir_module_module WHERE name LIKE 'oo\\_%' AND state = 'installed'"; }

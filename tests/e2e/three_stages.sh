@@ -27,13 +27,6 @@ FS_PROD=$STATE/envs/acme/production/data/filestore/$PROD
 FS_STAGING=$STATE/envs/acme/staging/data/filestore/$STAGING
 SHA1=$SHA
 
-commit() {  # commit MESSAGE: commits everything in the repository, sets SHA
-  git -C "$REPO" -c user.email=t@example.com -c user.name=test add -A
-  git -C "$REPO" -c user.email=t@example.com -c user.name=test commit -qm "$1"
-  SHA=$(git -C "$REPO" rev-parse HEAD)
-}
-on() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
-result() { scalar "SELECT result #>> '{$2}' FROM ops.runs WHERE id = $1"; }
 version_of() { on "$1" "SELECT latest_version FROM ir_module_module WHERE name = '$2'"; }
 partner() { on "$1" "SELECT count(*) FROM res_partner WHERE name = '$2'"; }
 served_release() { curl -fsS "http://127.0.0.1:$1/standin/info" | python3 -c 'import json, sys; print(json.load(sys.stdin)["release"])'; }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages odooops needs to build and test, when missing.
+# Installs the Debian packages odooops needs to build and test, when missing;
+# with arguments, those packages instead (tests/harness/odoo_deps.sh).
 set -euo pipefail
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev
           libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libgtest-dev cmake g++ make clang-format
           faketime)
+[ $# -eq 0 ] || PACKAGES=("$@")
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
