@@ -3,8 +3,8 @@
 -- admins, production tools are for admins while others see history.
 -- Evaluated by the native ops.user_has_permission().
 
-INSERT INTO ops.policies (role, permission, stage)
-SELECT r.role, p.permission, p.stage
+INSERT INTO ops.policies (role, permission, stage, shipped)
+SELECT r.role, p.permission, p.stage, true
   FROM (VALUES
     -- permission,        stage,         roles
     ('project.read',      NULL,          ARRAY['owner', 'admin', 'developer', 'viewer', 'auditor']),

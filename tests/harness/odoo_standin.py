@@ -186,6 +186,12 @@ class StandIn:
             os.makedirs(os.path.join(fs, "3f"), exist_ok=True)
             with open(os.path.join(fs, "3f", "3f2a9c0e5d1b"), "w") as fh:
                 fh.write("stand-in attachment of %s\n" % self.args.db)
+        # A database that carries the test marker standin.fail_start refuses
+        # to start, like a database an Odoo cannot serve (test marker: a
+        # restored backup whose Odoo fails its health check).
+        marker = self.psql("SELECT value FROM ir_config_parameter WHERE key = 'standin.fail_start'", check=False)
+        if marker.returncode == 0 and marker.stdout.strip() == "true":
+            raise RuntimeError("database %s cannot be served (stand-in failure marker standin.fail_start)" % self.args.db)
         mods = self.addons()
         wanted = set()
         for flag in (self.args.init, self.args.update):

@@ -68,6 +68,19 @@ SELECT kind || ' ' || def FROM (
    WHERE c.relnamespace = 'ops'::regnamespace AND c.relispartition
   UNION ALL
   SELECT 'type', t.typname FROM pg_type t WHERE t.typnamespace = 'ops'::regnamespace AND t.typtype IN ('c', 'e', 'd')
+  UNION ALL
+  -- What a pg_dump of the control plane keeps (90_dump.sql), and the rows
+  -- it leaves out because they come with the extension.
+  SELECT 'dumped', c.relname || ' ' || u.cond
+    FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(rel, cond), pg_class c
+   WHERE e.extname = 'odooops' AND c.oid = u.rel
+  UNION ALL
+  SELECT 'member', c.relname FROM pg_class c JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+   WHERE c.relnamespace = 'ops'::regnamespace AND d.deptype = 'e'
+  UNION ALL
+  SELECT 'shipped role', format('%s %s %s', name, rank, description) FROM ops.roles WHERE shipped
+  UNION ALL
+  SELECT 'shipped policy', format('%s %s %s', role, permission, coalesce(stage, '*')) FROM ops.policies WHERE shipped
 ) x ORDER BY 1;
 SQL
 }
