@@ -5,7 +5,8 @@
 # healthy. Then the same with file:// storage into the dev environment.
 # Then production restores: each first backs up what it replaces
 # (pre_restore), and one whose Odoo fails its health check puts the old
-# database back.
+# database back. Last, production is destroyed: after an approval, with a
+# final backup first.
 # The Odoo is the stand-in (tests/harness/odoo_standin.py), not Odoo.
 source "$(dirname "$0")/lib.sh"
 setup_control_plane
@@ -141,4 +142,47 @@ curl -fsS "http://127.0.0.1:$PORT_PROD/standin/info" | grep -q "\"database\": \"
 [ -n "$(scalar "SELECT result ->> 'pre_restore_backup_id' FROM ops.runs WHERE id = $r5")" ] \
   || fail "the failed restore $r5 names no pre_restore backup"
 say "restore $r5 failed its health check: production has its database back and serves it"
+
+# Destroying production waits for another member's approval and takes a
+# final backup first; without storage for it, nothing is removed and
+# production serves on.
+approve_destroy() {
+  local approval
+  approval=$(scalar "SELECT id FROM ops.approvals WHERE subject = 'destroy' AND subject_id = $1 AND status = 'pending'")
+  [ -n "$approval" ] || fail "destroy run $1 asked for no approval"
+  psql -X -q -v ON_ERROR_STOP=1 -d "$CP_DB" >/dev/null <<SQL
+BEGIN;
+SELECT set_config('request.jwt.claims', '{"sub": "e2e-approver"}', true);
+SELECT ops.decide_approval($approval, 'approved', 'end-to-end test');
+COMMIT;
+SQL
+}
+kill -TERM "$LAST_WORKER_PID"; wait "$LAST_WORKER_PID" || true
+start_worker nostore
+final_fp=$(data_fingerprint "$PROD")
+d1=$(scalar "SELECT id FROM ops.destroy_environment(1, 'production', 'end-to-end test')")
+sleep 2
+[ "$(scalar "SELECT status || ' ' || (available_at = 'infinity') FROM ops.runs WHERE id = $d1")" = "queued true" ] \
+  || fail "destroy $d1 of production did not wait for its approval"
+approve_destroy "$d1"
+wait_status "$d1" failed 120
+scalar "SELECT error FROM ops.runs WHERE id = $d1" | grep -q "no storage configured" \
+  || fail "destroy $d1: $(scalar "SELECT error FROM ops.runs WHERE id = $d1")"
+[ "$(scalar "SELECT status FROM ops.environments WHERE name = 'production'")" = active ] || fail "production is not active after the refused destroy"
+[ "$(data_fingerprint "$PROD")" = "$final_fp" ] || fail "production lost data in the refused destroy $d1"
+health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve after the refused destroy $d1"
+kill -TERM "$LAST_WORKER_PID"; wait "$LAST_WORKER_PID" || true
+start_worker filew --storage "file://$WORK/backups"
+d2=$(scalar "SELECT id FROM ops.destroy_environment(1, 'production', 'end-to-end test')")
+approve_destroy "$d2"
+wait_status "$d2" succeeded 180
+[ "$(scalar "SELECT status FROM ops.environments WHERE name = 'production'")" = destroyed ] || fail "production is not destroyed"
+[ -z "$(psql -X -A -t -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$PROD'")" ] || fail "destroy $d2 left the database $PROD"
+final=$(scalar "SELECT result ->> 'final_backup_id' FROM ops.runs WHERE id = $d2")
+[ "$(scalar "SELECT backup_type || ' ' || status || ' ' || (expires_at IS NULL) FROM ops.backups WHERE id = ${final:-0}")" = "final completed true" ] \
+  || fail "destroy $d2 recorded no final backup that is kept (result: $(scalar "SELECT result FROM ops.runs WHERE id = $d2"))"
+r6=$(queue_restore "$final" staging)
+wait_status "$r6" succeeded 180
+[ "$(data_fingerprint "$STAGING")" = "$final_fp" ] || fail "the final backup $final does not hold production's last data"
+say "production destroyed after an approval: refused without storage for its final backup, then final backup $final taken, restorable"
 say "PASS"
