@@ -88,6 +88,9 @@ r2=$(queue_restore "$bid2" dev)
 wait_status "$r2" succeeded 120
 [ "$(data_fingerprint "$DEV")" = "$(data_fingerprint "$PROD")" ] || fail "restored dev data differs from production"
 check_neutralized "$DEV"
+# What the restores replaced was dropped once they stood (kept aside until then).
+[ -z "$(psql -X -A -t -d postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE datname ~ '^($STAGING|$DEV)_pre_'")" ] \
+  || fail "databases the restores replaced are left: $(psql -X -A -t -d postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE datname ~ '^($STAGING|$DEV)_pre_'")"
 say "file:// backup $bid2 restored into dev: equal and neutralized"
 
 # A production restore loses nothing: what it replaces is backed up first
