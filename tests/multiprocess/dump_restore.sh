@@ -3,15 +3,18 @@
 # written through the API (projects, environments, members, runs and their
 # events, a completed backup, approvals, the operator's own role and
 # policies, an environment denial, a schedule, webhooks) is dumped (custom
-# format) and restored into a new database of a fresh cluster, where every
-# ops table has the same rows, every sequence the same position, and the
+# format) and restored into a new database of a fresh cluster whose clock is
+# two months ahead (a control plane is restored long after it was
+# installed), where every ops table has the same rows, every run_events
+# partition is back, every sequence has the same position, and the
 # operator's policies still work. The roles and policies that come with
 # odooops are not part of the dump: CREATE EXTENSION brings them back
 # (extension/sql/90_dump.sql); rows restored from the dump set off no
 # approval, webhook or schedule again.
 #
-# Needs PGHOST/PGPORT/PGUSER of a server with odooops preloaded.
-# DUMP_RESTORE_PORT: the fresh cluster's port (default: a free one).
+# Needs PGHOST/PGPORT/PGUSER of a server with odooops preloaded, and
+# libfaketime (tests/harness/cluster.sh). DUMP_RESTORE_PORT: the fresh
+# cluster's port (default: a free one).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SRC=odooops_dump_src
@@ -27,9 +30,9 @@ cleanup() {
 }
 trap cleanup EXIT
 PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $SRC WITH (FORCE)" -c "CREATE DATABASE $SRC"
-# The fresh cluster the dump is restored into.
+# The fresh cluster the dump is restored into, two months ahead.
 port=${DUMP_RESTORE_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
-tests/harness/cluster.sh start "$WORK/pg" "$port" >/dev/null
+CLUSTER_FAKETIME="@$(date -u -d '+62 days' '+%Y-%m-%d %H:%M:%S')" tests/harness/cluster.sh start "$WORK/pg" "$port" >/dev/null
 dst() { (unset PGHOST PGPORT; source "$WORK/pg/env"; "$@"); }
 dst psql -X -q -d postgres -c "CREATE DATABASE $DST"
 
@@ -41,6 +44,8 @@ as() {
 
 sql "$SRC" >/dev/null <<'SQL'
 CREATE EXTENSION odooops;
+-- The months the scheduler keeps (an install makes none).
+SELECT ops.ensure_run_event_partitions(2);
 INSERT INTO ops.projects (slug, name, repo_url) VALUES ('dump', 'Dump', 'https://example.com/dump.git');
 INSERT INTO ops.environments (project_id, name, stage, branch_pattern, db_name) VALUES
   (1, 'production', 'production', 'main', 'dump_prod'),
@@ -71,6 +76,8 @@ SELECT ops.claim_runs('dump-w1', 1, 300, ARRAY['build']);
 SELECT ops.start_run($run, 'dump-w1', 1, 300);
 SELECT ops.append_events($run, '[{"level": "info", "message": "compiling"}, {"level": "warning", "message": "slow"}]', 'dump-w1', 1);
 SELECT ops.finish_run($run, 'succeeded', '{"image": "r1"}', 'dump-w1', 1);
+-- An event of a month without a partition waits in the default partition.
+INSERT INTO ops.run_events (run_id, created_at, kind, level, message) VALUES ($run, now() - interval '3 years', 'log', 'info', 'old');
 SQL
 # A backup of production, completed by its worker; the custom policy lets
 # carol back up staging.
@@ -153,4 +160,4 @@ missing=$(comm -23 "$WORK/src-partitions.txt" "$WORK/dst-partitions.txt")
 d=$(dst sql "$DST" -c "BEGIN" -c "SET LOCAL request.jwt.claims = '{\"sub\": \"dave\"}'" \
       -c "SELECT ops.user_has_permission(1, 'run.deploy', 1)" -c "ROLLBACK")
 [ "$d" = t ] || fail "the custom policy no longer lets dave deploy production (got '$d')"
-echo "dump_restore: $(grep -c '^table ' "$WORK/src.txt") tables and $(grep -c '^sequence ' "$WORK/src.txt") sequences equal after pg_dump and pg_restore into a fresh cluster; custom policies kept"
+echo "dump_restore: $(grep -c '^table ' "$WORK/src.txt") tables and $(grep -c '^sequence ' "$WORK/src.txt") sequences equal after pg_dump and pg_restore into a fresh cluster two months ahead; custom policies kept"
