@@ -214,7 +214,7 @@ env_serve_again() {
 # stops it.
 run_backup() {
   local without_storage=$1 type=${ODOOOPS_RUN_BACKUP_TYPE:-}
-  [ "$ODOOOPS_STAGE" = production ] && [ -n "$type" ] || return 0
+  [ "${ODOOOPS_STAGE:-}" = production ] && [ -n "$type" ] || return 0
   if ! db_exists "$ODOOOPS_DB_NAME"; then
     echo "${ODOOOPS_ENVIRONMENT} has no database $ODOOOPS_DB_NAME yet: no $type backup to take"
     return 0
