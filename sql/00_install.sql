@@ -9,7 +9,8 @@ SELECT c.relname, c.relkind
    AND c.relname NOT LIKE 'run\_events\_%'
  ORDER BY c.relname;
 
--- run_events has this month's and the next two months' partitions.
+-- run_events has no monthly partition yet: the scheduler makes them
+-- (ops.ensure_run_event_partitions), as tables of their own, not the extension's.
 SELECT count(*) AS monthly_partitions
   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
  WHERE i.inhparent = 'ops.run_events'::regclass AND c.relname ~ '^run_events_\d{4}_\d{2}$';

@@ -21,7 +21,7 @@ UPDATE ops.runs SET status = 'cancelled', finished_at = now(), lease_expires_at 
 
 -- Two deploys: two releases. A result naming a backup (here a pending
 -- pre_deploy backup) is the steps' output and is ignored: the release
--- references none (only ops.record_pre_deploy_backup records one, for a
+-- references none (only ops.record_run_backup records one, for a
 -- production deploy: 90_backup_provenance).
 SELECT backup_id AS b FROM ops.create_backup(:shop, 'staging', 'pre_deploy') \gset
 SELECT pg_temp.deploy(:shop, 'staging', 'aaaa01', '{"image": "shop:aaaa01"}') > 0 AS deployed;

@@ -135,8 +135,8 @@ SELECT to_regclass('ops.run_events_2020_01') IS NULL AS gone;
 SELECT ops.drop_old_run_event_partitions(-1);
 
 -- Partition bounds are whole UTC months whatever the session's TimeZone:
--- CREATE EXTENSION ran in pg_regress's zone; sessions in two other zones add
--- a month each, and none overlaps (an overlap would raise an error).
+-- a session in one zone makes this month and three ahead, one in another
+-- zone a month more, and none overlaps (an overlap would raise an error).
 SET timezone = 'America/Los_Angeles';
 SELECT ops.ensure_run_event_partitions(3) AS created_in_los_angeles;
 SET timezone = 'Asia/Kolkata';

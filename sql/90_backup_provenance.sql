@@ -2,7 +2,7 @@
 --  1. A deploy's result (the steps' output, which a branch can forge) never
 --     creates, completes or names a backup, in any stage.
 --  2. A production deploy's pre-deploy backup is recorded by the worker
---     holding that run (ops.record_pre_deploy_backup, fenced), of that run's
+--     holding that run (ops.record_run_backup, fenced), of that run's
 --     own production environment, and the release references it.
 --  3. No backup is completed without both checksums (the dump's and the
 --     filestore archive's), nor with a location outside the project's
@@ -76,46 +76,46 @@ SELECT e.name, r.pre_deploy_backup_id IS NULL AS no_backup FROM ops.releases r J
 SELECT pg_temp.start_deploy(:shop, 'dev', 'beef03') AS dev_run \gset
 SELECT pg_temp.state() AS s0 \gset
 -- Not from a development deploy.
-SELECT pg_temp.e(format($$SELECT ops.record_pre_deploy_backup(%s, 'bp-w', 1, %L, 10, %L, %L)$$,
+SELECT pg_temp.e(format($$SELECT ops.record_run_backup(%s, 'bp-w', 1, %L, 10, %L, %L)$$,
                         :dev_run, :'good_loc', :'dump_sha', :'good_fs')) AS from_development;
 UPDATE ops.runs SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL WHERE id = :dev_run;
 SELECT pg_temp.start_deploy(:shop, 'production', 'beef04') AS prod_run \gset
 SELECT pg_temp.state() AS s0 \gset
 -- Not by a worker that does not hold the run, nor on another attempt.
-SELECT pg_temp.e(format($$SELECT ops.record_pre_deploy_backup(%s, 'bp-x', 1, %L, 10, %L, %L)$$,
+SELECT pg_temp.e(format($$SELECT ops.record_run_backup(%s, 'bp-x', 1, %L, 10, %L, %L)$$,
                         :prod_run, :'good_loc', :'dump_sha', :'good_fs')) AS other_worker;
-SELECT pg_temp.e(format($$SELECT ops.record_pre_deploy_backup(%s, 'bp-w', 2, %L, 10, %L, %L)$$,
+SELECT pg_temp.e(format($$SELECT ops.record_run_backup(%s, 'bp-w', 2, %L, 10, %L, %L)$$,
                         :prod_run, :'good_loc', :'dump_sha', :'good_fs')) AS other_attempt;
 -- Not without both checksums.
-SELECT pg_temp.e(format($$SELECT ops.record_pre_deploy_backup(%s, 'bp-w', 1, %L, 10, NULL, %L)$$,
+SELECT pg_temp.e(format($$SELECT ops.record_run_backup(%s, 'bp-w', 1, %L, 10, NULL, %L)$$,
                         :prod_run, :'good_loc', :'good_fs')) AS no_dump_checksum;
-SELECT pg_temp.e(format($$SELECT ops.record_pre_deploy_backup(%s, 'bp-w', 1, %L, 10, %L, NULL)$$,
+SELECT pg_temp.e(format($$SELECT ops.record_run_backup(%s, 'bp-w', 1, %L, 10, %L, NULL)$$,
                         :prod_run, :'good_loc', :'dump_sha')) AS no_filestore;
-SELECT pg_temp.e(format($$SELECT ops.record_pre_deploy_backup(%s, 'bp-w', 1, %L, 10, %L, %L)$$,
+SELECT pg_temp.e(format($$SELECT ops.record_run_backup(%s, 'bp-w', 1, %L, 10, %L, %L)$$,
                         :prod_run, :'good_loc', :'dump_sha', :'good_fs'::jsonb - 'sha256')) AS no_filestore_checksum;
 -- Not outside the project's backups.
-SELECT loc, pg_temp.e(format($$SELECT ops.record_pre_deploy_backup(%s, 'bp-w', 1, %L, 10, %L, %L)$$,
+SELECT loc, pg_temp.e(format($$SELECT ops.record_run_backup(%s, 'bp-w', 1, %L, 10, %L, %L)$$,
                              :prod_run, loc, :'dump_sha', :'good_fs')) AS refused
   FROM unnest(ARRAY['file:///etc/passwd', 'file:///srv/odooops/backups/bp-other/production/s0/db.dump',
                     'file:///srv/odooops/backups/bp-shop/../bp-other/production/s0/db.dump',
                     'file:///srv/odooops/backups/bp-shop/./x/db.dump', 'file://host/backups/bp-shop/x',
                     'http://example.com/backups/bp-shop/x', 's3://bucket/backups/bp-shop-2/x',
                     'file:///srv/odooops/backups/bp-shop/x%2f..%2f/db.dump']) AS loc;
-SELECT pg_temp.e(format($$SELECT ops.record_pre_deploy_backup(%s, 'bp-w', 1, %L, 10, %L, %L)$$,
+SELECT pg_temp.e(format($$SELECT ops.record_run_backup(%s, 'bp-w', 1, %L, 10, %L, %L)$$,
                         :prod_run, :'good_loc', :'dump_sha',
                         jsonb_set(:'good_fs'::jsonb, '{location}', '"file:///etc/shadow"'))) AS filestore_outside;
 SELECT pg_temp.state() = :'s0' AS nothing_changed;
 -- The worker holding it, with both checksums under the project's backups.
 SELECT backup_type, status, location, size_bytes, metadata #>> '{backup,filestore,sha256}' = :'fs_sha' AS filestore_checksum
-  FROM ops.record_pre_deploy_backup(:prod_run, 'bp-w', 1, :'good_loc', 10, :'dump_sha', :'good_fs');
+  FROM ops.record_run_backup(:prod_run, 'bp-w', 1, :'good_loc', 10, :'dump_sha', :'good_fs');
 SELECT id AS pre_backup FROM ops.backups WHERE run_id = :prod_run \gset
-SELECT pg_temp.e(format($$SELECT ops.record_pre_deploy_backup(%s, 'bp-w', 1, %L, 10, %L, %L)$$,
+SELECT pg_temp.e(format($$SELECT ops.record_run_backup(%s, 'bp-w', 1, %L, 10, %L, %L)$$,
                         :prod_run, :'good_loc', :'dump_sha', :'good_fs')) AS second_time;
 -- A result naming another backup changes nothing: the release references this run's.
 SELECT status FROM ops.finish_run(:prod_run, 'succeeded', jsonb_build_object('pre_deploy_backup_id', :other_backup), 'bp-w', 1);
 SELECT pre_deploy_backup_id = :pre_backup AS references_its_backup FROM ops.releases WHERE run_id = :prod_run;
 -- A finished run records no backup any more.
-SELECT pg_temp.e(format($$SELECT ops.record_pre_deploy_backup(%s, 'bp-w', 1, %L, 10, %L, %L)$$,
+SELECT pg_temp.e(format($$SELECT ops.record_run_backup(%s, 'bp-w', 1, %L, 10, %L, %L)$$,
                         :prod_run, :'good_loc', :'dump_sha', :'good_fs')) AS after_finish;
 
 -- =====================================================================

@@ -64,11 +64,11 @@ bool exportable_env_name(std::string_view name) {
   // Exactly the names the shipped steps export (worker/steps), each carrying
   // state from one step to a later one. A new step that hands something on
   // adds its name here.
-  static constexpr std::array<std::string_view, 11> kAllowed = {
+  static constexpr std::array<std::string_view, 12> kAllowed = {
       "ODOOOPS_RESOLVED_SHA", "ODOOOPS_RELEASE_DIR",           "ODOOOPS_PREVIOUS_RELEASE",
       "ODOOOPS_DB_SNAPSHOT",  "ODOOOPS_CREATED_DATABASE",      "ODOOOPS_FILESTORE_SNAPSHOT",
       "ODOOOPS_RESTORE_DB",   "ODOOOPS_RESTORE_FILESTORE",     "ODOOOPS_IMAGE",
-      "ODOOOPS_CONTAINER",    "ODOOOPS_CONTAINER_ADDONS_PATH",
+      "ODOOOPS_CONTAINER",    "ODOOOPS_CONTAINER_ADDONS_PATH", "ODOOOPS_WAS_SERVING",
   };
   for (std::string_view allowed : kAllowed)
     if (name == allowed) return true;

@@ -278,16 +278,33 @@ void RunExecution::load_context(const Rows& rows) {
       export_backup_to_restore("; the database was not touched");
       extra_env_["ODOOOPS_BACKUP_PURPOSE"] = ctx_["backup_purpose"];
     }
-    // Production takes a pre-deploy backup (deploy/25-pre-deploy-backup);
-    // the worker names where, so that it can verify and record it itself.
-    if (ctx_["stage"] == "production" && !cfg_.storage_url.empty()) {
-      pre_deploy_prefix_ =
-          storage_join(cfg_.storage_url, "backups/" + ctx_["project"] + "/" + ctx_["environment"] +
-                                             "/run" + std::to_string(run_id_) + "-a" +
-                                             std::to_string(attempt_) + "-pre-deploy-backup");
-      extra_env_["ODOOOPS_PRE_DEPLOY_BACKUP_PREFIX"] = pre_deploy_prefix_;
-    }
   }
+  plan_run_backup(wf);
+}
+
+// A production deploy, restore or destroy first backs up what it replaces or
+// removes (deploy/25-pre-deploy-backup, restore/35-pre-restore-backup,
+// destroy/10-final-backup); the worker names where, so that it can verify
+// and record the backup itself. A restore or destroy does not go on without
+// it (its step refuses when there is no storage).
+void RunExecution::plan_run_backup(const std::string& workflow) {
+  static const std::map<std::string, std::pair<std::string, bool>> kRunBackups = {
+      {"deploy", {"pre_deploy", false}},
+      {"restore", {"pre_restore", true}},
+      {"destroy", {"final", true}}};
+  auto kind = kRunBackups.find(workflow);
+  if (ctx_["stage"] != "production" || kind == kRunBackups.end()) return;
+  run_backup_.type = kind->second.first;
+  run_backup_.required = kind->second.second;
+  extra_env_["ODOOOPS_RUN_BACKUP_TYPE"] = run_backup_.type;
+  if (cfg_.storage_url.empty()) return;
+  std::string dashed = run_backup_.type;
+  std::replace(dashed.begin(), dashed.end(), '_', '-');
+  run_backup_.prefix =
+      storage_join(cfg_.storage_url, "backups/" + ctx_["project"] + "/" + ctx_["environment"] +
+                                         "/run" + std::to_string(run_id_) + "-a" +
+                                         std::to_string(attempt_) + "-" + dashed + "-backup");
+  extra_env_["ODOOOPS_RUN_BACKUP_PREFIX"] = run_backup_.prefix;
 }
 
 // The backup a restore or deploy puts in place, for its steps; only a
@@ -335,20 +352,27 @@ void RunExecution::export_backup_to_restore(const std::string& refusal_suffix) {
   extra_env_["ODOOOPS_SOURCE_DB_NAME"] = ctx_["backup_source_db"];
 }
 
-// A production deploy's pre-deploy backup, recorded by this process: once
-// both objects exist at the prefix the worker chose for this run, it reads
-// them back from storage to measure and hash them itself and records them
-// (ops.record_pre_deploy_backup, fenced). What the steps print about the
-// backup is never used: a deploy runs the branch's code. Returns false when
-// the lease was lost.
-bool RunExecution::record_pre_deploy_backup(const std::string& step) {
-  if (pre_deploy_prefix_.empty()) return true;
-  const std::string dump_url = pre_deploy_prefix_ + "/db.dump";
-  const std::string fs_url = pre_deploy_prefix_ + "/filestore.tar";
+// The run's own backup (pre_deploy, pre_restore, final), recorded by this
+// process: once both objects exist at the prefix the worker chose for this
+// run, it reads them back from storage to measure and hash them itself and
+// records them (ops.record_run_backup, fenced); the backup's id goes into
+// the run's result (e.g. pre_restore_backup_id). What the steps print about
+// the backup is never used: a deploy runs the branch's code. A required
+// backup that was taken but cannot be verified or recorded sets `refusal`.
+// Returns false when the lease was lost.
+bool RunExecution::record_run_backup(const std::string& step, std::string& refusal) {
+  if (run_backup_.prefix.empty()) return true;
+  const std::string dump_url = run_backup_.prefix + "/db.dump";
+  const std::string fs_url = run_backup_.prefix + "/filestore.tar";
+  const std::string what = run_backup_.type + " backup";
+  auto problem = [&](const std::string& why) {
+    event(run_backup_.required ? "error" : "warning", why, step);
+    if (run_backup_.required) refusal = why + "; nothing was replaced or removed";
+  };
   ObjectInfo dump, files;
   try {
     auto storage = storage_for(cfg_.storage_url, cfg_, ctx_["project"]);
-    std::vector<std::string> objects = storage->list(pre_deploy_prefix_ + "/");
+    std::vector<std::string> objects = storage->list(run_backup_.prefix + "/");
     auto has = [&](const std::string& u) {
       return std::find(objects.begin(), objects.end(), u) != objects.end();
     };
@@ -364,24 +388,26 @@ bool RunExecution::record_pre_deploy_backup(const std::string& step) {
     }
     close(null_fd);
   } catch (const std::exception& e) {
-    event("warning", std::string("the pre-deploy backup cannot be verified: ") + e.what(), step);
+    problem("the " + what + " cannot be verified: " + e.what());
     return true;
   }
-  pre_deploy_prefix_.clear();
+  run_backup_.prefix.clear();
   try {
-    db_.exec(
-        "SELECT ops.record_pre_deploy_backup($1, $2, $3, $4, $5, $6, $7::jsonb)",
+    Rows r = db_.exec(
+        "SELECT id FROM ops.record_run_backup($1, $2, $3, $4, $5, $6, $7::jsonb)",
         {std::to_string(run_id_), worker_, std::to_string(attempt_), dump_url,
          std::to_string(dump.size), dump.sha256,
          dump_json({{"location", fs_url}, {"size_bytes", files.size}, {"sha256", files.sha256}})});
+    const std::string id = r.text(0, "id");
+    result_[run_backup_.type + "_backup_id"] = std::stoll(id);
     event("info",
-          "pre-deploy backup recorded: " + dump_url + " (" + std::to_string(dump.size) +
+          what + " " + id + " recorded: " + dump_url + " (" + std::to_string(dump.size) +
               " bytes, sha256 " + dump.sha256 + ") and " + fs_url + " (sha256 " + files.sha256 +
               ")",
           step);
   } catch (const DbError& e) {
     if (stale(e)) return false;
-    event("warning", std::string("the pre-deploy backup was not recorded: ") + e.what(), step);
+    problem("the " + what + " was not recorded: " + e.what());
   }
   return true;
 }
@@ -700,12 +726,14 @@ RunExecution::Outcome RunExecution::execute() {
       record_artifact(step, a);
       if (lease_lost_) return Outcome::LeaseLost;
     }
-    if (!record_pre_deploy_backup(step)) return Outcome::LeaseLost;
-    if (!out.ok()) {
+    std::string backup_refusal;
+    if (!record_run_backup(step, backup_refusal)) return Outcome::LeaseLost;
+    if (!out.ok() || !backup_refusal.empty()) {
       result_["steps"] = step_results;
       std::string error = "step " + step + " " + out.describe();
-      if (!last_stderr.empty() && out.how != StepOutcome::How::TimedOut)
+      if (!out.ok() && !last_stderr.empty() && out.how != StepOutcome::How::TimedOut)
         error += ": " + last_stderr;
+      if (out.ok()) error = "step " + step + ": " + backup_refusal;
       if (!run_failure_hooks(steps_dir, step, error)) return Outcome::LeaseLost;
       // A step that failed while the disk is full failed for the worker's
       // reason, not the run's: another try, on a worker with room.

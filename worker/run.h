@@ -93,7 +93,8 @@ class RunExecution {
   std::string disk_problem();
   void load_context(const Rows& rows);
   void export_backup_to_restore(const std::string& refusal_suffix);
-  bool record_pre_deploy_backup(const std::string& step);
+  void plan_run_backup(const std::string& workflow);
+  bool record_run_backup(const std::string& step, std::string& refusal);
   std::map<std::string, std::string> step_environment(const std::string& step_name,
                                                       int index) const;
   std::vector<std::string> list_steps(std::string& dir_out) const;
@@ -128,9 +129,16 @@ class RunExecution {
   std::map<std::string, std::string> exported_;   // ::odooops::env
   std::map<std::string, std::string> extra_env_;  // backup/restore context
   std::string workspace_, env_dir_, runtime_;
-  // Where a production deploy's pre-deploy backup goes (chosen by the
-  // worker, not the steps); empty once recorded or when none is taken.
-  std::string pre_deploy_prefix_;
+  // The backup a production deploy, restore or destroy takes first of what
+  // it replaces or removes (ops.record_run_backup names its type:
+  // pre_deploy, pre_restore, final): where it goes is chosen by the worker,
+  // not the steps; the prefix is empty once recorded or when none is taken.
+  // A required one that was taken but cannot be verified or recorded fails
+  // the run before anything is replaced.
+  struct RunBackup {
+    std::string type, prefix;
+    bool required = false;
+  } run_backup_;
   RuntimeValues runtime_values_;  // runtime, odoo-bin, addons, image of this run
   std::chrono::steady_clock::time_point last_heartbeat_;
   RepeatedMessage heartbeat_failures_{60};

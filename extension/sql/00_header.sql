@@ -48,3 +48,16 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION ops._check_json_size IS
   'Raises OD005 when a JSON argument''s text is longer than max_bytes bytes';
+
+-- A row created before the transaction that inserts it was not made by
+-- that transaction: pg_restore is bringing it back from a dump of the
+-- control plane (90_dump.sql). The triggers that act on new rows (request
+-- an approval, send a webhook, compute a schedule's next slot) take such a
+-- row as it was; only the extension's functions and its owner insert into
+-- those tables, never with a creation time of their choosing.
+CREATE FUNCTION ops._carried_over(created_at timestamptz) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT created_at < pg_catalog.now()
+$$;
+COMMENT ON FUNCTION ops._carried_over IS
+  'Whether a row being inserted was created before this transaction (restored from a dump): insert triggers take it as it is';

@@ -1,5 +1,8 @@
 -- The append-only audit trail of runs: every transition and every log line.
 -- Partitioned by month on created_at so old months are dropped, not deleted.
+-- The monthly partitions are made by the scheduler and are not the
+-- extension's: a pg_dump of the control plane carries them as tables of
+-- their own, keys and all, and restores them in any month (90_dump.sql).
 
 CREATE SEQUENCE ops.run_events_id_seq AS bigint;
 
@@ -12,7 +15,7 @@ COMMENT ON FUNCTION ops.run_event_row_is_valid IS
 
 CREATE TABLE ops.run_events (
   id          bigint NOT NULL DEFAULT nextval('ops.run_events_id_seq'),
-  run_id      bigint NOT NULL REFERENCES ops.runs ON DELETE RESTRICT,
+  run_id      bigint NOT NULL,                      -- ops.runs (each partition's key)
   created_at  timestamptz NOT NULL DEFAULT now(),
   attempt     integer NOT NULL DEFAULT 0,
   kind        text NOT NULL,                        -- transition or log
@@ -24,14 +27,11 @@ CREATE TABLE ops.run_events (
   to_status   text,                                 -- set exactly on transitions
   actor       text,                                 -- worker id or user
   payload     jsonb NOT NULL DEFAULT '{}',          -- an object
-  PRIMARY KEY (id, created_at),
   CONSTRAINT run_events_row_is_valid CHECK (ops.run_event_row_is_valid(
     kind, level, message, stream, step, to_status, payload))
 ) PARTITION BY RANGE (created_at);
 ALTER SEQUENCE ops.run_events_id_seq OWNED BY ops.run_events.id;
 COMMENT ON TABLE ops.run_events IS 'Append-only log of run transitions and output, partitioned by month';
-
-CREATE INDEX run_events_run ON ops.run_events (run_id, id);
 
 -- The highest sequence number of a worker's lines stored per run attempt.
 -- A worker numbers its lines 1, 2, ... per attempt and sends them in that
@@ -79,18 +79,43 @@ BEGIN
   EXECUTE format('CREATE TRIGGER run_events_no_truncate BEFORE TRUNCATE ON %s '
                  'FOR EACH STATEMENT EXECUTE FUNCTION ops.refuse_change(''run_events'')', partition);
 END $$;
+COMMENT ON FUNCTION ops._guard_run_event_partition IS 'Makes a run_events partition refuse TRUNCATE';
+
+-- Each partition has its own primary key (id, created_at), index on
+-- (run_id, id) and reference to ops.runs, none of them the parent's: a key
+-- of the parent would be made again by pg_restore when a dumped partition
+-- is attached, and the reference of a dumped partition must come after the
+-- runs are restored, as its own constraint does. Rows of different
+-- partitions differ in created_at, so the keys together are the parent's.
+-- No grant: a partition is reached only through its parent.
+CREATE FUNCTION ops._key_run_event_partition(partition regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  name text := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = partition);
+BEGIN
+  EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id, created_at)', partition, name || '_pkey');
+  EXECUTE format('CREATE INDEX %I ON %s (run_id, id)', name || '_run_id_id_idx', partition);
+  EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (run_id) REFERENCES ops.runs ON DELETE RESTRICT',
+                 partition, name || '_run_id_fkey');
+  EXECUTE format('REVOKE ALL ON %s FROM odooops_admin', partition);
+END $$;
+COMMENT ON FUNCTION ops._key_run_event_partition IS
+  'Gives a run_events partition its primary key, index and reference to ops.runs, and no grant';
 
 -- Rows that fall outside every monthly partition land here instead of
 -- failing; ops.ensure_run_event_partitions() keeps months ahead so it stays empty.
 CREATE TABLE ops.run_events_default PARTITION OF ops.run_events DEFAULT;
-SELECT ops._guard_run_event_partition('ops.run_events_default');
+SELECT ops._guard_run_event_partition('ops.run_events_default'),
+       ops._key_run_event_partition('ops.run_events_default');
 
 -- One month's partition, bounded in UTC whatever the session's TimeZone, so
 -- partitions made by sessions in different zones never overlap. Rows that
 -- landed in the default partition while the month had none (the scheduler
 -- was down) move into it: the default partition is detached for the move
 -- (which also lifts its append-only trigger, a clone of the parent's) and
--- attached again, all in this transaction.
+-- attached again, all in this transaction. Made by an extension script (an
+-- upgrade), the partition leaves the extension: partitions are never the
+-- extension's (see above).
 CREATE FUNCTION ops.create_run_event_partition(month_start date)
 RETURNS boolean LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -99,27 +124,31 @@ DECLARE
   lower_bound text := to_char(date_trunc('month', month_start), 'YYYY-MM-DD') || ' 00:00:00+00';
   upper_bound text := to_char(date_trunc('month', month_start) + interval '1 month', 'YYYY-MM-DD') || ' 00:00:00+00';
   strays boolean;
+  rel regclass;
 BEGIN
   IF pg_catalog.to_regclass('ops.' || name) IS NOT NULL THEN
     RETURN false;
   END IF;
   EXECUTE format('SELECT EXISTS (SELECT 1 FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L)',
                  lower_bound, upper_bound) INTO strays;
-  IF NOT strays THEN
-    EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
-                   name, lower_bound, upper_bound);
-    PERFORM ops._guard_run_event_partition(format('ops.%I', name)::regclass);
-    RETURN true;
+  IF strays THEN
+    ALTER TABLE ops.run_events DETACH PARTITION ops.run_events_default;
   END IF;
-  ALTER TABLE ops.run_events DETACH PARTITION ops.run_events_default;
   EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
                  name, lower_bound, upper_bound);
-  PERFORM ops._guard_run_event_partition(format('ops.%I', name)::regclass);
-  EXECUTE format('INSERT INTO ops.%I SELECT * FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
-                 name, lower_bound, upper_bound);
-  EXECUTE format('DELETE FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
-                 lower_bound, upper_bound);
-  ALTER TABLE ops.run_events ATTACH PARTITION ops.run_events_default DEFAULT;
+  rel := format('ops.%I', name)::regclass;
+  PERFORM ops._guard_run_event_partition(rel), ops._key_run_event_partition(rel);
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+              WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = rel AND d.deptype = 'e') THEN
+    EXECUTE format('ALTER EXTENSION odooops DROP TABLE %s', rel);
+  END IF;
+  IF strays THEN
+    EXECUTE format('INSERT INTO %s SELECT * FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
+                   rel, lower_bound, upper_bound);
+    EXECUTE format('DELETE FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
+                   lower_bound, upper_bound);
+    ALTER TABLE ops.run_events ATTACH PARTITION ops.run_events_default DEFAULT;
+  END IF;
   RETURN true;
 END $$;
 COMMENT ON FUNCTION ops.create_run_event_partition IS
@@ -182,4 +211,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION ops.drop_old_run_event_partitions IS 'Drops run_events months older than the retention; returns how many';
 
-SELECT ops.ensure_run_event_partitions(2);
+-- No monthly partition is made here: the scheduler makes them
+-- (ops.ensure_run_event_partitions; rows meanwhile wait in the default
+-- partition and move into their month when it comes). Made by the install,
+-- a partition would be the extension's and named after the install's
+-- month: a dump restored in another month would not find it.

@@ -6,7 +6,7 @@ CREATE TABLE ops.backups (
   environment_id bigint NOT NULL REFERENCES ops.environments ON DELETE RESTRICT,
   run_id         bigint REFERENCES ops.runs ON DELETE RESTRICT,   -- the backup run
   backup_type    text NOT NULL
-                 CHECK (backup_type IN ('daily', 'weekly', 'monthly', 'manual', 'pre_deploy', 'pre_restore')),
+                 CHECK (backup_type IN ('daily', 'weekly', 'monthly', 'manual', 'pre_deploy', 'pre_restore', 'final')),
   status         text NOT NULL DEFAULT 'pending'
                  CHECK (status IN ('pending', 'running', 'completed', 'failed', 'expired', 'deleted')),
   location       text CHECK (length(location) BETWEEN 1 AND 2048),
@@ -34,8 +34,8 @@ CREATE TABLE ops.approvals (
   id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   project_id     bigint NOT NULL REFERENCES ops.projects ON DELETE RESTRICT,
   environment_id bigint NOT NULL REFERENCES ops.environments ON DELETE RESTRICT,
-  subject        text NOT NULL CHECK (subject IN ('restore', 'deploy')),
-  subject_id     bigint NOT NULL,            -- ops.restores.id or ops.runs.id
+  subject        text NOT NULL CHECK (subject IN ('restore', 'deploy', 'destroy')),
+  subject_id     bigint NOT NULL,            -- ops.restores.id, else ops.runs.id
   status         text NOT NULL DEFAULT 'pending'
                  CHECK (status IN ('pending', 'approved', 'rejected', 'expired')),
   requested_by   text NOT NULL,

@@ -3,8 +3,8 @@
 -- admins, production tools are for admins while others see history.
 -- Evaluated by the native ops.user_has_permission().
 
-INSERT INTO ops.policies (role, permission, stage)
-SELECT r.role, p.permission, p.stage
+INSERT INTO ops.policies (role, permission, stage, shipped)
+SELECT r.role, p.permission, p.stage, true
   FROM (VALUES
     -- permission,        stage,         roles
     ('project.read',      NULL,          ARRAY['owner', 'admin', 'developer', 'viewer', 'auditor']),
@@ -43,6 +43,11 @@ SELECT r.role, p.permission, p.stage
     ('approval.decide',   NULL,          ARRAY['owner', 'admin'])
   ) AS p(permission, stage, roles),
   LATERAL unnest(p.roles) AS r(role);
+-- The operator's own policies are numbered from 1000000, those that come
+-- with odooops below: a dump carries only the operator's (90_dump.sql),
+-- and restored into a new install their ids never meet those of the
+-- policies the install made, however many a version ships.
+ALTER TABLE ops.policies ALTER COLUMN id RESTART WITH 1000000;
 
 -- Does the calling user hold `permission` in the project (project-wide
 -- when env_id is NULL, else for that environment's stage)? An environment

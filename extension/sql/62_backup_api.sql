@@ -176,17 +176,32 @@ END $$;
 COMMENT ON FUNCTION ops.complete_backup IS
   'Records a finished backup (dump location, size, SHA-256; metadata.backup.filestore likewise) for the worker holding its run';
 
--- The backup a production deploy takes before it touches the database,
--- recorded by the worker process holding the deploy run (fenced) from what
--- it verified itself in storage, never from a step's output: a deploy runs
--- the branch's code, which could print anything. One per run; the release
--- the deploy becomes references it (ops.record_deploy_outcome).
-CREATE FUNCTION ops.record_pre_deploy_backup(run_id bigint, worker_id text, attempt integer, location text,
-                                             size_bytes bigint, sha256 text, filestore jsonb)
+-- The backup a production run takes of what it is about to replace or
+-- remove: a deploy before it touches the database (pre_deploy), a restore
+-- before it replaces the database (pre_restore), a destroy before it drops
+-- it (final). Its type follows from the run, never from the caller.
+CREATE FUNCTION ops._run_backup_type(workflow text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE workflow WHEN 'deploy' THEN 'pre_deploy' WHEN 'restore' THEN 'pre_restore'
+                       WHEN 'destroy' THEN 'final' END
+$$;
+COMMENT ON FUNCTION ops._run_backup_type IS
+  'The type of the backup a production run of a workflow takes first: pre_deploy, pre_restore or final (NULL: none)';
+
+-- Recorded by the worker process holding the run (fenced) from what it
+-- verified itself in storage, never from a step's output: a deploy runs the
+-- branch's code, which could print anything. One per run. The release a
+-- deploy becomes references its backup (ops.record_deploy_outcome); a
+-- restore records its backup in the restore's metadata (pre_restore_backup_id),
+-- so what it replaced can be restored in turn. A final backup has no expiry:
+-- it is the last copy of an environment that is gone, and is deleted by hand.
+CREATE FUNCTION ops.record_run_backup(run_id bigint, worker_id text, attempt integer, location text,
+                                      size_bytes bigint, sha256 text, filestore jsonb)
 RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   r ops.runs;
   e ops.environments;
+  kind text;
   backup ops.backups;
 BEGIN
   PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_json_size('filestore', filestore, 65536);
@@ -195,12 +210,13 @@ BEGIN
   -- one run are serialised.
   r := ops._held_running_run(run_id, worker_id, attempt, true, 'its backup is recorded while it runs');
   SELECT * INTO e FROM ops.environments x WHERE x.id = r.environment_id;
-  IF r.workflow <> 'deploy' OR e.stage <> 'production' THEN
-    PERFORM ops._raise('OD004', format('run %s is a %s of a %s environment: pre-deploy backups are taken by production deploys only',
+  kind := ops._run_backup_type(r.workflow);
+  IF kind IS NULL OR e.stage <> 'production' THEN
+    PERFORM ops._raise('OD004', format('run %s is a %s of a %s environment: only production deploys, restores and destroys record a backup of their own',
                                        run_id, r.workflow, e.stage));
   END IF;
   IF EXISTS (SELECT 1 FROM ops.backups b WHERE b.run_id = r.id) THEN
-    PERFORM ops._raise('OD001', format('run %s already recorded its pre-deploy backup', run_id));
+    PERFORM ops._raise('OD001', format('run %s already recorded its %s backup', run_id, kind));
   END IF;
   IF size_bytes IS NULL OR size_bytes < 0 THEN
     PERFORM ops._raise('OD004', 'size_bytes must be 0 or more');
@@ -212,19 +228,25 @@ BEGIN
   PERFORM ops._check_backup_filestore(r.project_id, filestore);
   INSERT INTO ops.backups AS b (project_id, environment_id, run_id, backup_type, status, location, size_bytes,
                                 sha256, metadata, requested_by, started_at, completed_at, expires_at)
-  VALUES (r.project_id, e.id, r.id, 'pre_deploy', 'completed', location, size_bytes, sha256,
+  VALUES (r.project_id, e.id, r.id, kind, 'completed', location, size_bytes, sha256,
           jsonb_build_object('backup', jsonb_build_object(
             'location', location, 'size_bytes', size_bytes, 'sha256', sha256, 'db_name', e.db_name,
             'format', 'pg_dump custom + tar filestore',
             'filestore', jsonb_build_object('location', filestore ->> 'location',
                                             'size_bytes', (filestore ->> 'size_bytes')::bigint,
                                             'sha256', filestore ->> 'sha256'))),
-          worker_id, r.started_at, now(), now() + ops.backup_ttl('pre_deploy', e.settings))
+          worker_id, r.started_at, now(),
+          CASE WHEN kind <> 'final' THEN now() + ops.backup_ttl(kind, e.settings) END)
   RETURNING * INTO backup;
+  IF kind = 'pre_restore' THEN
+    UPDATE ops.restores x SET metadata = x.metadata || jsonb_build_object('pre_restore_backup_id', backup.id),
+                              updated_at = now()
+     WHERE x.run_id = r.id;
+  END IF;
   RETURN backup;
 END $$;
-COMMENT ON FUNCTION ops.record_pre_deploy_backup IS
-  'Records the pre-deploy backup of the production deploy run the worker holds (both checksums, locations under the project''s backups)';
+COMMENT ON FUNCTION ops.record_run_backup IS
+  'Records the backup the production deploy, restore or destroy run the worker holds took first (both checksums, locations under the project''s backups)';
 CREATE FUNCTION ops.fail_backup(backup_id bigint, worker_id text, attempt integer, error text)
 RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -262,6 +284,14 @@ BEGIN
   ELSIF NEW.workflow = 'destroy' AND NEW.status = 'succeeded' THEN
     UPDATE ops.environments e SET status = 'destroyed', destroyed_at = now(), updated_at = now()
      WHERE e.id = NEW.environment_id AND e.status <> 'destroyed';
+  ELSIF NEW.workflow = 'destroy' AND NEW.status IN ('failed', 'cancelled') THEN
+    -- A production destroy that ended without its final backup stopped
+    -- before the database was touched: the environment serves again. Any
+    -- other failed destroy may have removed part of it and stays
+    -- destroying (a push of its branch brings it back).
+    UPDATE ops.environments e SET status = 'active', updated_at = now()
+     WHERE e.id = NEW.environment_id AND e.status = 'destroying' AND e.stage = 'production'
+       AND NOT EXISTS (SELECT 1 FROM ops.backups b WHERE b.run_id = NEW.id AND b.backup_type = 'final');
   ELSIF NEW.workflow = 'restore' THEN
     UPDATE ops.restores x SET
       status = CASE NEW.status WHEN 'running' THEN 'running' WHEN 'succeeded' THEN 'completed'

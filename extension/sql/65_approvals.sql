@@ -1,42 +1,76 @@
--- Approvals: four-eyes decisions on production restores and, when a project
--- asks for it, production deploys. The approvals table is in 41_backups.sql;
--- restores request theirs in 63_restore_api.sql.
+-- Approvals: four-eyes decisions on production restores, production
+-- destroys and, when a project asks for it, production deploys. The
+-- approvals table is in 41_backups.sql; restores request theirs in
+-- 63_restore_api.sql, gated runs (deploys, destroys) below.
 
--- Production deploys wait for an approval when the project asks for it.
-CREATE FUNCTION ops.gate_production_deploy() RETURNS trigger LANGUAGE plpgsql
+-- Does a run of this workflow on this environment wait for an approval? A
+-- production destroy always does: it drops the live database (after its
+-- final backup), so someone other than the requester confirms it. A
+-- production deploy does when the project asks for it.
+CREATE FUNCTION ops._run_needs_approval(workflow text, environment_id bigint) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT EXISTS (SELECT 1 FROM ops.environments e JOIN ops.projects p ON p.id = e.project_id
+                  WHERE e.id = _run_needs_approval.environment_id AND e.stage = 'production'
+                    AND (workflow = 'destroy'
+                         OR (workflow = 'deploy'
+                             AND coalesce((p.settings ->> 'production_deploy_approval')::boolean, false))))
+$$;
+COMMENT ON FUNCTION ops._run_needs_approval IS
+  'Whether a run of a workflow on an environment waits for an approval: production destroys, and production deploys when the project asks';
+
+-- A gated run is queued unclaimable (available_at infinity) with an
+-- approval whose subject is the run's workflow.
+CREATE FUNCTION ops.gate_production_run() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  IF ops._carried_over(NEW.created_at) THEN   -- restored with its approval
+    RETURN CASE WHEN TG_WHEN = 'BEFORE' THEN NEW END;
+  END IF;
   IF TG_WHEN = 'BEFORE' THEN
-    IF EXISTS (SELECT 1 FROM ops.environments e JOIN ops.projects p ON p.id = e.project_id
-                WHERE e.id = NEW.environment_id AND e.stage = 'production'
-                  AND coalesce((p.settings ->> 'production_deploy_approval')::boolean, false)) THEN
+    IF ops._run_needs_approval(NEW.workflow, NEW.environment_id) THEN
       NEW.available_at := 'infinity';   -- not claimable until approved
     END IF;
     RETURN NEW;
   END IF;
   -- AFTER INSERT: the gated run exists, ask for the approval.
   INSERT INTO ops.approvals (project_id, environment_id, subject, subject_id, requested_by)
-  VALUES (NEW.project_id, NEW.environment_id, 'deploy', NEW.id, coalesce(NEW.requested_by, 'odooops'));
-  PERFORM ops.audit(NEW.project_id, 'approval.request', 'deploy', NEW.id);
+  VALUES (NEW.project_id, NEW.environment_id, NEW.workflow, NEW.id, coalesce(NEW.requested_by, 'odooops'));
+  PERFORM ops.audit(NEW.project_id, 'approval.request', NEW.workflow, NEW.id);
   RETURN NULL;
 END $$;
-CREATE TRIGGER runs_gate_production_deploy BEFORE INSERT ON ops.runs
-  FOR EACH ROW WHEN (NEW.workflow = 'deploy') EXECUTE FUNCTION ops.gate_production_deploy();
+COMMENT ON FUNCTION ops.gate_production_run IS
+  'Trigger: holds a production deploy or destroy that needs an approval and requests it';
+CREATE TRIGGER runs_gate_production BEFORE INSERT ON ops.runs
+  FOR EACH ROW WHEN (NEW.workflow IN ('deploy', 'destroy')) EXECUTE FUNCTION ops.gate_production_run();
+CREATE TRIGGER runs_request_approval AFTER INSERT ON ops.runs
+  FOR EACH ROW WHEN (NEW.workflow IN ('deploy', 'destroy') AND NEW.available_at = 'infinity')
+  EXECUTE FUNCTION ops.gate_production_run();
 
--- A deploy that waited for its approval becomes claimable, or is cancelled.
-CREATE FUNCTION ops._release_gated_deploy(run_id bigint, approved boolean, reason text)
+-- A run that waited for its approval becomes claimable, or is cancelled.
+-- An approved destroy marks its environment destroying from then on (until
+-- then it serves and deploys as before).
+CREATE FUNCTION ops._release_gated_run(run_id bigint, approved boolean, reason text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r ops.runs;
 BEGIN
   IF approved THEN
-    UPDATE ops.runs r SET available_at = now(), updated_at = now()
-     WHERE r.id = run_id AND r.status = 'queued' AND r.available_at = 'infinity';
+    UPDATE ops.runs x SET available_at = now(), updated_at = now()
+     WHERE x.id = run_id AND x.status = 'queued' AND x.available_at = 'infinity'
+    RETURNING * INTO r;
+    IF r.workflow = 'destroy' THEN
+      UPDATE ops.environments e SET status = 'destroying', updated_at = now()
+       WHERE e.id = r.environment_id AND e.status = 'active';
+    END IF;
     INSERT INTO ops.run_events (run_id, kind, level, message, actor)
     VALUES (run_id, 'log', 'notice', reason, ops.current_actor());
     NOTIFY odooops_runs;
-  ELSIF EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = run_id AND r.status = 'queued') THEN
+  ELSIF EXISTS (SELECT 1 FROM ops.runs x WHERE x.id = run_id AND x.status = 'queued') THEN
     PERFORM ops.cancel_run(run_id, reason);
   END IF;
 END $$;
+COMMENT ON FUNCTION ops._release_gated_run IS
+  'Makes an approved gated run claimable (an approved destroy marks its environment destroying) or cancels a rejected one';
 
 CREATE FUNCTION ops.decide_approval(approval_id bigint, decision text, reason text DEFAULT NULL)
 RETURNS ops.approvals LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -86,16 +120,16 @@ BEGIN
       UPDATE ops.restores r SET status = 'rejected', finished_at = now(), updated_at = now()
        WHERE r.id = a.subject_id;
     END IF;
-  ELSIF a.subject = 'deploy' THEN
-    PERFORM ops._release_gated_deploy(a.subject_id, decision = 'approved', 'deploy ' || decision);
+  ELSE
+    PERFORM ops._release_gated_run(a.subject_id, decision = 'approved', a.subject || ' ' || decision);
   END IF;
   RETURN a;
 END $$;
 COMMENT ON FUNCTION ops.decide_approval IS
   'Approves or rejects a pending approval; the decider needs approval.decide and must not be the requester';
 
--- Pending approvals past their expiry become expired, and their restores
--- never run. Called by the scheduler; returns how many expired.
+-- Pending approvals past their expiry become expired, and their restores,
+-- deploys and destroys never run. Called by the scheduler; returns how many expired.
 CREATE FUNCTION ops.expire_approvals() RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -110,8 +144,8 @@ BEGIN
     IF a.subject = 'restore' THEN
       UPDATE ops.restores r SET status = 'expired', finished_at = now(), updated_at = now()
        WHERE r.id = a.subject_id AND r.status = 'pending_approval';
-    ELSIF a.subject = 'deploy' THEN
-      PERFORM ops._release_gated_deploy(a.subject_id, false, 'deploy approval expired');
+    ELSE
+      PERFORM ops._release_gated_run(a.subject_id, false, a.subject || ' approval expired');
     END IF;
     INSERT INTO ops.audit_log (project_id, actor, action, subject, subject_id, payload)
     VALUES (a.project_id, 'odooops', 'approval.expire', a.subject, a.subject_id,
@@ -120,7 +154,7 @@ BEGIN
   END LOOP;
   RETURN n;
 END $$;
-COMMENT ON FUNCTION ops.expire_approvals IS 'Expires pending approvals past their expiry (their restores and deploys never run); returns how many';
+COMMENT ON FUNCTION ops.expire_approvals IS 'Expires pending approvals past their expiry (their restores, deploys and destroys never run); returns how many';
 
 -- Approvals change only through the functions above. Every write must come
 -- from the extension's own functions (current_user has the extension

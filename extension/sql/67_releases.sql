@@ -20,7 +20,7 @@ CREATE INDEX releases_environment ON ops.releases (environment_id, id DESC);
 
 -- A succeeded deploy becomes a release (result.image names the container
 -- image or revision) that references the pre-deploy backup its worker
--- recorded for this very run (ops.record_pre_deploy_backup). The result is
+-- recorded for this very run (ops.record_run_backup). The result is
 -- the steps' output, which a branch can forge: it never creates, completes
 -- or names a backup.
 CREATE FUNCTION ops.record_deploy_outcome() RETURNS trigger LANGUAGE plpgsql
@@ -76,7 +76,3 @@ BEGIN
   RETURN run;
 END $$;
 COMMENT ON FUNCTION ops.rollback_release IS 'Queues a deploy back to an earlier release, restoring its database too';
-
-CREATE TRIGGER runs_request_deploy_approval AFTER INSERT ON ops.runs
-  FOR EACH ROW WHEN (NEW.workflow = 'deploy' AND NEW.available_at = 'infinity')
-  EXECUTE FUNCTION ops.gate_production_deploy();

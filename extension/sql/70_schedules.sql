@@ -57,6 +57,9 @@ CREATE FUNCTION ops._backup_schedule_before() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  IF TG_OP = 'INSERT' AND ops._carried_over(NEW.created_at) THEN
+    RETURN NEW;   -- restored from a dump with its next slot
+  END IF;
   IF TG_OP = 'INSERT' OR NEW.cron_expr IS DISTINCT FROM OLD.cron_expr
      OR NEW.enabled IS DISTINCT FROM OLD.enabled THEN
     NEW.next_fire_at := CASE WHEN NEW.enabled THEN ops.cron_next(NEW.cron_expr, now()) END;

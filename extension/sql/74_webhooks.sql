@@ -132,7 +132,9 @@ BEGIN
     RETURN NULL;
   END IF;
   IF TG_OP = 'INSERT' THEN
-    PERFORM ops._enqueue_run_webhook('run.queued', n) FROM new_runs n ORDER BY n.id;
+    -- Runs restored from a dump were announced when they were queued.
+    PERFORM ops._enqueue_run_webhook('run.queued', n) FROM new_runs n
+      WHERE NOT ops._carried_over(n.created_at) ORDER BY n.id;
   ELSE
     PERFORM ops._enqueue_run_webhook(CASE WHEN n.status = 'running' THEN 'run.started' ELSE 'run.finished' END, n)
        FROM new_runs n JOIN old_runs o ON o.id = n.id
@@ -158,7 +160,10 @@ CREATE FUNCTION ops._backups_webhook() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF NEW.status IN ('completed', 'failed') AND (TG_OP = 'INSERT' OR OLD.status IS DISTINCT FROM NEW.status) THEN
+  -- A backup restored from a dump was announced when it completed.
+  IF NEW.status IN ('completed', 'failed')
+     AND ((TG_OP = 'INSERT' AND NOT ops._carried_over(NEW.created_at))
+          OR (TG_OP = 'UPDATE' AND OLD.status IS DISTINCT FROM NEW.status)) THEN
     PERFORM ops.enqueue_webhook_event('backup.' || NEW.status, NEW.project_id, NEW.environment_id,
       jsonb_build_object('id', NEW.id, 'backup_type', NEW.backup_type, 'status', NEW.status,
                          'run_id', NEW.run_id, 'size_bytes', NEW.size_bytes, 'sha256', NEW.sha256,
@@ -176,7 +181,9 @@ AS $$
 DECLARE
   event text;
 BEGIN
-  IF TG_OP = 'INSERT' THEN
+  IF TG_OP = 'INSERT' AND ops._carried_over(NEW.created_at) THEN
+    RETURN NULL;   -- restored from a dump: announced long ago
+  ELSIF TG_OP = 'INSERT' THEN
     event := 'restore.requested';
   ELSIF OLD.status IS NOT DISTINCT FROM NEW.status THEN
     RETURN NULL;
@@ -200,7 +207,8 @@ CREATE FUNCTION ops._alerts_webhook() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF TG_OP = 'INSERT' OR (NEW.status = 'resolved' AND OLD.status = 'open') THEN
+  IF (TG_OP = 'INSERT' AND NOT ops._carried_over(NEW.opened_at))
+     OR (TG_OP = 'UPDATE' AND NEW.status = 'resolved' AND OLD.status = 'open') THEN
     PERFORM ops.enqueue_webhook_event(CASE WHEN TG_OP = 'INSERT' THEN 'alert.opened' ELSE 'alert.resolved' END,
       NEW.project_id, NEW.environment_id,
       jsonb_build_object('id', NEW.id, 'kind', NEW.kind, 'severity', NEW.severity,

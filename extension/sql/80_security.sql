@@ -40,7 +40,7 @@ GRANT EXECUTE ON FUNCTION
   ops.requeue_expired_runs(integer),
   ops.claim_next_backup(text, integer),
   ops.complete_backup(bigint, text, integer, text, bigint, text, jsonb),
-  ops.record_pre_deploy_backup(bigint, text, integer, text, bigint, text, jsonb),
+  ops.record_run_backup(bigint, text, integer, text, bigint, text, jsonb),
   ops.fail_backup(bigint, text, integer, text)
 TO odooops_worker;
 

@@ -1104,6 +1104,12 @@ BEGIN
   IF e.status <> 'active' THEN
     PERFORM ops._raise('OD004', format('environment "%s" is already %s', env, e.status));
   END IF;
+  SELECT * INTO run FROM ops.runs r
+   WHERE r.environment_id = e.id AND r.workflow = 'destroy' AND r.status = 'queued' LIMIT 1;
+  IF FOUND THEN
+    PERFORM ops._raise('OD004', format('environment "%s" already has destroy run %s waiting for its approval', env, run.id),
+                       'Another member with approval.decide decides it (ops.decide_approval), or cancel the run.');
+  END IF;
   queued := ops._destroy_environment(e, jsonb_build_object('reason', coalesce(reason, 'requested'),
                                                            'requested_by', ops.current_actor()));
   SELECT * INTO run FROM ops.runs r WHERE r.id = (queued ->> 'run_id')::bigint;
@@ -1674,8 +1680,8 @@ BEGIN
       UPDATE ops.restores r SET status = 'rejected', finished_at = now(), updated_at = now()
        WHERE r.id = a.subject_id;
     END IF;
-  ELSIF a.subject = 'deploy' THEN
-    PERFORM ops._release_gated_deploy(a.subject_id, decision = 'approved', 'deploy ' || decision);
+  ELSE
+    PERFORM ops._release_gated_run(a.subject_id, decision = 'approved', a.subject || ' ' || decision);
   END IF;
   RETURN a;
 END $$;
@@ -1694,8 +1700,8 @@ BEGIN
     IF a.subject = 'restore' THEN
       UPDATE ops.restores r SET status = 'expired', finished_at = now(), updated_at = now()
        WHERE r.id = a.subject_id AND r.status = 'pending_approval';
-    ELSIF a.subject = 'deploy' THEN
-      PERFORM ops._release_gated_deploy(a.subject_id, false, 'deploy approval expired');
+    ELSE
+      PERFORM ops._release_gated_run(a.subject_id, false, a.subject || ' approval expired');
     END IF;
     INSERT INTO ops.audit_log (project_id, actor, action, subject, subject_id, payload)
     VALUES (a.project_id, 'odooops', 'approval.expire', a.subject, a.subject_id,
@@ -2006,3 +2012,467 @@ CREATE OR REPLACE FUNCTION ops._next_schedule_due_ms() RETURNS bigint LANGUAGE s
               THEN greatest(0, (extract(epoch FROM due - clock_timestamp()) * 1000)::bigint) END
     FROM (SELECT min(next_fire_at) AS due FROM ops.backup_schedules WHERE enabled) s
 $$;
+-- Nothing lost: a production restore and a production destroy first take
+-- a backup of what they replace or remove (pre_restore, final), recorded
+-- by the worker like a deploy's pre_deploy backup (ops.record_run_backup
+-- replaces ops.record_pre_deploy_backup); a production destroy waits for
+-- an approval; a dump of the control plane restores: the roles and
+-- policies that come with odooops are marked shipped and left out of it,
+-- and rows restored from a dump do not set off insert triggers again.
+-- ---------------------------------------------------------------------
+ALTER TABLE ops.backups DROP CONSTRAINT backups_backup_type_check,
+  ADD CONSTRAINT backups_backup_type_check
+  CHECK (backup_type IN ('daily', 'weekly', 'monthly', 'manual', 'pre_deploy', 'pre_restore', 'final'));
+ALTER TABLE ops.approvals DROP CONSTRAINT approvals_subject_check,
+  ADD CONSTRAINT approvals_subject_check CHECK (subject IN ('restore', 'deploy', 'destroy'));
+
+ALTER TABLE ops.roles ADD COLUMN shipped boolean NOT NULL DEFAULT false;
+ALTER TABLE ops.policies ADD COLUMN shipped boolean NOT NULL DEFAULT false;
+UPDATE ops.roles SET shipped = true WHERE name IN ('owner', 'admin', 'developer', 'viewer', 'auditor');
+UPDATE ops.policies p SET shipped = true
+  FROM (VALUES
+    ('project.read',      NULL,          ARRAY['owner', 'admin', 'developer', 'viewer', 'auditor']),
+    ('audit.read',        NULL,          ARRAY['owner', 'admin', 'auditor']),
+    ('project.manage',    NULL,          ARRAY['owner', 'admin']),
+    ('members.manage',    NULL,          ARRAY['owner']),
+    ('secrets.manage',    NULL,          ARRAY['owner', 'admin']),
+    ('env.manage',        NULL,          ARRAY['owner', 'admin']),
+    ('env.manage',        'development', ARRAY['developer']),
+    ('env.manage',        'preview',     ARRAY['developer']),
+    ('run.build',         NULL,          ARRAY['owner', 'admin']),
+    ('run.build',         'staging',     ARRAY['developer']),
+    ('run.build',         'development', ARRAY['developer']),
+    ('run.build',         'preview',     ARRAY['developer']),
+    ('run.test',          NULL,          ARRAY['owner', 'admin']),
+    ('run.test',          'staging',     ARRAY['developer']),
+    ('run.test',          'development', ARRAY['developer']),
+    ('run.test',          'preview',     ARRAY['developer']),
+    ('run.deploy',        NULL,          ARRAY['owner', 'admin']),
+    ('run.deploy',        'staging',     ARRAY['developer']),
+    ('run.deploy',        'development', ARRAY['developer']),
+    ('run.deploy',        'preview',     ARRAY['developer']),
+    ('run.cancel',        NULL,          ARRAY['owner', 'admin']),
+    ('run.cancel',        'staging',     ARRAY['developer']),
+    ('run.cancel',        'development', ARRAY['developer']),
+    ('run.cancel',        'preview',     ARRAY['developer']),
+    ('run.comment',       NULL,          ARRAY['owner', 'admin', 'developer']),
+    ('run.override',      NULL,          ARRAY['owner', 'admin']),
+    ('backup.create',     NULL,          ARRAY['owner', 'admin']),
+    ('backup.create',     'development', ARRAY['developer']),
+    ('backup.create',     'preview',     ARRAY['developer']),
+    ('backup.restore',    NULL,          ARRAY['owner', 'admin']),
+    ('backup.restore',    'development', ARRAY['developer']),
+    ('backup.restore',    'preview',     ARRAY['developer']),
+    ('approval.decide',   NULL,          ARRAY['owner', 'admin'])
+  ) AS s(permission, stage, roles)
+ WHERE p.permission = s.permission AND p.stage IS NOT DISTINCT FROM s.stage AND p.role = ANY (s.roles);
+SELECT pg_catalog.pg_extension_config_dump('ops.roles', 'WHERE NOT shipped');
+-- The operator's own policies move to ids from 1000000, as a fresh install
+-- numbers them (56_permissions.sql).
+ALTER TABLE ops.policies ALTER COLUMN id SET GENERATED BY DEFAULT;
+UPDATE ops.policies SET id = id + 1000000 WHERE NOT shipped AND id < 1000000;
+ALTER TABLE ops.policies ALTER COLUMN id SET GENERATED ALWAYS;
+SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('ops.policies', 'id'),
+                         greatest(1000000, (SELECT max(p.id) + 1 FROM ops.policies p)), false);
+-- Tables and partitions an upgrade created (ops.runtime_profiles, the
+-- run_events months rebuilt in UTC) are marked for pg_dump as a fresh
+-- install marks them, or a dump would leave their rows out.
+DO $$
+DECLARE
+  rel regclass;
+BEGIN
+  FOR rel IN
+    SELECT c.oid::regclass FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = 'ops'::regnamespace AND c.relkind IN ('r', 'p', 'S')
+       AND c.relname NOT IN ('roles', 'policies')
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
+                        WHERE e.extname = 'odooops' AND c.oid = ANY (e.extconfig))
+  LOOP
+    PERFORM pg_catalog.pg_extension_config_dump(rel, '');
+  END LOOP;
+END $$;
+SELECT pg_catalog.pg_extension_config_dump('ops.policies', 'WHERE NOT shipped');
+
+CREATE OR REPLACE FUNCTION ops.guard_shipped_row() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  extension_owner oid := (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'odooops');
+BEGIN
+  IF ((TG_OP <> 'INSERT' AND OLD.shipped) OR (TG_OP <> 'DELETE' AND NEW.shipped))
+     AND NOT pg_catalog.pg_has_role(current_user, extension_owner, 'MEMBER') THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('ops.%s: the rows that come with odooops are not changed', TG_TABLE_NAME),
+      DETAIL = format('%s of a shipped row (%s).', initcap(TG_OP),
+                      CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END),
+      HINT = 'Add a role or policy of your own; to take a permission from one user, add a deny in ops.env_permissions.';
+  END IF;
+  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+COMMENT ON FUNCTION ops.guard_shipped_row IS
+  'Trigger: only the extension''s owner writes the roles and policies that come with odooops (shipped)';
+
+CREATE OR REPLACE FUNCTION ops._carried_over(created_at timestamptz) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT created_at < pg_catalog.now()
+$$;
+COMMENT ON FUNCTION ops._carried_over IS
+  'Whether a row being inserted was created before this transaction (restored from a dump): insert triggers take it as it is';
+CREATE TRIGGER roles_guard_shipped BEFORE INSERT OR UPDATE OR DELETE ON ops.roles
+  FOR EACH ROW EXECUTE FUNCTION ops.guard_shipped_row();
+CREATE TRIGGER policies_guard_shipped BEFORE INSERT OR UPDATE OR DELETE ON ops.policies
+  FOR EACH ROW EXECUTE FUNCTION ops.guard_shipped_row();
+
+DROP FUNCTION ops.record_pre_deploy_backup(bigint, text, integer, text, bigint, text, jsonb);
+CREATE OR REPLACE FUNCTION ops._run_backup_type(workflow text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE workflow WHEN 'deploy' THEN 'pre_deploy' WHEN 'restore' THEN 'pre_restore'
+                       WHEN 'destroy' THEN 'final' END
+$$;
+COMMENT ON FUNCTION ops._run_backup_type IS
+  'The type of the backup a production run of a workflow takes first: pre_deploy, pre_restore or final (NULL: none)';
+
+CREATE OR REPLACE FUNCTION ops.record_run_backup(run_id bigint, worker_id text, attempt integer, location text,
+                                      size_bytes bigint, sha256 text, filestore jsonb)
+RETURNS ops.backups LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r ops.runs;
+  e ops.environments;
+  kind text;
+  backup ops.backups;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_json_size('filestore', filestore, 65536);
+  PERFORM ops.authorize_worker(worker_id);
+  -- Locked: the fence is judged against the run as it is, and two calls for
+  -- one run are serialised.
+  r := ops._held_running_run(run_id, worker_id, attempt, true, 'its backup is recorded while it runs');
+  SELECT * INTO e FROM ops.environments x WHERE x.id = r.environment_id;
+  kind := ops._run_backup_type(r.workflow);
+  IF kind IS NULL OR e.stage <> 'production' THEN
+    PERFORM ops._raise('OD004', format('run %s is a %s of a %s environment: only production deploys, restores and destroys record a backup of their own',
+                                       run_id, r.workflow, e.stage));
+  END IF;
+  IF EXISTS (SELECT 1 FROM ops.backups b WHERE b.run_id = r.id) THEN
+    PERFORM ops._raise('OD001', format('run %s already recorded its %s backup', run_id, kind));
+  END IF;
+  IF size_bytes IS NULL OR size_bytes < 0 THEN
+    PERFORM ops._raise('OD004', 'size_bytes must be 0 or more');
+  END IF;
+  IF sha256 IS NULL OR sha256 !~ '^[0-9a-f]{64}$' THEN
+    PERFORM ops._raise('OD004', 'sha256 must be 64 lowercase hex digits');
+  END IF;
+  PERFORM ops._check_backup_location(r.project_id, 'location', location);
+  PERFORM ops._check_backup_filestore(r.project_id, filestore);
+  INSERT INTO ops.backups AS b (project_id, environment_id, run_id, backup_type, status, location, size_bytes,
+                                sha256, metadata, requested_by, started_at, completed_at, expires_at)
+  VALUES (r.project_id, e.id, r.id, kind, 'completed', location, size_bytes, sha256,
+          jsonb_build_object('backup', jsonb_build_object(
+            'location', location, 'size_bytes', size_bytes, 'sha256', sha256, 'db_name', e.db_name,
+            'format', 'pg_dump custom + tar filestore',
+            'filestore', jsonb_build_object('location', filestore ->> 'location',
+                                            'size_bytes', (filestore ->> 'size_bytes')::bigint,
+                                            'sha256', filestore ->> 'sha256'))),
+          worker_id, r.started_at, now(),
+          CASE WHEN kind <> 'final' THEN now() + ops.backup_ttl(kind, e.settings) END)
+  RETURNING * INTO backup;
+  IF kind = 'pre_restore' THEN
+    UPDATE ops.restores x SET metadata = x.metadata || jsonb_build_object('pre_restore_backup_id', backup.id),
+                              updated_at = now()
+     WHERE x.run_id = r.id;
+  END IF;
+  RETURN backup;
+END $$;
+COMMENT ON FUNCTION ops.record_run_backup IS
+  'Records the backup the production deploy, restore or destroy run the worker holds took first (both checksums, locations under the project''s backups)';
+
+CREATE OR REPLACE FUNCTION ops.sync_run_subjects() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NEW.workflow = 'backup' THEN
+    UPDATE ops.backups b SET
+      status = CASE NEW.status WHEN 'running' THEN 'running' WHEN 'succeeded' THEN 'completed'
+                               WHEN 'queued' THEN 'pending' WHEN 'claimed' THEN 'pending'
+                               ELSE 'failed' END,
+      started_at = CASE WHEN NEW.status = 'running' THEN coalesce(b.started_at, now()) ELSE b.started_at END,
+      completed_at = CASE WHEN NEW.status = 'succeeded' THEN now() ELSE b.completed_at END,
+      error = CASE WHEN NEW.status IN ('failed', 'cancelled') THEN coalesce(NEW.error, NEW.status) ELSE b.error END
+     WHERE b.run_id = NEW.id AND b.status IN ('pending', 'running');
+  ELSIF NEW.workflow = 'destroy' AND NEW.status = 'succeeded' THEN
+    UPDATE ops.environments e SET status = 'destroyed', destroyed_at = now(), updated_at = now()
+     WHERE e.id = NEW.environment_id AND e.status <> 'destroyed';
+  ELSIF NEW.workflow = 'destroy' AND NEW.status IN ('failed', 'cancelled') THEN
+    -- A production destroy that ended without its final backup stopped
+    -- before the database was touched: the environment serves again. Any
+    -- other failed destroy may have removed part of it and stays
+    -- destroying (a push of its branch brings it back).
+    UPDATE ops.environments e SET status = 'active', updated_at = now()
+     WHERE e.id = NEW.environment_id AND e.status = 'destroying' AND e.stage = 'production'
+       AND NOT EXISTS (SELECT 1 FROM ops.backups b WHERE b.run_id = NEW.id AND b.backup_type = 'final');
+  ELSIF NEW.workflow = 'restore' THEN
+    UPDATE ops.restores x SET
+      status = CASE NEW.status WHEN 'running' THEN 'running' WHEN 'succeeded' THEN 'completed'
+                               WHEN 'queued' THEN 'queued' WHEN 'claimed' THEN 'queued'
+                               WHEN 'cancelled' THEN 'cancelled' ELSE 'failed' END,
+      finished_at = CASE WHEN NEW.status IN ('succeeded', 'failed', 'cancelled') THEN now() END,
+      updated_at = now()
+     WHERE x.run_id = NEW.id AND x.status IN ('queued', 'running');
+  END IF;
+  RETURN NULL;
+END $$;
+
+DROP TRIGGER runs_gate_production_deploy ON ops.runs;
+DROP TRIGGER runs_request_deploy_approval ON ops.runs;
+DROP FUNCTION ops.gate_production_deploy();
+DROP FUNCTION ops._release_gated_deploy(bigint, boolean, text);
+CREATE OR REPLACE FUNCTION ops._run_needs_approval(workflow text, environment_id bigint) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT EXISTS (SELECT 1 FROM ops.environments e JOIN ops.projects p ON p.id = e.project_id
+                  WHERE e.id = _run_needs_approval.environment_id AND e.stage = 'production'
+                    AND (workflow = 'destroy'
+                         OR (workflow = 'deploy'
+                             AND coalesce((p.settings ->> 'production_deploy_approval')::boolean, false))))
+$$;
+COMMENT ON FUNCTION ops._run_needs_approval IS
+  'Whether a run of a workflow on an environment waits for an approval: production destroys, and production deploys when the project asks';
+
+CREATE OR REPLACE FUNCTION ops.gate_production_run() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF ops._carried_over(NEW.created_at) THEN   -- restored with its approval
+    RETURN CASE WHEN TG_WHEN = 'BEFORE' THEN NEW END;
+  END IF;
+  IF TG_WHEN = 'BEFORE' THEN
+    IF ops._run_needs_approval(NEW.workflow, NEW.environment_id) THEN
+      NEW.available_at := 'infinity';   -- not claimable until approved
+    END IF;
+    RETURN NEW;
+  END IF;
+  -- AFTER INSERT: the gated run exists, ask for the approval.
+  INSERT INTO ops.approvals (project_id, environment_id, subject, subject_id, requested_by)
+  VALUES (NEW.project_id, NEW.environment_id, NEW.workflow, NEW.id, coalesce(NEW.requested_by, 'odooops'));
+  PERFORM ops.audit(NEW.project_id, 'approval.request', NEW.workflow, NEW.id);
+  RETURN NULL;
+END $$;
+COMMENT ON FUNCTION ops.gate_production_run IS
+  'Trigger: holds a production deploy or destroy that needs an approval and requests it';
+CREATE TRIGGER runs_gate_production BEFORE INSERT ON ops.runs
+  FOR EACH ROW WHEN (NEW.workflow IN ('deploy', 'destroy')) EXECUTE FUNCTION ops.gate_production_run();
+CREATE TRIGGER runs_request_approval AFTER INSERT ON ops.runs
+  FOR EACH ROW WHEN (NEW.workflow IN ('deploy', 'destroy') AND NEW.available_at = 'infinity')
+  EXECUTE FUNCTION ops.gate_production_run();
+CREATE OR REPLACE FUNCTION ops._release_gated_run(run_id bigint, approved boolean, reason text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r ops.runs;
+BEGIN
+  IF approved THEN
+    UPDATE ops.runs x SET available_at = now(), updated_at = now()
+     WHERE x.id = run_id AND x.status = 'queued' AND x.available_at = 'infinity'
+    RETURNING * INTO r;
+    IF r.workflow = 'destroy' THEN
+      UPDATE ops.environments e SET status = 'destroying', updated_at = now()
+       WHERE e.id = r.environment_id AND e.status = 'active';
+    END IF;
+    INSERT INTO ops.run_events (run_id, kind, level, message, actor)
+    VALUES (run_id, 'log', 'notice', reason, ops.current_actor());
+    NOTIFY odooops_runs;
+  ELSIF EXISTS (SELECT 1 FROM ops.runs x WHERE x.id = run_id AND x.status = 'queued') THEN
+    PERFORM ops.cancel_run(run_id, reason);
+  END IF;
+END $$;
+COMMENT ON FUNCTION ops._release_gated_run IS
+  'Makes an approved gated run claimable (an approved destroy marks its environment destroying) or cancels a rejected one';
+
+COMMENT ON FUNCTION ops.decide_approval IS
+  'Approves or rejects a pending approval; the decider needs approval.decide and must not be the requester';
+
+COMMENT ON FUNCTION ops.expire_approvals IS 'Expires pending approvals past their expiry (their restores, deploys and destroys never run); returns how many';
+
+CREATE OR REPLACE FUNCTION ops._destroy_environment(e ops.environments, metadata jsonb, idempotency_key text DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  run ops.runs;
+BEGIN
+  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, NULL, NULL, metadata, 'destroy', 0,
+                                                idempotency_key);
+  IF run.available_at <> 'infinity' THEN
+    UPDATE ops.environments x SET status = 'destroying', updated_at = now() WHERE x.id = e.id;
+  END IF;
+  RETURN jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'destroy');
+END $$;
+
+COMMENT ON FUNCTION ops.destroy_environment IS
+  'Queues the destruction of an environment (permission env.manage); a production one waits for an approval and is backed up first';
+
+CREATE OR REPLACE FUNCTION ops._runs_webhook() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM ops.webhook_subscriptions s WHERE s.active) THEN
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    -- Runs restored from a dump were announced when they were queued.
+    PERFORM ops._enqueue_run_webhook('run.queued', n) FROM new_runs n
+      WHERE NOT ops._carried_over(n.created_at) ORDER BY n.id;
+  ELSE
+    PERFORM ops._enqueue_run_webhook(CASE WHEN n.status = 'running' THEN 'run.started' ELSE 'run.finished' END, n)
+       FROM new_runs n JOIN old_runs o ON o.id = n.id
+      WHERE o.status IS DISTINCT FROM n.status AND n.status IN ('running', 'succeeded', 'failed', 'cancelled')
+      ORDER BY n.id;
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops._backups_webhook() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- A backup restored from a dump was announced when it completed.
+  IF NEW.status IN ('completed', 'failed')
+     AND ((TG_OP = 'INSERT' AND NOT ops._carried_over(NEW.created_at))
+          OR (TG_OP = 'UPDATE' AND OLD.status IS DISTINCT FROM NEW.status)) THEN
+    PERFORM ops.enqueue_webhook_event('backup.' || NEW.status, NEW.project_id, NEW.environment_id,
+      jsonb_build_object('id', NEW.id, 'backup_type', NEW.backup_type, 'status', NEW.status,
+                         'run_id', NEW.run_id, 'size_bytes', NEW.size_bytes, 'sha256', NEW.sha256,
+                         'error', NEW.error));
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops._restores_webhook() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  event text;
+BEGIN
+  IF TG_OP = 'INSERT' AND ops._carried_over(NEW.created_at) THEN
+    RETURN NULL;   -- restored from a dump: announced long ago
+  ELSIF TG_OP = 'INSERT' THEN
+    event := 'restore.requested';
+  ELSIF OLD.status IS NOT DISTINCT FROM NEW.status THEN
+    RETURN NULL;
+  ELSIF OLD.status = 'pending_approval' AND NEW.status = 'queued' THEN
+    event := 'restore.approved';
+  ELSIF NEW.status IN ('completed', 'failed', 'rejected', 'expired', 'cancelled') THEN
+    event := 'restore.finished';
+  ELSE
+    RETURN NULL;
+  END IF;
+  PERFORM ops.enqueue_webhook_event(event, NEW.project_id, NEW.target_environment_id,
+    jsonb_build_object('id', NEW.id, 'backup_id', NEW.backup_id, 'status', NEW.status,
+                       'run_id', NEW.run_id, 'requested_by', NEW.requested_by));
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops._alerts_webhook() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF (TG_OP = 'INSERT' AND NOT ops._carried_over(NEW.opened_at))
+     OR (TG_OP = 'UPDATE' AND NEW.status = 'resolved' AND OLD.status = 'open') THEN
+    PERFORM ops.enqueue_webhook_event(CASE WHEN TG_OP = 'INSERT' THEN 'alert.opened' ELSE 'alert.resolved' END,
+      NEW.project_id, NEW.environment_id,
+      jsonb_build_object('id', NEW.id, 'kind', NEW.kind, 'severity', NEW.severity,
+                         'status', NEW.status, 'message', NEW.message, 'details', NEW.details));
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION ops._backup_schedule_before() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF TG_OP = 'INSERT' AND ops._carried_over(NEW.created_at) THEN
+    RETURN NEW;   -- restored from a dump with its next slot
+  END IF;
+  IF TG_OP = 'INSERT' OR NEW.cron_expr IS DISTINCT FROM OLD.cron_expr
+     OR NEW.enabled IS DISTINCT FROM OLD.enabled THEN
+    NEW.next_fire_at := CASE WHEN NEW.enabled THEN ops.cron_next(NEW.cron_expr, now()) END;
+  END IF;
+  NEW.updated_at := now();
+  RETURN NEW;
+END $$;
+
+REVOKE EXECUTE ON FUNCTION ops.guard_shipped_row(), ops._carried_over(timestamptz), ops._run_backup_type(text),
+  ops.record_run_backup(bigint, text, integer, text, bigint, text, jsonb),
+  ops._run_needs_approval(text, bigint), ops.gate_production_run(), ops._release_gated_run(bigint, boolean, text)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ops.record_run_backup(bigint, text, integer, text, bigint, text, jsonb) TO odooops_worker;
+
+-- run_events: the keys and the reference to ops.runs move from the parent
+-- to each partition, and the monthly partitions leave the extension
+-- (31_run_events.sql), so that a dump of the control plane restores in any
+-- month.
+ALTER TABLE ops.run_events DROP CONSTRAINT run_events_pkey, DROP CONSTRAINT run_events_run_id_fkey;
+DROP INDEX ops.run_events_run;
+COMMENT ON FUNCTION ops._guard_run_event_partition IS 'Makes a run_events partition refuse TRUNCATE';
+
+CREATE OR REPLACE FUNCTION ops._key_run_event_partition(partition regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  name text := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = partition);
+BEGIN
+  EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id, created_at)', partition, name || '_pkey');
+  EXECUTE format('CREATE INDEX %I ON %s (run_id, id)', name || '_run_id_id_idx', partition);
+  EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (run_id) REFERENCES ops.runs ON DELETE RESTRICT',
+                 partition, name || '_run_id_fkey');
+  EXECUTE format('REVOKE ALL ON %s FROM odooops_admin', partition);
+END $$;
+COMMENT ON FUNCTION ops._key_run_event_partition IS
+  'Gives a run_events partition its primary key, index and reference to ops.runs, and no grant';
+
+CREATE OR REPLACE FUNCTION ops.create_run_event_partition(month_start date)
+RETURNS boolean LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  name text := 'run_events_' || to_char(month_start, 'YYYY_MM');
+  lower_bound text := to_char(date_trunc('month', month_start), 'YYYY-MM-DD') || ' 00:00:00+00';
+  upper_bound text := to_char(date_trunc('month', month_start) + interval '1 month', 'YYYY-MM-DD') || ' 00:00:00+00';
+  strays boolean;
+  rel regclass;
+BEGIN
+  IF pg_catalog.to_regclass('ops.' || name) IS NOT NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('SELECT EXISTS (SELECT 1 FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L)',
+                 lower_bound, upper_bound) INTO strays;
+  IF strays THEN
+    ALTER TABLE ops.run_events DETACH PARTITION ops.run_events_default;
+  END IF;
+  EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
+                 name, lower_bound, upper_bound);
+  rel := format('ops.%I', name)::regclass;
+  PERFORM ops._guard_run_event_partition(rel), ops._key_run_event_partition(rel);
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+              WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = rel AND d.deptype = 'e') THEN
+    EXECUTE format('ALTER EXTENSION odooops DROP TABLE %s', rel);
+  END IF;
+  IF strays THEN
+    EXECUTE format('INSERT INTO %s SELECT * FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
+                   rel, lower_bound, upper_bound);
+    EXECUTE format('DELETE FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
+                   lower_bound, upper_bound);
+    ALTER TABLE ops.run_events ATTACH PARTITION ops.run_events_default DEFAULT;
+  END IF;
+  RETURN true;
+END $$;
+COMMENT ON FUNCTION ops.create_run_event_partition IS
+  'Creates the UTC month partition of run_events holding month_start, moving its rows out of the default partition';
+DO $$
+DECLARE
+  rel regclass;
+BEGIN
+  FOR rel IN SELECT i.inhrelid::regclass FROM pg_catalog.pg_inherits i
+              WHERE i.inhparent = 'ops.run_events'::regclass ORDER BY 1
+  LOOP
+    PERFORM ops._key_run_event_partition(rel);
+    IF rel <> 'ops.run_events_default'::regclass AND EXISTS (
+         SELECT 1 FROM pg_catalog.pg_depend d
+          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = rel AND d.deptype = 'e') THEN
+      EXECUTE format('ALTER EXTENSION odooops DROP TABLE %s', rel);
+    END IF;
+  END LOOP;
+END $$;
+REVOKE EXECUTE ON FUNCTION ops._key_run_event_partition(regclass) FROM PUBLIC;

@@ -8,10 +8,12 @@ Usage: env_destroy.sh --project SLUG --env NAME [--force]
   --force     required to destroy a production environment
   --dsn URI   connection
 Prints the destroy run id; the environment is marked destroyed when it succeeds.
+A production environment is destroyed only once another member approves
+(approve.sh; the approval id is printed), after a final backup.
 Exit codes: 0 queued, 2 usage, 3 unknown environment, 4 permission denied, 5 refused.
 TXT
 }
-project= env= force=
+project='' env='' force=''
 while [ $# -gt 0 ]; do
   take_dsn "$@" && { shift 2; continue; }
   case "$1" in
@@ -30,3 +32,5 @@ pid=${info%%|*} stage=${info#*|}
 [ "$stage" != production ] || [ -n "$force" ] || die "refusing to destroy a production environment without --force" 5
 run=$(sql "SELECT id FROM ops.destroy_environment(:'pid', :'env', 'destroyed from the command line')" -v pid="$pid" -v env="$env")
 echo "run $run"
+approval=$(sql "SELECT id FROM ops.approvals WHERE subject = 'destroy' AND subject_id = :'run' AND status = 'pending'" -v run="$run")
+[ -z "$approval" ] || echo "approval $approval (another member decides it: approve.sh --approval $approval)"

@@ -103,7 +103,7 @@ TEST(StepProtocol, EnvNamesAreAnAllowList) {
   for (const char* ok : {"ODOOOPS_RESOLVED_SHA", "ODOOOPS_RELEASE_DIR", "ODOOOPS_PREVIOUS_RELEASE",
                          "ODOOOPS_DB_SNAPSHOT", "ODOOOPS_FILESTORE_SNAPSHOT", "ODOOOPS_RESTORE_DB",
                          "ODOOOPS_RESTORE_FILESTORE", "ODOOOPS_IMAGE", "ODOOOPS_CONTAINER",
-                         "ODOOOPS_CONTAINER_ADDONS_PATH"}) {
+                         "ODOOOPS_CONTAINER_ADDONS_PATH", "ODOOOPS_WAS_SERVING"}) {
     EXPECT_TRUE(exportable_env_name(ok)) << ok;
     EXPECT_EQ(parse_step_line(std::string("::odooops::env ") + ok + "=v").kind, Kind::Env) << ok;
   }

@@ -10,7 +10,10 @@ iap_account (a legacy token that fills its varchar(43)),
 res_partner), keeps a filestore under <data-dir>/filestore/<db>, and answers
 GET /web/health like Odoo ({"status": "pass"}; ?db_server_status=1 also probes
 the database). It never claims to be Odoo: every page and log line says
-"stand-in".
+"stand-in". Test markers make it fail on purpose: a module shipping a file
+FAIL_STANDIN_UPDATE (its update breaks half-way) or FAIL_STANDIN_TESTS (its
+tests fail), and a database whose ir_config_parameter standin.fail_start is
+"true" (it refuses to start on it, as an Odoo that cannot serve a database).
 
   odoo_standin.py -d DB [--db_host H] [--db_port P] [--db_user U]
                   [--http-port N] [--http-interface ADDR] [--addons-path A,B]
@@ -280,6 +283,12 @@ class StandIn:
             os.makedirs(os.path.join(fs, "3f"), exist_ok=True)
             with open(os.path.join(fs, "3f", "3f2a9c0e5d1b"), "w") as fh:
                 fh.write("stand-in attachment of %s\n" % self.args.db)
+        # A database that carries the test marker standin.fail_start refuses
+        # to start, like a database an Odoo cannot serve (test marker: a
+        # restored backup whose Odoo fails its health check).
+        marker = self.psql("SELECT value FROM ir_config_parameter WHERE key = 'standin.fail_start'", check=False)
+        if marker.returncode == 0 and marker.stdout.strip() == "true":
+            raise RuntimeError("database %s cannot be served (stand-in failure marker standin.fail_start)" % self.args.db)
         mods = self.addons()
         wanted = set()
         for flag in (self.args.init, self.args.update):

@@ -104,5 +104,8 @@ expect 0 "$CLI/env_destroy.sh" --project cli --env dev
 grep -q '^run [0-9]' <<<"$OUT" || fail "env_destroy: $OUT"
 expect 3 "$CLI/env_destroy.sh" --project cli --env dev
 expect 2 "$CLI/env_destroy.sh" --project cli
+# With --force, production waits for another member's approval.
+expect 0 "$CLI/env_destroy.sh" --project cli --env production --force
+grep -q '^approval [0-9]' <<<"$OUT" || fail "env_destroy of production names no approval: $OUT"
 
 echo "cli: OK: every tool's output and exit codes"

@@ -7,7 +7,8 @@
 #  2. For every extension/upgrade/odooops--A--B.sql: install A (rebuilt
 #     from the sources recorded at its release),
 #     ALTER EXTENSION UPDATE to the current version, and compare the ops
-#     schema with a fresh install of the current version.
+#     schema with a fresh install of the current version; a pg_dump of the
+#     upgraded database restores, with the operator's own policy.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 fail() { echo "schema_versions: FAIL: $*" >&2; exit 1; }
@@ -68,6 +69,19 @@ SELECT kind || ' ' || def FROM (
    WHERE c.relnamespace = 'ops'::regnamespace AND c.relispartition
   UNION ALL
   SELECT 'type', t.typname FROM pg_type t WHERE t.typnamespace = 'ops'::regnamespace AND t.typtype IN ('c', 'e', 'd')
+  UNION ALL
+  -- What a pg_dump of the control plane keeps (90_dump.sql), and the rows
+  -- it leaves out because they come with the extension.
+  SELECT 'dumped', c.relname || ' ' || u.cond
+    FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(rel, cond), pg_class c
+   WHERE e.extname = 'odooops' AND c.oid = u.rel
+  UNION ALL
+  SELECT 'member', c.relname FROM pg_class c JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+   WHERE c.relnamespace = 'ops'::regnamespace AND d.deptype = 'e'
+  UNION ALL
+  SELECT 'shipped role', format('%s %s %s', name, rank, description) FROM ops.roles WHERE shipped
+  UNION ALL
+  SELECT 'shipped policy', format('%s %s %s', role, permission, coalesce(stage, '*')) FROM ops.policies WHERE shipped
 ) x ORDER BY 1;
 SQL
 }
@@ -88,11 +102,25 @@ for script in extension/upgrade/odooops--*--*.sql; do
   # Installed in another TimeZone: releases before 0.1.3 bounded run_events
   # partitions in the session's zone, and the upgrade realigns them to UTC.
   PGTZ=America/Los_Angeles db odooops_upgrade -c "CREATE EXTENSION odooops VERSION '$from'"
+  # An operator's own role and policy, from before the upgrade.
+  db odooops_upgrade -c "INSERT INTO ops.roles (name, rank, description) VALUES ('sv_own', 30, 'own')" \
+                     -c "INSERT INTO ops.policies (role, permission) VALUES ('sv_own', 'project.read')"
   db odooops_upgrade -c "ALTER EXTENSION odooops UPDATE TO '$version'"
   db odooops_fresh -c "CREATE EXTENSION odooops"
+  # The months the scheduler keeps (a fresh install makes none, 31_run_events.sql).
+  for d in odooops_upgrade odooops_fresh; do db "$d" -c "SELECT ops.ensure_run_event_partitions(2)" >/dev/null; done
   diff <(dump_schema odooops_upgrade) <(dump_schema odooops_fresh) >/tmp/odooops-schema.diff \
     || { head -40 /tmp/odooops-schema.diff; fail "upgrading from $from does not give the $version schema"; }
-  db postgres -c "DROP DATABASE odooops_upgrade" -c "DROP DATABASE odooops_fresh"
+  # A dump of the upgraded control plane restores, the operator's policy
+  # with it (tests/multiprocess/dump_restore.sh restores a whole one).
+  pg_dump -Fc -d odooops_upgrade -f /tmp/odooops-upgraded.dump 2>/dev/null
+  db postgres -c "DROP DATABASE IF EXISTS odooops_restored" -c "CREATE DATABASE odooops_restored"
+  pg_restore --exit-on-error -d odooops_restored /tmp/odooops-upgraded.dump \
+    || fail "a dump of the control plane upgraded from $from does not restore"
+  [ "$(db odooops_restored -A -t -c "SELECT count(*) FROM ops.policies WHERE role = 'sv_own' AND NOT shipped")" = 1 ] \
+    || fail "the operator's policy is lost by a dump of the control plane upgraded from $from"
+  rm -f /tmp/odooops-upgraded.dump
+  db postgres -c "DROP DATABASE odooops_upgrade" -c "DROP DATABASE odooops_fresh" -c "DROP DATABASE odooops_restored"
   upgrades=$((upgrades + 1))
   echo "schema_versions: $from -> $version upgrades to the fresh schema"
 done

@@ -3,8 +3,10 @@
 # by the restore workflow (restore/10-fetch … 40-switch) and the deploy step
 # that puts a backup in place before the new code starts (deploy/35-restore-
 # backup: a staging refresh from production, a rollback's pre-deploy backup),
-# with what a deploy does afterwards with the database and filestore it
-# replaced: put them back after a failure, drop them once it stands.
+# with what a deploy or restore does afterwards with the database and
+# filestore it replaced: put them back after a failure, drop them once it
+# stands; and the backup a production deploy, restore or destroy takes first
+# of what it replaces or removes (run_backup).
 # The backup is described by ODOOOPS_BACKUP_ID, _LOCATION, _SHA256,
 # _FILESTORE_LOCATION, _FILESTORE_SHA256 and _METADATA (worker/README.md). Until restore_switch, the environment's own
 # database and filestore are never touched.
@@ -94,20 +96,17 @@ restore_filestore() {
 # removed. Without KEEP the replaced database and filestore are dropped;
 # with KEEP (a database name) they are kept aside as KEEP and
 # $FILESTORE.pre-deploy-<run>, and exported as ODOOOPS_DB_SNAPSHOT and
-# ODOOOPS_FILESTORE_SNAPSHOT, so a failed deploy can put them back
-# (deploy/on-failure/10-rollback) and a successful one drops them
-# (deploy/50-health).
+# ODOOOPS_FILESTORE_SNAPSHOT, so a failed deploy or restore can put them back
+# (deploy/on-failure/10-rollback, restore/on-failure/10-put-back) and a
+# successful one drops them (deploy/50-health, restore/50-start).
 restore_switch() {
   local tmp=$1 fs_src=$2 keep=${3:-}
-  odoo_stop
-  if [ -s "$ENV_DIR/container" ]; then   # docker runtime
-    "$STEPS_LIB/docker_api.py" stop "$(cat "$ENV_DIR/container")" || true
-  fi
+  env_stop
   if [ -n "$keep" ] && db_exists "$ODOOOPS_DB_NAME"; then
     drop_database "$keep"
     rename_database "$ODOOOPS_DB_NAME" "$keep"
     export_env ODOOOPS_DB_SNAPSHOT "$keep"
-    echo "database $ODOOOPS_DB_NAME kept aside as $keep until the deploy stands"
+    echo "database $ODOOOPS_DB_NAME kept aside as $keep until the ${ODOOOPS_WORKFLOW:-deploy} stands"
   else
     q -d postgres -c "DROP DATABASE IF EXISTS \"$ODOOOPS_DB_NAME\" WITH (FORCE)"
   fi
@@ -201,9 +200,10 @@ rename_database() {
   die "cannot rename database $1 to $2: $(tail -n 1 rename.err)"
 }
 
-# put_back_kept: after a failed deploy, the database snapshot (taken by
-# deploy/40-start, or the database restore_switch replaced) and the replaced
-# filestore become the environment's again. Odoo must be stopped.
+# put_back_kept: after a failed deploy or restore, the database snapshot
+# (taken by deploy/40-start, or the database restore_switch replaced) and
+# the replaced filestore become the environment's again. Odoo must be
+# stopped.
 put_back_kept() {
   local snapshot=${ODOOOPS_DB_SNAPSHOT:-} fs=${ODOOOPS_FILESTORE_SNAPSHOT:-}
   if [ -n "$snapshot" ] && db_exists "$snapshot"; then
@@ -211,24 +211,79 @@ put_back_kept() {
     q -d postgres -c "ALTER DATABASE \"$snapshot\" RENAME TO \"$ODOOOPS_DB_NAME\""
     env_role_ensure
     own_database "$ODOOOPS_DB_NAME"
-    echo "database $ODOOOPS_DB_NAME rolled back to the snapshot taken before the update"
+    echo "database $ODOOOPS_DB_NAME rolled back to the one it had before this ${ODOOOPS_WORKFLOW:-deploy}"
   fi
   if [ -n "$fs" ] && [ -d "$fs" ]; then
     rm -rf "$FILESTORE"
     mv "$fs" "$FILESTORE"
-    echo "filestore $FILESTORE rolled back to the one before the deploy"
+    echo "filestore $FILESTORE rolled back to the one before this ${ODOOOPS_WORKFLOW:-deploy}"
   fi
 }
 
-# drop_kept: the deploy stands; the snapshot and the replaced filestore are
-# no longer needed.
+# drop_kept: the deploy or restore stands; the snapshot and the replaced
+# filestore are no longer needed.
 drop_kept() {
   if [ -n "${ODOOOPS_DB_SNAPSHOT:-}" ]; then
     q -d postgres -c "DROP DATABASE IF EXISTS \"$ODOOOPS_DB_SNAPSHOT\" WITH (FORCE)"
-    echo "dropped the pre-update snapshot $ODOOOPS_DB_SNAPSHOT"
+    echo "dropped $ODOOOPS_DB_SNAPSHOT, the database this ${ODOOOPS_WORKFLOW:-deploy} replaced"
   fi
   if [ -n "${ODOOOPS_FILESTORE_SNAPSHOT:-}" ]; then
     rm -rf "$ODOOOPS_FILESTORE_SNAPSHOT"
     echo "removed the replaced filestore $ODOOOPS_FILESTORE_SNAPSHOT"
   fi
+}
+
+# env_stop: stops the environment's Odoo (process or container) and, when it
+# was serving, says so (ODOOOPS_WAS_SERVING), so that a failed restore or
+# destroy starts it again (env_serve_again).
+env_stop() {
+  local container=""
+  [ -s "$ENV_DIR/container" ] && container=$(cat "$ENV_DIR/container")
+  if odoo_running || [ -n "$container" ]; then export_env ODOOOPS_WAS_SERVING 1; fi
+  odoo_stop
+  if [ -n "$container" ]; then   # docker runtime
+    "$STEPS_LIB/docker_api.py" stop "$container" || true
+  fi
+}
+
+# env_serve_again: after a failed restore or destroy, starts the
+# environment's Odoo again on the database it has (the one put back) if a
+# step of this run stopped it, and checks /web/health.
+env_serve_again() {
+  [ -n "${ODOOOPS_WAS_SERVING:-}" ] || return 0
+  if [ -s "$ENV_DIR/container" ]; then
+    "$STEPS_LIB/docker_api.py" start "$(cat "$ENV_DIR/container")"
+    health_check "http://127.0.0.1:$ODOOOPS_HTTP_PORT"
+    return
+  fi
+  odoo_stop
+  [ -e "$ENV_DIR/current" ] || return 0
+  odoo_start
+  HEALTH_PID=$(cat "$PIDFILE") health_check "http://127.0.0.1:$ODOOOPS_HTTP_PORT"
+}
+
+# run_backup REFUSE|WARN: the backup a production deploy, restore or destroy
+# takes first of the database and filestore it replaces or removes (the
+# backup workflow's dump, backup/10-dump), written where the worker says
+# (ODOOOPS_RUN_BACKUP_PREFIX); the worker reads it back, hashes it and
+# records it as a backup of type ODOOOPS_RUN_BACKUP_TYPE (pre_deploy,
+# pre_restore, final). Outside production there is none, and without a
+# database nothing to back up. Without storage, WARN goes on with a warning
+# (a deploy) and REFUSE stops the run (a restore, a destroy: nothing is
+# replaced or removed without a copy to go back to); a failed dump always
+# stops it.
+run_backup() {
+  local without_storage=$1 type=${ODOOOPS_RUN_BACKUP_TYPE:-}
+  [ "${ODOOOPS_STAGE:-}" = production ] && [ -n "$type" ] || return 0
+  if ! db_exists "$ODOOOPS_DB_NAME"; then
+    echo "${ODOOOPS_ENVIRONMENT} has no database $ODOOOPS_DB_NAME yet: no $type backup to take"
+    return 0
+  fi
+  if [ -z "${ODOOOPS_STORAGE:-}" ] || [ -z "${ODOOOPS_RUN_BACKUP_PREFIX:-}" ]; then
+    [ "$without_storage" = WARN ] || die "no storage configured: no $type backup, so ${ODOOOPS_ENVIRONMENT} is left as it is"
+    warn "no storage configured: no $type backup"
+    return 0
+  fi
+  ODOOOPS_BACKUP_KEY=${type}_backup "$STEPS_LIB/../backup/10-dump" ||
+    die "the $type backup of $ODOOOPS_DB_NAME failed: ${ODOOOPS_ENVIRONMENT} is left as it is"
 }
