@@ -192,24 +192,31 @@ backup_of() {
 }
 
 # queue_restore BACKUP_ID ENV -> run id (ops.restore_backup). A restore into
-# production waits for an approval: another member (e2e-approver, through
-# JWT claims as PostgREST would pass them) decides it, four-eyes.
+# production waits for an approval: another member approves it
+# (approve_restore).
 queue_restore() {
-  local env_id restore approval
+  local env_id restore
   env_id=$(scalar "SELECT id FROM ops.environments WHERE name = '$2'")
   restore=$(scalar "SELECT id FROM ops.restore_backup($1, $env_id)")
-  approval=$(scalar "SELECT approval_id FROM ops.restores WHERE id = $restore AND status = 'pending_approval'")
-  if [ -n "$approval" ]; then
-    scalar "INSERT INTO ops.project_members (project_id, user_id, role) VALUES (1, 'e2e-approver', 'admin')
-            ON CONFLICT DO NOTHING" >/dev/null
-    psql -X -q -v ON_ERROR_STOP=1 -d "$CP_DB" >/dev/null <<SQL
+  approve_restore "$restore"
+  scalar "SELECT run_id FROM ops.restores WHERE id = $restore"
+}
+
+# approve_restore RESTORE_ID: if it waits for an approval, another member
+# (e2e-approver, through JWT claims as PostgREST would pass them) approves
+# it, four-eyes.
+approve_restore() {
+  local approval
+  approval=$(scalar "SELECT approval_id FROM ops.restores WHERE id = $1 AND status = 'pending_approval'")
+  [ -n "$approval" ] || return 0
+  scalar "INSERT INTO ops.project_members (project_id, user_id, role) VALUES (1, 'e2e-approver', 'admin')
+          ON CONFLICT DO NOTHING" >/dev/null
+  psql -X -q -v ON_ERROR_STOP=1 -d "$CP_DB" >/dev/null <<SQL
 BEGIN;
 SELECT set_config('request.jwt.claims', '{"sub": "e2e-approver"}', true);
 SELECT ops.decide_approval($approval, 'approved', 'end-to-end test');
 COMMIT;
 SQL
-  fi
-  scalar "SELECT run_id FROM ops.restores WHERE id = $restore"
 }
 
 # Fingerprint of an Odoo (stand-in) database's business data.

@@ -18,6 +18,9 @@
 #    (database.is_neutralized, crons and mail servers off, the module's own
 #    data/neutralize.sql), the copy has its own database.uuid and
 #    database.secret, and a token signed on staging is refused by production;
+#  - production restore: it waits for a second person's approval; approved,
+#    it backs up what it replaces first, and that backup brings back a row
+#    written after the restored backup;
 #  - a failed first deploy leaves no half-installed database behind; a new
 #    database copied from the template database (base installed once) has
 #    exactly the modules, versions and demo flags of a fresh install;
@@ -166,6 +169,31 @@ tok_staging=$(sign "$STAGING" staging); tok_prod=$(sign "$PROD" production)
 [[ -n $tok_staging && -n $tok_prod ]] || fail "could not sign a token with Odoo"
 [ "$tok_staging" != "$tok_prod" ] || fail "a token signed on staging verifies on production"
 say "staging: deploy $s runs on a neutralized copy of backup run $b (Odoo's and oo_notes' neutralization, own uuid and secret; a staging token is refused by production)"
+
+# ------------------------------------------------------- production restore
+# Refused without a second person: the request waits for an approval and
+# nothing runs. Approved, the restore first backs up what it replaces, so a
+# row written after the restored backup is not lost: restoring that
+# pre-restore backup brings it back.
+on "$PROD" "INSERT INTO oo_note (name) VALUES ('written after the backup')" >/dev/null
+backup=$(backup_of "$b")
+prod_id=$(scalar "SELECT id FROM ops.environments WHERE name = 'production'")
+pending=$(scalar "SELECT id FROM ops.restore_backup($backup, $prod_id)")
+[ "$(scalar "SELECT status FROM ops.restores WHERE id = $pending")" = pending_approval ] \
+  || fail "a production restore did not wait for an approval: $(scalar "SELECT status FROM ops.restores WHERE id = $pending")"
+sleep 2
+[ "$(scalar "SELECT count(*) FROM ops.runs WHERE workflow = 'restore'")" = 0 ] || fail "a restore ran without its approval"
+approve_restore "$pending"
+r=$(scalar "SELECT run_id FROM ops.restores WHERE id = $pending"); wait_status "$r" succeeded "$T"
+[ "$(on "$PROD" "SELECT count(*) FROM oo_note WHERE name = 'written after the backup'")" = 0 ] || fail "restore $r did not restore the backup"
+[ "$(login_page "$PORT_PROD")" = 200 ] || fail "restore $r: production does not serve"
+pre=$(result "$r" pre_restore_backup_id)
+[ -n "$pre" ] || fail "restore $r kept no copy of the database it replaced: $(scalar "SELECT result FROM ops.runs WHERE id = $r")"
+r2=$(queue_restore "$pre" production); wait_status "$r2" succeeded "$T"
+[ "$(on "$PROD" "SELECT count(*) FROM oo_note WHERE name = 'written after the backup'")" = 1 ] \
+  || fail "the pre-restore backup $pre does not hold the row written after the restored backup"
+[ "$(param "$PROD" database.is_neutralized)" = "" ] || fail "a production restore neutralized production"
+say "production: a restore waits for a second person; approved (run $r), it kept backup $pre of what it replaced, which brought back the row written after the backup (run $r2)"
 
 # ----------------------------------------------------- a failed first deploy
 scalar "INSERT INTO ops.environments (project_id, name, stage, branch_pattern, db_name, settings)
