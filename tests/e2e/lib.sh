@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared setup of the end-to-end tests (sourced). Needs PGHOST/PGPORT/PGUSER
 # of a running server with odooops preloaded (tests/run_all.sh exports them)
 # and the worker built in build/odooops-worker. Each test creates its own
