@@ -344,6 +344,13 @@ void Dispatcher::record() {
   const bool ok = in_transaction("record webhook results",
                                  [&]() { pg::execute(record_sql, {pg::text_param(text)}); });
   last_record_ms_ = now_ms();
+  if (ok) {
+    // A delivery to retry is due after its delay: wake for it then, rather
+    // than after the naptime the last claim chose when nothing was pending.
+    for (const Result& r : results_) {
+      if (r.outcome == "retry") next_due_ms_ = std::min(next_due_ms_, last_record_ms_ + r.delay_ms);
+    }
+  }
   if (ok || ++record_failures_ >= 3) {
     // After three failures the claims are left to expire and be retried.
     results_.clear();
