@@ -153,12 +153,7 @@ approve_destroy() {
   local approval
   approval=$(scalar "SELECT id FROM ops.approvals WHERE subject = 'destroy' AND subject_id = $1 AND status = 'pending'")
   [ -n "$approval" ] || fail "destroy run $1 asked for no approval"
-  psql -X -q -v ON_ERROR_STOP=1 -d "$CP_DB" >/dev/null <<SQL
-BEGIN;
-SELECT set_config('request.jwt.claims', '{"sub": "e2e-approver"}', true);
-SELECT ops.decide_approval($approval, 'approved', 'end-to-end test');
-COMMIT;
-SQL
+  approve "$approval"
 }
 kill -TERM "$LAST_WORKER_PID"; wait "$LAST_WORKER_PID" || true
 start_worker nostore

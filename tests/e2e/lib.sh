@@ -203,21 +203,24 @@ queue_restore() {
   scalar "SELECT run_id FROM ops.restores WHERE id = $restore"
 }
 
-# approve_restore RESTORE_ID: if it waits for an approval, another member
-# (e2e-approver, through JWT claims as PostgREST would pass them) approves
-# it, four-eyes.
-approve_restore() {
-  local approval
-  approval=$(scalar "SELECT approval_id FROM ops.restores WHERE id = $1 AND status = 'pending_approval'")
-  [ -n "$approval" ] || return 0
+# approve APPROVAL_ID: another member (e2e-approver, through JWT claims as
+# PostgREST would pass them) approves it, four-eyes.
+approve() {
   scalar "INSERT INTO ops.project_members (project_id, user_id, role) VALUES (1, 'e2e-approver', 'admin')
           ON CONFLICT DO NOTHING" >/dev/null
   psql -X -q -v ON_ERROR_STOP=1 -d "$CP_DB" >/dev/null <<SQL
 BEGIN;
 SELECT set_config('request.jwt.claims', '{"sub": "e2e-approver"}', true);
-SELECT ops.decide_approval($approval, 'approved', 'end-to-end test');
+SELECT ops.decide_approval($1, 'approved', 'end-to-end test');
 COMMIT;
 SQL
+}
+
+# approve_restore RESTORE_ID: approves it if it waits for an approval.
+approve_restore() {
+  local approval
+  approval=$(scalar "SELECT approval_id FROM ops.restores WHERE id = $1 AND status = 'pending_approval'")
+  [ -z "$approval" ] || approve "$approval"
 }
 
 # Fingerprint of an Odoo (stand-in) database's business data.
