@@ -23,4 +23,24 @@ overlaps=$(scalar "SELECT count(*) FROM ops.runs a JOIN ops.runs b ON a.environm
 [ "$overlaps" = 0 ] || fail "$overlaps overlapping deploys in one environment"
 for p in "$PORT_DEV" "$PORT_STAGING" "$PORT_PROD"; do health "$p" | grep -q '"pass"' || fail "port $p not healthy"; done
 say "12 runs by $(scalar "SELECT string_agg(DISTINCT claimed_by, ',') FROM ops.runs"): each once, no overlapping deploys, three environments healthy"
+
+# A test run and a deploy of one environment at once: both run as the
+# environment's operating-system user, and the deploy's sweep of that user's
+# leftover processes must not kill the test run's Odoo.
+echo 8 >"$REPO/addons/acme_sale/SLOW_STANDIN_TESTS"
+commit "Slow tests"
+slow=$(queue dev test)
+for _ in $(seq 1 300); do
+  [ "$(scalar "SELECT count(*) FROM ops.run_events WHERE run_id = $slow AND message LIKE 'testing %'")" = 1 ] && break
+  sleep 0.1
+done
+[ "$(scalar "SELECT status FROM ops.runs WHERE id = $slow")" = running ] || fail "test run $slow is not testing"
+beside=$(queue dev deploy)
+wait_status "$beside" succeeded 60
+wait_status "$slow" succeeded 60
+if [ "$(id -u)" = 0 ]; then   # the worker runs Odoo as per-environment users
+  [ "$(scalar "SELECT count(*) FROM ops.run_events WHERE run_id = $beside AND message LIKE 'a test run of dev is running as %'")" -ge 1 ] ||
+    fail "deploy $beside did not spare the test run"
+fi
+say "deploy $beside of dev while test run $slow tested dev: both succeeded"
 say "PASS"

@@ -401,9 +401,14 @@ def main(argv):
     if args.test_enable:
         # The stand-in has no Odoo test runner: it reports the modules it
         # would have tested, and fails when a module ships a file named
-        # FAIL_STANDIN_TESTS (so tests can exercise a failing test run).
+        # FAIL_STANDIN_TESTS (so tests can exercise a failing test run);
+        # a file SLOW_STANDIN_TESTS holds the seconds its tests take.
         for name in sorted(s.addons()):
             for root in [p for p in args.addons_path.split(",") if p]:
+                slow = os.path.join(root, name, "SLOW_STANDIN_TESTS")
+                if os.path.exists(slow):
+                    with open(slow) as f:
+                        time.sleep(float(f.read().strip() or 0))
                 if os.path.exists(os.path.join(root, name, "FAIL_STANDIN_TESTS")):
                     s.log("ERROR", "odoo.addons.%s: FAIL: test_standin (stand-in failure marker)" % name)
                     print("odoo stand-in: tests of %s failed" % name, file=sys.stderr)

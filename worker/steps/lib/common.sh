@@ -286,7 +286,7 @@ odoo_command() {
 # odoo_run ARGS...: runs odoo-bin ARGS that way.
 odoo_run() {
   odoo_command
-  "${ODOO_CMD[@]}" "$@" 3>&-
+  "${ODOO_CMD[@]}" "$@" 3>&- 9>&-
 }
 
 # addons_path SRC_DIR ADDONS_JSON: Odoo's own addons directories (the
@@ -321,10 +321,23 @@ odoo_stop() {
     fi
   fi
   rm -f "$PIDFILE"
-  if [ "${ODOOOPS_ODOO_USER:-}" = per-environment ] && id -u "$ODOO_OS_USER" >/dev/null 2>&1; then
-    pkill -KILL -u "$ODOO_OS_USER" 2>/dev/null || true
-  fi
+  odoo_os_user_sweep
   return 0
+}
+
+# Test runs of the environment run as its user too, next to its server, and
+# hold TESTS_LOCK shared while they do: the sweep of the user's leftover
+# processes waits for a moment when none runs rather than kill their Odoo.
+TESTS_LOCK=$ENV_DIR/.tests.lock
+odoo_os_user_sweep() {
+  [ "${ODOOOPS_ODOO_USER:-}" = per-environment ] && id -u "$ODOO_OS_USER" >/dev/null 2>&1 || return 0
+  (
+    if flock -n -x 9; then
+      pkill -KILL -u "$ODOO_OS_USER" 2>/dev/null || true
+    else
+      echo "a test run of ${ODOOOPS_ENVIRONMENT:-the environment} is running as $ODOO_OS_USER: its processes are left to it"
+    fi
+  ) 9>>"$TESTS_LOCK"
 }
 
 # odoo-bin flags shared by init/update and the server.
