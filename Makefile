@@ -52,18 +52,29 @@ installcheck: harness-npm
 harness-npm:
 	tests/harness/npm_deps.sh
 
-.PHONY: help unit test run format format-check harness-npm
+.PHONY: help unit test run format format-check harness-npm install-worker
 help:
 	@echo "make                 build the extension"
-	@echo "make install         install it into $(shell $(PG_CONFIG) --pkglibdir)"
+	@echo "make install         install the extension into $(shell $(PG_CONFIG) --pkglibdir), and the worker, its steps,"
+	@echo "                     the odooops command and the systemd unit under WORKER_PREFIX (/usr/local)"
 	@echo "make unit            build and run the GoogleTest suite (pure C++)"
 	@echo "make test            everything: unit, pg_regress, isolation, multi-process (tests/run_all.sh)"
 	@echo "make format          clang-format every C++ file (make format-check: only check)"
 
 unit:
-	cmake -S . -B build -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake -S . -B build >/dev/null
 	cmake --build build -j2
 	cd build && ctest --output-on-failure
+
+# `make install` installs the worker, its steps, the command-line tools and
+# the systemd unit too (CMakeLists.txt), under WORKER_PREFIX; DESTDIR is
+# honoured as for the extension.
+WORKER_PREFIX ?= /usr/local
+install: install-worker
+install-worker:
+	cmake -S . -B build >/dev/null
+	cmake --build build --target odooops-worker -j2
+	DESTDIR="$(DESTDIR)" cmake --install build --prefix "$(WORKER_PREFIX)" >/dev/null
 
 test:
 	tests/run_all.sh

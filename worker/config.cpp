@@ -150,8 +150,8 @@ const std::vector<Option>& options() {
          if (c.disk_retry_delay > 86400) throw ConfigError("--disk-retry-delay: at most 86400");
        }},
       {"steps-dir", "ODOOOPS_STEPS_DIR", "DIR",
-       "step scripts, DIR/<workflow>/NN-name (default: steps/ next to the binary, else "
-       "/usr/share/odooops/steps)",
+       "step scripts, DIR/<workflow>/NN-name (default: the installed ones, "
+       "<prefix>/share/odooops/steps; from a build directory, the source tree's)",
        [](Config& c, const std::string& v) { c.steps_dir = v; }},
       {"state-dir", "ODOOOPS_STATE_DIR", "DIR",
        "workspaces and environment state (default: /var/lib/odooops-worker, or "
@@ -330,21 +330,32 @@ void load_file(const std::string& path, Config& cfg) {
   }
 }
 
+#ifndef ODOOOPS_STEPS_DIR
+#define ODOOOPS_STEPS_DIR "/usr/share/odooops/steps"
+#endif
+
+// The installed steps (<prefix>/share/odooops/steps beside <prefix>/bin, or
+// where this build installs them); a binary run from its build directory
+// uses the source tree's.
 std::string default_steps_dir() {
+  std::vector<std::string> candidates;
   char buf[4096];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  std::string dir;
   if (n > 0) {
     std::string exe(buf, static_cast<size_t>(n));
-    std::string dir = exe.substr(0, exe.rfind('/'));
-    for (const std::string& cand :
-         {dir + "/steps", dir + "/../worker/steps", dir + "/../share/odooops/steps"}) {
-      if (access(cand.c_str(), R_OK | X_OK) == 0) {
-        char real[4096];
-        return realpath(cand.c_str(), real) ? std::string(real) : cand;
-      }
+    dir = exe.substr(0, exe.rfind('/'));
+    candidates.push_back(dir + "/../share/odooops/steps");
+  }
+  candidates.push_back(ODOOOPS_STEPS_DIR);
+  if (!dir.empty()) candidates.push_back(dir + "/../worker/steps");
+  for (const std::string& cand : candidates) {
+    if (access(cand.c_str(), R_OK | X_OK) == 0) {
+      char real[4096];
+      return realpath(cand.c_str(), real) ? std::string(real) : cand;
     }
   }
-  return "/usr/share/odooops/steps";
+  return ODOOOPS_STEPS_DIR;
 }
 
 bool is_dir(const std::string& path) {
@@ -419,6 +430,8 @@ std::string usage() {
   }
   out << "  --help                          this text\n"
          "  --version                       print the version\n"
+         "  --print-config                  print the resolved configuration (in the --config\n"
+         "                                  format, secrets left out) and exit\n"
          "\nSignals: SIGTERM/SIGINT drain (stop claiming, let the current run finish within\n"
          "--drain-grace, else hand it back to the queue). A second SIGTERM hands it back at "
          "once.\n"
@@ -440,6 +453,10 @@ bool load_config(int argc, char** argv, Config& cfg) {
     if (arg == "--version") {
       std::cout << "odooops-worker " << cfg.version << "\n";
       return false;
+    }
+    if (arg == "--print-config") {
+      cfg.print_config = true;
+      continue;
     }
     if (arg.rfind("--", 0) != 0)
       throw ConfigError("unexpected argument \"" + arg + "\" (see --help)", true);
@@ -530,6 +547,82 @@ bool load_config(int argc, char** argv, Config& cfg) {
   if (cfg.odoo_db_port.empty()) cfg.odoo_db_port = env_or("PGPORT", "5432");
   if (cfg.odoo_db_user.empty()) cfg.odoo_db_user = env_or("PGUSER", "");
   return true;
+}
+
+std::string print_config(const Config& cfg) {
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& x : v) out += (out.empty() ? "" : ",") + x;
+    return out;
+  };
+  auto num = [](double d) {
+    std::ostringstream o;
+    o << d;
+    return o.str();
+  };
+  std::string labels;
+  for (const auto& [k, v] : cfg.labels) labels += (labels.empty() ? "" : ",") + k + "=" + v;
+  const std::vector<std::pair<std::string, std::string>> settings = {
+      {"dsn", cfg.dsn},
+      {"worker-id", cfg.worker_id},
+      {"kinds", join(cfg.kinds)},
+      {"team", cfg.team},
+      {"label", labels},
+      {"listen", cfg.listen ? "true" : "false"},
+      {"poll-interval", num(cfg.poll_interval)},
+      {"lease", std::to_string(cfg.lease_seconds)},
+      {"heartbeat-interval", num(cfg.heartbeat_interval)},
+      {"rescue", cfg.rescue ? "true" : "false"},
+      {"exit-when-idle", num(cfg.exit_when_idle)},
+      {"drain-grace", num(cfg.drain_grace)},
+      {"startup-timeout", num(cfg.startup_timeout)},
+      {"min-free-bytes", std::to_string(cfg.min_free_bytes)},
+      {"min-free-percent", num(cfg.min_free_percent)},
+      {"disk-retry-delay", num(cfg.disk_retry_delay)},
+      {"steps-dir", cfg.steps_dir},
+      {"state-dir", cfg.state_dir},
+      {"step-timeout", num(cfg.step_timeout)},
+      {"event-batch", std::to_string(cfg.event_batch)},
+      {"event-flush", num(cfg.event_flush)},
+      {"runtime", cfg.runtime},
+      {"runtimes", join(cfg.runtimes)},
+      {"odoo-src", cfg.odoo_src},
+      {"odoo-python", cfg.odoo_python},
+      {"odoo-user", cfg.odoo_user},
+      {"template-databases", cfg.template_databases ? "true" : "false"},
+      {"odoo-bin", cfg.odoo_bin},
+      {"allow-odoo-bin", join(cfg.allowed_odoo_bins)},
+      {"odoo-addons", cfg.odoo_addons},
+      {"allow-odoo-addons", join(cfg.allowed_odoo_addons)},
+      {"odoo-image", cfg.odoo_image},
+      {"allow-odoo-image", join(cfg.allowed_odoo_images)},
+      {"docker-db-host", cfg.docker_db_host},
+      {"docker-host", cfg.docker_host},
+      {"registry", cfg.registry},
+      {"http-port-base", std::to_string(cfg.http_port_base)},
+      {"odoo-db-host", cfg.odoo_db_host},
+      {"odoo-db-port", cfg.odoo_db_port},
+      {"odoo-db-user", cfg.odoo_db_user},
+      {"public-host", cfg.public_host},
+      {"storage", cfg.storage_url},
+      {"s3-endpoint", cfg.s3_endpoint},
+      {"s3-region", cfg.s3_region},
+      {"s3-access-key", cfg.s3_access_key},
+      {"multipart-threshold", std::to_string(cfg.multipart_threshold)},
+      {"multipart-part-size", std::to_string(cfg.multipart_part_size)},
+      {"log-level", cfg.log_level},
+  };
+  std::ostringstream out;
+  out << "# odooops-worker " << cfg.version << ": the configuration it would run with\n";
+  for (const auto& [name, value] : settings) {
+    if (value.empty())
+      out << "# " << name << " is not set\n";
+    else
+      out << name << " = \"" << value << "\"\n";
+  }
+  out << "# s3-secret-key is " << (cfg.s3_secret_key.empty() ? "not set" : "set (not shown)")
+      << "\n";
+  return out.str();
 }
 
 RuntimePolicy runtime_policy(const Config& cfg) {

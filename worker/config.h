@@ -66,6 +66,7 @@ struct Config {
   long long multipart_part_size = 8LL << 20;
   std::string log_level = "info";
   std::string version;
+  bool print_config = false;  // --print-config: print the resolved settings and exit
 };
 
 // Thrown for a bad flag, value or file; the message says which. `usage`:
@@ -83,6 +84,10 @@ bool load_config(int argc, char** argv, Config& out);
 
 // The --help text.
 std::string usage();
+
+// --print-config: the resolved configuration as `name = "value"` lines that
+// --config reads back, the secret key left out.
+std::string print_config(const Config& cfg);
 
 // What a runtime profile may choose on this worker, and its defaults.
 RuntimePolicy runtime_policy(const Config& cfg);

@@ -79,6 +79,10 @@ int main(int argc, char** argv) {
       return storage_command(static_cast<int>(own.size()), own.data(), cfg);
     }
     if (!load_config(argc - 1, argv + 1, cfg)) return 0;
+    if (cfg.print_config) {
+      std::cout << print_config(cfg);
+      return 0;
+    }
     hide_secret_arguments(argc, argv);
     configure_log(cfg.worker_id, parse_log_level(cfg.log_level));
     install_signal_handlers();

@@ -417,7 +417,10 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
   std::map<std::string, std::string> env;
   for (const char* keep :
        {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SSL_CERT_FILE",
-        "GIT_SSH_COMMAND", "http_proxy", "https_proxy", "no_proxy"}) {
+        "GIT_SSH_COMMAND", "http_proxy", "https_proxy", "no_proxy",
+        // how steps authenticate to the environments' database server, as
+        // the worker does (Odoo processes get neither: lib/common.sh)
+        "PGSERVICEFILE", "PGPASSFILE", "PGSSLMODE", "PGSSLROOTCERT"}) {
     if (const char* v = std::getenv(keep)) env[keep] = v;
   }
   if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";

@@ -17,6 +17,10 @@ STANDIN=$ROOT/tests/harness/odoo_standin.py
 # How the worker runs Odoo: the stand-in unless a test sets ODOO_FLAGS
 # (tests/e2e/real_odoo.sh: --odoo-src with a real Odoo source tree).
 [ -n "${ODOO_FLAGS+x}" ] || ODOO_FLAGS=(--odoo-bin "$STANDIN")
+# The steps: the source tree's, unless a test runs the installed worker with
+# the steps it finds itself (E2E_INSTALLED=1, tests/multiprocess/install.sh).
+STEPS_FLAGS=(--steps-dir "$ROOT/worker/steps")
+[ "${E2E_INSTALLED:-}" != 1 ] || STEPS_FLAGS=()
 [ -x "$WORKER_BIN" ] || { echo "$E2E_NAME: build the worker first (cmake --build build)" >&2; exit 1; }
 WORK=$(mktemp -d "/tmp/odooops-e2e-$E2E_NAME.XXXXXX")
 chmod 755 "$WORK"
@@ -128,7 +132,7 @@ start_worker() {
   local name=$1; shift
   scalar "INSERT INTO ops.worker_logins (login, worker_id) VALUES ('odooops_e2e_worker', '$name') ON CONFLICT DO NOTHING" >/dev/null
   "$WORKER_BIN" "${ODOO_FLAGS[@]}" --dsn "dbname=$CP_DB user=odooops_e2e_worker" --worker-id "$name" --state-dir "$STATE" \
-    --steps-dir "$ROOT/worker/steps" --poll-interval 1 --event-flush 0.1 "$@" \
+    "${STEPS_FLAGS[@]}" --poll-interval 1 --event-flush 0.1 "$@" \
     >>"$WORK/worker-$name.log" 2>&1 &
   WORKER_PIDS+=($!)
   LAST_WORKER_PID=$!

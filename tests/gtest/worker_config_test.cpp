@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "config.h"
 
@@ -94,4 +96,43 @@ TEST(WorkerStorageSettings, LineBreakRefusedAndNothingWritten) {
   cfg.s3_secret_key = "secret\nstorage = file:///";
   EXPECT_THROW(write_storage_settings(cfg), ConfigError);
   EXPECT_FALSE(std::filesystem::exists(storage_settings_file(cfg)));
+}
+
+// --print-config shows what the worker resolved in the --config format: fed
+// back as a file, it gives the same configuration; the secret key is never
+// printed.
+TEST(WorkerPrintConfig, ReadsBackAsTheSameConfigurationWithoutTheSecret) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  for (const char* v : {"ODOOOPS_CONFIG", "AWS_SECRET_ACCESS_KEY", "ODOO_SRC", "ODOO_BIN"})
+    unsetenv(v);
+  std::vector<std::string> args = {
+      "--worker-id",     "w1",     "--kinds",     "backup,deploy", "--label",   "zone=a,disk=ssd",
+      "--lease",         "90",     "--state-dir", dir.path,        "--storage", "s3://bucket/p",
+      "--s3-secret-key", "s3cr3t", "--odoo-user", "worker",        "--listen",  "false",
+      "--print-config"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  Config first;
+  ASSERT_TRUE(load_config(static_cast<int>(argv.size()), argv.data(), first));
+  EXPECT_TRUE(first.print_config);
+  const std::string printed = print_config(first);
+  EXPECT_EQ(printed.find("s3cr3t"), std::string::npos);
+  EXPECT_NE(printed.find("s3-secret-key is set"), std::string::npos);
+  EXPECT_NE(printed.find("lease = \"90\""), std::string::npos);
+
+  const std::string file = dir.path + "/worker.conf";
+  {
+    std::ofstream out(file);
+    out << printed;
+  }
+  std::string flag = "--config=" + file;
+  char* again[] = {flag.data(), nullptr};
+  Config second;
+  ASSERT_TRUE(load_config(1, again, second));
+  EXPECT_TRUE(second.s3_secret_key.empty());  // it was not in the file
+  second.s3_secret_key = first.s3_secret_key;
+  EXPECT_EQ(print_config(second), printed);
+  EXPECT_EQ(second.labels.at("disk"), "ssd");
+  EXPECT_FALSE(second.listen);
 }
