@@ -11,7 +11,7 @@ CORE_SRCS   = $(sort $(wildcard extension/core/*.cpp))
 PG_SRCS     = $(sort $(wildcard extension/pg/*.cpp))
 API_SRCS    = $(sort $(wildcard extension/api/*.cpp))
 BGW_SRCS    = $(sort $(wildcard bgworker/*.cpp))
-OBJS        = $(patsubst %.cpp,%.o,$(CORE_SRCS) $(PG_SRCS) $(API_SRCS) $(BGW_SRCS))
+OBJS        = $(patsubst %.cpp,%.o,extension/module.cpp $(CORE_SRCS) $(PG_SRCS) $(API_SRCS) $(BGW_SRCS))
 
 SQL_SOURCES = $(sort $(wildcard extension/sql/*.sql))
 UPGRADES    = $(sort $(wildcard extension/upgrade/$(EXTENSION)--*--*.sql))

@@ -89,11 +89,17 @@ std::string sanitize(const std::string& in, size_t limit) {
   return out;
 }
 
-size_t on_write(char* data, size_t size, size_t nmemb, void* user) {
+// Called by libcurl: no exception may leave it (libcurl is C). Running out
+// of memory aborts the transfer, which then fails like a network error.
+size_t on_write(char* data, size_t size, size_t nmemb, void* user) noexcept {
   auto* t = static_cast<Transfer*>(user);
   const size_t n = size * nmemb;
-  if (t->response.size() < t->response_limit) {
-    t->response.append(data, std::min(n, t->response_limit - t->response.size()));
+  try {
+    if (t->response.size() < t->response_limit) {
+      t->response.append(data, std::min(n, t->response_limit - t->response.size()));
+    }
+  } catch (...) {
+    return 0;
   }
   return n;
 }
@@ -371,7 +377,7 @@ void Dispatcher::run() {
 
   bool recovered = false;
   int64_t ready_checked_ms = -1;
-  for (;;) {
+  while (!shutdown_requested()) {
     if (reload_if_requested()) configure();
     int64_t now = now_ms();
     if (in_flight_.empty() && results_.empty() &&
@@ -428,6 +434,9 @@ void Dispatcher::run() {
       if (wait > 0 && sleep_ms(wait)) want_claim_ = true;
     }
   }
+  // Stopping: what was sent is recorded; deliveries still in flight stay
+  // claimed and are recovered when the dispatcher starts again.
+  if (!results_.empty()) record();
 }
 
 }  // namespace

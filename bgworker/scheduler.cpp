@@ -65,7 +65,7 @@ void scheduler_loop() {
   Task partitions{"run_events partitions", &settings::partition_interval_s, 0};
   Task* tasks[] = {&stale, &alerts, &retention, &partitions};
 
-  for (;;) {
+  while (!shutdown_requested()) {
     reload_if_requested();
     if (!extension_ready()) {
       sleep_ms(settings::scheduler_naptime_ms);

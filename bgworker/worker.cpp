@@ -31,10 +31,20 @@ char g_database[NAMEDATALEN] = "";
 const char* g_name = "worker";
 bool g_missing_logged = false;
 
-void log_warning(const char* what, const char* message) {
-  pg::guarded([&]() noexcept {
-    ereport(WARNING, (errmsg("odooops %s: %s failed: %s", g_name, what, message)));
-  });
+// Reports a failed unit of work as a WARNING: a caught PostgreSQL error
+// with its own SQLSTATE, detail, hint and context (its message prefixed
+// with the worker and the task), else `message` (a C++ exception). Called
+// inside guarded().
+void report_failure(const char* what, ErrorData* error, const char* message) {
+  if (error == nullptr) {
+    ereport(WARNING, (errcode(ERRCODE_INTERNAL_ERROR),
+                      errmsg("odooops %s: %s failed: %s", g_name, what, message)));
+    return;
+  }
+  error->elevel = WARNING;
+  error->message = psprintf("odooops %s: %s failed: %s", g_name, what,
+                            error->message != nullptr ? error->message : "unknown error");
+  ThrowErrorData(error);
 }
 
 }  // namespace
@@ -49,7 +59,10 @@ void start_worker(Worker worker, const char* name) {
   g_name = name;
   pg::guarded([&]() noexcept {
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
-    pqsignal(SIGTERM, die);
+    // SIGTERM asks the loop to end (shutdown_requested) instead of raising
+    // FATAL from an interrupt check: a FATAL would skip the C++ destructors
+    // of the loop's objects.
+    pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
     BackgroundWorkerUnblockSignals();
     strlcpy(g_database, settings::database != nullptr ? settings::database : "postgres",
             sizeof g_database);
@@ -65,6 +78,8 @@ void start_worker(Worker worker, const char* name) {
   });
   publish_latch(worker);
 }
+
+bool shutdown_requested() { return ShutdownRequestPending; }
 
 bool reload_if_requested() {
   if (!ConfigReloadPending) return false;
@@ -99,6 +114,7 @@ bool sleep_ms(int64_t timeout_ms) {
 bool in_transaction(const char* what, const std::function<void()>& body) {
   bool ok = true;
   std::string message;
+  ErrorData* error = nullptr;  // a caught PostgreSQL error, in g_errors
   try {
     pg::guarded([&]() noexcept {
       CHECK_FOR_INTERRUPTS();
@@ -114,20 +130,28 @@ bool in_transaction(const char* what, const std::function<void()>& body) {
       PopActiveSnapshot();
       CommitTransactionCommand();
       pgstat_report_activity(STATE_IDLE, nullptr);
+      // What the worker did shows in the statistics views, as a
+      // backend's work does at the end of each statement.
+      pgstat_report_stat(false);
     });
   } catch (const pg::PostgresError& e) {
     ok = false;
-    message = e.data != nullptr && e.data->message != nullptr ? e.data->message : "unknown error";
+    error = e.data;
   } catch (const std::exception& e) {
     ok = false;
     message = e.what();
   }
   if (!ok) {
-    pg::guarded([]() noexcept {
+    // As PostgreSQL's own error recovery does: no interrupt while the error
+    // is reported and the transaction aborted.
+    const char* text = message.c_str();
+    pg::guarded([&]() noexcept {
+      HOLD_INTERRUPTS();
+      report_failure(what, error, text);
       AbortCurrentTransaction();
       pgstat_report_activity(STATE_IDLE, nullptr);
+      RESUME_INTERRUPTS();
     });
-    log_warning(what, message.c_str());
   }
   pg::guarded([]() noexcept {
     MemoryContextSwitchTo(g_iteration);
@@ -183,8 +207,13 @@ void run_main(const char* name, void (*loop)()) {
     failed = true;
     snprintf(message, sizeof message, "unknown C++ exception");
   }
-  // No C++ object is alive past this point.
-  if (failed) ereport(LOG, (errmsg("odooops %s stopped: %s", name, message)));
+  // No C++ object is alive past this point. Exit code 1 either way: the
+  // postmaster restarts a worker that failed or was terminated, and starts
+  // none while it shuts down.
+  if (failed)
+    ereport(LOG, (errmsg("odooops %s stopped: %s", name, message)));
+  else
+    ereport(LOG, (errmsg("odooops %s shutting down", name)));
   proc_exit(1);
 }
 

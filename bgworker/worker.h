@@ -27,6 +27,10 @@ void start_worker(Worker worker, const char* name);
 // scope is closed, then exits with code 1 so the postmaster restarts it.
 [[noreturn]] void run_main(const char* name, void (*loop)());
 
+// True once SIGTERM asked the worker to stop: its loop returns, so every
+// C++ object it holds is destroyed before run_main exits.
+bool shutdown_requested();
+
 // Handles a pending SIGHUP; returns true when the configuration was
 // reloaded. If odooops.database changed, exits (code 1) to be restarted
 // in the new database.
@@ -37,8 +41,9 @@ bool reload_if_requested();
 bool sleep_ms(int64_t timeout_ms);
 
 // Runs `body` in its own transaction with SPI connected and a snapshot.
-// Returns false (after logging a WARNING and aborting) if it raised an
-// ERROR. The per-iteration memory context is reset afterwards.
+// Returns false (after logging a WARNING that keeps the error's SQLSTATE,
+// and aborting) if it raised an ERROR. The per-iteration memory context is
+// reset afterwards; the statistics are reported after a commit.
 bool in_transaction(const char* what, const std::function<void()>& body);
 
 // True when the extension exists in this database (checked in its own

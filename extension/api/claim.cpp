@@ -167,8 +167,8 @@ Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg, int workflows_arg) {
   pg::SetResult result(fcinfo);
   const pg::Rows rows = pg::execute(claim_fast, {pg::text_param(*worker_id), pg::int4_param(n),
                                                  pg::int4_param(lease_seconds), workflows});
-  const int status_col = SPI_fnumber(rows.table->tupdesc, "status");
-  const int env_col = SPI_fnumber(rows.table->tupdesc, "environment_id");
+  const int status_col = pg::column_number(rows, "status");
+  const int env_col = pg::column_number(rows, "environment_id");
   std::vector<Candidate> exclusive;
   uint64_t claimed = 0;
   for (uint64_t i = 0; i < rows.count; ++i) {

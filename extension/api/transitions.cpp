@@ -181,7 +181,7 @@ Datum finish_one(int64_t run_id, RunStatus status, const std::string& metadata,
   }
   Datum result = pg::return_row(rows, 0);
   // The environment may now accept its next deploy, restore or destroy.
-  if (pg::get_bool(rows, 0, SPI_fnumber(rows.table->tupdesc, "exclusive")).value_or(false)) {
+  if (pg::get_bool(rows, 0, pg::column_number(rows, "exclusive")).value_or(false)) {
     pg::notify(kRunsChannel);
   }
   pg::finish();

@@ -148,6 +148,13 @@ std::optional<int32_t> get_int32(const Rows& rows, uint64_t row, int col) {
   return DatumGetInt32(d);
 }
 
+int column_number(const Rows& rows, const char* name) {
+  int col = SPI_ERROR_NOATTRIBUTE;
+  guarded([&]() noexcept { col = SPI_fnumber(rows.table->tupdesc, name); });
+  if (col <= 0) throw std::logic_error(std::string("no result column ") + name);
+  return col;
+}
+
 std::optional<bool> get_bool(const Rows& rows, uint64_t row, int col) {
   bool isnull = false;
   Datum d = column(rows, row, col, &isnull);

@@ -58,6 +58,10 @@ void connect();
 void finish();
 Rows execute(Statement& statement, std::initializer_list<Param> params);
 
+// The 1-based number of the result column named `name`; throws when the
+// result has no such column.
+int column_number(const Rows& rows, const char* name);
+
 // Column reads; `col` is 1-based as in SPI. NULL gives std::nullopt.
 std::optional<int64_t> get_int64(const Rows& rows, uint64_t row, int col);
 std::optional<int32_t> get_int32(const Rows& rows, uint64_t row, int col);

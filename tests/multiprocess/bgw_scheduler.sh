@@ -15,6 +15,8 @@ trap reset_cluster EXIT
 
 qp "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
 qp "CREATE DATABASE $DB"
+# Verbose messages: the server log shows each message's SQLSTATE.
+qp "ALTER SYSTEM SET log_error_verbosity = 'verbose'"
 use_database scheduler_naptime=500ms stale_check_interval=1s claim_timeout=2s alert_interval=1s \
   requeue_backoff_base=0 worker_restart_interval=1 dispatcher_enabled=off
 
@@ -82,4 +84,27 @@ q "SELECT count(*) FROM (SELECT ops.cancel_run(id) FROM ops.runs WHERE status = 
 wait_for "SELECT status = 'resolved' FROM ops.alerts WHERE kind = 'queue_backpressure'" 5 || fail "backpressure alert not resolved"
 [ "$(q "SELECT count(*) FROM ops.alerts WHERE kind = 'queue_backpressure'")" = 1 ] || fail "backpressure alert reopened"
 note "stale runs OK: requeued, then failed at max_attempts 2; alerts opened once and resolved"
+
+# --- 4. how it fails, reports and stops -----------------------------------------
+# Its work shows in the statistics views while it runs (not only once it
+# exits): the fires of a new schedule are counted as they happen.
+q "UPDATE ops.backup_schedules SET enabled = true"
+wait_for "SELECT n_tup_ins >= $fires + 2 AND n_tup_ins = (SELECT count(*) FROM ops.backup_schedule_fires)
+            FROM pg_stat_user_tables WHERE relid = 'ops.backup_schedule_fires'::regclass" 15 ||
+  fail "the scheduler's inserts do not show in pg_stat_user_tables: $(q "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relid = 'ops.backup_schedule_fires'::regclass")"
+q "UPDATE ops.backup_schedules SET enabled = false"
+# A task that fails is reported with its own SQLSTATE, and the others go on.
+q "CREATE OR REPLACE FUNCTION ops.expire_approvals() RETURNS integer LANGUAGE plpgsql AS
+   \$\$ BEGIN RAISE EXCEPTION 'approvals are unreadable' USING ERRCODE = '22P05', HINT = 'check the table'; END \$\$"
+wait_for "SELECT true WHERE pg_read_file('$PGHOST/server.log') ~ 'WARNING:  22P05: odooops scheduler: expire approvals failed: approvals are unreadable'" 10 ||
+  fail "the failed task's WARNING does not carry its SQLSTATE: $(grep 'expire approvals failed' "$PGHOST/server.log" | tail -n 1)"
+grep -A3 "22P05: odooops scheduler: expire approvals failed" "$PGHOST/server.log" | grep -q "HINT:  check the table" || fail "the hint was lost"
+pid=$(worker_pid scheduler)
+# SIGTERM ends its loop (C++ objects destroyed, logged), and the postmaster
+# starts it again.
+kill -TERM "$pid"
+wait_for "SELECT true WHERE pg_read_file('$PGHOST/server.log') ~ 'odooops scheduler shutting down'" 10 || fail "no clean shutdown on SIGTERM"
+wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'odooops scheduler' AND pid <> $pid" 15 ||
+  fail "the scheduler was not started again after SIGTERM"
+note "failures OK: statistics reported while running; a failing task logged with SQLSTATE 22P05 and its hint; SIGTERM shut it down cleanly, restarted"
 note "OK"

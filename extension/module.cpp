@@ -1,8 +1,10 @@
-// The odooops shared library: module magic and load-time setup. The
-// background workers and their shared memory exist only when the library
-// is in shared_preload_libraries (and never during pg_upgrade).
-#include "../../bgworker/shared.h"
-#include "settings.h"
+// The odooops shared library: module magic and load-time setup, the one
+// place that knows both the SQL API's settings and the background workers
+// (neither includes the other's entry point). The background workers and
+// their shared memory exist only when the library is in
+// shared_preload_libraries (and never during pg_upgrade).
+#include "../bgworker/shared.h"
+#include "api/settings.h"
 
 extern "C" {
 #include "postgres.h"
