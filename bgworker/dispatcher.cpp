@@ -289,8 +289,8 @@ void Dispatcher::pump(int poll_ms) {
 void Dispatcher::claim(int n) {
   static pg::Statement claim_sql(
       "SELECT id, format, url, secret, event_type, payload, attempts, max_attempts"
-      "  FROM ops._claim_webhook_deliveries($1, $2, $3)",
-      {INT4OID, INT4OID, INT4OID});
+      "  FROM ops._claim_webhook_deliveries($1, $2, $3, nullif($4, 0))",
+      {INT4OID, INT4OID, INT4OID, INT4OID});
   struct Claimed {
     OutboundDelivery d;
     int attempt;
@@ -301,7 +301,8 @@ void Dispatcher::claim(int n) {
   const bool ok = in_transaction("claim webhook deliveries", [&]() {
     const pg::Rows rows = pg::execute(
         claim_sql, {pg::int4_param(n), pg::int4_param(settings::webhook_timeout_ms + 60000),
-                    pg::int4_param(settings::webhook_max_attempts)});
+                    pg::int4_param(settings::webhook_max_attempts),
+                    pg::int4_param(settings::webhook_host_concurrency)});
     claimed.reserve(rows.count);
     for (uint64_t i = 0; i < rows.count; ++i) {
       Claimed c;
@@ -315,8 +316,11 @@ void Dispatcher::claim(int n) {
       c.max_attempts = pg::get_int32(rows, i, 8).value_or(1);
       claimed.push_back(std::move(c));
     }
-    if (rows.count < static_cast<uint64_t>(n))
-      due = query_int64("SELECT ops._next_webhook_due_ms()");
+    if (rows.count < static_cast<uint64_t>(n)) {
+      const std::string next = "SELECT ops._next_webhook_due_ms(nullif(" +
+                               std::to_string(settings::webhook_host_concurrency) + ", 0))";
+      due = query_int64(next.c_str());
+    }
   });
   if (!ok) {
     want_claim_ = false;
@@ -356,6 +360,9 @@ void Dispatcher::record() {
     for (const Result& r : results_) {
       if (r.outcome == "retry") next_due_ms_ = std::min(next_due_ms_, last_record_ms_ + r.delay_ms);
     }
+    // The recorded requests freed their hosts' slots: deliveries held back
+    // by the per-host limit may be claimed now.
+    want_claim_ = true;
   }
   if (ok || ++record_failures_ >= 3) {
     // After three failures the claims are left to expire and be retried.

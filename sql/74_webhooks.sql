@@ -91,6 +91,26 @@ DELETE FROM ops.webhook_deliveries WHERE status = 'pending';
 SELECT ops._next_webhook_due_ms() IS NULL AS nothing_due;
 ROLLBACK;
 
+-- per-host limit: a host with host_cap requests in flight gets no more until
+-- one ends; another host's deliveries are claimed meanwhile, and the due
+-- time leaves the full host out
+BEGIN;
+DELETE FROM ops.webhook_deliveries;
+INSERT INTO ops.webhook_subscriptions (name, url) VALUES
+  ('slow host a', 'http://Slow.example:8080/a'), ('slow host b', 'http://slow.example:8080/b'),
+  ('fast host', 'https://fast.example/hook');
+INSERT INTO ops.webhook_deliveries (subscription_id, event_type, payload)
+SELECT s.id, 'run.queued', '{}' FROM ops.webhook_subscriptions s, generate_series(1, 3)
+ WHERE s.name IN ('slow host a', 'slow host b', 'fast host') ORDER BY s.name <> 'slow host a', s.id;
+SELECT ops._webhook_host(url) AS host, count(*) FROM ops._claim_webhook_deliveries(4, 60000, 5, 2)
+ GROUP BY 1 ORDER BY 1;
+SELECT host, n FROM ops._webhook_hosts_sending() ORDER BY 1;
+SELECT ops._webhook_host(url) AS host, count(*) FROM ops._claim_webhook_deliveries(10, 60000, 5, 2)
+ GROUP BY 1 ORDER BY 1;
+SELECT ops._next_webhook_due_ms(2) IS NULL AS only_full_hosts_due, ops._next_webhook_due_ms() = 0 AS due_without_limit;
+SELECT count(*) AS unlimited FROM ops._claim_webhook_deliveries(10, 60000, 5);
+ROLLBACK;
+
 -- dead deliveries are visible and can be re-driven
 SELECT s.name, d.last_error FROM ops.webhook_deliveries d
   JOIN ops.webhook_subscriptions s ON s.id = d.subscription_id WHERE d.status = 'dead';

@@ -36,6 +36,7 @@ int run_events_months_ahead = 2;
 int run_events_retention_months = 13;
 
 int dispatcher_concurrency = 256;
+int webhook_host_concurrency = 128;
 int dispatcher_batch_size = 256;
 int dispatcher_naptime_ms = 10000;
 int webhook_connect_timeout_ms = 5000;
@@ -137,6 +138,11 @@ void define() {
   define_int("odooops.dispatcher_concurrency", "Webhook requests in flight at once.",
              "Capped below the process's open-file limit.", &dispatcher_concurrency, 256, 1, 10000,
              PGC_SIGHUP, 0);
+  define_int("odooops.webhook_host_concurrency",
+             "Webhook requests in flight at once to one host (host:port of the URL).",
+             "A receiver that hangs holds at most this many of the dispatcher's requests; the "
+             "others keep being served. 0: no limit per host.",
+             &webhook_host_concurrency, 128, 0, 10000, PGC_SIGHUP, 0);
   define_int("odooops.dispatcher_batch_size", "Deliveries claimed per transaction.", nullptr,
              &dispatcher_batch_size, 256, 1, 10000, PGC_SIGHUP, 0);
   define_int("odooops.dispatcher_naptime",

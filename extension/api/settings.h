@@ -32,6 +32,7 @@ extern int run_events_retention_months;  // odooops.run_events_retention_months
 
 // dispatcher
 extern int dispatcher_concurrency;      // odooops.dispatcher_concurrency
+extern int webhook_host_concurrency;    // odooops.webhook_host_concurrency
 extern int dispatcher_batch_size;       // odooops.dispatcher_batch_size
 extern int dispatcher_naptime_ms;       // odooops.dispatcher_naptime
 extern int webhook_connect_timeout_ms;  // odooops.webhook_connect_timeout

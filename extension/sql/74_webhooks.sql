@@ -231,19 +231,58 @@ END $$;
 CREATE TRIGGER webhook_deliveries_wake AFTER INSERT ON ops.webhook_deliveries
   FOR EACH STATEMENT EXECUTE FUNCTION ops._wake_dispatcher_trigger();
 
--- The dispatcher's side (internal). Claims up to n due deliveries: they go
--- to 'sending' with attempts + 1 and a claim deadline, and are returned with
--- what rendering needs (including the secret). The caller commits before
--- any HTTP.
-CREATE FUNCTION ops._claim_webhook_deliveries(n integer, claim_ms integer, default_max_attempts integer)
+-- The dispatcher's side (internal).
+
+-- The host a subscription's deliveries go to ("host:port" as in its URL):
+-- the unit of the per-host concurrency limit.
+CREATE FUNCTION ops._webhook_host(url text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT lower(substring(url FROM '^https?://([^/?#]+)'))
+$$;
+
+-- Requests in flight per host.
+CREATE FUNCTION ops._webhook_hosts_sending() RETURNS TABLE(host text, n bigint) LANGUAGE sql STABLE AS $$
+  SELECT ops._webhook_host(s.url), count(*)
+    FROM ops.webhook_deliveries d JOIN ops.webhook_subscriptions s ON s.id = d.subscription_id
+   WHERE d.status = 'sending'
+   GROUP BY 1
+$$;
+
+-- The subscriptions whose host has host_cap requests in flight (none when
+-- host_cap is NULL): their deliveries wait until one of those ends.
+CREATE FUNCTION ops._webhook_full_subscriptions(host_cap integer) RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $$
+  SELECT s.id FROM ops.webhook_subscriptions s
+    JOIN ops._webhook_hosts_sending() x ON x.host = ops._webhook_host(s.url)
+   WHERE host_cap IS NOT NULL AND x.n >= host_cap
+$$;
+
+-- Claims up to n due deliveries, oldest first: they go to 'sending' with
+-- attempts + 1 and a claim deadline, and are returned with what rendering
+-- needs (including the secret). The caller commits before any HTTP. Hosts
+-- with host_cap requests in flight already get none (NULL: no limit): one
+-- receiver that hangs holds at most host_cap of the dispatcher's slots,
+-- never all of them, and the others are served meanwhile.
+CREATE FUNCTION ops._claim_webhook_deliveries(n integer, claim_ms integer, default_max_attempts integer,
+                                              host_cap integer DEFAULT NULL)
 RETURNS TABLE(id bigint, format text, url text, secret text, event_type text, payload text,
               attempts integer, max_attempts integer)
 LANGUAGE sql VOLATILE AS $$
-  WITH c AS (
-    SELECT d.id FROM ops.webhook_deliveries d
+  WITH sending AS (
+    SELECT * FROM ops._webhook_hosts_sending() WHERE host_cap IS NOT NULL
+  ), due AS (
+    SELECT d.id, d.subscription_id, d.next_attempt_at FROM ops.webhook_deliveries d
      WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+       AND d.subscription_id NOT IN (SELECT ops._webhook_full_subscriptions(host_cap))
      ORDER BY d.next_attempt_at, d.id
      LIMIT n FOR UPDATE SKIP LOCKED
+  ), c AS (
+    -- within the batch, no host beyond what it has left of host_cap
+    SELECT due.id FROM (
+      SELECT due.id, ops._webhook_host(s.url) AS host,
+             row_number() OVER (PARTITION BY ops._webhook_host(s.url) ORDER BY due.next_attempt_at, due.id) AS k
+        FROM due JOIN ops.webhook_subscriptions s ON s.id = due.subscription_id) due
+      LEFT JOIN sending x ON x.host = due.host
+     WHERE host_cap IS NULL OR due.k + coalesce(x.n, 0) <= host_cap
   ), u AS (
     UPDATE ops.webhook_deliveries d
        SET status = 'sending', attempts = d.attempts + 1,
@@ -306,13 +345,17 @@ CREATE FUNCTION ops._recover_webhook_deliveries(everything boolean) RETURNS inte
   ) SELECT count(*)::integer FROM u
 $$;
 
--- Milliseconds until the next pending delivery is due (NULL: none).
--- NULL when nothing is pending: the dispatcher then sleeps its naptime
--- (a 0 here kept it claiming in a loop, a whole core while idle).
-CREATE FUNCTION ops._next_webhook_due_ms() RETURNS bigint LANGUAGE sql STABLE AS $$
+-- Milliseconds until the next pending delivery is due (NULL: none), not
+-- counting hosts at host_cap (the dispatcher claims again when it has
+-- recorded results, which frees their slots). NULL when nothing is
+-- pending: the dispatcher then sleeps its naptime (a 0 here kept it
+-- claiming in a loop, a whole core while idle).
+CREATE FUNCTION ops._next_webhook_due_ms(host_cap integer DEFAULT NULL) RETURNS bigint LANGUAGE sql STABLE AS $$
   SELECT CASE WHEN due IS NOT NULL
               THEN greatest(0, (extract(epoch FROM due - clock_timestamp()) * 1000)::bigint) END
-    FROM (SELECT min(next_attempt_at) AS due FROM ops.webhook_deliveries WHERE status = 'pending') d
+    FROM (SELECT min(d.next_attempt_at) AS due FROM ops.webhook_deliveries d
+           WHERE d.status = 'pending'
+             AND d.subscription_id NOT IN (SELECT ops._webhook_full_subscriptions(host_cap))) d
 $$;
 
 -- Re-drives dead deliveries (all, one subscription's, or the given ids):

@@ -2476,3 +2476,65 @@ BEGIN
   END LOOP;
 END $$;
 REVOKE EXECUTE ON FUNCTION ops._key_run_event_partition(regclass) FROM PUBLIC;
+
+-- Webhooks: a limit of requests in flight per host (odooops.webhook_host_concurrency).
+DROP FUNCTION ops._claim_webhook_deliveries(integer, integer, integer);
+DROP FUNCTION ops._next_webhook_due_ms();
+CREATE FUNCTION ops._webhook_host(url text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT lower(substring(url FROM '^https?://([^/?#]+)'))
+$$;
+CREATE FUNCTION ops._webhook_hosts_sending() RETURNS TABLE(host text, n bigint) LANGUAGE sql STABLE AS $$
+  SELECT ops._webhook_host(s.url), count(*)
+    FROM ops.webhook_deliveries d JOIN ops.webhook_subscriptions s ON s.id = d.subscription_id
+   WHERE d.status = 'sending'
+   GROUP BY 1
+$$;
+CREATE FUNCTION ops._webhook_full_subscriptions(host_cap integer) RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $$
+  SELECT s.id FROM ops.webhook_subscriptions s
+    JOIN ops._webhook_hosts_sending() x ON x.host = ops._webhook_host(s.url)
+   WHERE host_cap IS NOT NULL AND x.n >= host_cap
+$$;
+CREATE FUNCTION ops._claim_webhook_deliveries(n integer, claim_ms integer, default_max_attempts integer,
+                                              host_cap integer DEFAULT NULL)
+RETURNS TABLE(id bigint, format text, url text, secret text, event_type text, payload text,
+              attempts integer, max_attempts integer)
+LANGUAGE sql VOLATILE AS $$
+  WITH sending AS (
+    SELECT * FROM ops._webhook_hosts_sending() WHERE host_cap IS NOT NULL
+  ), due AS (
+    SELECT d.id, d.subscription_id, d.next_attempt_at FROM ops.webhook_deliveries d
+     WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+       AND d.subscription_id NOT IN (SELECT ops._webhook_full_subscriptions(host_cap))
+     ORDER BY d.next_attempt_at, d.id
+     LIMIT n FOR UPDATE SKIP LOCKED
+  ), c AS (
+    -- within the batch, no host beyond what it has left of host_cap
+    SELECT due.id FROM (
+      SELECT due.id, ops._webhook_host(s.url) AS host,
+             row_number() OVER (PARTITION BY ops._webhook_host(s.url) ORDER BY due.next_attempt_at, due.id) AS k
+        FROM due JOIN ops.webhook_subscriptions s ON s.id = due.subscription_id) due
+      LEFT JOIN sending x ON x.host = due.host
+     WHERE host_cap IS NULL OR due.k + coalesce(x.n, 0) <= host_cap
+  ), u AS (
+    UPDATE ops.webhook_deliveries d
+       SET status = 'sending', attempts = d.attempts + 1,
+           claimed_until = now() + make_interval(secs => claim_ms / 1000.0), updated_at = now()
+      FROM c WHERE d.id = c.id
+    RETURNING d.id, d.subscription_id, d.event_type, d.payload, d.attempts
+  )
+  SELECT u.id, s.format, s.url, coalesce(k.secret, ''), u.event_type, u.payload::text, u.attempts,
+         coalesce(s.max_attempts, default_max_attempts)
+    FROM u JOIN ops.webhook_subscriptions s ON s.id = u.subscription_id
+    LEFT JOIN ops.webhook_secrets k ON k.subscription_id = s.id
+   ORDER BY u.id
+$$;
+CREATE FUNCTION ops._next_webhook_due_ms(host_cap integer DEFAULT NULL) RETURNS bigint LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN due IS NOT NULL
+              THEN greatest(0, (extract(epoch FROM due - clock_timestamp()) * 1000)::bigint) END
+    FROM (SELECT min(d.next_attempt_at) AS due FROM ops.webhook_deliveries d
+           WHERE d.status = 'pending'
+             AND d.subscription_id NOT IN (SELECT ops._webhook_full_subscriptions(host_cap))) d
+$$;
+REVOKE EXECUTE ON FUNCTION ops._webhook_host(text), ops._webhook_hosts_sending(), ops._webhook_full_subscriptions(integer),
+  ops._claim_webhook_deliveries(integer, integer, integer, integer), ops._next_webhook_due_ms(integer) FROM PUBLIC;
