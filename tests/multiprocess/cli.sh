@@ -27,7 +27,7 @@ json_holds() {
 import json, sys
 d = json.loads(sys.stdin.read())
 env = dict(a.split("=", 1) for a in sys.argv[2:])
-sys.exit(0 if eval(sys.argv[1], {"d": d, **env}) else 1)' "$expr" "$@" <<<"$OUT" ||
+sys.exit(0 if eval("(" + sys.argv[1] + ")", {"d": d, **env}) else 1)' "$expr" "$@" <<<"$OUT" ||
     fail "$what: $expr does not hold for $OUT"
 }
 
@@ -90,6 +90,11 @@ PGHOST=$nowhere expect 69 "$ODOOOPS" runs --json
 PGHOST=$nowhere expect 69 "$CLI/backup.sh" --project cli --env dev --list --json
 PGHOST=$nowhere expect 69 "$CLI/approve.sh" --pending --json
 rmdir "$nowhere"
+PGDATABASE=postgres expect 69 "$CLI/runs.sh"   # a database without odooops
+grep -q '"ops.runs" does not exist' /tmp/odooops-cli.err || fail "runs.sh on a database without odooops: $(cat /tmp/odooops-cli.err)"
+expect 0 "$CLI/demo.sh" --version
+[ "$OUT" = "demo.sh $version" ] || fail "demo.sh --version: $OUT"
+expect 64 "$CLI/demo.sh" no-such-action
 expect 64 "$CLI/runs.sh" --limit
 expect 64 "$CLI/runs.sh" --limit many
 expect 64 "$ODOOOPS" runs --project
@@ -121,12 +126,15 @@ expect 66 "$ODOOOPS" logs --run 999999
 
 # A worker drives the run while the tools wait and follow it.
 expect 75 "$CLI/env_wait_ready.sh" --run "$run" --timeout 1
+# The newest line read spans two lines while the run goes on.
 ( sleep 1; admin "SELECT ops.claim_next_run('cli-worker'); SELECT ops.start_run($run, 'cli-worker', 1);
-                  SELECT ops.append_event($run, 'info', 'building', '{}', 'cli-worker', 1);
-                  SELECT ops.finish_run($run, 'succeeded', '{}', 'cli-worker', 1)" >/dev/null ) &
+                  SELECT ops.append_event($run, 'info', E'building\\nstill building', '{}', 'cli-worker', 1)" >/dev/null
+  sleep 1; admin "SELECT ops.finish_run($run, 'succeeded', '{}', 'cli-worker', 1)" >/dev/null ) &
 expect 0 "$CLI/logs.sh" --run "$run" --follow --interval 0.2
 wait
 grep -q 'building' <<<"$OUT" || fail "logs --follow missed the log line: $OUT"
+grep -qx 'still building' <<<"$OUT" || fail "logs --follow missed the log line's second line: $OUT"
+[ "$(grep -c building <<<"$OUT")" = 2 ] || fail "logs --follow printed a line twice: $OUT"
 grep -q 'running -> succeeded' <<<"$OUT" || fail "logs --follow missed the final transition: $OUT"
 # A message that string building would break: quotes, a backslash, a tab, a newline.
 admin "INSERT INTO ops.run_events (run_id, attempt, kind, level, message, step, stream)
