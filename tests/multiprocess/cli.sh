@@ -220,4 +220,20 @@ expect 0 "$CLI/approve.sh" --pending --json   # the restore's approval was decid
 json_holds "approve --pending --json once decided" \
   'len(d) == 1 and d[0]["id"] == int(approval) and d[0]["subject"] == "destroy"' approval="$approval"
 
+# Several runs: newest first, --limit applies.
+expect 0 "$ODOOOPS" runs --project cli --limit 3 --json
+json_holds "runs --json --limit 3" \
+  'len(d) == 3 and [r["id"] for r in d] == sorted((r["id"] for r in d), reverse=True)
+   and d[0]["workflow"] == "destroy"'
+# A lock that does not come within lock_timeout: worth trying again (75).
+psql -X -q -d "$DB" -c "BEGIN; LOCK ops.runs; SELECT pg_sleep(60); COMMIT" >/dev/null 2>&1 &
+locker=$!
+for _ in $(seq 1 100); do
+  [ "$(admin "SELECT count(*) FROM pg_locks WHERE relation = 'ops.runs'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ] && break
+  sleep 0.1
+done
+PGOPTIONS="-c lock_timeout=100ms" expect 75 "$CLI/runs.sh" --project cli
+admin "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK ops.runs%'" >/dev/null
+wait "$locker" || true
+
 echo "cli: OK: every tool's output, exit codes, --version and --json, through the dispatcher too; $linted"
