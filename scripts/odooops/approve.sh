@@ -1,40 +1,57 @@
 #!/usr/bin/env bash
-# Decides a pending approval (four-eyes: not your own request).
+# Decides a pending approval (four-eyes: not your own request), or lists
+# the pending ones.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 usage() {
   cat <<'TXT'
 Usage: approve.sh --approval ID [--reject] [--reason TEXT]
-       approve.sh --pending [--project SLUG]
+       approve.sh --pending [--project SLUG] [--json]
   --approval ID   the approval to decide (approve unless --reject)
-  --pending       list pending approvals
+  --pending       list pending approvals, one line each:
+                  id subject subject_id requested by USER expires TIME
+  --json          with --pending: one JSON array of objects: id project environment
+                  subject subject_id status requested_by reason created_at expires_at
   --dsn URI       connection
-Exit codes: 0 ok, 2 usage, 3 unknown approval, 4 not allowed (own request,
-missing permission), 5 already decided or expired.
+  --version       the release
+Prints "approval <id> <status>". Not found (66): an unknown approval; not
+allowed (77): your own request, a missing permission; refused (65): already
+decided or expired.
 TXT
+  exit_codes_help
 }
-approval= decision=approved reason= pending= project=
+approval='' decision=approved reason='' pending='' project='' json=''
 while [ $# -gt 0 ]; do
-  take_dsn "$@" && { shift 2; continue; }
   case "$1" in
-    --approval) approval=${2:-}; shift 2 ;;
+    --approval) approval=$(option_value "$@"); shift 2 ;;
     --reject) decision=rejected; shift ;;
-    --reason) reason=${2:-}; shift 2 ;;
+    --reason) reason=$(option_value "$@"); shift 2 ;;
     --pending) pending=1; shift ;;
-    --project) project=${2:-}; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage >&2; die "unknown option $1" ;;
+    --project) project=$(option_value "$@"); shift 2 ;;
+    --json) json=1; shift ;;
+    --dsn) ODOOOPS_DSN=$(option_value "$@"); shift 2 ;;
+    *) other_option "$1" ;;
   esac
 done
+[ -z "$json" ] || [ -n "$pending" ] || die "--json goes with --pending"
 if [ -n "$pending" ]; then
-  sql "SELECT a.id || ' ' || a.subject || ' ' || a.subject_id || ' requested by ' || a.requested_by ||
-              ' expires ' || to_char(a.expires_at, 'YYYY-MM-DD\"T\"HH24:MI:SS')
-         FROM ops.approvals a JOIN ops.projects p ON p.id = a.project_id
-        WHERE a.status = 'pending' AND (:'project' = '' OR p.slug = :'project') ORDER BY a.id" -v project="$project"
-  echo
+  rows="SELECT a.id, p.slug AS project, e.name AS environment, a.subject, a.subject_id, a.status,
+               a.requested_by, a.reason, a.created_at, a.expires_at
+          FROM ops.approvals a JOIN ops.projects p ON p.id = a.project_id
+          JOIN ops.environments e ON e.id = a.environment_id
+         WHERE a.status = 'pending' AND (:'project' = '' OR p.slug = :'project')"
+  if [ -n "$json" ]; then
+    sql_json "$rows" "id" -v project="$project"
+  else
+    sql "SELECT id || ' ' || subject || ' ' || subject_id || ' requested by ' || requested_by ||
+                ' expires ' || to_char(expires_at, 'YYYY-MM-DD\"T\"HH24:MI:SS')
+           FROM ($rows) r ORDER BY id" -v project="$project"
+    echo
+  fi
   exit 0
 fi
-[[ "$approval" =~ ^[0-9]+$ ]] || { usage >&2; die "--approval ID is required"; }
+if ! [[ "$approval" =~ ^[0-9]{1,18}$ ]]; then usage >&2; die "--approval ID is required"; fi
 sql "SELECT 'approval ' || id || ' ' || status FROM ops.decide_approval(:'approval', :'decision', nullif(:'reason', ''))" \
     -v approval="$approval" -v decision="$decision" -v reason="$reason"
 echo

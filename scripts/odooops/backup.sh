@@ -1,39 +1,54 @@
 #!/usr/bin/env bash
-# Requests a backup of an environment (a queued run of workflow backup).
+# Requests a backup of an environment (a queued run of workflow backup), or
+# lists its backups.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 usage() {
   cat <<'TXT'
-Usage: backup.sh --project SLUG --env NAME [--type TYPE] [--list]
+Usage: backup.sh --project SLUG --env NAME [--type TYPE]
+       backup.sh --project SLUG --env NAME --list [--json]
   --type TYPE   manual (default), daily, weekly, monthly, pre_deploy, pre_restore
-  --list        list the environment's backups instead
+  --list        list the environment's backups instead, one line each:
+                id type status size_bytes created_at
+  --json        with --list: one JSON array of objects: id run_id backup_type
+                status size_bytes error created_at completed_at expires_at
   --dsn URI     connection
-Prints "backup <id> run <id> expires <time>".
-Exit codes: 0 ok, 2 usage, 3 unknown environment, 4 permission denied,
-5 refused (e.g. the daily limit of manual backups).
+  --version     the release
+Prints "backup <id> run <id> expires <time>". Not found (66): an unknown
+project or environment; refused (65): e.g. the daily limit of manual backups.
 TXT
+  exit_codes_help
 }
-project= env= type=manual list=
+project='' env='' type=manual list='' json=''
 while [ $# -gt 0 ]; do
-  take_dsn "$@" && { shift 2; continue; }
   case "$1" in
-    --project) project=${2:-}; shift 2 ;;
-    --env) env=${2:-}; shift 2 ;;
-    --type) type=${2:-}; shift 2 ;;
+    --project) project=$(option_value "$@"); shift 2 ;;
+    --env) env=$(option_value "$@"); shift 2 ;;
+    --type) type=$(option_value "$@"); shift 2 ;;
     --list) list=1; shift ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage >&2; die "unknown option $1" ;;
+    --json) json=1; shift ;;
+    --dsn) ODOOOPS_DSN=$(option_value "$@"); shift 2 ;;
+    *) other_option "$1" ;;
   esac
 done
-[ -n "$project" ] && [ -n "$env" ] || { usage >&2; die "--project and --env are required"; }
+if [ -z "$project" ] || [ -z "$env" ]; then usage >&2; die "--project and --env are required"; fi
+[ -z "$json" ] || [ -n "$list" ] || die "--json goes with --list"
 pid=$(sql "SELECT id FROM ops.projects WHERE slug = :'project'" -v project="$project")
-[ -n "$pid" ] || die "no project \"$project\"" 3
+[ -n "$pid" ] || die "no project \"$project\"" "$EX_NOINPUT"
 if [ -n "$list" ]; then
-  sql "SELECT b.id || ' ' || b.backup_type || ' ' || b.status || ' ' || coalesce(b.size_bytes::text, '-') || ' ' ||
-              to_char(b.created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS')
-         FROM ops.backups b JOIN ops.environments e ON e.id = b.environment_id
-        WHERE e.project_id = :'pid' AND e.name = :'env' ORDER BY b.id DESC" -v pid="$pid" -v env="$env"
-  echo
+  rows="SELECT b.id, b.run_id, b.backup_type, b.status, b.size_bytes, b.error,
+               b.created_at, b.completed_at, b.expires_at
+          FROM ops.backups b JOIN ops.environments e ON e.id = b.environment_id
+         WHERE e.project_id = :'pid' AND e.name = :'env'"
+  if [ -n "$json" ]; then
+    sql_json "$rows" "id DESC" -v pid="$pid" -v env="$env"
+  else
+    sql "SELECT concat_ws(' ', id, backup_type, status, coalesce(size_bytes::text, '-'),
+                          to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS'))
+           FROM ($rows) r ORDER BY id DESC" -v pid="$pid" -v env="$env"
+    echo
+  fi
   exit 0
 fi
 sql "SELECT 'backup ' || backup_id || ' run ' || run_id || ' expires ' || to_char(expires_at, 'YYYY-MM-DD\"T\"HH24:MI:SS')

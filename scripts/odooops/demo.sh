@@ -28,9 +28,15 @@ PORT=${ODOOOPS_DEMO_PORT:-54329}
 HTTP_PORT=${ODOOOPS_DEMO_HTTP_PORT:-18069}
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 WORKER_BIN=$ROOT/build/odooops-worker
-export PATH=$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin):$PATH
+PG_BINDIR=$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+export PATH=$PG_BINDIR:$PATH
 
-cluster_running() { [ -f "$PGDIR/env" ] && (source "$PGDIR/env" && pg_isready -q -h "$PGHOST" -p "$PGPORT"); }
+# PGHOST, PGPORT, PGUSER of the private cluster.
+cluster_env() {
+  # shellcheck source=/dev/null # written by tests/harness/cluster.sh start
+  source "$PGDIR/env"
+}
+cluster_running() { [ -f "$PGDIR/env" ] && (cluster_env && pg_isready -q -h "$PGHOST" -p "$PGPORT"); }
 worker_running() { [ -f "$STATE/worker.pid" ] && kill -0 "$(cat "$STATE/worker.pid")" 2>/dev/null; }
 
 stop_all() {
@@ -51,9 +57,13 @@ stop_all() {
 case "${1:-run}" in
   stop) stop_all; exit 0 ;;
   clean) stop_all 2>/dev/null || true; rm -rf "$STATE"; echo "removed $STATE"; exit 0 ;;
-  psql) source "$PGDIR/env"; exec psql -X -d odooops ;;
+  psql) cluster_env; exec psql -X -d odooops ;;
+  --version)
+    # shellcheck source-path=SCRIPTDIR source=lib.sh
+    source scripts/odooops/lib.sh
+    print_version demo.sh ;;
   run) ;;
-  *) echo "usage: $0 [run|stop|clean|psql]" >&2; exit 2 ;;
+  *) echo "usage: $0 [run|stop|clean|psql|--version]" >&2; exit 64 ;;   # EX_USAGE
 esac
 
 echo "==> building odooops and odooops-worker"
@@ -75,7 +85,7 @@ elif ! cluster_running; then
     else pg_ctl -D "$PGDIR/data" -l "$PGDIR/server.log" -w start >/dev/null; fi
   }
 fi
-source "$PGDIR/env"
+cluster_env
 export PGDATABASE=odooops
 psql -X -q -d postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'odooops'" | grep -q 1 \
   || psql -X -q -d postgres -c "CREATE DATABASE odooops"
@@ -144,11 +154,11 @@ echo "run $RUN queued; its events:"
 last=0
 status=queued
 for _ in $(seq 1 1200); do
-  while IFS='|' read -r id at kind level step text; do
+  while IFS='|' read -r id at level step text; do
     [ -n "$id" ] || continue
     printf '  %s %-5s %-18s %s\n' "$at" "$level" "${step:--}" "$text"
     last=$id
-  done < <(psql -X -qAt -c "SELECT id, to_char(created_at, 'HH24:MI:SS.MS'), kind, level, step,
+  done < <(psql -X -qAt -c "SELECT id, to_char(created_at, 'HH24:MI:SS.MS'), level, step,
                                    coalesce(from_status || ' -> ' || to_status, to_status, message)
                               FROM ops.run_events WHERE run_id = $RUN AND id > $last ORDER BY id")
   status=$(psql -X -qAt -c "SELECT status FROM ops.runs WHERE id = $RUN")

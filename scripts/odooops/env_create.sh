@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates an environment of a project and, with --deploy, queues its first deploy.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 usage() {
   cat <<'TXT'
@@ -14,28 +15,32 @@ Usage: env_create.sh --project SLUG --name NAME --stage STAGE [options]
   --deploy SHA            queue a deploy of this commit once created
   --ref REF               git ref of that commit (default: the branch pattern)
   --dsn URI               connection (default: $ODOOOPS_DSN, PG* variables, .odooops/)
-Prints the environment id, and the run id when a deploy was queued.
-Exit codes: 0 ok, 2 usage, 3 unknown project, 4 permission denied, 5 invalid input.
+  --version               the release
+Prints "environment <id>", and "run <id>" when a deploy was queued.
+Not found (66): an unknown project; refused (65): invalid input, a name taken.
 TXT
+  exit_codes_help
 }
-project= name= stage= pattern= db= sha= ref=
+project='' name='' stage='' pattern='' db='' sha='' ref=''
 while [ $# -gt 0 ]; do
-  take_dsn "$@" && { shift 2; continue; }
   case "$1" in
-    --project) project=${2:-}; shift 2 ;;
-    --name) name=${2:-}; shift 2 ;;
-    --stage) stage=${2:-}; shift 2 ;;
-    --branch-pattern) pattern=${2:-}; shift 2 ;;
-    --db-name) db=${2:-}; shift 2 ;;
-    --deploy) sha=${2:-}; shift 2 ;;
-    --ref) ref=${2:-}; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage >&2; die "unknown option $1" ;;
+    --project) project=$(option_value "$@"); shift 2 ;;
+    --name) name=$(option_value "$@"); shift 2 ;;
+    --stage) stage=$(option_value "$@"); shift 2 ;;
+    --branch-pattern) pattern=$(option_value "$@"); shift 2 ;;
+    --db-name) db=$(option_value "$@"); shift 2 ;;
+    --deploy) sha=$(option_value "$@"); shift 2 ;;
+    --ref) ref=$(option_value "$@"); shift 2 ;;
+    --dsn) ODOOOPS_DSN=$(option_value "$@"); shift 2 ;;
+    *) other_option "$1" ;;
   esac
 done
-[ -n "$project" ] && [ -n "$name" ] && [ -n "$stage" ] || { usage >&2; die "--project, --name and --stage are required"; }
+if [ -z "$project" ] || [ -z "$name" ] || [ -z "$stage" ]; then
+  usage >&2
+  die "--project, --name and --stage are required"
+fi
 pid=$(sql "SELECT id FROM ops.projects WHERE slug = :'project'" -v project="$project")
-[ -n "$pid" ] || die "no project \"$project\"" 3
+[ -n "$pid" ] || die "no project \"$project\"" "$EX_NOINPUT"
 env_id=$(sql "INSERT INTO ops.environments (project_id, name, stage, branch_pattern, db_name)
               VALUES (:'pid', :'name', :'stage', nullif(:'pattern', ''),
                       coalesce(nullif(:'db', ''), translate(:'project' || '_' || :'name', '-.', '__')))

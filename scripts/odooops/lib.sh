@@ -1,35 +1,86 @@
-# Shared by the odooops command-line tools: connection, SQL calls with safe
-# parameters, and exit codes derived from SQLSTATEs.
+# shellcheck shell=bash
+# Shared by the odooops command-line tools: exit codes, the options every
+# tool takes (--version, --help; --dsn is the tools' own), connection, and
+# SQL calls with safe parameters whose errors become exit codes.
 #
 # Connection: --dsn URI, else $ODOOOPS_DSN, else the PG* variables, else the
 # private demo cluster in .odooops/ when it exists. The database defaults to
 # "odooops".
-#
-# Exit codes: 0 ok; 1 the run failed or was cancelled; 2 usage; 3 not found
-# (OD002); 4 permission denied (42501); 5 invalid input (OD001, OD004-OD011);
-# 6 timed out; 7 cannot connect; 10 other database error.
+
+# Exit codes, from sysexits.h, the same for every tool (docs/cli.md).
+# Scripts rely on them: change a number only with a new release's notes.
+readonly EX_OK=0 EX_RUN_FAILED=1 EX_USAGE=64 EX_DATAERR=65 EX_NOINPUT=66 \
+  EX_UNAVAILABLE=69 EX_SOFTWARE=70 EX_TEMPFAIL=75 EX_NOPERM=77
+
+# The table every --help ends with.
+exit_codes_help() {
+  echo "Exit codes (the same for every odooops tool):"
+  printf '  %-3s %s\n' \
+    "$EX_OK" "ok" \
+    "$EX_RUN_FAILED" "the run failed or was cancelled (logs --follow, env_wait_ready)" \
+    "$EX_USAGE" "usage: unknown option, missing or malformed argument" \
+    "$EX_DATAERR" "refused: invalid input or not allowed now (OD001, OD004-OD011, 22xxx, 23xxx)" \
+    "$EX_NOINPUT" "not found: no such project, environment, run, backup or approval (OD002)" \
+    "$EX_UNAVAILABLE" "cannot connect, or the database lacks odooops (08xxx, 3F000, 42P01, 42883)" \
+    "$EX_SOFTWARE" "any other database error" \
+    "$EX_TEMPFAIL" "timed out, or try again (--timeout; 57014, 55P03, 40001, 40P01)" \
+    "$EX_NOPERM" "permission denied (42501)"
+}
+
+# The SQLSTATE of a failed call -> the exit code.
+exit_code_for() {
+  case "$1" in
+    OD002) echo "$EX_NOINPUT" ;;
+    42501) echo "$EX_NOPERM" ;;
+    OD001 | OD004 | OD005 | OD006 | OD007 | OD008 | OD009 | OD010 | OD011 | 22??? | 23???) echo "$EX_DATAERR" ;;
+    # The server answers, but not with odooops (or not this version of it):
+    # its schema, tables or functions are missing.
+    08??? | 3F000 | 42P01 | 42883) echo "$EX_UNAVAILABLE" ;;
+    57014 | 55P03 | 40001 | 40P01) echo "$EX_TEMPFAIL" ;;
+    *) echo "$EX_SOFTWARE" ;;
+  esac
+}
 
 ODOOOPS_DSN=${ODOOOPS_DSN:-}
-_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-if [ -z "$ODOOOPS_DSN" ] && [ -z "${PGHOST:-}" ] && [ -f "$_root/.odooops/pg/env" ]; then
-  # shellcheck disable=SC1091
-  source "$_root/.odooops/pg/env"
+# The tools' directory: installed (libexec/odooops) or in the source tree.
+ODOOOPS_TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [ -z "$ODOOOPS_DSN" ] && [ -z "${PGHOST:-}" ] && [ -f "$ODOOOPS_TOOLS_DIR/../../.odooops/pg/env" ]; then
+  # shellcheck source=/dev/null # written by the demo when it starts its cluster
+  source "$ODOOOPS_TOOLS_DIR/../../.odooops/pg/env"
   export PGDATABASE=odooops
 fi
 export PGDATABASE=${PGDATABASE:-odooops}
 
-die() { echo "$(basename "$0"): $1" >&2; exit "${2:-2}"; }
+# die MESSAGE [CODE]: the message on stderr, then exit (default: usage).
+die() { echo "$(basename "$0"): $1" >&2; exit "${2:-$EX_USAGE}"; }
 
-# Parses --dsn from the arguments (the rest are the tool's).
-take_dsn() { if [ "${1:-}" = "--dsn" ]; then ODOOOPS_DSN=${2:?--dsn needs a value}; return 0; fi; return 1; }
+# print_version NAME: "NAME RELEASE" and exit. The release is the
+# extension's default_version in odooops.control, installed beside the tools
+# or in the source tree's control/.
+print_version() {
+  local control=$ODOOOPS_TOOLS_DIR/odooops.control release
+  [ -f "$control" ] || control=$ODOOOPS_TOOLS_DIR/../../control/odooops.control
+  release=$(sed -n "s/^default_version = '\(.*\)'$/\1/p" "$control" 2>/dev/null || true)
+  [ -n "$release" ] || die "no release in $control" "$EX_SOFTWARE"
+  echo "$1 $release"
+  exit "$EX_OK"
+}
 
-exit_code_for() {
+# option_value OPTION [VALUE...]: prints the value that follows an option;
+# a missing one is a usage error. Use as x=$(option_value "$@"); shift 2.
+option_value() {
+  [ $# -ge 2 ] || die "$1 needs a value"
+  printf '%s' "$2"
+}
+
+# other_option OPTION: the last branch of every tool's option loop, after
+# its own options and --dsn: --version and --help print and exit, anything
+# else is a usage error.
+other_option() {
   case "$1" in
-    OD002) echo 3 ;;
-    42501|42883) echo 4 ;;
-    OD001|OD004|OD005|OD006|OD007|OD008|OD009|OD010|OD011|22P02|23505|23514) echo 5 ;;
-    08*) echo 7 ;;
-    *) echo 10 ;;
+    --version) print_version "$(basename "$0")" ;;
+    -h | --help) usage; exit "$EX_OK" ;;
+    *) usage >&2; die "unknown option $1" ;;
   esac
 }
 
@@ -37,9 +88,8 @@ exit_code_for() {
 # psql's :'name' quoting, never spliced), prints unaligned tuples separated
 # by '|'. On error prints the server's message and exits with its code.
 sql() {
-  local query=$1 out status
+  local query=$1 out err state status=0
   shift
-  local err
   err=$(mktemp)
   out=$(psql ${ODOOOPS_DSN:+"$ODOOOPS_DSN"} -X -qAt -v ON_ERROR_STOP=0 -v SHOW_CONTEXT=never "$@" 2>"$err" <<SQL
 $query;
@@ -47,18 +97,32 @@ $query;
 \echo __odooops_error :LAST_ERROR_SQLSTATE
 \endif
 SQL
-  )
-  status=$?
-  if [ $status -ne 0 ] && ! grep -q __odooops_error <<<"$out"; then
-    cat "$err" >&2; rm -f "$err"; exit 7
-  fi
+  ) || status=$?
   if grep -q '^__odooops_error' <<<"$out"; then
-    local state
-    state=$(grep '^__odooops_error' <<<"$out" | awk '{print $2}')
+    state=$(sed -n 's/^__odooops_error //p' <<<"$out")
     sed 's/^psql:<stdin>:[0-9]*: //' "$err" >&2
     rm -f "$err"
     exit "$(exit_code_for "$state")"
   fi
+  if [ "$status" -ne 0 ]; then
+    # psql exits 2 when the connection failed or was lost, 1 on a fatal
+    # error of its own.
+    cat "$err" >&2
+    rm -f "$err"
+    [ "$status" -eq 2 ] && exit "$EX_UNAVAILABLE"
+    exit "$EX_SOFTWARE"
+  fi
   rm -f "$err"
   printf '%s' "$out"
+}
+
+# sql_json ROWS ORDER [-v name=value ...]: prints the rows of the query ROWS
+# as one JSON array of objects (its column names as keys, [] when there are
+# none) in the order of ORDER (columns of ROWS, e.g. "id DESC"; a constant
+# of the tool, never input), built by the server.
+sql_json() {
+  local rows=$1 order=$2
+  shift 2
+  sql "SELECT coalesce(json_agg(r ORDER BY $order), '[]') FROM ($rows) r" "$@"
+  echo
 }

@@ -30,6 +30,7 @@ done
 version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" control/odooops.control)
 [ "$("$root/bin/odooops-worker" --version)" = "odooops-worker $version" ] || fail "worker --version"
 [ "$("$root/bin/odooops" --version)" = "odooops $version" ] || fail "odooops --version"
+[ "$("$root/bin/odooops" runs --version)" = "runs.sh $version" ] || fail "odooops runs --version"
 printed=$("$root/bin/odooops-worker" --odoo-user worker --print-config)
 grep -qx "steps-dir = \"$root/share/odooops/steps\"" <<<"$printed" || fail "the installed worker does not use the installed steps: $(grep steps-dir <<<"$printed")"
 "$root/bin/odooops" runs --help >/dev/null || fail "odooops runs --help"
