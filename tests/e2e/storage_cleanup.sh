@@ -99,7 +99,7 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 [ "$(scalar "SELECT count(*) FROM ops.storage_deletions WHERE $b2_cond AND attempts = 1 AND status = 'pending'
-               AND error LIKE '%unreachable%' AND retry_at > now() + interval '50 seconds'")" = 2 ] \
+               AND error LIKE '%unreachable%' AND retry_at > now() + interval '30 seconds'")" = 2 ] \
   || fail "the failed deletions of $b2: $(scalar "SELECT string_agg(status || ' ' || attempts || ' ' || coalesce(error, '-'), '; ') FROM ops.storage_deletions WHERE $b2_cond")"
 sleep 4   # four deletion intervals: a failed deletion is not hammered
 [ "$(scalar "SELECT sum(attempts) FROM ops.storage_deletions WHERE $b2_cond")" = 2 ] || fail "a failed deletion was tried again before its retry time"
