@@ -165,9 +165,14 @@ SELECT status, location FROM ops.complete_backup(:bk, 'ia-a', :bk_attempt, 'file
   '{"backup": {"filestore": {"location": "file:///ia/backups/ia-shop/bk/filestore.tar", "size_bytes": 1, "sha256": "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}}}');
 RESET SESSION AUTHORIZATION;
 
--- Storage deletions: only the claimer's logins may finish one.
+-- Storage deletions: only the claimer's logins may finish one (of an
+-- object the catalogue marks expired: only those are handed out).
+UPDATE ops.artifacts SET created_at = now() - interval '2 days', expires_at = now() - interval '1 day',
+       expired_at = now()
+ WHERE run_id = :r1 AND name = 'build.log';
 INSERT INTO ops.storage_deletions (object_kind, object_id, location, reason)
-VALUES ('artifact', -88, 'file:///ia/old.log', 'manual') RETURNING id AS del \gset
+SELECT 'artifact', id, location, 'manual' FROM ops.artifacts WHERE run_id = :r1 AND name = 'build.log'
+RETURNING id AS del \gset
 SET SESSION AUTHORIZATION ia_worker_a;
 SELECT count(*) FILTER (WHERE id = :del) AS a_claimed_deletion FROM ops.claim_storage_deletions('ia-a', 1000);
 RESET SESSION AUTHORIZATION;

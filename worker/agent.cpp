@@ -56,6 +56,7 @@ void prune_workspaces(const std::string& state_dir) {
 Agent::Agent(Config cfg)
     : cfg_(std::move(cfg)),
       db_(cfg_.dsn),
+      cleanup_(db_, cfg_),
       plane_retry_(1, 30),
       plane_failures_(60),
       disk_messages_(60) {
@@ -295,6 +296,13 @@ int Agent::run() {
         continue;  // more work may be waiting
       }
       check_now = false;
+      // No run is waiting: delete one expired object, then look for runs
+      // again first, so that a deletion delays a run by one object at most.
+      if (!draining_ && cleanup_.due(monotonic_seconds()) &&
+          cleanup_.delete_one(monotonic_seconds())) {
+        check_now = true;
+        continue;
+      }
       if (cfg_.exit_when_idle > 0 && since(idle_since) >= cfg_.exit_when_idle) {
         log(LogLevel::Info,
             "idle for " + std::to_string(static_cast<int>(cfg_.exit_when_idle)) + " s; exiting");

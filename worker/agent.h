@@ -1,5 +1,7 @@
 // The agent loop: register, heartbeat, wait (LISTEN with a polling
 // fallback), claim, execute, finish with the fencing token; drain on SIGTERM.
+// Between runs, when no run is waiting, it deletes expired objects from
+// storage (storage_cleanup.h), one per turn of the loop.
 // Without a control plane it waits with backoff, for ever (a service), and
 // a SIGTERM ends it at any point; with its disk full it claims nothing.
 #pragma once
@@ -14,6 +16,7 @@
 #include "db.h"
 #include "log.h"
 #include "retry.h"
+#include "storage_cleanup.h"
 
 namespace odooops::worker {
 
@@ -51,6 +54,7 @@ class Agent {
 
   Config cfg_;
   Db db_;
+  StorageCleanup cleanup_;
   std::chrono::steady_clock::time_point last_agent_heartbeat_{};
   std::chrono::steady_clock::time_point last_rescue_{};
   bool draining_ = false;

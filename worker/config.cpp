@@ -284,6 +284,12 @@ const std::vector<Option>& options() {
        [](Config& c,
           const std::string&
               v) { c.multipart_part_size = to_int("multipart-part-size", v, 5LL << 20); }},
+      {"deletion-interval", "ODOOOPS_DELETION_INTERVAL", "SECONDS",
+       "how often an idle worker with --storage looks for expired backups and artifacts to "
+       "delete there (default 60; 0: never)",
+       [](Config& c, const std::string& v) {
+         c.deletion_interval = to_double("deletion-interval", v);
+       }},
       {"log-level", "ODOOOPS_LOG_LEVEL", "LEVEL", "debug, info (default), warning, error",
        [](Config& c, const std::string& v) {
          if (v != "debug" && v != "info" && v != "warning" && v != "error")

@@ -64,6 +64,9 @@ struct Config {
   std::string s3_access_key, s3_secret_key;
   long long multipart_threshold = 16LL << 20;
   long long multipart_part_size = 8LL << 20;
+  // How often an idle worker with storage looks for expired objects to
+  // delete (ops.claim_storage_deletions); 0: never.
+  double deletion_interval = 60;
   std::string log_level = "info";
   std::string version;
   bool print_config = false;  // --print-config: print the resolved settings and exit

@@ -91,4 +91,22 @@ std::string storage_scoped_key(std::string_view root, std::string_view url,
   return key;
 }
 
+void check_deletion_key(std::string_view object_kind, std::string_view key) {
+  std::string_view area;
+  if (object_kind == "backup" || object_kind == "filestore")
+    area = "backups/";
+  else if (object_kind == "artifact")
+    area = "artifacts/";
+  else
+    throw StorageScopeError("unknown kind of stored object \"" + std::string(object_kind) + "\"");
+  // <area><project>/<at least one more segment>, not a listing prefix.
+  const size_t slash =
+      key.substr(0, area.size()) == area ? key.find('/', area.size()) : std::string_view::npos;
+  const bool inside = slash != std::string_view::npos && slash > area.size() &&
+                      slash + 1 < key.size() && key.back() != '/';
+  if (!inside)
+    throw StorageScopeError("a " + std::string(object_kind) + " lies under " + std::string(area) +
+                            "<project>/, not at \"" + std::string(key) + "\"");
+}
+
 }  // namespace odooops::worker

@@ -27,4 +27,10 @@ struct StorageScopeError : std::invalid_argument {
 std::string storage_scoped_key(std::string_view root, std::string_view url,
                                std::string_view project, bool prefix = false);
 
+// Whether the worker may delete the object at `key` (storage_scoped_key's
+// answer) as an expired object of `object_kind`: a backup's dump or
+// filestore archive lies under backups/<project>/, an artifact under
+// artifacts/<project>/, never an area itself. Throws StorageScopeError.
+void check_deletion_key(std::string_view object_kind, std::string_view key);
+
 }  // namespace odooops::worker

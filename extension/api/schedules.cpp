@@ -72,10 +72,12 @@ Datum apply_backup_retention(FunctionCallInfo fcinfo) {
       "   WHERE b.id = ANY ($1) AND b.status = 'completed'"
       "     AND NOT EXISTS (SELECT 1 FROM ops.restores rs WHERE rs.backup_id = b.id"
       "                        AND rs.status IN ('pending_approval', 'queued', 'running'))"
-      "  RETURNING b.id, b.location"
+      "  RETURNING b.id, b.location, b.metadata"
       "), q AS ("
       "  INSERT INTO ops.storage_deletions (object_kind, object_id, location, reason)"
-      "  SELECT 'backup', x.id, x.location, 'retention' FROM x ON CONFLICT DO NOTHING RETURNING 1"
+      "  SELECT o.object_kind, x.id, o.object_location, 'retention'"
+      "    FROM x CROSS JOIN LATERAL ops._backup_objects(x.location, x.metadata) o"
+      "  ON CONFLICT DO NOTHING RETURNING 1"
       ") SELECT count(*)::integer FROM x",
       {INT8ARRAYOID});
 

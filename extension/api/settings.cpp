@@ -19,6 +19,8 @@ int requeue_backoff_max_seconds = 600;
 
 char* repo_url_schemes = nullptr;
 
+int artifact_ttl_seconds = 30 * 86400;
+
 char* database = nullptr;
 bool scheduler_enabled = true;
 bool dispatcher_enabled = true;
@@ -90,6 +92,12 @@ void define() {
       "Comma-separated. file covers file:// URLs and local paths on the worker's host; allow it "
       "only where every project may read every repository the workers can reach.",
       &repo_url_schemes, "https,ssh", PGC_SUSET, 0, check_repo_url_schemes, nullptr, nullptr);
+
+  define_int("odooops.artifact_ttl",
+             "How long a recorded artifact is kept before it expires and its object is deleted.",
+             "ops.record_artifact sets expires_at to now() plus this unless the caller gives one; "
+             "0 keeps artifacts until someone sets expires_at.",
+             &artifact_ttl_seconds, 30 * 86400, 0, 3650 * 86400, PGC_SUSET, GUC_UNIT_S);
 
   DefineCustomStringVariable(
       "odooops.database", "Database in which the odooops background workers run.",

@@ -12,6 +12,9 @@ extern int requeue_backoff_max_seconds;   // odooops.requeue_backoff_max
 // projects
 extern char* repo_url_schemes;  // odooops.repo_url_schemes
 
+// artifacts
+extern int artifact_ttl_seconds;  // odooops.artifact_ttl
+
 // background workers: lifecycle
 extern char* database;              // odooops.database
 extern bool scheduler_enabled;      // odooops.scheduler_enabled

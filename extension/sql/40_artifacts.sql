@@ -19,10 +19,24 @@ CREATE TABLE ops.artifacts (
 COMMENT ON TABLE ops.artifacts IS 'Build outputs (images, logs, SBOMs, archives) with their location and expiry';
 CREATE INDEX artifacts_expiry ON ops.artifacts (expires_at) WHERE expired_at IS NULL AND expires_at IS NOT NULL;
 
+-- When an artifact recorded now expires: now() + odooops.artifact_ttl
+-- (default 30 days; read as "30d" and the like), NULL when that is 0. The
+-- setting is the extension's; without the library loaded the default holds.
+CREATE FUNCTION ops._artifact_expiry() RETURNS timestamptz LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+  SELECT now() + ttl FROM (SELECT coalesce(nullif(current_setting('odooops.artifact_ttl', true), '')::interval,
+                                           interval '30 days') AS ttl) s
+   WHERE ttl > interval '0'
+$$;
+COMMENT ON FUNCTION ops._artifact_expiry IS
+  'When an artifact recorded now expires: now() + odooops.artifact_ttl, or NULL when that is 0';
+
 -- An artifact of a run the worker holds and has started. A worker that lost
 -- the run (requeued, reclaimed, cancelled, finished) is told so with OD003,
 -- like every fenced call, instead of recording nothing. Recording the same
--- name again replaces it.
+-- name again replaces it. Without an expires_at it expires after
+-- odooops.artifact_ttl (ops._artifact_expiry); ops.expire_artifacts then
+-- queues its object for deletion.
 CREATE FUNCTION ops.record_artifact(run_id bigint, worker_id text, attempt integer, kind text, name text,
                                     location text, size_bytes bigint DEFAULT NULL, sha256 text DEFAULT NULL,
                                     metadata jsonb DEFAULT '{}', expires_at timestamptz DEFAULT NULL)
@@ -37,7 +51,8 @@ BEGIN
   -- Share-locked: a concurrent requeue or cancel is seen before the fence is judged.
   r := ops._held_running_run(run_id, worker_id, attempt, false, 'artifacts are recorded while it runs');
   INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
-  VALUES (r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at)
+  VALUES (r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'),
+          coalesce(expires_at, ops._artifact_expiry()))
   ON CONFLICT ON CONSTRAINT artifacts_run_id_name_key DO UPDATE SET location = EXCLUDED.location,
      size_bytes = EXCLUDED.size_bytes,
      sha256 = EXCLUDED.sha256, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at
@@ -45,4 +60,4 @@ BEGIN
   RETURN NEXT artifact_id;
 END $$;
 COMMENT ON FUNCTION ops.record_artifact IS
-  'Records (or replaces) an artifact of a run the worker holds and has started; OD003 once it lost the run';
+  'Records (or replaces) an artifact of a run the worker holds and has started, expiring after odooops.artifact_ttl unless given; OD003 once it lost the run';

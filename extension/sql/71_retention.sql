@@ -45,17 +45,38 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM ops.runs r WHERE r.environment_id = b.environment_id
                           AND r.workflow = 'deploy' AND r.status IN ('queued', 'claimed', 'running')
                           AND r.metadata ->> 'restore_backup_id' = b.id::text)
-    RETURNING b.id, b.location
+    RETURNING b.id, b.location, b.metadata
   ), q AS (
     INSERT INTO ops.storage_deletions (object_kind, object_id, location, reason)
-    SELECT 'backup', x.id, x.location, 'ttl' FROM x
+    SELECT o.object_kind, x.id, o.object_location, 'ttl'
+      FROM x CROSS JOIN LATERAL ops._backup_objects(x.location, x.metadata) o
     ON CONFLICT DO NOTHING RETURNING 1
   ) SELECT count(*) INTO n FROM x;
   RETURN n + ops.apply_backup_retention();
 END $$;
-COMMENT ON FUNCTION ops.expire_backups IS 'Marks backups past retention or TTL expired and queues their objects for deletion';
+COMMENT ON FUNCTION ops.expire_backups IS
+  'Marks backups past retention or TTL expired and queues their dumps and filestore archives for deletion';
 
--- Expires artifacts whose expires_at has passed and queues their objects.
+-- Whether an artifact's location is an object the worker stored for its
+-- project: a clean file:// or s3:// URL under artifacts/<project slug>/.
+-- Anything else a step reported (an image reference, a URL elsewhere, a
+-- path into another project's area) is not the worker's to delete.
+CREATE FUNCTION ops._artifact_in_storage(project_id bigint, location text)
+RETURNS boolean LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(x.path IS NOT NULL
+                  AND _artifact_in_storage.location !~ '[[:cntrl:][:space:]\\%?#]'
+                  AND x.path !~ '//|/\.{1,2}(/|$)'
+                  AND strpos(x.path, '/artifacts/' || (SELECT p.slug FROM ops.projects p
+                                                        WHERE p.id = _artifact_in_storage.project_id) || '/') > 0,
+                  false)
+    FROM (SELECT substring(_artifact_in_storage.location
+                           FROM '^(?:file://|s3://[a-z0-9][a-z0-9.-]{1,62})(/.*)$') AS path) x
+$$;
+COMMENT ON FUNCTION ops._artifact_in_storage IS
+  'Whether an artifact location is a clean file:// or s3:// URL under artifacts/<project slug>/';
+
+-- Expires artifacts whose expires_at has passed (ops.record_artifact sets
+-- it from odooops.artifact_ttl) and queues the objects stored for them.
 CREATE FUNCTION ops.expire_artifacts(max_rows integer DEFAULT 10000) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
   n integer;
@@ -66,11 +87,14 @@ BEGIN
      ORDER BY a.expires_at LIMIT max_rows FOR UPDATE SKIP LOCKED
   ), x AS (
     UPDATE ops.artifacts a SET expired_at = now() FROM due WHERE a.id = due.id
-    RETURNING a.id, a.location
+    RETURNING a.id, a.project_id, a.location
   ), q AS (
     INSERT INTO ops.storage_deletions (object_kind, object_id, location, reason)
-    SELECT 'artifact', x.id, x.location, 'ttl' FROM x ON CONFLICT DO NOTHING RETURNING 1
+    SELECT 'artifact', x.id, x.location, 'ttl' FROM x
+     WHERE ops._artifact_in_storage(x.project_id, x.location)
+    ON CONFLICT DO NOTHING RETURNING 1
   ) SELECT count(*) INTO n FROM x;
   RETURN n;
 END $$;
-COMMENT ON FUNCTION ops.expire_artifacts IS 'Expires artifacts past expires_at and queues their objects for deletion; returns how many';
+COMMENT ON FUNCTION ops.expire_artifacts IS
+  'Expires artifacts past expires_at and queues those stored under artifacts/<project>/ for deletion; returns how many';

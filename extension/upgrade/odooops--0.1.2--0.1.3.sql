@@ -2538,3 +2538,224 @@ CREATE FUNCTION ops._next_webhook_due_ms(host_cap integer DEFAULT NULL) RETURNS 
 $$;
 REVOKE EXECUTE ON FUNCTION ops._webhook_host(text), ops._webhook_hosts_sending(), ops._webhook_full_subscriptions(integer),
   ops._claim_webhook_deliveries(integer, integer, integer, integer), ops._next_webhook_due_ms(integer) FROM PUBLIC;
+-- Storage is cleaned up: a backup's filestore archive is queued for deletion
+-- with its dump, deletions are handed out only for objects the catalogue
+-- marks expired, a failed deletion waits before its retry, and artifacts
+-- expire after odooops.artifact_ttl.
+ALTER TABLE ops.storage_deletions DROP CONSTRAINT storage_deletions_object_kind_check,
+  ADD CONSTRAINT storage_deletions_object_kind_check CHECK (object_kind IN ('backup', 'filestore', 'artifact'));
+ALTER TABLE ops.storage_deletions ADD COLUMN retry_at timestamptz;
+COMMENT ON TABLE ops.storage_deletions IS
+  'Outbox of stored objects (backup dumps and filestore archives, artifacts) to delete, drained by the worker daemon';
+
+CREATE FUNCTION ops._storage_object_expired(object_kind text, object_id bigint, location text)
+RETURNS boolean LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE _storage_object_expired.object_kind
+    WHEN 'backup' THEN EXISTS (
+      SELECT 1 FROM ops.backups b
+       WHERE b.id = _storage_object_expired.object_id AND b.status IN ('expired', 'deleted')
+         AND b.location = _storage_object_expired.location)
+    WHEN 'filestore' THEN EXISTS (
+      SELECT 1 FROM ops.backups b
+       WHERE b.id = _storage_object_expired.object_id AND b.status IN ('expired', 'deleted')
+         AND b.metadata #>> '{backup,filestore,location}' = _storage_object_expired.location)
+    WHEN 'artifact' THEN EXISTS (
+      SELECT 1 FROM ops.artifacts a
+       WHERE a.id = _storage_object_expired.object_id AND a.expired_at IS NOT NULL
+         AND a.location = _storage_object_expired.location)
+    ELSE false END
+$$;
+COMMENT ON FUNCTION ops._storage_object_expired IS
+  'Whether the catalogue marks the backup dump, filestore archive or artifact at a location expired';
+
+CREATE FUNCTION ops._backup_objects(dump_location text, metadata jsonb)
+RETURNS TABLE (object_kind text, object_location text) LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+  SELECT v.kind, v.loc
+    FROM (VALUES ('backup', _backup_objects.dump_location),
+                 ('filestore', _backup_objects.metadata #>> '{backup,filestore,location}')) v(kind, loc)
+   WHERE v.loc IS NOT NULL
+$$;
+COMMENT ON FUNCTION ops._backup_objects IS
+  'The stored objects of a backup: its dump and its filestore archive, with their kinds';
+
+CREATE FUNCTION ops._artifact_in_storage(project_id bigint, location text)
+RETURNS boolean LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(x.path IS NOT NULL
+                  AND _artifact_in_storage.location !~ '[[:cntrl:][:space:]\\%?#]'
+                  AND x.path !~ '//|/\.{1,2}(/|$)'
+                  AND strpos(x.path, '/artifacts/' || (SELECT p.slug FROM ops.projects p
+                                                        WHERE p.id = _artifact_in_storage.project_id) || '/') > 0,
+                  false)
+    FROM (SELECT substring(_artifact_in_storage.location
+                           FROM '^(?:file://|s3://[a-z0-9][a-z0-9.-]{1,62})(/.*)$') AS path) x
+$$;
+COMMENT ON FUNCTION ops._artifact_in_storage IS
+  'Whether an artifact location is a clean file:// or s3:// URL under artifacts/<project slug>/';
+
+CREATE FUNCTION ops._artifact_expiry() RETURNS timestamptz LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+  SELECT now() + ttl FROM (SELECT coalesce(nullif(current_setting('odooops.artifact_ttl', true), '')::interval,
+                                           interval '30 days') AS ttl) s
+   WHERE ttl > interval '0'
+$$;
+COMMENT ON FUNCTION ops._artifact_expiry IS
+  'When an artifact recorded now expires: now() + odooops.artifact_ttl, or NULL when that is 0';
+
+REVOKE EXECUTE ON FUNCTION ops._storage_object_expired(text, bigint, text), ops._backup_objects(text, jsonb),
+  ops._artifact_in_storage(bigint, text), ops._artifact_expiry() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION ops.claim_storage_deletions(worker_id text, n integer DEFAULT 10)
+RETURNS SETOF ops.storage_deletions LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
+  RETURN QUERY
+  WITH c AS (
+    SELECT s.id, ops._storage_object_expired(s.object_kind, s.object_id, s.location) AS expired
+      FROM ops.storage_deletions s
+     WHERE (s.status = 'pending' AND (s.retry_at IS NULL OR s.retry_at <= now()))
+        OR (s.status = 'claimed' AND s.claimed_at < now() - interval '1 hour')
+     ORDER BY s.id LIMIT least(greatest(n, 1), 1000) FOR UPDATE SKIP LOCKED
+  ), refused AS (
+    UPDATE ops.storage_deletions d SET status = 'failed', completed_at = now(), retry_at = NULL,
+           error = format('not deleted: the catalogue does not mark %s %s at %s expired',
+                          d.object_kind, d.object_id, d.location)
+      FROM c WHERE d.id = c.id AND NOT c.expired RETURNING 1
+  )
+  UPDATE ops.storage_deletions d SET status = 'claimed', claimed_by = claim_storage_deletions.worker_id,
+         claimed_at = now(), attempts = d.attempts + 1
+    FROM c WHERE d.id = c.id AND c.expired RETURNING d.*;
+END $$;
+COMMENT ON FUNCTION ops.claim_storage_deletions IS
+  'Claims up to n due storage deletions of expired objects for the worker daemon (others fail, unclaimed)';
+
+CREATE OR REPLACE FUNCTION ops.finish_storage_deletion(deletion_id bigint, ok boolean, error text DEFAULT NULL)
+RETURNS ops.storage_deletions LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  d ops.storage_deletions;
+BEGIN
+  PERFORM ops._check_length('error', error, 8192);
+  IF ok IS NULL THEN
+    PERFORM ops._raise('OD004', 'ok is required');
+  END IF;
+  SELECT * INTO d FROM ops.storage_deletions s WHERE s.id = deletion_id FOR UPDATE;
+  IF NOT FOUND OR d.status <> 'claimed' THEN
+    PERFORM ops._raise('OD002', format('storage deletion %s is not claimed', deletion_id));
+  END IF;
+  IF NOT ops.may_act_as_worker(d.claimed_by) THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('role %s may not act as the worker that claimed storage deletion %s',
+                       quote_ident(ops.invoking_role()), deletion_id),
+      HINT = 'An administrator binds logins to worker ids in ops.worker_logins.';
+  END IF;
+  -- A failure is tried again after 1, 2, 4, 8 minutes; the fifth fails for good.
+  UPDATE ops.storage_deletions s
+     SET status = CASE WHEN ok THEN 'done' WHEN s.attempts >= 5 THEN 'failed' ELSE 'pending' END,
+         completed_at = CASE WHEN ok OR s.attempts >= 5 THEN now() END,
+         retry_at = CASE WHEN NOT ok AND s.attempts < 5
+                         THEN now() + interval '1 minute' * power(2, greatest(s.attempts, 1) - 1) END,
+         error = finish_storage_deletion.error
+   WHERE s.id = d.id RETURNING * INTO d;
+  IF ok AND d.object_kind IN ('backup', 'filestore') THEN
+    -- Deleted once both its dump and its filestore archive are: the backup
+    -- row is locked first, so that two workers finishing the two halves at
+    -- once see each other's outcome.
+    PERFORM 1 FROM ops.backups b WHERE b.id = d.object_id FOR UPDATE;
+    UPDATE ops.backups b SET status = 'deleted'
+     WHERE b.id = d.object_id AND b.status = 'expired'
+       AND NOT EXISTS (SELECT 1 FROM ops.storage_deletions s
+                        WHERE s.object_id = d.object_id AND s.object_kind IN ('backup', 'filestore')
+                          AND s.status <> 'done');
+  END IF;
+  RETURN d;
+END $$;
+COMMENT ON FUNCTION ops.finish_storage_deletion IS
+  'Records the outcome of a claimed storage deletion (retried with backoff; a backup whose objects are all deleted becomes deleted)';
+
+CREATE OR REPLACE FUNCTION ops.expire_backups() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  n integer;
+BEGIN
+  WITH x AS (
+    UPDATE ops.backups b SET status = 'expired', expired_at = now()
+     WHERE b.status = 'completed'
+       AND b.backup_type IN ('manual', 'pre_deploy', 'pre_restore')
+       AND coalesce(b.expires_at, b.completed_at + coalesce(
+             (SELECT r.manual_ttl FROM ops.backup_retention r WHERE r.environment_id = b.environment_id),
+             interval '14 days')) <= now()
+       AND NOT EXISTS (SELECT 1 FROM ops.restores rs WHERE rs.backup_id = b.id
+                          AND rs.status IN ('pending_approval', 'queued', 'running'))
+       AND NOT EXISTS (SELECT 1 FROM ops.runs r WHERE r.environment_id = b.environment_id
+                          AND r.workflow = 'deploy' AND r.status IN ('queued', 'claimed', 'running')
+                          AND r.metadata ->> 'restore_backup_id' = b.id::text)
+    RETURNING b.id, b.location, b.metadata
+  ), q AS (
+    INSERT INTO ops.storage_deletions (object_kind, object_id, location, reason)
+    SELECT o.object_kind, x.id, o.object_location, 'ttl'
+      FROM x CROSS JOIN LATERAL ops._backup_objects(x.location, x.metadata) o
+    ON CONFLICT DO NOTHING RETURNING 1
+  ) SELECT count(*) INTO n FROM x;
+  RETURN n + ops.apply_backup_retention();
+END $$;
+COMMENT ON FUNCTION ops.expire_backups IS
+  'Marks backups past retention or TTL expired and queues their dumps and filestore archives for deletion';
+
+CREATE OR REPLACE FUNCTION ops.expire_artifacts(max_rows integer DEFAULT 10000) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  n integer;
+BEGIN
+  WITH due AS (
+    SELECT a.id FROM ops.artifacts a
+     WHERE a.expired_at IS NULL AND a.expires_at <= now()
+     ORDER BY a.expires_at LIMIT max_rows FOR UPDATE SKIP LOCKED
+  ), x AS (
+    UPDATE ops.artifacts a SET expired_at = now() FROM due WHERE a.id = due.id
+    RETURNING a.id, a.project_id, a.location
+  ), q AS (
+    INSERT INTO ops.storage_deletions (object_kind, object_id, location, reason)
+    SELECT 'artifact', x.id, x.location, 'ttl' FROM x
+     WHERE ops._artifact_in_storage(x.project_id, x.location)
+    ON CONFLICT DO NOTHING RETURNING 1
+  ) SELECT count(*) INTO n FROM x;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION ops.expire_artifacts IS
+  'Expires artifacts past expires_at and queues those stored under artifacts/<project>/ for deletion; returns how many';
+
+CREATE OR REPLACE FUNCTION ops.record_artifact(run_id bigint, worker_id text, attempt integer, kind text, name text,
+                                    location text, size_bytes bigint DEFAULT NULL, sha256 text DEFAULT NULL,
+                                    metadata jsonb DEFAULT '{}', expires_at timestamptz DEFAULT NULL)
+RETURNS SETOF bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r ops.runs;
+  artifact_id bigint;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_length('name', name, 255),
+          ops._check_length('location', location, 2048), ops._check_json_size('metadata', metadata, 262144);
+  PERFORM ops.authorize_worker(worker_id);
+  -- Share-locked: a concurrent requeue or cancel is seen before the fence is judged.
+  r := ops._held_running_run(run_id, worker_id, attempt, false, 'artifacts are recorded while it runs');
+  INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
+  VALUES (r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'),
+          coalesce(expires_at, ops._artifact_expiry()))
+  ON CONFLICT ON CONSTRAINT artifacts_run_id_name_key DO UPDATE SET location = EXCLUDED.location,
+     size_bytes = EXCLUDED.size_bytes,
+     sha256 = EXCLUDED.sha256, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at
+  RETURNING a.id INTO artifact_id;
+  RETURN NEXT artifact_id;
+END $$;
+COMMENT ON FUNCTION ops.record_artifact IS
+  'Records (or replaces) an artifact of a run the worker holds and has started, expiring after odooops.artifact_ttl unless given; OD003 once it lost the run';
+
+-- The filestore archives of backups expired before this version were never
+-- queued: queue them now, for the same reason as their dumps.
+INSERT INTO ops.storage_deletions (object_kind, object_id, location, reason)
+SELECT 'filestore', b.id, b.metadata #>> '{backup,filestore,location}', d.reason
+  FROM ops.backups b JOIN ops.storage_deletions d ON d.object_kind = 'backup' AND d.object_id = b.id
+ WHERE b.status IN ('expired', 'deleted') AND b.metadata #>> '{backup,filestore,location}' IS NOT NULL
+ON CONFLICT DO NOTHING;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+
 using namespace odooops::worker;
 
 TEST(StorageScope, KeysUnderTheRootAndTheProject) {
@@ -51,4 +53,24 @@ TEST(StorageScope, RefusesEverythingElse) {
                StorageScopeError);
   // No root configured: nothing is read or written.
   EXPECT_THROW(storage_scoped_key("", "file:///srv/st/backups/shop/x", "shop"), StorageScopeError);
+}
+
+TEST(StorageScope, DeletesOnlyInTheAreaOfTheObjectKind) {
+  EXPECT_NO_THROW(check_deletion_key("backup", "backups/shop/production/x/db.dump"));
+  EXPECT_NO_THROW(check_deletion_key("filestore", "backups/shop/production/x/filestore.tar"));
+  EXPECT_NO_THROW(check_deletion_key("artifact", "artifacts/shop/run-5/tests.log"));
+  const std::pair<const char*, const char*> bad[] = {
+      {"backup", "artifacts/shop/run-5/tests.log"},
+      {"filestore", "other/shop/x"},
+      {"artifact", "backups/shop/production/x/db.dump"},
+      {"artifact", "artifacts/shop"},
+      {"artifact", "artifacts/shop/"},
+      {"artifact", "artifacts/"},
+      {"backup", "backups"},
+      {"backup", ""},
+      {"backup", "backups/shop/x/"},
+      {"release", "backups/shop/x"},
+  };
+  for (const auto& [kind, key] : bad)
+    EXPECT_THROW(check_deletion_key(kind, key), StorageScopeError) << kind << " " << key;
 }
