@@ -585,6 +585,7 @@ std::string print_config(const Config& cfg) {
       {"min-free-bytes", std::to_string(cfg.min_free_bytes)},
       {"min-free-percent", num(cfg.min_free_percent)},
       {"disk-retry-delay", num(cfg.disk_retry_delay)},
+      {"deletion-interval", num(cfg.deletion_interval)},
       {"steps-dir", cfg.steps_dir},
       {"state-dir", cfg.state_dir},
       {"step-timeout", num(cfg.step_timeout)},

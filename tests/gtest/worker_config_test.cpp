@@ -136,3 +136,23 @@ TEST(WorkerPrintConfig, ReadsBackAsTheSameConfigurationWithoutTheSecret) {
   EXPECT_EQ(second.labels.at("disk"), "ssd");
   EXPECT_FALSE(second.listen);
 }
+
+// Every option of --help is in --print-config (set, or said not to be).
+TEST(WorkerPrintConfig, ShowsEveryOption) {
+  Config cfg;
+  const std::string printed = print_config(cfg), help = usage();
+  size_t at = 0;
+  int options = 0;
+  while ((at = help.find("\n  --", at)) != std::string::npos) {
+    at += 5;
+    const std::string name = help.substr(at, help.find_first_of("= \n", at) - at);
+    if (name == "config" || name == "once" || name == "help" || name == "version" ||
+        name == "print-config")
+      continue;
+    ++options;
+    EXPECT_TRUE(printed.find("\n" + name + " = ") != std::string::npos ||
+                printed.find("# " + name + " is not set") != std::string::npos)
+        << name;
+  }
+  EXPECT_GT(options, 40);
+}
