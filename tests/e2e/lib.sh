@@ -216,6 +216,14 @@ COMMIT;
 SQL
 }
 
+# approve_destroy RUN_ID: approves the destroy run (of production) that waits for it.
+approve_destroy() {
+  local approval
+  approval=$(scalar "SELECT id FROM ops.approvals WHERE subject = 'destroy' AND subject_id = $1 AND status = 'pending'")
+  [ -n "$approval" ] || fail "destroy run $1 asked for no approval"
+  approve "$approval"
+}
+
 # approve_restore RESTORE_ID: approves it if it waits for an approval.
 approve_restore() {
   local approval

@@ -45,7 +45,7 @@ assert_gone() {
   [ "$(on postgres "SELECT count(*) FROM pg_database WHERE datname = '$db'")" = 0 ] || fail "database $db of $env still exists"
   [ "$(on postgres "SELECT count(*) FROM pg_roles WHERE rolname = 'odoo_$db'")" = 0 ] || fail "role odoo_$db of $env still exists"
   [ ! -e "$dir" ] || fail "$dir (filestore $dir/data/filestore/$db) still exists: $(find "$dir" | head -5)"
-  [ -z "$(grep -rlx "$dir" "$STATE/ports" 2>/dev/null)" ] || fail "port $port of $env is still reserved"
+  if grep -rqx "$dir" "$STATE/ports" 2>/dev/null; then fail "port $port of $env is still reserved"; fi
   [ "$(scalar "SELECT status || ',' || (destroyed_at IS NOT NULL) FROM ops.environments WHERE name = '$env'")" = destroyed,true ] \
     || fail "$env is $(scalar "SELECT status FROM ops.environments WHERE name = '$env'") after destroy $destroy"
   [ "$(scalar "SELECT count(*) FROM ops.runs r JOIN ops.environments e ON e.id = r.environment_id
