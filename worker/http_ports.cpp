@@ -76,7 +76,8 @@ int to_port(const std::string& text, const std::string& what) {
 
 PortRange parse_port_range(const std::string& text) {
   const auto dash = text.find('-');
-  if (dash == std::string::npos) throw std::invalid_argument("expected LO-HI, got \"" + text + "\"");
+  if (dash == std::string::npos)
+    throw std::invalid_argument("expected LO-HI, got \"" + text + "\"");
   PortRange r{to_port(text.substr(0, dash), "the first port"),
               to_port(text.substr(dash + 1), "the last port")};
   if (r.first > r.last)

@@ -55,7 +55,7 @@ say "dev-feature-a on $port_a ($(db_of dev-feature-a)), dev-feature-b on $port_b
 out=$(health_as dev-feature-a "$port_a" 2>&1) || fail "dev-feature-a's health check fails on its own Odoo: $out"
 if out=$(health_as dev-feature-a "$port_b" 2>&1); then fail "dev-feature-a's health check passed on dev-feature-b's Odoo: $out"; fi
 [[ $out == *"$(db_of dev-feature-b)"* && $out == *"$(db_of dev-feature-a)"* ]] || fail "the failed health check does not say which database answered: $out"
-say "a health check of dev-feature-a against dev-feature-b's Odoo fails: $out"
+say "a health check of dev-feature-a against dev-feature-b's Odoo fails: ${out%%$'\n'*}"
 
 # A redeploy keeps the port.
 echo "# more" >>"$REPO/addons/acme_sale/__init__.py"; commit "acme_sale touched"
