@@ -101,7 +101,10 @@ std::optional<int> held_http_port(const std::string& state_dir, const std::strin
 int assign_http_port(const std::string& state_dir, const std::string& env_dir, PortRange range,
                      std::optional<int> requested) {
   std::error_code ec;
-  fs::create_directories(ports_dir(state_dir), ec);
+  // The worker's alone, as the rest of its state: the environments' own
+  // users may not list which environments this host runs.
+  if (fs::create_directories(ports_dir(state_dir), ec))
+    fs::permissions(ports_dir(state_dir), fs::perms::owner_all, fs::perm_options::replace, ec);
   const std::optional<int> held = held_http_port(state_dir, env_dir);
   if (held && (!requested || *requested == *held)) return *held;
   if (requested) {

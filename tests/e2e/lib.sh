@@ -53,6 +53,13 @@ e2e_cleanup() {
     userdel "$user" 2>/dev/null || true
   done
   if [ -z "${KEEP_E2E:-}" ]; then
+    # The databases and roles of environments the control plane named itself
+    # (branch and preview environments: <project>_<branch>), if a test
+    # stopped before destroying them.
+    for db in $(psql -X -A -t -d "$CP_DB" -c "SELECT db_name FROM ops.environments WHERE db_name NOT LIKE 'e2e\_%'" 2>/dev/null); do
+      psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+      psql -X -q -d postgres -c "DROP OWNED BY \"odoo_$db\"" -c "DROP ROLE IF EXISTS \"odoo_$db\"" >/dev/null 2>&1 || true
+    done
     for db in $(psql -X -A -t -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_${E2E_NAME//-/_}\\_%' OR datname = '$CP_DB'" 2>/dev/null); do
       psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
     done

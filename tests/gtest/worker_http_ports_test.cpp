@@ -63,6 +63,8 @@ TEST(WorkerHttpPorts, OnePortPerEnvironmentKeptAcrossRuns) {
   const int a = assign_http_port(s.path, s.env("dev-a"), range, std::nullopt);
   const int b = assign_http_port(s.path, s.env("dev-b"), range, std::nullopt);
   EXPECT_NE(a, b);
+  // Closed to the environments' users, as the rest of the worker's state.
+  EXPECT_EQ(fs::status(s.path + "/ports").permissions(), fs::perms::owner_all);
   EXPECT_GE(a, range.first);
   EXPECT_LE(b, range.last);
   EXPECT_EQ(assign_http_port(s.path, s.env("dev-a"), range, std::nullopt), a);
