@@ -245,11 +245,16 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v) { c.docker_host = v; }},
       {"registry", "ODOOOPS_REGISTRY", "HOST[/PATH]", "push built images there (default: no push)",
        [](Config& c, const std::string& v) { c.registry = v; }},
-      {"http-port-base", "ODOOOPS_HTTP_PORT_BASE", "PORT",
-       "an environment listens on PORT + its id unless its settings.http_port says otherwise "
-       "(default 8100)",
+      {"http-ports", "ODOOOPS_HTTP_PORTS", "LO-HI",
+       "the HTTP ports this worker gives its environments, one each, kept across redeploys "
+       "and given back by a destroy (default 20000-29999); an environment's settings.http_port "
+       "is honoured unless another environment holds that port",
        [](Config& c, const std::string& v) {
-         c.http_port_base = static_cast<int>(to_int("http-port-base", v, 1));
+         try {
+           c.http_ports = parse_port_range(v);
+         } catch (const std::invalid_argument& e) {
+           throw ConfigError(std::string("--http-ports: ") + e.what());
+         }
        }},
       {"odoo-db-host", "ODOOOPS_ODOO_DB_HOST", "HOST",
        "PostgreSQL of the environments' databases (default: PGHOST)",

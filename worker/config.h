@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "http_ports.h"
 #include "runtime_profile.h"
 
 namespace odooops::worker {
@@ -54,7 +55,7 @@ struct Config {
   std::string docker_db_host = "127.0.0.1";  // PostgreSQL as the docker runtime's containers see it
   std::string docker_host;                   // Docker API endpoint (unix://...)
   std::string registry;                      // push images here when set
-  int http_port_base = 8100;                 // environment port = base + environment id
+  PortRange http_ports;                      // environments' HTTP ports on this host
   std::string odoo_db_host, odoo_db_port, odoo_db_user;  // databases of the environments
   std::string public_host = "127.0.0.1";
   // storage

@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "disk.h"
+#include "http_ports.h"
 #include "protocol.h"
 #include "signals.h"
 #include "step_runner.h"
@@ -280,6 +281,30 @@ void RunExecution::load_context(const Rows& rows) {
     }
   }
   plan_run_backup(wf);
+  choose_http_port(wf);
+}
+
+// A deploy or restore starts the environment's Odoo: it gets the port the
+// environment holds on this host, or one of its own now (http_ports.h; a
+// port another environment holds fails the run here, before any step).
+// Other workflows only learn the port it holds, if any.
+void RunExecution::choose_http_port(const std::string& workflow) {
+  const bool starts_odoo = workflow == "deploy" || workflow == "restore";
+  std::optional<int> requested;
+  if (env_settings_.contains("http_port")) {
+    const json& v = env_settings_["http_port"];
+    if (v.is_number_integer() && v.get<long long>() >= 1 && v.get<long long>() <= 65535)
+      requested = static_cast<int>(v.get<long long>());
+    else if (starts_odoo)
+      throw std::invalid_argument("settings.http_port " + v.dump() + " is not a port (1 to 65535)");
+  }
+  if (starts_odoo) {
+    http_port_ = assign_http_port(cfg_.state_dir, env_dir_, cfg_.http_ports, requested);
+  } else {
+    http_port_ = held_http_port(cfg_.state_dir, env_dir_);
+    if (!http_port_) http_port_ = requested;
+  }
+  if (http_port_) result_["http_port"] = *http_port_;
 }
 
 // A production deploy, restore or destroy first backs up what it replaces or
@@ -425,9 +450,6 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
   }
   if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   for (const auto& [k, v] : storage_environment(cfg_)) env[k] = v;
-  auto port = env_settings_.contains("http_port") && env_settings_["http_port"].is_number_integer()
-                  ? env_settings_["http_port"].get<long long>()
-                  : cfg_.http_port_base + std::stoll(ctx_.at("environment_id"));
   env["ODOOOPS_RUN_ID"] = std::to_string(run_id_);
   env["ODOOOPS_ATTEMPT"] = std::to_string(attempt_);
   env["ODOOOPS_WORKER_ID"] = worker_;
@@ -460,7 +482,7 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
   env["ODOOOPS_STATE_DIR"] = cfg_.state_dir;
   env["ODOOOPS_RUNTIME"] = runtime_;
   env["ODOOOPS_RUNTIME_PROFILE"] = ctx_.at("runtime_profile");
-  env["ODOOOPS_HTTP_PORT"] = std::to_string(port);
+  env["ODOOOPS_HTTP_PORT"] = http_port_ ? std::to_string(*http_port_) : "";
   env["ODOOOPS_PUBLIC_HOST"] = cfg_.public_host;
   env["ODOO_BIN"] = runtime_values_.odoo_bin;
   env["ODOOOPS_ODOO_ADDONS"] = runtime_values_.odoo_addons;

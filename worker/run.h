@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,7 @@ class RunExecution {
   void load_context(const Rows& rows);
   void export_backup_to_restore(const std::string& refusal_suffix);
   void plan_run_backup(const std::string& workflow);
+  void choose_http_port(const std::string& workflow);
   bool record_run_backup(const std::string& step, std::string& refusal);
   std::map<std::string, std::string> step_environment(const std::string& step_name,
                                                       int index) const;
@@ -129,6 +131,7 @@ class RunExecution {
   std::map<std::string, std::string> exported_;   // ::odooops::env
   std::map<std::string, std::string> extra_env_;  // backup/restore context
   std::string workspace_, env_dir_, runtime_;
+  std::optional<int> http_port_;  // the environment's port on this host (http_ports.h)
   // The backup a production deploy, restore or destroy takes first of what
   // it replaces or removes (ops.record_run_backup names its type:
   // pre_deploy, pre_restore, final): where it goes is chosen by the worker,

@@ -165,8 +165,11 @@ BEGIN
     slug := ops.branch_slug(branch, 40, hashed => true);
   END IF;
   db := ops._environment_db_name(p, 'dev-' || slug, replace(left(p.slug, 20) || '_' || slug, '-', '_'));
+  -- The template's settings, but not its http_port: every environment gets
+  -- a port of its own from its worker (worker/http_ports.h), and branches
+  -- sharing the template's would start on one port.
   INSERT INTO ops.environments (project_id, name, stage, db_name, settings, branch, expires_at)
-  SELECT p.id, 'dev-' || slug, 'development', db, template.settings, branch, now() + ttl
+  SELECT p.id, 'dev-' || slug, 'development', db, template.settings - 'http_port', branch, now() + ttl
    WHERE db IS NOT NULL
   ON CONFLICT DO NOTHING
   RETURNING * INTO env;

@@ -2759,3 +2759,50 @@ SELECT 'filestore', b.id, b.metadata #>> '{backup,filestore,location}', d.reason
   FROM ops.backups b JOIN ops.storage_deletions d ON d.object_kind = 'backup' AND d.object_id = b.id
  WHERE b.status IN ('expired', 'deleted') AND b.metadata #>> '{backup,filestore,location}' IS NOT NULL
 ON CONFLICT DO NOTHING;
+-- A branch's development environment no longer copies its template's
+-- http_port (every environment gets its own port from its worker); the
+-- ones that did give it up, so that they do not all claim one port.
+CREATE OR REPLACE FUNCTION ops._branch_environment(p ops.projects, template ops.environments, branch text,
+                                        OUT env ops.environments, OUT created boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  ttl interval := make_interval(hours => 24 * coalesce((p.settings ->> 'development_ttl_days')::int, 3));
+  slug text;
+  db text;
+BEGIN
+  SELECT * INTO env FROM ops.environments x
+   WHERE x.project_id = p.id AND x.branch = _branch_environment.branch AND x.stage = 'development'
+   ORDER BY x.status = 'destroyed', x.id DESC LIMIT 1;
+  IF FOUND THEN
+    created := env.status = 'destroyed';
+    env := ops._revive_environment(p, env, ttl, 'branch pushed again');
+    RETURN;
+  END IF;
+  slug := ops.branch_slug(branch, 40);
+  IF EXISTS (SELECT 1 FROM ops.environments x WHERE x.project_id = p.id AND x.name = 'dev-' || slug) THEN
+    slug := ops.branch_slug(branch, 40, hashed => true);
+  END IF;
+  db := ops._environment_db_name(p, 'dev-' || slug, replace(left(p.slug, 20) || '_' || slug, '-', '_'));
+  -- The template's settings, but not its http_port: every environment gets
+  -- a port of its own from its worker (worker/http_ports.h), and branches
+  -- sharing the template's would start on one port.
+  INSERT INTO ops.environments (project_id, name, stage, db_name, settings, branch, expires_at)
+  SELECT p.id, 'dev-' || slug, 'development', db, template.settings - 'http_port', branch, now() + ttl
+   WHERE db IS NOT NULL
+  ON CONFLICT DO NOTHING
+  RETURNING * INTO env;
+  IF env.id IS NULL THEN
+    -- Only an environment created by hand under the hashed name (or a
+    -- SHA-256 prefix shared by two branches) gets here.
+    RAISE EXCEPTION USING ERRCODE = 'OD004',
+      MESSAGE = format('cannot create an environment for branch "%s": its name is taken', branch),
+      DETAIL = format('Environment "dev-%s" or its database name already exists.', slug),
+      HINT = 'Rename or destroy that environment, then push again.';
+  END IF;
+  created := true;
+END $$;
+UPDATE ops.environments e SET settings = e.settings - 'http_port', updated_at = now()
+ WHERE e.stage = 'development' AND e.branch IS NOT NULL AND e.settings ? 'http_port'
+   AND EXISTS (SELECT 1 FROM ops.environments t
+                WHERE t.project_id = e.project_id AND t.id <> e.id AND t.branch_pattern IS NOT NULL
+                  AND t.settings -> 'http_port' = e.settings -> 'http_port');

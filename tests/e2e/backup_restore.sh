@@ -149,12 +149,6 @@ say "restore $r5 failed its health check: production has its database back and s
 # Destroying production waits for another member's approval and takes a
 # final backup first; without storage for it, nothing is removed and
 # production serves on.
-approve_destroy() {
-  local approval
-  approval=$(scalar "SELECT id FROM ops.approvals WHERE subject = 'destroy' AND subject_id = $1 AND status = 'pending'")
-  [ -n "$approval" ] || fail "destroy run $1 asked for no approval"
-  approve "$approval"
-}
 kill -TERM "$LAST_WORKER_PID"; wait "$LAST_WORKER_PID" || true
 start_worker nostore
 final_fp=$(data_fingerprint "$PROD")

@@ -114,4 +114,38 @@ health "$PORT_STAGING" | grep -q '"pass"' || fail "the previous staging containe
   || fail "kept database left behind after $s2"
 [ -z "$(find "$STATE/envs/acme/staging/data/filestore" -maxdepth 1 -name '*.pre-deploy-*')" ] || fail "replaced filestore left behind after $s2"
 say "staging (docker) refreshed from backup $latest by $s1; broken deploy $s2 put its database and container back"
+
+# Destroying a containerised environment removes its container, the images
+# only it ran, its database, role and directory (filestore); an image another
+# environment's container still runs stays.
+pm() { "$ROOT/tests/harness/podman.sh" podman "$@"; }
+containers_of() { pm ps -aq --filter "label=org.odooops.environment=$1" | wc -l; }
+staging_image=$(pm inspect --format '{{.ImageName}}' "$staging_container")
+prod_container=$(cat "$STATE/envs/acme/production/container")
+prod_image=$(pm inspect --format '{{.ImageName}}' "$prod_container")
+[ "$staging_image" != "$prod_image" ] || fail "staging and production run the same image $staging_image"
+d1=$(scalar "SELECT id FROM ops.destroy_environment(1, 'staging', 'end-to-end test')")
+wait_status "$d1" succeeded 180
+steps=$(scalar "SELECT string_agg(step, ',' ORDER BY id) FROM ops.run_events WHERE run_id = $d1 AND message LIKE 'step % started'")
+[ "$steps" = "destroy/10-final-backup,destroy/20-remove" ] || fail "docker destroy steps: $steps"
+[ "$(containers_of staging)" = 0 ] || fail "destroy $d1 left containers of staging: $(pm ps -a --filter label=org.odooops.environment=staging)"
+pm image exists "$staging_image" && fail "destroy $d1 left the image $staging_image only staging ran"
+pm image exists "$prod_image" || fail "destroy $d1 removed the image $prod_image production runs"
+[ "$(on postgres "SELECT count(*) FROM pg_database WHERE datname = '$STAGING'")" = 0 ] || fail "destroy $d1 left the database $STAGING"
+[ ! -e "$STATE/envs/acme/staging" ] || fail "destroy $d1 left the directory of staging (filestore)"
+[ "$(scalar "SELECT status FROM ops.environments WHERE name = 'staging'")" = destroyed ] || fail "staging is not destroyed"
+health "$PORT_STAGING" >/dev/null 2>&1 && fail "staging still answers after destroy $d1"
+health "$PORT_PROD" | grep -q '"pass"' || fail "production stopped serving when staging was destroyed"
+say "destroy $d1 of staging removed its container, image $staging_image, database and directory; production serves on"
+
+# Production: after an approval and its final backup, nothing of it is left.
+d2=$(scalar "SELECT id FROM ops.destroy_environment(1, 'production', 'end-to-end test')")
+approve_destroy "$d2"
+wait_status "$d2" succeeded 180
+[ -n "$(scalar "SELECT result ->> 'final_backup_id' FROM ops.runs WHERE id = $d2")" ] || fail "destroy $d2 took no final backup"
+[ "$(pm ps -aq --filter label=org.odooops.project=acme | wc -l)" = 0 ] || fail "destroy $d2 left containers: $(pm ps -a --filter label=org.odooops.project=acme)"
+pm image exists "$prod_image" && fail "destroy $d2 left the image $prod_image"
+[ "$(on postgres "SELECT count(*) FROM pg_database WHERE datname = '$PROD'")" = 0 ] || fail "destroy $d2 left the database $PROD"
+[ ! -e "$STATE/envs/acme/production" ] || fail "destroy $d2 left the directory of production"
+say "destroy $d2 of production: final backup taken, no container, image, database or directory left"
 say "PASS"

@@ -57,6 +57,13 @@ e2e_cleanup() {
     userdel "$user" 2>/dev/null || true
   done
   if [ -z "${KEEP_E2E:-}" ]; then
+    # The databases and roles of environments the control plane named itself
+    # (branch and preview environments: <project>_<branch>), if a test
+    # stopped before destroying them.
+    for db in $(psql -X -A -t -d "$CP_DB" -c "SELECT db_name FROM ops.environments WHERE db_name NOT LIKE 'e2e\_%'" 2>/dev/null); do
+      psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+      psql -X -q -d postgres -c "DROP OWNED BY \"odoo_$db\"" -c "DROP ROLE IF EXISTS \"odoo_$db\"" >/dev/null 2>&1 || true
+    done
     for db in $(psql -X -A -t -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_${E2E_NAME//-/_}\\_%' OR datname = '$CP_DB'" 2>/dev/null); do
       psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
     done
@@ -220,6 +227,14 @@ COMMIT;
 SQL
 }
 
+# approve_destroy RUN_ID: approves the destroy run (of production) that waits for it.
+approve_destroy() {
+  local approval
+  approval=$(scalar "SELECT id FROM ops.approvals WHERE subject = 'destroy' AND subject_id = $1 AND status = 'pending'")
+  [ -n "$approval" ] || fail "destroy run $1 asked for no approval"
+  approve "$approval"
+}
+
 # approve_restore RESTORE_ID: approves it if it waits for an approval.
 approve_restore() {
   local approval
@@ -235,3 +250,33 @@ data_fingerprint() {
 # alive PID: the process exists and is not a zombie (PID 1 of a container may
 # be slow to reap orphans).
 alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null | tr -d ' '); [ -n "$st" ] && [[ $st != Z* ]]; }
+
+# enable_github: project 1 is the GitHub repository acme/shop, its webhooks
+# signed with a secret of the test's (ops.set_project_secret).
+enable_github() {
+  GITHUB_SECRET=e2e-hook-secret-$RANDOM
+  scalar "UPDATE ops.projects SET repo_full_name = 'acme/shop' WHERE id = 1" >/dev/null
+  scalar "SELECT ops.set_project_secret(1, 'github_webhook_secret', '$GITHUB_SECRET')" >/dev/null
+}
+
+# github EVENT JSON_BODY -> ops.ingest_github's answer: a delivery as GitHub
+# sends it (X-Hub-Signature-256 computed here with the secret, by python's hmac).
+github() {
+  local sig delivery
+  sig=sha256=$(python3 -c 'import hashlib, hmac, sys; print(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).hexdigest())' "$GITHUB_SECRET" "$2")
+  delivery=e2e-$E2E_NAME-$RANDOM$RANDOM
+  cp_psql -v event="$1" -v delivery="$delivery" -v sig="$sig" -v body="$2" <<<"SELECT ops.ingest_github(:'event', :'delivery', :'sig', :'body')"
+}
+
+# pull_request_event ACTION NUMBER HEAD_REF HEAD_SHA -> the JSON body.
+pull_request_event() {
+  python3 -c 'import json, sys; a, n, ref, sha = sys.argv[1:]; print(json.dumps({"action": a, "number": int(n),
+    "pull_request": {"number": int(n), "state": "open", "head": {"ref": ref, "sha": sha}, "base": {"ref": "main"}},
+    "repository": {"full_name": "acme/shop"}, "sender": {"login": "dev"}}))' "$@"
+}
+
+# push_event BRANCH SHA -> the JSON body of a push.
+push_event() {
+  python3 -c 'import json, sys; b, sha = sys.argv[1:]; print(json.dumps({"ref": "refs/heads/" + b, "after": sha, "deleted": False,
+    "commits": [{"id": sha}], "repository": {"full_name": "acme/shop"}, "pusher": {"name": "dev"}}))' "$@"
+}

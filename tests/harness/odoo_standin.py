@@ -9,8 +9,10 @@ ir_config_parameter, ir_mail_server, ir_cron, ir_model_data, payment_provider,
 iap_account (a legacy token that fills its varchar(43)),
 res_partner), keeps a filestore under <data-dir>/filestore/<db>, and answers
 GET /web/health like Odoo ({"status": "pass"}; ?db_server_status=1 also probes
-the database). It never claims to be Odoo: every page and log line says
-"stand-in". Test markers make it fail on purpose: a module shipping a file
+the database), POST /web/database/list (its database, as an Odoo started
+with --database) and GET /web/login (a redirect to the database selector
+when its database cannot be read, as Odoo's without a registry). It never
+claims to be Odoo: every page and log line says "stand-in". Test markers make it fail on purpose: a module shipping a file
 FAIL_STANDIN_UPDATE (its update breaks half-way) or FAIL_STANDIN_TESTS (its
 tests fail), and a database whose ir_config_parameter standin.fail_start is
 "true" (it refuses to start on it, as an Odoo that cannot serve a database).
@@ -342,9 +344,28 @@ class StandIn:
                         "standin": True, "database": standin.args.db, "pid": os.getpid(),
                         "addons": standin.addons(), "addons_path": standin.args.addons_path,
                         "release": standin.release()}))
+                if path == "/web/login":
+                    # As Odoo: the login page needs the database's registry;
+                    # without it the request is sent to the database selector.
+                    if standin.psql("SELECT count(*) FROM ir_module_module", check=False).returncode != 0:
+                        self.send_response(303)
+                        self.send_header("Location", "/web/database/selector")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return None
                 if path in ("/", "/web", "/web/login"):
                     return self.answer(200, "<html><body><h1>Odoo stand-in (not Odoo)</h1><p>database %s</p></body></html>"
                                        % standin.args.db, "text/html")
+                return self.answer(404, json.dumps({"error": "not found (Odoo stand-in)"}))
+
+            def do_POST(self):
+                path, _, _ = self.path.partition("?")
+                length = int(self.headers.get("Content-Length") or 0)
+                request = json.loads(self.rfile.read(length) or b"{}")
+                if path == "/web/database/list":
+                    # As Odoo started with --database: that database only.
+                    return self.answer(200, json.dumps({"jsonrpc": "2.0", "id": request.get("id"),
+                                                        "result": [standin.args.db]}))
                 return self.answer(404, json.dumps({"error": "not found (Odoo stand-in)"}))
 
         server = ThreadingHTTPServer((self.args.http_interface, self.args.http_port), Handler)

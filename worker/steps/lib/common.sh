@@ -259,6 +259,36 @@ odoo_os_user_drop() {
   userdel "$ODOO_OS_USER" && echo "removed the operating-system user $ODOO_OS_USER"
 }
 
+# env_remove: the environment is destroyed (its Odoo already stopped): its
+# database and role, its directory (releases, filestore, logs), its
+# operating-system user and its HTTP port go.
+env_remove() {
+  if db_exists "$ODOOOPS_DB_NAME"; then
+    q -d postgres -c "DROP DATABASE \"$ODOOOPS_DB_NAME\" WITH (FORCE)"
+    echo "dropped database $ODOOOPS_DB_NAME"
+  fi
+  env_role_drop
+  echo "dropped the environment's database role $ENV_ROLE"
+  rm -rf "$ENV_DIR"
+  echo "removed $ENV_DIR"
+  odoo_os_user_drop
+  http_port_release
+}
+
+# http_port_release: the environment's HTTP port reservation (the worker's
+# <state>/ports/<port>, holding the environment's directory) is removed, so
+# the port goes to the next environment.
+http_port_release() {
+  local f
+  for f in "$ODOOOPS_STATE_DIR"/ports/*; do
+    if [ -f "$f" ] && [ "$(head -n 1 "$f")" = "$ENV_DIR" ]; then
+      rm -f "$f"
+      echo "released HTTP port $(basename "$f")"
+    fi
+  done
+  return 0
+}
+
 odoo_bin() {
   local bin=${ODOO_BIN:-odoo-bin}
   if [[ $bin != /* ]]; then bin=$(command -v "$bin" || true); fi
@@ -427,13 +457,44 @@ for line in lines:
 PY
 }
 
-# GET /web/health until it answers {"status": "pass"} (default 60 tries, 0.5 s apart).
+# health_probe URL: one check that the Odoo answering at URL is this
+# environment's and serves: GET /web/health?db_server_status=1 passes; it
+# exposes exactly the environment's database (POST /web/database/list: an
+# Odoo started with --database lists that database only); and that
+# database's registry loads (GET /web/login answers the login page, not a
+# redirect to the database selector). Prints what it saw. Returns 0 when
+# all hold, 2 when another database answers (another environment's Odoo on
+# this port: trying again would not help), 1 otherwise.
+health_probe() {
+  local url=$1 body dbs code
+  body=$(curl -fsS --max-time 5 "$url/web/health?db_server_status=1" 2>/dev/null) || body=""
+  [[ $body == *'"pass"'* ]] || { echo "GET /web/health: ${body:-no answer}"; return 1; }
+  dbs=$(curl -fsS --max-time 5 -H 'Content-Type: application/json' \
+          -d '{"jsonrpc": "2.0", "method": "call", "params": {}}' "$url/web/database/list" 2>/dev/null) ||
+    { echo "POST /web/database/list: no answer"; return 1; }
+  dbs=$(json_get "$dbs" result)
+  if [ "$dbs" != "[\"$ODOOOPS_DB_NAME\"]" ]; then
+    echo "the Odoo at $url serves the database(s) ${dbs:-unknown}, not $ODOOOPS_DB_NAME of ${ODOOOPS_ENVIRONMENT:-this environment}: another environment's Odoo holds this port"
+    return 2
+  fi
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 30 "$url/web/login" 2>/dev/null) || true
+  [ "$code" = 200 ] || { echo "GET /web/login: HTTP ${code:-no answer} (the registry of $ODOOOPS_DB_NAME did not load)"; return 1; }
+  echo "$body, serving $ODOOOPS_DB_NAME"
+}
+
+# health_check URL [TRIES]: health_probe until it passes (default 60 tries,
+# 0.5 s apart); fails at once when another database answers.
 health_check() {
-  local url=$1 tries=${2:-${ODOOOPS_HEALTH_TRIES:-60}} body=""
+  local url=$1 tries=${2:-${ODOOOPS_HEALTH_TRIES:-60}} seen="" rc
   for i in $(seq 1 "$tries"); do
-    if body=$(curl -fsS --max-time 5 "$url/web/health?db_server_status=1" 2>/dev/null) && [[ $body == *'"pass"'* ]]; then
-      echo "health check passed after $i attempt(s): $body"
+    rc=0; seen=$(health_probe "$url") || rc=$?
+    if [ "$rc" = 0 ]; then
+      echo "health check passed after $i attempt(s): $seen"
       return 0
+    fi
+    if [ "$rc" = 2 ]; then
+      echo "health check failed: $seen" >&2
+      return 1
     fi
     if [ -n "${HEALTH_PID:-}" ] && ! kill -0 "$HEALTH_PID" 2>/dev/null; then
       tail -n 20 "$LOGDIR/odoo.log" "$LOGDIR/odoo.stdout" >&2 2>/dev/null || true
@@ -443,7 +504,7 @@ health_check() {
     sleep 0.5
   done
   tail -n 20 "$LOGDIR/odoo.log" >&2 2>/dev/null || true
-  echo "GET $url/web/health did not pass after $tries attempts (last answer: ${body:-none}); $(odoo_failure "$LOGDIR/odoo.log" "$(cat "$ENV_DIR/odoo.log-offset" 2>/dev/null || echo 0)")" >&2
+  echo "the health check of $url did not pass after $tries attempts (last: ${seen:-none}); $(odoo_failure "$LOGDIR/odoo.log" "$(cat "$ENV_DIR/odoo.log-offset" 2>/dev/null || echo 0)")" >&2
   return 1
 }
 

@@ -12,6 +12,9 @@ Works against dockerd and against podman's Docker-compatible service.
   docker_api.py stop NAME | start NAME       stop (10 s) / start an existing container
   docker_api.py running NAME                 exit 0 when running
   docker_api.py logs NAME [N]                last N lines of its output
+  docker_api.py containers LABEL=VALUE...    the containers (running or not) with all these labels:
+                                             one "NAME IMAGE_ID" line each
+  docker_api.py remove-image IMAGE           remove an image no container uses; exit 3 when one does
 """
 import base64
 import http.client
@@ -180,6 +183,25 @@ def logs(name, n=50):
     return text.decode(errors="replace")
 
 
+def containers(labels):
+    filters = json.dumps({"label": labels})
+    status, data = request("GET", "/containers/json?all=1&filters=" + urllib.parse.quote(filters))
+    fail_on(status, data, "listing the containers labelled %s" % ", ".join(labels))
+    for c in json.loads(data):
+        name = (c.get("Names") or [c["Id"]])[0].lstrip("/")
+        print(name, c.get("ImageID") or c.get("Image"))
+
+
+def remove_image(image):
+    """Never forced: an image another container still runs stays (exit 3)."""
+    status, data = request("DELETE", "/images/%s" % urllib.parse.quote(image, safe=""))
+    if status == 409:
+        return 3
+    if status != 404:
+        fail_on(status, data, "removing image %s" % image)
+    return 0
+
+
 def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
@@ -201,6 +223,10 @@ def main(argv):
             fail_on(status if status >= 300 else 500, data, "%s container %s" % (cmd, args[0]))
     elif cmd == "running":
         sys.exit(0 if running(args[0]) else 1)
+    elif cmd == "containers":
+        containers(args)
+    elif cmd == "remove-image":
+        sys.exit(remove_image(args[0]))
     elif cmd == "logs":
         sys.stdout.write(logs(args[0], int(args[1]) if len(args) > 1 else 50))
     else:
