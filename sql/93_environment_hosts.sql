@@ -30,8 +30,8 @@ SELECT status FROM ops.finish_run(:d1, 'succeeded', '{}', 'host-a', 1);
 -- queued backup, and in the audit trail.
 SELECT host_worker_id, host_team_id FROM ops.environments WHERE project_id = :p AND name = 'main';
 SELECT host_worker_id FROM ops.runs WHERE id = :b0;
-SELECT actor = current_user AS by_caller, action, subject, payload - 'deploy_run_id' AS payload,
-       (payload ->> 'deploy_run_id')::bigint = :d1 AS names_deploy
+SELECT actor = current_user AS by_caller, action, subject, payload - 'run_id' AS payload,
+       (payload ->> 'run_id')::bigint = :d1 AS names_deploy
   FROM ops.audit_log WHERE project_id = :p ORDER BY id;
 SELECT count(*) AS b_claims_hosted_backup FROM ops.claim_next_run('host-b');
 SELECT id = :b0 AS a_claims_backup FROM ops.claim_next_run('host-a');
@@ -80,7 +80,7 @@ SELECT regress.err(format($$SELECT ops.move_environment(%s, 'main')$$, :p));
 SELECT regress.err(format($$SELECT ops.move_environment(%s, 'main', 'host-b', 'pool')$$, :p));
 SELECT regress.err(format($$SELECT ops.move_environment(%s, 'main', 'host-z')$$, :p));
 SELECT regress.err(format($$SELECT ops.move_environment(%s, 'main', NULL, 'no-such-team')$$, :p));
-SELECT regress.err(format($$SELECT ops.move_environment(%s, 'nope', 'host-b')$$, :p));
+SELECT replace(regress.err(format($$SELECT ops.move_environment(%s, 'nope', 'host-b')$$, :p)), :p::text, '<p>');
 SELECT regress.err(format($$SELECT ops.move_environment(%s, 'main', 'host-b', NULL, repeat('x', 8193))$$, :p));
 SELECT regress.err(format($$SELECT ops.move_environment(%s, 'main', repeat('x', 129))$$, :p));
 SELECT host_worker_id, host_team_id FROM ops.environments WHERE project_id = :p AND name = 'main';
@@ -119,6 +119,22 @@ SELECT ops.run_waiting_reason(:b4);
 -- A team with environments pinned to it cannot be dropped.
 SELECT left(regress.err($$DELETE FROM ops.agent_teams WHERE name = 'pool'$$), 5) AS refused;
 UPDATE ops.runs SET status = 'cancelled', finished_at = now() WHERE status = 'queued';
+
+-- A successful restore makes its worker the host too (it leaves the
+-- database, the filestore and a started Odoo there); a failed one does not.
+SELECT (ops._queue_run_trusted(:p, 'other', NULL, NULL, '{}', 'restore')).id AS x1 \gset
+SELECT id = :x1 AS b_claims_restore FROM ops.claim_next_run('host-b');
+SELECT status FROM ops.start_run(:x1, 'host-b', 1);
+SELECT status FROM ops.finish_run(:x1, 'failed', '{"error": "bad dump"}', 'host-b', 1);
+SELECT host_worker_id FROM ops.environments WHERE project_id = :p AND name = 'other';
+SELECT (ops._queue_run_trusted(:p, 'other', NULL, NULL, '{}', 'restore')).id AS x2 \gset
+SELECT id = :x2 AS pool_1_claims_restore FROM ops.claim_next_run('pool-1');
+SELECT status FROM ops.start_run(:x2, 'pool-1', 1);
+SELECT status FROM ops.finish_run(:x2, 'succeeded', '{}', 'pool-1', 1);
+SELECT host_worker_id FROM ops.environments WHERE project_id = :p AND name = 'other';
+SELECT action, payload ->> 'workflow' AS workflow, (payload ->> 'run_id')::bigint = :x2 AS names_restore
+  FROM ops.audit_log WHERE project_id = :p AND subject_id = (SELECT id FROM ops.environments WHERE project_id = :p AND name = 'other');
+-- Builds of 'other' (as below) still go anywhere.
 
 -- A run requeued after a lost lease keeps its place: it is claimed before
 -- the backlog queued after it (same priority), though after a run of

@@ -2488,7 +2488,7 @@ CREATE INDEX runs_claim_order ON ops.runs (priority DESC, created_at, id) WHERE 
 -- Environment hosts (61_environment_hosts.sql).
 -- Where an environment lives. Its running Odoo, filestore and ports are on
 -- one worker's host: the registered worker that completed its first
--- successful deploy, or a team of workers an operator pinned it to (workers
+-- successful deploy (or restore: both create the state), or a team of workers an operator pinned it to (workers
 -- sharing one host). Every later run that touches that state (deploy,
 -- backup, restore, destroy) is claimed there only; builds and tests, which
 -- work on a checkout and a throw-away database, go to any worker. A run
@@ -2540,8 +2540,9 @@ END $$;
 CREATE TRIGGER runs_route_to_host BEFORE INSERT ON ops.runs
   FOR EACH ROW EXECUTE FUNCTION ops.route_run_to_host();
 
--- The first successful deploy by a registered worker makes that worker the
--- host of an environment that has none; the runs already waiting follow.
+-- The first successful deploy or restore by a registered worker (both leave
+-- a database, a filestore and a started Odoo on its host) makes that worker
+-- the host of an environment that has none; the runs already waiting follow.
 CREATE FUNCTION ops.record_environment_host() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -2560,11 +2561,11 @@ BEGIN
    WHERE r.environment_id = e.id AND r.status = 'queued' AND ops._runs_on_host(r.workflow);
   PERFORM ops.audit(e.project_id, 'environment.host', 'environment', e.id,
                     jsonb_build_object('environment', e.name, 'host_worker_id', e.host_worker_id,
-                                       'deploy_run_id', NEW.id));
+                                       'run_id', NEW.id, 'workflow', NEW.workflow));
   RETURN NULL;
 END $$;
 CREATE TRIGGER runs_record_environment_host AFTER UPDATE OF status ON ops.runs
-  FOR EACH ROW WHEN (NEW.workflow = 'deploy' AND NEW.status = 'succeeded' AND OLD.status <> 'succeeded')
+  FOR EACH ROW WHEN (NEW.workflow IN ('deploy', 'restore') AND NEW.status = 'succeeded' AND OLD.status <> 'succeeded')
   EXECUTE FUNCTION ops.record_environment_host();
 
 -- Moves an environment to another worker or team. A move changes where its
