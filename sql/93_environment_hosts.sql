@@ -84,6 +84,13 @@ SELECT replace(regress.err(format($$SELECT ops.move_environment(%s, 'nope', 'hos
 SELECT regress.err(format($$SELECT ops.move_environment(%s, 'main', 'host-b', NULL, repeat('x', 8193))$$, :p));
 SELECT regress.err(format($$SELECT ops.move_environment(%s, 'main', repeat('x', 129))$$, :p));
 SELECT host_worker_id, host_team_id FROM ops.environments WHERE project_id = :p AND name = 'main';
+-- A direct write of the host by an administrator is refused: it would
+-- leave the waiting runs routed to the old host, unaudited.
+SET ROLE odooops_admin;
+SELECT regress.err(format($$UPDATE ops.environments SET host_worker_id = 'host-b' WHERE project_id = %s AND name = 'main'$$, :p));
+SELECT regress.err(format($$INSERT INTO ops.environments (project_id, name, stage, db_name, host_worker_id)
+                            VALUES (%s, 'pinned', 'development', 'h_pinned', 'host-b')$$, :p));
+RESET ROLE;
 -- An admin moves it to host-b: the waiting deploy follows.
 SELECT regress.as_user('h-admin', format($$SELECT ops.move_environment(%s, 'main', 'host-b', NULL, 'host-a was retired')$$, :p));
 RESET ROLE;

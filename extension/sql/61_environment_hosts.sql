@@ -24,6 +24,31 @@ ALTER TABLE ops.runs ADD COLUMN host_worker_id text CHECK (length(host_worker_id
 COMMENT ON COLUMN ops.runs.host_worker_id IS
   'Only this worker may claim the run: the host of its environment (ops.environments.host_worker_id)';
 
+-- The host changes only through ops.move_environment and the first
+-- deploy or restore (functions owned by the extension owner, which keep the
+-- waiting runs routed and write the audit trail): a direct write by an
+-- administrator is refused. The operator (a superuser or the extension
+-- owner) may still write it, as any row.
+CREATE FUNCTION ops._guard_environment_host() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT coalesce((SELECT pg_catalog.pg_has_role(current_user, x.extowner, 'MEMBER')
+                     FROM pg_catalog.pg_extension x WHERE x.extname = 'odooops'), false) THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('the host of environment "%s" changes only through ops.move_environment', NEW.name);
+  END IF;
+  RETURN NEW;
+END $$;
+COMMENT ON FUNCTION ops._guard_environment_host IS
+  'Refuses a direct write of an environment''s host: it changes through ops.move_environment (audited, waiting runs re-routed)';
+CREATE TRIGGER environments_guard_host_insert BEFORE INSERT ON ops.environments
+  FOR EACH ROW WHEN (NEW.host_worker_id IS NOT NULL OR NEW.host_team_id IS NOT NULL)
+  EXECUTE FUNCTION ops._guard_environment_host();
+CREATE TRIGGER environments_guard_host_update BEFORE UPDATE OF host_worker_id, host_team_id ON ops.environments
+  FOR EACH ROW WHEN (NEW.host_worker_id IS DISTINCT FROM OLD.host_worker_id
+                     OR NEW.host_team_id IS DISTINCT FROM OLD.host_team_id)
+  EXECUTE FUNCTION ops._guard_environment_host();
+
 -- The workflows that read or change an environment's state on its host.
 CREATE FUNCTION ops._runs_on_host(workflow text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
