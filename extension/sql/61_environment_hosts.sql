@@ -58,9 +58,11 @@ COMMENT ON FUNCTION ops._runs_on_host IS
   'Whether runs of a workflow touch their environment''s state and so run on its host (deploy, backup, restore, destroy)';
 
 -- A new run of such a workflow goes where its environment lives. The
--- environment row is share-locked: a move or a first host being recorded
--- either waits for this insert (and then re-routes the run) or finishes
--- first (and the run is routed after it).
+-- environment row is key-share locked (as the foreign key does anyway): a
+-- move or a first host being recorded, which lock it FOR UPDATE, either
+-- waits for this insert (and then re-routes the run) or finishes first (and
+-- this read returns the row they wrote). Ordinary updates of the
+-- environment do not conflict with it.
 CREATE FUNCTION ops.route_run_to_host() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -69,7 +71,7 @@ BEGIN
   IF ops._carried_over(NEW.created_at) OR NOT ops._runs_on_host(NEW.workflow) THEN
     RETURN NEW;   -- restored from a dump with its route, or free to go anywhere
   END IF;
-  SELECT * INTO e FROM ops.environments x WHERE x.id = NEW.environment_id FOR SHARE;
+  SELECT * INTO e FROM ops.environments x WHERE x.id = NEW.environment_id FOR KEY SHARE;
   NEW.host_worker_id := e.host_worker_id;
   NEW.team_id := coalesce(e.host_team_id, NEW.team_id);
   RETURN NEW;
@@ -85,15 +87,20 @@ SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   e ops.environments;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM ops.agents a WHERE a.worker_id = NEW.claimed_by) THEN
-    RETURN NULL;   -- a worker that never registered is not tracked as a host
+  IF NOT EXISTS (SELECT 1 FROM ops.agents a WHERE a.worker_id = NEW.claimed_by)
+     OR NOT EXISTS (SELECT 1 FROM ops.environments x WHERE x.id = NEW.environment_id
+                       AND x.host_worker_id IS NULL AND x.host_team_id IS NULL) THEN
+    RETURN NULL;   -- hosted already, or a worker that never registered (not tracked as a host)
   END IF;
-  UPDATE ops.environments x SET host_worker_id = NEW.claimed_by, updated_at = now()
-   WHERE x.id = NEW.environment_id AND x.host_worker_id IS NULL AND x.host_team_id IS NULL
-  RETURNING * INTO e;
-  IF NOT FOUND THEN
+  -- FOR UPDATE waits for runs being queued (ops.route_run_to_host), so the
+  -- re-routing below sees them.
+  SELECT * INTO e FROM ops.environments x WHERE x.id = NEW.environment_id FOR UPDATE;
+  IF e.host_worker_id IS NOT NULL OR e.host_team_id IS NOT NULL THEN
     RETURN NULL;
   END IF;
+  UPDATE ops.environments x SET host_worker_id = NEW.claimed_by, updated_at = now()
+   WHERE x.id = e.id
+  RETURNING * INTO e;
   UPDATE ops.runs r SET host_worker_id = e.host_worker_id, updated_at = now()
    WHERE r.environment_id = e.id AND r.status = 'queued' AND ops._runs_on_host(r.workflow);
   PERFORM ops.audit(e.project_id, 'environment.host', 'environment', e.id,
