@@ -4,7 +4,9 @@
 # backup of staging is taken by that worker, with staging's filestore in it,
 # even while the other worker is idle and claiming (it takes a build
 # meanwhile, and never the backup). While the host is stopped the backup
-# waits and says why. The Odoo is the stand-in, not Odoo.
+# waits and says why. Then host-a is retired and staging moved to host-b:
+# a deploy and a restore of the backup there bring it back to life. The
+# Odoo is the stand-in, not Odoo.
 source "$(dirname "$0")/lib.sh"
 setup_control_plane
 STATE_B=$WORK/state-b
@@ -50,4 +52,23 @@ tar -tf "$filestore" | grep -q '5c/5c0ffee$' || fail "backup $b holds no staging
 [ "$(scalar "SELECT host_worker_id FROM ops.environments WHERE name = 'staging'")" = host-a ] ||
   fail "the worker that deployed staging is not recorded as its host"
 say "backup $b by host-a holds staging's filestore; host-b holds none of staging's files"
+
+# host-a is retired: staging moves to host-b. A move copies no files: a
+# deploy builds the release on host-b and a restore of the backup brings
+# the filestore there.
+kill -TERM "$HOST_A"; wait "$HOST_A" || true
+kill -KILL "$(cat "$STATE/envs/acme/staging/odoo.pid")" 2>/dev/null || true
+scalar "SELECT 1 FROM ops.move_environment(1, 'staging', 'host-b', NULL, 'host-a retired')" >/dev/null
+[ "$(scalar "SELECT payload ->> 'from_worker' FROM ops.audit_log WHERE action = 'environment.move'")" = host-a ] ||
+  fail "the move is not in the audit trail"
+d2=$(queue staging deploy)
+wait_status "$d2" succeeded 90
+[ "$(scalar "SELECT claimed_by FROM ops.runs WHERE id = $d2")" = host-b ] || fail "deploy $d2 after the move was not taken by host-b"
+r=$(queue_restore "$(backup_of "$b")" staging)
+wait_status "$r" succeeded 120
+[ "$(scalar "SELECT claimed_by FROM ops.runs WHERE id = $r")" = host-b ] || fail "restore $r after the move was not taken by host-b"
+cmp -s "$attachment" "$STATE_B/envs/acme/staging/data/filestore/$STAGING/5c/5c0ffee" ||
+  fail "restore $r did not bring staging's filestore to host-b"
+health "$PORT_STAGING" | grep -q '"pass"' || fail "staging does not serve on host-b"
+say "staging moved to host-b: deploy $d2 and restore $r there brought its release and filestore; it serves"
 say "PASS"
