@@ -48,13 +48,12 @@ namespace {
 // The fast path, one statement: the worker's registration (kinds, teams,
 // status, health), the run's route (its team, its environment's host
 // worker: 61_environment_hosts.sql), candidates locked in claim order with
-// SKIP LOCKED, and the
-// claiming UPDATE with its events for every candidate that is not
-// exclusive. Exclusive candidates come back still queued (status 'queued'
-// in the result) for the environment gate. $1 worker, $2 n, $3 lease
-// seconds, $4 workflows (or NULL). Runs are addressed by `id = ANY(ARRAY(...))`
-// so the generic plan always uses the primary key, whatever it guesses for
-// LIMIT $2.
+// SKIP LOCKED, and the claiming UPDATE with its events for every candidate
+// that is not exclusive. Exclusive candidates come back still queued
+// (status 'queued' in the result) for the environment gate. $1 worker, $2 n,
+// $3 lease seconds, $4 workflows (or NULL). Runs are addressed by
+// `id = ANY(ARRAY(...))` so the generic plan always uses the primary key,
+// whatever it guesses for LIMIT $2.
 constexpr const char* kClaimSql =
     "WITH agent AS ("
     "  SELECT a.status, a.healthy, a.kinds,"
