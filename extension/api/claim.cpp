@@ -1,7 +1,8 @@
 // ops.claim_next_run and ops.claim_runs: hand queued runs to a worker.
 //
 // 1. One statement does the common case: the worker's registration (if
-//    any) limits the workflows and teams; candidates are locked in claim
+//    any) limits the workflows and teams, a run routed to its environment's
+//    host goes to that worker only; candidates are locked in claim
 //    order with FOR UPDATE SKIP LOCKED, so concurrent claimers never wait
 //    for each other and never share a run; every candidate that is not
 //    exclusive is claimed with its event.
@@ -10,6 +11,9 @@
 //    same environment, and a fresh snapshot taken after the lock proves no
 //    other exclusive run is held there. Winners are claimed by a second
 //    UPDATE; losing candidates stay queued.
+// Claim order is priority, then the time the run was first queued
+// (created_at), then id: a run back in the queue after a lost lease or a
+// hand-back keeps its place; available_at only says when it may be claimed.
 #include <set>
 #include <vector>
 
@@ -42,13 +46,14 @@ namespace {
   "    FROM claimed c)"
 
 // The fast path, one statement: the worker's registration (kinds, teams,
-// status, health), candidates locked in claim order with SKIP LOCKED, and the
-// claiming UPDATE with its events for every candidate that is not
-// exclusive. Exclusive candidates come back still queued (status 'queued'
-// in the result) for the environment gate. $1 worker, $2 n, $3 lease
-// seconds, $4 workflows (or NULL). Runs are addressed by `id = ANY(ARRAY(...))`
-// so the generic plan always uses the primary key, whatever it guesses for
-// LIMIT $2.
+// status, health), the run's route (its team, its environment's host
+// worker: 61_environment_hosts.sql), candidates locked in claim order with
+// SKIP LOCKED, and the claiming UPDATE with its events for every candidate
+// that is not exclusive. Exclusive candidates come back still queued
+// (status 'queued' in the result) for the environment gate. $1 worker, $2 n,
+// $3 lease seconds, $4 workflows (or NULL). Runs are addressed by
+// `id = ANY(ARRAY(...))` so the generic plan always uses the primary key,
+// whatever it guesses for LIMIT $2.
 constexpr const char* kClaimSql =
     "WITH agent AS ("
     "  SELECT a.status, a.healthy, a.kinds,"
@@ -63,21 +68,22 @@ constexpr const char* kClaimSql =
     "agent)::text[]))"
     "     AND ($4::text[] IS NULL OR r.workflow = ANY ($4))"
     "     AND (r.team_id IS NULL OR r.team_id = ANY (coalesce((SELECT teams FROM agent), '{}')))"
+    "     AND (r.host_worker_id IS NULL OR r.host_worker_id = $1)"
     "     AND (NOT r.exclusive OR NOT EXISTS ("
     "          SELECT 1 FROM ops.runs h WHERE h.environment_id = r.environment_id"
     "             AND h.exclusive AND h.status IN ('claimed', 'running')))"
-    "   ORDER BY r.priority DESC, r.available_at, r.id"
+    "   ORDER BY r.priority DESC, r.created_at, r.id"
     "   LIMIT $2 FOR UPDATE OF r SKIP LOCKED"
     "), " ODOOOPS_CLAIM_CTES("ANY (ARRAY(SELECT c.id FROM candidate c WHERE NOT c.exclusive))")
     " SELECT * FROM claimed"
     "  UNION ALL"
     "  SELECT r.* FROM ops.runs r"
     "   WHERE r.id = ANY (ARRAY(SELECT c.id FROM candidate c WHERE c.exclusive))"
-    "  ORDER BY priority DESC, available_at, id";
+    "  ORDER BY priority DESC, created_at, id";
 
 // Claims exclusive runs that passed the environment gate ($2: their ids).
 constexpr const char* kClaimGatedSql = "WITH " ODOOOPS_CLAIM_CTES(
-    "ANY ($2)") " SELECT * FROM claimed ORDER BY priority DESC, available_at, id";
+    "ANY ($2)") " SELECT * FROM claimed ORDER BY priority DESC, created_at, id";
 
 struct Candidate {
   int64_t run_id;

@@ -11,7 +11,9 @@ namespace odooops {
 // Exponential backoff: base * 2^(attempt - 1), capped at `cap_seconds`.
 // `attempt` is the attempt that just expired (1 for the first claim).
 // Deterministic on purpose: jitter would make requeue order untestable, and
-// the claim order (priority, available_at, id) already spreads the work.
+// the claim order (priority, created_at, id) already spreads the work. The
+// delay only says when the run may be claimed again: it keeps its place in
+// that order.
 int requeue_delay_seconds(int attempt, int base_seconds, int cap_seconds);
 
 struct ExpiryDecision {

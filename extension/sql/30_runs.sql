@@ -58,8 +58,10 @@ ALTER TABLE ops.runs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacu
 COMMENT ON TABLE ops.runs IS 'The run queue: one row per requested build, test, deploy, backup, restore or destroy';
 COMMENT ON COLUMN ops.runs.attempt IS 'Fencing token: incremented by every claim; worker calls must present it';
 
--- The claim path: queued runs in claim order, and nothing else.
-CREATE INDEX runs_claim_order ON ops.runs (priority DESC, available_at, id) WHERE status = 'queued';
+-- The claim path: queued runs in claim order, and nothing else. The order is
+-- priority, then when the run was first queued: a run requeued after a lost
+-- lease keeps its place (available_at only gates when it may be claimed).
+CREATE INDEX runs_claim_order ON ops.runs (priority DESC, created_at, id) WHERE status = 'queued';
 -- The stale-run detector: held runs by lease expiry.
 CREATE INDEX runs_held_by_lease ON ops.runs (lease_expires_at) WHERE status IN ('claimed', 'running');
 -- Backstop for the per-environment exclusivity the claim enforces.

@@ -56,6 +56,8 @@ GRANT EXECUTE ON FUNCTION
   ops.decide_approval(bigint, text, text),
   ops.create_project(text, text, text, text),
   ops.destroy_environment(bigint, text, text),
+  ops.move_environment(bigint, text, text, text, text),
+  ops.run_waiting_reason(bigint),
   ops.rollback_release(bigint, text),
   ops.set_project_secret(bigint, text, text),
   ops.user_has_permission(bigint, text, bigint),

@@ -78,6 +78,7 @@ say "deploy $d refused to report staging ready while a real mail server was acti
 # the restore leaves it stopped until its next deploy).
 kill -TERM "$LAST_WORKER_PID"; wait "$LAST_WORKER_PID" || true
 start_worker filew --storage "file://$WORK/backups"
+rehost filew production staging
 b2=$(queue_backup production)
 wait_status "$b2" succeeded 120
 bid2=$(backup_of "$b2")
@@ -151,6 +152,7 @@ say "restore $r5 failed its health check: production has its database back and s
 # production serves on.
 kill -TERM "$LAST_WORKER_PID"; wait "$LAST_WORKER_PID" || true
 start_worker nostore
+rehost nostore production
 final_fp=$(data_fingerprint "$PROD")
 d1=$(scalar "SELECT id FROM ops.destroy_environment(1, 'production', 'end-to-end test')")
 sleep 2
@@ -165,6 +167,7 @@ scalar "SELECT error FROM ops.runs WHERE id = $d1" | grep -q "no storage configu
 health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve after the refused destroy $d1"
 kill -TERM "$LAST_WORKER_PID"; wait "$LAST_WORKER_PID" || true
 start_worker filew --storage "file://$WORK/backups"
+rehost filew production
 d2=$(scalar "SELECT id FROM ops.destroy_environment(1, 'production', 'end-to-end test')")
 approve_destroy "$d2"
 wait_status "$d2" succeeded 180

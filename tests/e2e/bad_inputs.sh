@@ -132,6 +132,7 @@ kill -TERM "$LAST_WORKER_PID"; wait "$LAST_WORKER_PID" || true
 
 # A corrupted backup: the restore fails at the checksum, staging keeps serving its data
 start_worker corrupt --storage "file://$WORK/backups"
+rehost corrupt staging
 psql -X -q -d e2e_bad_inputs_staging -c "UPDATE res_partner SET name = 'staging original' WHERE id = 1"
 before=$(data_fingerprint e2e_bad_inputs_staging)
 b=$(queue_backup staging); wait_status "$b" succeeded 60

@@ -145,6 +145,21 @@ start_worker() {
   LAST_WORKER_PID=$!
 }
 
+# rehost WORKER ENV...: the operator moves environments to WORKER
+# (ops.move_environment), once it registered: a worker that replaced another
+# on the same host takes over its environments, whose files it shares (the
+# workers of a test share one state directory).
+rehost() {
+  local worker=$1 env; shift
+  for _ in $(seq 1 100); do
+    [ "$(scalar "SELECT count(*) FROM ops.agents WHERE worker_id = '$worker'")" = 1 ] && break
+    sleep 0.1
+  done
+  for env in "$@"; do
+    scalar "SELECT 1 FROM ops.move_environment(1, '$env', '$worker', NULL, 'worker replaced on the same host')" >/dev/null
+  done
+}
+
 # commit MESSAGE: commits everything in the test's repository, sets SHA.
 commit() {
   git -C "$REPO" -c user.email=t@example.com -c user.name=test add -A

@@ -69,6 +69,7 @@ fi
 say "development: deploy $d installed oo_notes ($SERIES.1.0) and oo_extra on a new database; Odoo runs as uid $uid, /web/login 200"
 kill -TERM "${WORKER_PIDS[@]}"; wait "${WORKER_PIDS[@]}" 2>/dev/null || true; WORKER_PIDS=()
 start_worker ro --kinds build,test,deploy,backup,restore,destroy --storage "file://$WORK/backups"
+rehost ro dev
 b=$(queue dev build); wait_status "$b" succeeded "$T"
 [ "$(scalar "SELECT string_agg(a->>'name', ',' ORDER BY a->>'name') FROM ops.runs, jsonb_array_elements(result->'addons') a WHERE id = $b")" = oo_extra,oo_notes ] \
   || fail "build $b found: $(result "$b" addons)"
