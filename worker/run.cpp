@@ -298,11 +298,17 @@ void RunExecution::choose_http_port(const std::string& workflow) {
     else if (starts_odoo)
       throw std::invalid_argument("settings.http_port " + v.dump() + " is not a port (1 to 65535)");
   }
+  // The second port: Odoo's websocket (gevent) server, which a
+  // multi-process Odoo runs beside its HTTP workers; reserved the same way,
+  // under the key <env dir>#websocket.
+  const std::string websocket_key = env_dir_ + "#websocket";
   if (starts_odoo) {
     http_port_ = assign_http_port(cfg_.state_dir, env_dir_, cfg_.http_ports, requested);
+    websocket_port_ = assign_http_port(cfg_.state_dir, websocket_key, cfg_.http_ports, std::nullopt);
   } else {
     http_port_ = held_http_port(cfg_.state_dir, env_dir_);
     if (!http_port_) http_port_ = requested;
+    websocket_port_ = held_http_port(cfg_.state_dir, websocket_key);
   }
   if (http_port_) result_["http_port"] = *http_port_;
 }
@@ -483,6 +489,7 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
   env["ODOOOPS_RUNTIME"] = runtime_;
   env["ODOOOPS_RUNTIME_PROFILE"] = ctx_.at("runtime_profile");
   env["ODOOOPS_HTTP_PORT"] = http_port_ ? std::to_string(*http_port_) : "";
+  env["ODOOOPS_WEBSOCKET_PORT"] = websocket_port_ ? std::to_string(*websocket_port_) : "";
   env["ODOOOPS_PUBLIC_HOST"] = cfg_.public_host;
   env["ODOO_BIN"] = runtime_values_.odoo_bin;
   env["ODOOOPS_ODOO_ADDONS"] = runtime_values_.odoo_addons;

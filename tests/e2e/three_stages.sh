@@ -76,6 +76,30 @@ on "$PROD" "CREATE TABLE base_automation (id serial PRIMARY KEY, name varchar NO
 on "$PROD" "INSERT INTO ir_config_parameter (key, value) VALUES ('acme_sale.erp_url', 'https://erp.example.com/orders')"
 say "production: deploy $d1 serves $SHA1 (release $R1); production data written"
 
+# Production's Odoo runs as production Odoo does: its own database only,
+# the database manager off behind a strong master password, behind a proxy,
+# multi-process (2 x CPUs + 1) with its websocket server on a port of its own.
+conf=$STATE/envs/acme/production/odoo.conf
+conf_get() { sed -n "s/^$1 = //p" "$conf"; }
+[ "$(conf_get db_name)" = "$PROD" ] && [ "$(conf_get dbfilter)" = "^$PROD\$" ] || fail "production's Odoo is not limited to $PROD: $(cat "$conf")"
+[ "$(conf_get list_db)" = False ] && [ "$(conf_get proxy_mode)" = True ] || fail "database manager or proxy mode: $(cat "$conf")"
+workers=$(conf_get workers)
+[ "$workers" = $((2 * $(nproc) + 1 > 17 ? 17 : 2 * $(nproc) + 1)) ] || fail "production runs $workers workers on $(nproc) CPUs"
+ws=$(conf_get gevent_port)
+[ -n "$ws" ] && [ "$ws" != "$PORT_PROD" ] || fail "production's websocket port is ${ws:-missing}"
+pw=$(conf_get admin_passwd)
+[ "${#pw}" -ge 32 ] && [ "$pw" != admin ] || fail "weak master password"
+[ "$(stat -c %a "$conf")" = 640 ] || fail "odoo.conf is $(stat -c %a "$conf"), not 640"
+[ "$(stat -c %a "$STATE/secrets/$(tr '\0' '\n' <"/proc/$(cat "$STATE/envs/acme/production/odoo.pid")/environ" | sed -n 's/^PGUSER=//p').admin_passwd")" = 600 ] ||
+  fail "the master password's secret is not the worker's alone"
+listed=$(curl -sS -H 'Content-Type: application/json' -d '{"jsonrpc": "2.0", "method": "call", "params": {}}' "http://127.0.0.1:$PORT_PROD/web/database/list")
+[[ $listed == *AccessDenied* ]] || fail "production lists its databases: $listed"
+# A configuration odoo-bin refuses is refused by the stand-in too.
+printf '[options]\nworkers = many\n' >"$WORK/bad.conf"
+if out=$(python3 "$STANDIN" -c "$WORK/bad.conf" -d x --stop-after-init 2>&1); then fail "the stand-in took workers = many"; fi
+[[ $out == *"option workers: invalid integer value: 'many'"* ]] || fail "the stand-in's refusal: $out"
+say "production: $workers workers, websocket on $ws, database $PROD only, database manager off, master password kept secret"
+
 # ------------------------------------------- staging before any production backup
 # Staging runs a newer commit (acme_stock 1.1): with no production backup
 # yet it starts on a new database, and says so.

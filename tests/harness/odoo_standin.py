@@ -10,8 +10,11 @@ iap_account (a legacy token that fills its varchar(43)),
 res_partner), keeps a filestore under <data-dir>/filestore/<db>, and answers
 GET /web/health like Odoo ({"status": "pass"}; ?db_server_status=1 also probes
 the database), POST /web/database/list (its database, as an Odoo started
-with --database) and GET /web/login (a redirect to the database selector
-when its database cannot be read, as Odoo's without a registry). It never
+with --database; refused with list_db = False), POST /jsonrpc db.db_exist
+(whether it can open a database: its own) and GET /web/login (a redirect
+to the database selector when its database cannot be read, as Odoo's
+without a registry). It reads an odoo-bin configuration file (-c) as
+odoo-bin does, and refuses one whose integer options are not integers. It never
 claims to be Odoo: every page and log line says "stand-in". Test markers make it fail on purpose: a module shipping a file
 FAIL_STANDIN_UPDATE (its update breaks half-way) or FAIL_STANDIN_TESTS (its
 tests fail), and a database whose ir_config_parameter standin.fail_start is
@@ -138,8 +141,43 @@ def option_parser(prog):
     return p
 
 
+# Options of an odoo-bin configuration file that Odoo casts to integers
+# (optparse's int type): a value that is not one stops odoo-bin at start.
+CONFIG_INTEGERS = ("workers", "max_cron_threads", "limit_time_cpu", "limit_time_real",
+                   "limit_time_real_cron", "limit_memory_soft", "limit_memory_hard",
+                   "limit_request", "gevent_port", "http_port", "db_port", "db_maxconn")
+
+
+def read_config(path):
+    """The [options] of an odoo-bin -c file, read as Odoo reads them
+    (RawConfigParser, True/False words as booleans, integer options cast or
+    refused with optparse's wording)."""
+    import configparser
+    p = configparser.RawConfigParser()
+    p.read([path])
+    options = {}
+    if p.has_section("options"):
+        for name, value in p.items("options"):
+            if value in ("True", "true"):
+                value = True
+            elif value in ("False", "false"):
+                value = False
+            elif name in CONFIG_INTEGERS:
+                try:
+                    value = int(value)
+                except ValueError:
+                    sys.exit("odoo_standin.py: error: option %s: invalid integer value: %r" % (name, value))
+            options[name] = value
+    return options
+
+
 def parse_args(argv):
-    return option_parser("odoo_standin.py").parse_args(argv)
+    args = option_parser("odoo_standin.py").parse_args(argv)
+    args.options = read_config(args.config) if args.config else {}
+    # As odoo-bin: the command line wins over the file.
+    if not args.db and args.options.get("db_name"):
+        args.db = args.options["db_name"]
+    return args
 
 
 def is_addons_dir(path):
@@ -363,9 +401,22 @@ class StandIn:
                 length = int(self.headers.get("Content-Length") or 0)
                 request = json.loads(self.rfile.read(length) or b"{}")
                 if path == "/web/database/list":
-                    # As Odoo started with --database: that database only.
+                    # As Odoo started with --database: that database only;
+                    # with list_db = False, refused (the database manager is off).
+                    if standin.args.options.get("list_db") is False:
+                        return self.answer(200, json.dumps({"jsonrpc": "2.0", "id": request.get("id"), "error": {
+                            "code": 200, "message": "Odoo Server Error",
+                            "data": {"name": "odoo.exceptions.AccessDenied", "message": "Access Denied"}}}))
                     return self.answer(200, json.dumps({"jsonrpc": "2.0", "id": request.get("id"),
                                                         "result": [standin.args.db]}))
+                if path == "/jsonrpc":
+                    # db.db_exist as Odoo answers it: whether this server can
+                    # open the database (the stand-in opens its own only).
+                    params = request.get("params") or {}
+                    if params.get("service") == "db" and params.get("method") == "db_exist":
+                        name = (params.get("args") or [None])[0]
+                        ok = name == standin.args.db and standin.psql("SELECT 1", check=False).returncode == 0
+                        return self.answer(200, json.dumps({"jsonrpc": "2.0", "id": request.get("id"), "result": ok}))
                 return self.answer(404, json.dumps({"error": "not found (Odoo stand-in)"}))
 
         server = ThreadingHTTPServer((self.args.http_interface, self.args.http_port), Handler)

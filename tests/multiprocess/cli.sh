@@ -15,8 +15,8 @@ admin() { psql -X -qAt -v ON_ERROR_STOP=1 -d "$DB" -c "$1"; }
 expect() {
   local want=$1 got=0
   shift
-  OUT=$("$@" 2>/tmp/odooops-cli.err) || got=$?
-  [ "$got" = "$want" ] || fail "$* exited $got, expected $want (stdout: $OUT; stderr: $(cat /tmp/odooops-cli.err))"
+  OUT=$("$@" 2>"$ERR") || got=$?
+  [ "$got" = "$want" ] || fail "$* exited $got, expected $want (stdout: $OUT; stderr: $(cat "$ERR"))"
 }
 # json_holds WHAT EXPR [NAME=VALUE...]: $OUT parses as JSON (d) and the
 # Python expression EXPR holds for it; each NAME is bound to its VALUE.
@@ -41,9 +41,11 @@ else
 fi
 
 PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+ERR=$(mktemp /tmp/odooops-cli-err.XXXXXX)   # this run's own: tests may run side by side
 cleanup() {
   PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
     -c "DROP ROLE IF EXISTS cli_owner" >/dev/null 2>&1 || true
+  rm -f "$ERR"
 }
 trap cleanup EXIT
 admin "CREATE EXTENSION odooops; INSERT INTO ops.projects (slug, name) VALUES ('cli', 'CLI')" >/dev/null
@@ -83,7 +85,7 @@ args_of() {
 for tool in "${TOOLS[@]}"; do
   read -ra args <<<"$(args_of "$tool")"
   PGHOST=$nowhere expect 69 "$CLI/$tool.sh" "${args[@]}"
-  grep -q "$nowhere" /tmp/odooops-cli.err || fail "$tool.sh without a server does not say where it tried: $(cat /tmp/odooops-cli.err)"
+  grep -q "$nowhere" "$ERR" || fail "$tool.sh without a server does not say where it tried: $(cat "$ERR")"
   expect 69 "$CLI/$tool.sh" --dsn "postgresql:///$DB?host=$nowhere" "${args[@]}"
 done
 PGHOST=$nowhere expect 69 "$ODOOOPS" runs --json
@@ -91,7 +93,7 @@ PGHOST=$nowhere expect 69 "$CLI/backup.sh" --project cli --env dev --list --json
 PGHOST=$nowhere expect 69 "$CLI/approve.sh" --pending --json
 rmdir "$nowhere"
 PGDATABASE=postgres expect 69 "$CLI/runs.sh"   # a database without odooops
-grep -q '"ops.runs" does not exist' /tmp/odooops-cli.err || fail "runs.sh on a database without odooops: $(cat /tmp/odooops-cli.err)"
+grep -q '"ops.runs" does not exist' "$ERR" || fail "runs.sh on a database without odooops: $(cat "$ERR")"
 expect 0 "$CLI/demo.sh" --version
 [ "$OUT" = "demo.sh $version" ] || fail "demo.sh --version: $OUT"
 expect 64 "$CLI/demo.sh" no-such-action

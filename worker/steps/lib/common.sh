@@ -281,10 +281,11 @@ env_remove() {
 http_port_release() {
   local f
   for f in "$ODOOOPS_STATE_DIR"/ports/*; do
-    if [ -f "$f" ] && [ "$(head -n 1 "$f")" = "$ENV_DIR" ]; then
-      rm -f "$f"
-      echo "released HTTP port $(basename "$f")"
-    fi
+    case $([ -f "$f" ] && head -n 1 "$f") in
+      "$ENV_DIR" | "$ENV_DIR#websocket")
+        rm -f "$f"
+        echo "released port $(basename "$f")" ;;
+    esac
   done
   return 0
 }
@@ -402,10 +403,11 @@ odoo_start() {
   mapfile -t flags < <(odoo_flags "$addons")
   env_db_prepare
   odoo_command
+  odoo_config_write
   # Where this start's part of the log begins (the health check's failure line).
   stat -c %s "$LOGDIR/odoo.log" >"$ENV_DIR/odoo.log-offset" 2>/dev/null || echo 0 >"$ENV_DIR/odoo.log-offset"
   echo "starting ${ODOO_CMD[*]: -1} on port $ODOOOPS_HTTP_PORT (database $ODOOOPS_DB_NAME, release $(basename "$release")${ODOO_OS_USER:+, user $ODOO_OS_USER})"
-  setsid "${ODOO_CMD[@]}" "${flags[@]}" --http-port "$ODOOOPS_HTTP_PORT" \
+  setsid "${ODOO_CMD[@]}" -c "$ODOO_CONF" "${flags[@]}" --http-port "$ODOOOPS_HTTP_PORT" \
     --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}" >>"$LOGDIR/odoo.stdout" 2>&1 </dev/null 3>&- &
   local pid=$!
   # The worker ends a step's process group when the step exits: wait until
@@ -459,22 +461,24 @@ PY
 
 # health_probe URL: one check that the Odoo answering at URL is this
 # environment's and serves: GET /web/health?db_server_status=1 passes; it
-# exposes exactly the environment's database (POST /web/database/list: an
-# Odoo started with --database lists that database only); and that
-# database's registry loads (GET /web/login answers the login page, not a
-# redirect to the database selector). Prints what it saw. Returns 0 when
-# all hold, 2 when another database answers (another environment's Odoo on
-# this port: trying again would not help), 1 otherwise.
+# can open the environment's database (JSON-RPC db.db_exist, which needs
+# no login and works with the database manager off: only this
+# environment's Odoo connects as the environment's own role, the one
+# role that may open that database); and that database's registry loads
+# (GET /web/login answers the login page, not a redirect to the database
+# selector; the server's dbfilter admits that database only). Prints what
+# it saw. Returns 0 when all hold, 2 when the Odoo cannot open the
+# database (another environment's Odoo on this port: trying again would
+# not help), 1 otherwise.
 health_probe() {
   local url=$1 body dbs code
   body=$(curl -fsS --max-time 5 "$url/web/health?db_server_status=1" 2>/dev/null) || body=""
   [[ $body == *'"pass"'* ]] || { echo "GET /web/health: ${body:-no answer}"; return 1; }
   dbs=$(curl -fsS --max-time 5 -H 'Content-Type: application/json' \
-          -d '{"jsonrpc": "2.0", "method": "call", "params": {}}' "$url/web/database/list" 2>/dev/null) ||
-    { echo "POST /web/database/list: no answer"; return 1; }
-  dbs=$(json_get "$dbs" result)
-  if [ "$dbs" != "[\"$ODOOOPS_DB_NAME\"]" ]; then
-    echo "the Odoo at $url serves the database(s) ${dbs:-unknown}, not $ODOOOPS_DB_NAME of ${ODOOOPS_ENVIRONMENT:-this environment}: another environment's Odoo holds this port"
+          -d "{\"jsonrpc\": \"2.0\", \"method\": \"call\", \"params\": {\"service\": \"db\", \"method\": \"db_exist\", \"args\": [\"$ODOOOPS_DB_NAME\"]}}" \
+          "$url/jsonrpc" 2>/dev/null) || { echo "POST /jsonrpc db.db_exist: no answer"; return 1; }
+  if [ "$(json_get "$dbs" result)" != true ]; then
+    echo "the Odoo at $url cannot open $ODOOOPS_DB_NAME of ${ODOOOPS_ENVIRONMENT:-this environment}: another environment's Odoo holds this port"
     return 2
   fi
   code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 30 "$url/web/login" 2>/dev/null) || true
@@ -581,3 +585,7 @@ if sys.argv[3]:
 print("::odooops::metadata " + json.dumps({"modules": modules}))
 PY
 }
+
+# The configuration file of the Odoo server.
+# shellcheck source=odoo_config.sh
+source "$STEPS_LIB/odoo_config.sh"
