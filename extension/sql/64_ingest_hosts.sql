@@ -148,7 +148,9 @@ BEGIN
     RETURN answer;
   END IF;
   answer := jsonb_build_object('delivery', delivery_id, 'event', event, 'project', p.slug);
-  IF event = 'Push Hook' AND payload ->> 'object_kind' = 'push' THEN
+  IF event = 'Push Hook' AND ops._ref_branch(payload ->> 'ref') IS NULL THEN
+    answer := answer || ops._ingest_ignored('not a branch push');
+  ELSIF event = 'Push Hook' AND payload ->> 'object_kind' = 'push' THEN
     answer := answer || ops._ingest_event(p,
       CASE WHEN ops._is_null_sha(payload ->> 'after') THEN 'branch_deleted' ELSE 'push' END,
       ops._ref_branch(payload ->> 'ref'), payload ->> 'after', NULL, origin,

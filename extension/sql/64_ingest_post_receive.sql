@@ -11,7 +11,7 @@ DECLARE
   p ops.projects;
   line text;
   parts text[];
-  branch text;
+  ref_branch text;
   target ops.environments;
   part jsonb;
   n integer := 0;
@@ -39,27 +39,27 @@ BEGIN
     IF parts IS NULL THEN
       PERFORM ops._raise('OD004', format('post-receive line %s is not "<old sha> <new sha> <ref>"', n));
     END IF;
-    branch := ops._ref_branch(parts[3]);
-    IF branch IS NULL THEN
+    ref_branch := ops._ref_branch(parts[3]);
+    IF ref_branch IS NULL THEN
       ignored := ignored || to_jsonb(format('%s is not a branch', left(parts[3], 80)));
       CONTINUE;
     END IF;
-    PERFORM ops._check_branch_length(branch);
+    PERFORM ops._check_branch_length(ref_branch);
     IF ops._is_null_sha(parts[2]) THEN
       SELECT * INTO target FROM ops.environments x
-       WHERE x.project_id = p.id AND x.branch = ingest_post_receive.branch AND x.status = 'active'
+       WHERE x.project_id = p.id AND x.branch = ref_branch AND x.status = 'active'
          AND x.stage IN ('development', 'preview');
       IF FOUND THEN
         PERFORM ops.authorize(p.id, 'env.manage', target.id);
       END IF;
-      part := ops._ingest_event(p, 'branch_deleted', branch, NULL, NULL, origin, '{}',
+      part := ops._ingest_event(p, 'branch_deleted', ref_branch, NULL, NULL, origin, '{}',
                                 format('git:%s:%s', txid_current(), n));
     ELSE
-      target := ops._environment_for_branch(p, branch);
+      target := ops._environment_for_branch(p, ref_branch);
       IF target.id IS NOT NULL THEN
         PERFORM ops.authorize(p.id, 'run.deploy', target.id);
       END IF;
-      part := ops._ingest_event(p, 'push', branch, parts[2], NULL, origin, jsonb_build_object('ref', parts[3]),
+      part := ops._ingest_event(p, 'push', ref_branch, parts[2], NULL, origin, jsonb_build_object('ref', parts[3]),
                                 format('git:%s:%s', txid_current(), n));
     END IF;
     queued := queued || (part -> 'queued');
