@@ -259,3 +259,17 @@ SELECT s.format, d.event_type, d.payload -> 'data' ->> 'git_sha' AS git_sha,
   FROM ops.webhook_deliveries d JOIN ops.webhook_subscriptions s ON s.id = d.subscription_id
  WHERE s.name LIKE 'status %' ORDER BY d.id;
 ROLLBACK;
+
+------------------------------------------------------------------------------
+-- The PostgREST forms read each host's headers from request.headers and
+-- take the body as json (its bytes unchanged, so the signature holds).
+SELECT set_config('request.headers', '{"x-gitlab-event": "Push Hook", "x-gitlab-event-uuid": "gl-30", "x-gitlab-token": "gl-token-1"}', false) IS NOT NULL AS headers_set;
+SELECT pg_temp.shape(ops.gitlab_webhook(:'gl_push'::json)) - 'event' - 'delivery' AS gitlab_webhook;
+SELECT set_config('request.headers', json_build_object('x-forgejo-event', 'push', 'x-forgejo-delivery', 'gt-30',
+         'x-forgejo-signature', pg_temp.hmac_hex(:'gt_push', 'gitea-secret'))::text, false) IS NOT NULL AS headers_set;
+SELECT pg_temp.shape(ops.gitea_webhook(:'gt_push'::json)) - 'event' - 'delivery' AS forgejo_webhook;
+SELECT set_config('request.headers', json_build_object('x-event-key', 'pullrequest:created', 'x-request-uuid', '{bb-30}',
+         'x-hub-signature', 'sha256=' || pg_temp.hmac_hex(:'bb_created', 'bb-secret'))::text, false) IS NOT NULL AS headers_set;
+SELECT pg_temp.shape(ops.bitbucket_webhook(:'bb_created'::json)) - 'event' - 'delivery' AS bitbucket_webhook;
+SELECT set_config('request.headers', '', false) IS NOT NULL AS headers_cleared;
+SELECT pg_temp.try(format('SELECT ops.bitbucket_webhook(%L::json)', :'bb_created')) AS without_headers;
