@@ -11,32 +11,32 @@
 # authentication, ~/.pgpass, PGSERVICE...): it is the authentication, and
 # each change is authorized like the run it queues (docs/git-hosts.md).
 set -euo pipefail
-here=$(dirname "$(readlink -f "$0")")
-# shellcheck disable=SC1091
-source "$here/lib.sh"
+# The hook is a symbolic link: lib.sh is beside the file it points to.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 usage() {
   cat <<'TXT'
-Usage: post_receive.sh [--dsn URI] [--project SLUG]   (reads "<old> <new> <ref>" lines on stdin)
-  --project SLUG  the project, else `git config odooops.project`
-  --dsn URI       connection, else `git config odooops.dsn`, $ODOOOPS_DSN, the PG* variables
-Prints what was queued. Exit codes: 0 ok, 2 usage, 3 unknown project, 4 permission denied, 5 invalid input.
+Usage: post_receive.sh [--project SLUG]   (git's "<old> <new> <ref>" lines on stdin)
+  --project SLUG  the project, else `git config odooops.project` of the repository
+  --dsn URI       connection, else `git config odooops.dsn`, else as every tool
+  --version       the release
+Prints what was queued: {"project", "queued": [...], "created_environments", "ignored"}.
 TXT
+  exit_codes_help
 }
-project=
+project=''
 while [ $# -gt 0 ]; do
-  take_dsn "$@" && { shift 2; continue; }
   case "$1" in
-    --project) project=${2:-}; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage >&2; die "unknown option $1" ;;
+    --project) project=$(option_value "$@"); shift 2 ;;
+    --dsn) ODOOOPS_DSN=$(option_value "$@"); shift 2 ;;
+    *) other_option "$1" ;;
   esac
 done
 [ -n "$project" ] || project=$(git config --get odooops.project 2>/dev/null || true)
 [ -n "$project" ] || die "no project: pass --project or set git config odooops.project"
-if [ -z "$ODOOOPS_DSN" ]; then
-  ODOOOPS_DSN=$(git config --get odooops.dsn 2>/dev/null || true)
-fi
-# git gives one "<old> <new> <ref>" line per ref; the function bounds them.
+[ -n "$ODOOOPS_DSN" ] || ODOOOPS_DSN=$(git config --get odooops.dsn 2>/dev/null || true)
+[ ! -t 0 ] || die "reads git's \"<old> <new> <ref>\" lines on stdin, not from a terminal"
+# One "<old> <new> <ref>" line per ref; the server bounds them (1 MiB).
 lines=$(head -c 1048577)
 answer=$(sql "SELECT ops.ingest_post_receive(:'project', :'lines')" -v project="$project" -v lines="$lines")
 echo "odooops: $answer"
