@@ -96,7 +96,7 @@ done
 expect 0 "$ODOOOPS" post-receive --version
 [ "$OUT" = "post_receive.sh $version" ] || fail "odooops post-receive --version: $OUT"
 expect 64 "$CLI/post_receive.sh" --no-such-option </dev/null
-(cd "$nowhere" && expect 64 "$CLI/post_receive.sh" </dev/null)  # no project: not in a repository
+GIT_DIR=$nowhere expect 64 "$CLI/post_receive.sh" </dev/null  # no project: not in a repository
 PGHOST=$nowhere expect 69 "$CLI/post_receive.sh" --project cli </dev/null
 PGHOST=$nowhere expect 69 "$CLI/backup.sh" --project cli --env dev --list --json
 PGHOST=$nowhere expect 69 "$CLI/approve.sh" --pending --json

@@ -34,7 +34,8 @@ version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" control/odooops.control)
 printed=$("$root/bin/odooops-worker" --odoo-user worker --print-config)
 grep -qx "steps-dir = \"$root/share/odooops/steps\"" <<<"$printed" || fail "the installed worker does not use the installed steps: $(grep steps-dir <<<"$printed")"
 "$root/bin/odooops" runs --help >/dev/null || fail "odooops runs --help"
-"$root/bin/odooops" post-receive --help | grep -q "^Usage: post_receive.sh" || fail "odooops post-receive --help"
+help=$("$root/bin/odooops" post-receive --help) || fail "odooops post-receive --help"
+grep -q "^Usage: post_receive.sh" <<<"$help" || fail "odooops post-receive --help: $help"
 code=0; "$root/bin/odooops" no-such-command 2>/dev/null || code=$?
 [ "$code" = 64 ] || fail "an unknown command exits $code, not 64"
 say "worker and odooops $version in $prefix/bin; the worker uses $prefix/share/odooops/steps"
