@@ -1,9 +1,8 @@
-// SQL wrappers of the pure pieces GitHub ingest needs: signature check,
-// branch patterns and branch slugs. The ingest logic itself is SQL
+// SQL wrappers of the pure pieces git host ingest needs: signature and
+// token checks, branch patterns and branch slugs. The ingest logic itself is SQL
 // (extension/sql/64_ingest.sql).
 #include "../core/branch_pattern.h"
 #include "../core/branch_slug.h"
-#include "../core/signature.h"
 #include "../core/error.h"
 #include "../core/signature.h"
 #include "../core/validation.h"
@@ -23,6 +22,22 @@ Datum github_signature_valid(FunctionCallInfo fcinfo) {
   const auto header = pg::arg_text(fcinfo, 2);
   if (!secret || !body || !header) return BoolGetDatum(false);
   return BoolGetDatum(odooops::github_signature_valid(*secret, *body, *header));
+}
+
+Datum hmac_signature_valid(FunctionCallInfo fcinfo) {
+  const auto secret = pg::arg_text(fcinfo, 0);
+  const auto body = pg::arg_text(fcinfo, 1);
+  const auto header = pg::arg_text(fcinfo, 2);
+  const auto prefix = pg::arg_text(fcinfo, 3).value_or("");
+  if (!secret || !body || !header) return BoolGetDatum(false);
+  return BoolGetDatum(odooops::hmac_signature_valid(*secret, *body, *header, prefix));
+}
+
+Datum token_valid(FunctionCallInfo fcinfo) {
+  const auto expected = pg::arg_text(fcinfo, 0);
+  const auto given = pg::arg_text(fcinfo, 1);
+  if (!expected || !given) return BoolGetDatum(false);
+  return BoolGetDatum(odooops::token_valid(*expected, *given));
 }
 
 // A pattern or branch argument, refused (OD005) over Limits::kBranchChars
@@ -79,5 +94,7 @@ Datum branch_slug(FunctionCallInfo fcinfo) {
 }  // namespace odooops::api
 
 ODOOOPS_SQL_FUNCTION(odooops_github_signature_valid, odooops::api::github_signature_valid)
+ODOOOPS_SQL_FUNCTION(odooops_hmac_signature_valid, odooops::api::hmac_signature_valid)
+ODOOOPS_SQL_FUNCTION(odooops_token_valid, odooops::api::token_valid)
 ODOOOPS_SQL_FUNCTION(odooops_branch_matches, odooops::api::branch_matches)
 ODOOOPS_SQL_FUNCTION(odooops_branch_slug, odooops::api::branch_slug)

@@ -31,9 +31,21 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 
 bool github_signature_valid(std::string_view secret, std::string_view body,
                             std::string_view header) {
-  constexpr std::string_view kPrefix = "sha256=";
-  if (secret.empty() || header.substr(0, kPrefix.size()) != kPrefix) return false;
-  return constant_time_equal(header.substr(kPrefix.size()), hmac_sha256_hex(secret, body));
+  return hmac_signature_valid(secret, body, header, "sha256=");
+}
+
+bool hmac_signature_valid(std::string_view secret, std::string_view body, std::string_view header,
+                          std::string_view prefix) {
+  if (secret.empty() || header.substr(0, prefix.size()) != prefix) return false;
+  std::string given(header.substr(prefix.size()));
+  for (char& ch : given) {
+    if (ch >= 'A' && ch <= 'F') ch = static_cast<char>(ch - 'A' + 'a');
+  }
+  return constant_time_equal(given, hmac_sha256_hex(secret, body));
+}
+
+bool token_valid(std::string_view expected, std::string_view given) {
+  return !expected.empty() && constant_time_equal(expected, given);
 }
 
 }  // namespace odooops

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "commit_status.h"
 #include "webhook_signature.h"
 
 namespace odooops {
@@ -68,14 +69,6 @@ std::string summary(const std::string& type, const json& j) {
   return at + ": " + type;
 }
 
-std::string github_state(const std::string& type, const json& data) {
-  if (type == "run.queued" || type == "run.started") return "pending";
-  const std::string status = str(data, "status");
-  if (status == "succeeded") return "success";
-  if (status == "failed") return "failure";
-  return "error";
-}
-
 }  // namespace
 
 std::string summarize_event(const std::string& event_type, const std::string& envelope) {
@@ -106,35 +99,7 @@ HttpRequest render_delivery(const OutboundDelivery& d, int64_t now_unix) {
                                                                     json::error_handler_t::replace);
     return req;
   }
-  if (d.format == "github") {
-    if (d.event_type.rfind("run.", 0) != 0) {
-      throw PermanentDeliveryError("github statuses are sent for run events only");
-    }
-    const json data = envelope.value("data", json::object());
-    const std::string sha = str(data, "git_sha");
-    const std::string repo = str(envelope.value("project", json::object()), "repo_full_name");
-    if (sha.empty() || repo.empty()) {
-      throw PermanentDeliveryError(
-          "github status needs the run's git_sha and the project's repo_full_name");
-    }
-    std::string base = d.url;
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    req.url = base + "/repos/" + repo + "/statuses/" + sha;
-    req.headers.push_back("Accept: application/vnd.github+json");
-    req.headers.push_back("X-GitHub-Api-Version: 2022-11-28");
-    if (!d.secret.empty()) req.headers.push_back("Authorization: Bearer " + d.secret);
-    std::string description = summary(d.event_type, envelope);
-    if (description.size() > 140) description.replace(137, std::string::npos, "...");
-    const std::string env_name = str(envelope.value("environment", json::object()), "name");
-    json body{
-        {"state", github_state(d.event_type, data)},
-        {"context", "odooops/" + str(data, "workflow") + (env_name.empty() ? "" : "/" + env_name)},
-        {"description", description}};
-    const std::string target = str(data, "target_url");
-    if (!target.empty()) body["target_url"] = target;
-    req.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-    return req;
-  }
+  if (is_commit_status_format(d.format)) return render_commit_status(d);
   throw PermanentDeliveryError("unknown webhook format \"" + d.format + "\"");
 }
 

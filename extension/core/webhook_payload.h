@@ -11,9 +11,9 @@
 //          X-Odooops-Event, X-Odooops-Delivery, X-Odooops-Signature
 //          (webhook_signature.h) when the subscription has a secret.
 //  slack   POST url (a Slack incoming webhook), body {"text": summary}.
-//  github  POST <url>/repos/<owner>/<repo>/statuses/<sha> (url is the API
-//          base, e.g. https://api.github.com), Authorization: Bearer
-//          <secret>, body {state, context, description}; run events only.
+//  github, gitlab, gitea, bitbucket
+//          a commit status of the run's commit on that host, url being the
+//          host's API base (commit_status.h); run events only.
 #pragma once
 
 #include <cstdint>
@@ -32,9 +32,9 @@ class PermanentDeliveryError : public std::invalid_argument {
 
 struct OutboundDelivery {
   int64_t id = 0;
-  std::string format;  // json | slack | github
+  std::string format;  // json | slack | github | gitlab | gitea | bitbucket
   std::string url;
-  std::string secret;  // HMAC key (json) or token (github); may be empty
+  std::string secret;  // HMAC key (json) or API token (git hosts); may be empty
   std::string event_type;
   std::string envelope;  // JSON text of the event envelope
 };

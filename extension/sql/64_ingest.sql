@@ -219,6 +219,16 @@ BEGIN
   created := true;
 END $$;
 
+-- A pull request number from a payload: a positive JSON integer, else OD004.
+CREATE FUNCTION ops._pull_request_number(v jsonb) RETURNS integer LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF jsonb_typeof(v) = 'number' AND v::text ~ '^[1-9][0-9]{0,8}$' THEN
+    RETURN v::text::integer;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = 'OD004', MESSAGE = 'webhook body has no valid pull request number';
+END $$;
+
 -- A webhook of an organization (not of a repository) without a repository
 -- in its payload, such as the ping GitHub sends when the hook is created.
 -- Each project's github_webhook_secret authenticates its repository's
@@ -261,20 +271,153 @@ BEGIN
                  ELSE jsonb_build_object('ignored', format('event %s without a repository is not handled', event)) END;
 END $$;
 
+-- The provider-neutral half of ingest (docs/git-hosts.md). Every adapter
+-- (GitHub, GitLab, Gitea/Forgejo, Bitbucket Cloud, the post-receive hook)
+-- checks its transport, maps its payload to one of these kinds and calls
+-- ops._ingest_event, which alone decides which environment a branch maps
+-- to, creates branch and preview environments, queues deploy runs and tears
+-- environments down:
+--   push                 `branch` now at `sha`
+--   branch_deleted       `branch` was deleted
+--   pull_request         pull request `pr_number` opened, reopened or pushed
+--                        to, its head `branch` at `sha`
+--   pull_request_closed  pull request `pr_number` closed or merged
+-- `origin` (the source and its delivery id) goes into the metadata of every
+-- run queued, `details` into that of deploy runs; `idempotency_key` keeps a
+-- redelivered event from queueing twice. Returns {"queued": [...],
+-- "created_environments": [...]} and, when nothing was done, "ignored".
+CREATE FUNCTION ops._ingest_event(p ops.projects, kind text, branch text, sha text, pr_number integer,
+                                  origin jsonb, details jsonb, idempotency_key text)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+  made record;
+  run ops.runs;
+  queued jsonb := '[]';
+  created jsonb := '[]';
+  ignored text;
+BEGIN
+  IF kind IS NULL OR kind NOT IN ('push', 'branch_deleted', 'pull_request', 'pull_request_closed') THEN
+    PERFORM ops._raise('OD004', format('unknown ingest event kind "%s"', left(kind, 40)));
+  END IF;
+  IF kind IN ('push', 'branch_deleted', 'pull_request') AND coalesce(branch, '') = '' THEN
+    PERFORM ops._raise('OD004', format('%s event without a branch name', kind));
+  END IF;
+  IF kind IN ('push', 'pull_request') AND (sha IS NULL OR sha !~ '^[0-9a-fA-F]{4,64}$') THEN
+    PERFORM ops._raise('OD004', format('%s event without a valid commit id', kind));
+  END IF;
+  IF kind IN ('pull_request', 'pull_request_closed') AND coalesce(pr_number, 0) <= 0 THEN
+    PERFORM ops._raise('OD004', format('%s event without a valid pull request number', kind));
+  END IF;
+  PERFORM ops._check_branch_length(branch);
+
+  IF kind = 'branch_deleted' THEN
+    SELECT * INTO e FROM ops.environments x
+     WHERE x.project_id = p.id AND x.branch = _ingest_event.branch AND x.status = 'active'
+       AND x.stage IN ('development', 'preview');
+    IF FOUND THEN
+      queued := queued || ops._destroy_environment(e, jsonb_build_object('reason', 'branch deleted') || origin,
+                                                   idempotency_key || ':destroy');
+    ELSE
+      ignored := 'no environment for the deleted branch';
+    END IF;
+
+  ELSIF kind = 'push' THEN
+    e := ops._environment_for_branch(p, branch);
+    IF ops._is_branch_template(e) THEN
+      SELECT * INTO made FROM ops._branch_environment(p, e, branch);
+      e := made.env;
+      IF made.created THEN
+        created := created || jsonb_build_array(e.name);
+      END IF;
+    ELSIF e.branch = branch THEN
+      UPDATE ops.environments x SET expires_at = now() + make_interval(hours =>
+                24 * coalesce((p.settings ->> 'development_ttl_days')::int, 3)), updated_at = now()
+       WHERE x.id = e.id AND x.expires_at IS NOT NULL;
+    END IF;
+    IF e.id IS NULL THEN
+      ignored := format('no environment for branch %s', branch);
+    ELSE
+      SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, sha, branch, origin || details,
+                                                    'deploy', 0, idempotency_key);
+      queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
+    END IF;
+
+  ELSIF kind = 'pull_request' THEN
+    -- A reopened pull request gets its preview environment back.
+    SELECT * INTO made FROM ops._preview_environment(p, pr_number);
+    e := made.env;
+    IF made.created THEN
+      created := created || jsonb_build_array(e.name);
+    END IF;
+    SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, sha, branch,
+      origin || details || jsonb_build_object('pull_request', pr_number), 'deploy', 0, idempotency_key);
+    queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
+
+  ELSE  -- pull_request_closed
+    SELECT * INTO e FROM ops.environments x
+     WHERE x.project_id = p.id AND x.pull_request = pr_number AND x.status = 'active';
+    IF FOUND THEN
+      queued := queued || ops._destroy_environment(e, jsonb_build_object('reason', 'pull request closed') || origin,
+                                                   idempotency_key || ':destroy');
+    ELSE
+      ignored := format('no environment for pull request %s', pr_number);
+    END IF;
+  END IF;
+
+  RETURN jsonb_build_object('queued', queued, 'created_environments', created)
+         || CASE WHEN ignored IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('ignored', ignored) END;
+END $$;
+
+-- The common steps of an authentic delivery, before its event is handled:
+-- one delivery of a project at a time (environment names are chosen by
+-- looking at the project's environments, and a branch pushed twice in quick
+-- succession must find the environment the first push made); a redelivery
+-- answered as the first time (the recorded answer is returned, else NULL);
+-- the per-project rate limit. `delivery_key` is the host's delivery id,
+-- prefixed with the host's name except for GitHub's.
+CREATE FUNCTION ops._ingest_begin(p ops.projects, delivery_key text, event text)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  answer jsonb;
+  per_minute integer := coalesce((p.settings ->> 'ingest_per_minute')::int, 60);
+BEGIN
+  PERFORM pg_advisory_xact_lock(1869571957, hashint8(p.id));
+  INSERT INTO ops.ingest_deliveries AS d (delivery_id, project_id, event)
+  VALUES (delivery_key, p.id, event)
+  ON CONFLICT ON CONSTRAINT ingest_deliveries_pkey DO NOTHING;
+  IF NOT FOUND THEN
+    SELECT d.result || jsonb_build_object('duplicate', true) INTO answer
+      FROM ops.ingest_deliveries d WHERE d.delivery_id = delivery_key;
+    RETURN answer;
+  END IF;
+  IF (SELECT count(*) FROM ops.ingest_deliveries d
+       WHERE d.project_id = p.id AND d.received_at > now() - interval '1 minute') > per_minute THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD009',
+      MESSAGE = format('project "%s" received more than %s webhooks in a minute', p.slug, per_minute);
+  END IF;
+  RETURN NULL;
+END $$;
+
+-- Records the answer of a delivery for its redeliveries and returns it.
+CREATE FUNCTION ops._ingest_finish(delivery_key text, answer jsonb)
+RETURNS jsonb LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  UPDATE ops.ingest_deliveries d SET result = answer WHERE d.delivery_id = delivery_key;
+  SELECT answer;
+$$;
+
+-- The GitHub adapter: X-GitHub-Event, X-GitHub-Delivery and
+-- X-Hub-Signature-256 (HMAC-SHA256 of the raw body under the project's
+-- github_webhook_secret); events push, pull_request and ping.
 CREATE FUNCTION ops.ingest_github(event text, delivery_id text, signature text, body text)
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   payload jsonb;
   p ops.projects;
   secret text;
-  e ops.environments;
-  made record;
-  run ops.runs;
-  ref_branch text;
   answer jsonb;
-  queued jsonb := '[]';
-  created jsonb := '[]';
-  per_minute integer;
+  origin jsonb;
+  key text := 'github:' || delivery_id;
   max_bytes constant integer := 2 * 1024 * 1024;
 BEGIN
   IF body IS NULL OR octet_length(body) > max_bytes THEN
@@ -313,104 +456,40 @@ BEGIN
   IF signature IS NULL OR NOT ops.github_signature_valid(secret, body, signature) THEN
     RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = 'invalid or missing X-Hub-Signature-256';
   END IF;
-  -- One delivery of a project at a time: environment names are chosen by
-  -- looking at the project's environments, and a branch pushed twice in
-  -- quick succession must find the environment the first push made.
-  PERFORM pg_advisory_xact_lock(1869571957, hashint8(p.id));
-
-  -- Redelivery: answer as the first time.
-  INSERT INTO ops.ingest_deliveries AS d (delivery_id, project_id, event)
-  VALUES (ingest_github.delivery_id, p.id, ingest_github.event)
-  ON CONFLICT ON CONSTRAINT ingest_deliveries_pkey DO NOTHING;
-  IF NOT FOUND THEN
-    SELECT d.result || jsonb_build_object('duplicate', true) INTO answer
-      FROM ops.ingest_deliveries d WHERE d.delivery_id = ingest_github.delivery_id;
+  -- GitHub's delivery ids are recorded as they are (no "github:" prefix),
+  -- as before other hosts were ingested.
+  answer := ops._ingest_begin(p, delivery_id, event);
+  IF answer IS NOT NULL THEN
     RETURN answer;
   END IF;
 
-  per_minute := coalesce((p.settings ->> 'ingest_per_minute')::int, 60);
-  IF (SELECT count(*) FROM ops.ingest_deliveries d
-       WHERE d.project_id = p.id AND d.received_at > now() - interval '1 minute') > per_minute THEN
-    RAISE EXCEPTION USING ERRCODE = 'OD009',
-      MESSAGE = format('project "%s" received more than %s webhooks in a minute', p.slug, per_minute);
-  END IF;
-
   answer := jsonb_build_object('delivery', delivery_id, 'event', event, 'project', p.slug);
+  origin := jsonb_build_object('source', 'github', 'github_delivery', delivery_id);
   IF event = 'ping' THEN
-    answer := answer || jsonb_build_object('pong', true);
-
+    answer := answer || jsonb_build_object('pong', true, 'queued', '[]'::jsonb, 'created_environments', '[]'::jsonb);
+  ELSIF event = 'push' AND payload ->> 'ref' !~ '^refs/heads/' THEN
+    answer := answer || jsonb_build_object('ignored', 'not a branch push', 'queued', '[]'::jsonb,
+                                           'created_environments', '[]'::jsonb);
   ELSIF event = 'push' THEN
-    IF payload ->> 'ref' !~ '^refs/heads/' THEN
-      answer := answer || jsonb_build_object('ignored', 'not a branch push');
-    ELSE
-      ref_branch := substr(payload ->> 'ref', 12);
-      PERFORM ops._check_branch_length(ref_branch);
-      IF (payload ->> 'deleted')::boolean THEN
-        SELECT * INTO e FROM ops.environments x
-         WHERE x.project_id = p.id AND x.branch = ref_branch AND x.status = 'active'
-           AND x.stage IN ('development', 'preview');
-        IF FOUND THEN
-          queued := queued || ops._destroy_environment(e, jsonb_build_object('reason', 'branch deleted', 'github_delivery', delivery_id), 'github:' || delivery_id || ':destroy');
-        ELSE
-          answer := answer || jsonb_build_object('ignored', 'no environment for the deleted branch');
-        END IF;
-      ELSE
-        e := ops._environment_for_branch(p, ref_branch);
-        IF ops._is_branch_template(e) THEN
-          SELECT * INTO made FROM ops._branch_environment(p, e, ref_branch);
-          e := made.env;
-          IF made.created THEN
-            created := created || jsonb_build_array(e.name);
-          END IF;
-        ELSIF e.branch = ref_branch THEN
-          UPDATE ops.environments x SET expires_at = now() + make_interval(hours =>
-                    24 * coalesce((p.settings ->> 'development_ttl_days')::int, 3)), updated_at = now()
-           WHERE x.id = e.id AND x.expires_at IS NOT NULL;
-        END IF;
-        IF e.id IS NULL THEN
-          answer := answer || jsonb_build_object('ignored', format('no environment for branch %s', ref_branch));
-        ELSE
-          SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, payload ->> 'after', ref_branch,
-            jsonb_build_object('source', 'github', 'github_delivery', delivery_id,
-                               'pusher', payload -> 'pusher' ->> 'name',
-                               'commits', jsonb_array_length(coalesce(payload -> 'commits', '[]'))),
-            'deploy', 0, 'github:' || delivery_id);
-          queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
-        END IF;
-      END IF;
-    END IF;
-
-  ELSIF event = 'pull_request' THEN
-    ref_branch := payload -> 'pull_request' -> 'head' ->> 'ref';
-    PERFORM ops._check_branch_length(ref_branch);
-    SELECT * INTO e FROM ops.environments x
-     WHERE x.project_id = p.id AND x.pull_request = (payload ->> 'number')::int AND x.status = 'active';
-    IF payload ->> 'action' IN ('opened', 'reopened', 'synchronize') THEN
-      -- A reopened pull request gets its preview environment back.
-      SELECT * INTO made FROM ops._preview_environment(p, (payload ->> 'number')::int);
-      e := made.env;
-      IF made.created THEN
-        created := created || jsonb_build_array(e.name);
-      END IF;
-      SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name,
-        payload -> 'pull_request' -> 'head' ->> 'sha', ref_branch,
-        jsonb_build_object('source', 'github', 'github_delivery', delivery_id,
-                           'pull_request', (payload ->> 'number')::int),
-        'deploy', 0, 'github:' || delivery_id);
-      queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
-    ELSIF payload ->> 'action' = 'closed' AND e.id IS NOT NULL THEN
-      queued := queued || ops._destroy_environment(e, jsonb_build_object('reason', 'pull request closed', 'github_delivery', delivery_id), 'github:' || delivery_id || ':destroy');
-    ELSE
-      answer := answer || jsonb_build_object('ignored', format('pull_request action %s', payload ->> 'action'));
-    END IF;
-
+    answer := answer || ops._ingest_event(p,
+      CASE WHEN (payload ->> 'deleted')::boolean THEN 'branch_deleted' ELSE 'push' END,
+      substr(payload ->> 'ref', 12), payload ->> 'after', NULL, origin,
+      jsonb_build_object('pusher', payload -> 'pusher' ->> 'name',
+                         'commits', jsonb_array_length(coalesce(payload -> 'commits', '[]'))),
+      key);
+  ELSIF event = 'pull_request' AND payload ->> 'action' IN ('opened', 'reopened', 'synchronize') THEN
+    answer := answer || ops._ingest_event(p, 'pull_request', payload -> 'pull_request' -> 'head' ->> 'ref',
+      payload -> 'pull_request' -> 'head' ->> 'sha', ops._pull_request_number(payload -> 'number'),
+      origin, '{}', key);
+  ELSIF event = 'pull_request' AND payload ->> 'action' = 'closed' THEN
+    answer := answer || ops._ingest_event(p, 'pull_request_closed', payload -> 'pull_request' -> 'head' ->> 'ref',
+      NULL, ops._pull_request_number(payload -> 'number'), origin, '{}', key);
   ELSE
-    answer := answer || jsonb_build_object('ignored', format('event %s is not handled', event));
+    answer := answer || jsonb_build_object('queued', '[]'::jsonb, 'created_environments', '[]'::jsonb,
+      'ignored', CASE WHEN event = 'pull_request' THEN format('pull_request action %s', payload ->> 'action')
+                      ELSE format('event %s is not handled', event) END);
   END IF;
-
-  answer := answer || jsonb_build_object('queued', queued, 'created_environments', created);
-  UPDATE ops.ingest_deliveries d SET result = answer WHERE d.delivery_id = ingest_github.delivery_id;
-  RETURN answer;
+  RETURN ops._ingest_finish(delivery_id, answer);
 END $$;
 COMMENT ON FUNCTION ops.ingest_github IS
   'GitHub webhook entry point: (X-GitHub-Event, X-GitHub-Delivery, X-Hub-Signature-256, raw body)';
@@ -426,3 +505,11 @@ BEGIN
                            headers ->> 'x-hub-signature-256', $1::text);
 END $$;
 COMMENT ON FUNCTION ops.github_webhook IS 'PostgREST entry point for GitHub webhooks: reads the headers and raw body of the request and calls ops.ingest_github';
+
+CREATE FUNCTION ops.hmac_signature_valid(secret text, body text, signature text, prefix text DEFAULT '')
+RETURNS boolean LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'odooops_hmac_signature_valid';
+COMMENT ON FUNCTION ops.hmac_signature_valid IS
+  'Checks a webhook signature: prefix followed by the hex HMAC-SHA256 of the raw body under the secret (constant-time)';
+CREATE FUNCTION ops.token_valid(expected text, given text)
+RETURNS boolean LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'odooops_token_valid';
+COMMENT ON FUNCTION ops.token_valid IS 'Compares a shared webhook token with the expected one in constant time';

@@ -9,7 +9,9 @@ CREATE TABLE ops.webhook_subscriptions (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   name         text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
   url          text NOT NULL CHECK (url ~ '^https?://[^\s]+$' AND length(url) <= 2048),
-  format       text NOT NULL DEFAULT 'json' CHECK (format IN ('json', 'slack', 'github')),
+  -- github, gitlab, gitea, bitbucket: commit statuses (core/commit_status.h)
+  format       text NOT NULL DEFAULT 'json'
+               CHECK (format IN ('json', 'slack', 'github', 'gitlab', 'gitea', 'bitbucket')),
   -- empty: every event type
   event_types  text[] NOT NULL DEFAULT '{}' CHECK (event_types <@ ARRAY[
                  'run.queued', 'run.started', 'run.finished', 'backup.completed', 'backup.failed',
@@ -21,7 +23,7 @@ CREATE TABLE ops.webhook_subscriptions (
   created_at   timestamptz NOT NULL DEFAULT now(),
   updated_at   timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON TABLE ops.webhook_subscriptions IS 'Where events are sent: URL, format (json, slack, github), event types, project filter';
+COMMENT ON TABLE ops.webhook_subscriptions IS 'Where events are sent: URL, format (json, slack, or the commit statuses of github, gitlab, gitea, bitbucket), event types, project filter';
 ALTER TABLE ops.webhook_subscriptions ENABLE ROW LEVEL SECURITY;
 
 -- Secrets live apart from the subscriptions so no user-facing role is ever
@@ -97,7 +99,9 @@ BEGIN
   envelope := jsonb_build_object(
     'type', event_type,
     'occurred_at', now(),
-    'project', (SELECT jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_full_name', p.repo_full_name)
+    'project', (SELECT jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_full_name', p.repo_full_name,
+                                          'git_hosts', (SELECT jsonb_object_agg(h.host, h.repository)
+                                                          FROM ops.project_git_hosts h WHERE h.project_id = p.id))
                   FROM ops.projects p WHERE p.id = enqueue_webhook_event.project_id),
     'environment', (SELECT jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage)
                       FROM ops.environments e WHERE e.id = enqueue_webhook_event.environment_id),
@@ -108,9 +112,12 @@ BEGIN
    WHERE s.active
      AND (cardinality(s.event_types) = 0 OR enqueue_webhook_event.event_type = ANY (s.event_types))
      AND (s.project_id IS NULL OR s.project_id = enqueue_webhook_event.project_id)
-     AND (s.format <> 'github'
+     -- A commit status needs a run's commit and the project's repository
+     -- on that host.
+     AND (s.format NOT IN ('github', 'gitlab', 'gitea', 'bitbucket')
           OR (enqueue_webhook_event.event_type LIKE 'run.%' AND data->>'git_sha' IS NOT NULL
-              AND envelope->'project'->>'repo_full_name' IS NOT NULL));
+              AND CASE WHEN s.format = 'github' THEN envelope->'project'->>'repo_full_name'
+                       ELSE envelope->'project'->'git_hosts'->>s.format END IS NOT NULL));
   GET DIAGNOSTICS n = ROW_COUNT;
   IF n > 0 THEN
     PERFORM ops._wake_dispatcher();

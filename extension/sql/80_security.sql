@@ -73,6 +73,17 @@ TO odooops_api;
 -- GitHub webhooks: the signature is the authentication.
 GRANT EXECUTE ON FUNCTION ops.ingest_github(text, text, text, text), ops.github_webhook(json)
   TO odooops_ingest, odooops_api;
+-- The other git hosts' webhooks: their token or signature is the
+-- authentication (docs/git-hosts.md).
+GRANT EXECUTE ON FUNCTION
+  ops.ingest_gitlab(text, text, text, text), ops.gitlab_webhook(json),
+  ops.ingest_gitea(text, text, text, text), ops.gitea_webhook(json),
+  ops.ingest_bitbucket(text, text, text, text), ops.bitbucket_webhook(json)
+  TO odooops_ingest, odooops_api;
+-- A bare repository's post-receive hook: the login it connects as is the
+-- authentication, each change authorized like the run it queues.
+GRANT EXECUTE ON FUNCTION ops.ingest_post_receive(text, text), ops.set_project_git_host(bigint, text, text, text)
+  TO odooops_api;
 
 -- The worker daemon drains the storage-deletion outbox (retention).
 GRANT EXECUTE ON FUNCTION ops.claim_storage_deletions(text, integer), ops.finish_storage_deletion(bigint, boolean, text)
@@ -99,6 +110,7 @@ GRANT SELECT ON ops.projects, ops.environments, ops.runs, ops.run_events, ops.ar
                 ops.project_members, ops.env_permissions, ops.audit_log, ops.alerts
   TO odooops_api;
 GRANT SELECT ON ops.project_secret_names TO odooops_api;
+GRANT SELECT ON ops.project_git_hosts TO odooops_api;
 GRANT UPDATE (name, repo_url, repo_full_name, production_branch, settings, runtime_profile) ON ops.projects
   TO odooops_api;
 -- db_name only at creation (ops._environment_rules: the operator alone changes it).
@@ -162,6 +174,9 @@ CREATE POLICY projects_member_select ON ops.projects FOR SELECT TO odooops_api
 CREATE POLICY projects_manager_update ON ops.projects FOR UPDATE TO odooops_api
   USING (ops.user_has_permission(id, 'project.manage'))
   WITH CHECK (ops.user_has_permission(id, 'project.manage'));
+
+CREATE POLICY project_git_hosts_member_select ON ops.project_git_hosts FOR SELECT TO odooops_api
+  USING (ops.can_read_project(project_id));
 
 CREATE POLICY environments_member_select ON ops.environments FOR SELECT TO odooops_api
   USING (ops.can_read_project(project_id));

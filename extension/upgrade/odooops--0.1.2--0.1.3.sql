@@ -3082,3 +3082,745 @@ UPDATE ops.runs r SET host_worker_id = e.host_worker_id
   FROM ops.environments e
  WHERE e.id = r.environment_id AND e.host_worker_id IS NOT NULL AND r.status = 'queued'
    AND ops._runs_on_host(r.workflow);
+-- Git hosts: provider-neutral ingest (ops._ingest_event) with one adapter
+-- per host (GitHub, GitLab, Gitea/Forgejo, Bitbucket Cloud, post-receive),
+-- and commit statuses for every host (docs/git-hosts.md).
+
+CREATE FUNCTION ops.hmac_signature_valid(secret text, body text, signature text, prefix text DEFAULT '')
+RETURNS boolean LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'odooops_hmac_signature_valid';
+COMMENT ON FUNCTION ops.hmac_signature_valid IS
+  'Checks a webhook signature: prefix followed by the hex HMAC-SHA256 of the raw body under the secret (constant-time)';
+CREATE FUNCTION ops.token_valid(expected text, given text)
+RETURNS boolean LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'odooops_token_valid';
+COMMENT ON FUNCTION ops.token_valid IS 'Compares a shared webhook token with the expected one in constant time';
+
+-- A pull request number from a payload: a positive JSON integer, else OD004.
+CREATE FUNCTION ops._pull_request_number(v jsonb) RETURNS integer LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF jsonb_typeof(v) = 'number' AND v::text ~ '^[1-9][0-9]{0,8}$' THEN
+    RETURN v::text::integer;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = 'OD004', MESSAGE = 'webhook body has no valid pull request number';
+END $$;
+
+
+-- The provider-neutral half of ingest (docs/git-hosts.md). Every adapter
+-- (GitHub, GitLab, Gitea/Forgejo, Bitbucket Cloud, the post-receive hook)
+-- checks its transport, maps its payload to one of these kinds and calls
+-- ops._ingest_event, which alone decides which environment a branch maps
+-- to, creates branch and preview environments, queues deploy runs and tears
+-- environments down:
+--   push                 `branch` now at `sha`
+--   branch_deleted       `branch` was deleted
+--   pull_request         pull request `pr_number` opened, reopened or pushed
+--                        to, its head `branch` at `sha`
+--   pull_request_closed  pull request `pr_number` closed or merged
+-- `origin` (the source and its delivery id) goes into the metadata of every
+-- run queued, `details` into that of deploy runs; `idempotency_key` keeps a
+-- redelivered event from queueing twice. Returns {"queued": [...],
+-- "created_environments": [...]} and, when nothing was done, "ignored".
+CREATE FUNCTION ops._ingest_event(p ops.projects, kind text, branch text, sha text, pr_number integer,
+                                  origin jsonb, details jsonb, idempotency_key text)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+  made record;
+  run ops.runs;
+  queued jsonb := '[]';
+  created jsonb := '[]';
+  ignored text;
+BEGIN
+  IF kind IS NULL OR kind NOT IN ('push', 'branch_deleted', 'pull_request', 'pull_request_closed') THEN
+    PERFORM ops._raise('OD004', format('unknown ingest event kind "%s"', left(kind, 40)));
+  END IF;
+  IF kind IN ('push', 'branch_deleted', 'pull_request') AND coalesce(branch, '') = '' THEN
+    PERFORM ops._raise('OD004', format('%s event without a branch name', kind));
+  END IF;
+  IF kind IN ('push', 'pull_request') AND (sha IS NULL OR sha !~ '^[0-9a-fA-F]{4,64}$') THEN
+    PERFORM ops._raise('OD004', format('%s event without a valid commit id', kind));
+  END IF;
+  IF kind IN ('pull_request', 'pull_request_closed') AND coalesce(pr_number, 0) <= 0 THEN
+    PERFORM ops._raise('OD004', format('%s event without a valid pull request number', kind));
+  END IF;
+  PERFORM ops._check_branch_length(branch);
+
+  IF kind = 'branch_deleted' THEN
+    SELECT * INTO e FROM ops.environments x
+     WHERE x.project_id = p.id AND x.branch = _ingest_event.branch AND x.status = 'active'
+       AND x.stage IN ('development', 'preview');
+    IF FOUND THEN
+      queued := queued || ops._destroy_environment(e, jsonb_build_object('reason', 'branch deleted') || origin,
+                                                   idempotency_key || ':destroy');
+    ELSE
+      ignored := 'no environment for the deleted branch';
+    END IF;
+
+  ELSIF kind = 'push' THEN
+    e := ops._environment_for_branch(p, branch);
+    IF ops._is_branch_template(e) THEN
+      SELECT * INTO made FROM ops._branch_environment(p, e, branch);
+      e := made.env;
+      IF made.created THEN
+        created := created || jsonb_build_array(e.name);
+      END IF;
+    ELSIF e.branch = branch THEN
+      UPDATE ops.environments x SET expires_at = now() + make_interval(hours =>
+                24 * coalesce((p.settings ->> 'development_ttl_days')::int, 3)), updated_at = now()
+       WHERE x.id = e.id AND x.expires_at IS NOT NULL;
+    END IF;
+    IF e.id IS NULL THEN
+      ignored := format('no environment for branch %s', branch);
+    ELSE
+      SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, sha, branch, origin || details,
+                                                    'deploy', 0, idempotency_key);
+      queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
+    END IF;
+
+  ELSIF kind = 'pull_request' THEN
+    -- A reopened pull request gets its preview environment back.
+    SELECT * INTO made FROM ops._preview_environment(p, pr_number);
+    e := made.env;
+    IF made.created THEN
+      created := created || jsonb_build_array(e.name);
+    END IF;
+    SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, sha, branch,
+      origin || details || jsonb_build_object('pull_request', pr_number), 'deploy', 0, idempotency_key);
+    queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
+
+  ELSE  -- pull_request_closed
+    SELECT * INTO e FROM ops.environments x
+     WHERE x.project_id = p.id AND x.pull_request = pr_number AND x.status = 'active';
+    IF FOUND THEN
+      queued := queued || ops._destroy_environment(e, jsonb_build_object('reason', 'pull request closed') || origin,
+                                                   idempotency_key || ':destroy');
+    ELSE
+      ignored := format('no environment for pull request %s', pr_number);
+    END IF;
+  END IF;
+
+  RETURN jsonb_build_object('queued', queued, 'created_environments', created)
+         || CASE WHEN ignored IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('ignored', ignored) END;
+END $$;
+
+-- The common steps of an authentic delivery, before its event is handled:
+-- one delivery of a project at a time (environment names are chosen by
+-- looking at the project's environments, and a branch pushed twice in quick
+-- succession must find the environment the first push made); a redelivery
+-- answered as the first time (the recorded answer is returned, else NULL);
+-- the per-project rate limit. `delivery_key` is the host's delivery id,
+-- prefixed with the host's name except for GitHub's.
+CREATE FUNCTION ops._ingest_begin(p ops.projects, delivery_key text, event text)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  answer jsonb;
+  per_minute integer := coalesce((p.settings ->> 'ingest_per_minute')::int, 60);
+BEGIN
+  PERFORM pg_advisory_xact_lock(1869571957, hashint8(p.id));
+  INSERT INTO ops.ingest_deliveries AS d (delivery_id, project_id, event)
+  VALUES (delivery_key, p.id, event)
+  ON CONFLICT ON CONSTRAINT ingest_deliveries_pkey DO NOTHING;
+  IF NOT FOUND THEN
+    SELECT d.result || jsonb_build_object('duplicate', true) INTO answer
+      FROM ops.ingest_deliveries d WHERE d.delivery_id = delivery_key;
+    RETURN answer;
+  END IF;
+  IF (SELECT count(*) FROM ops.ingest_deliveries d
+       WHERE d.project_id = p.id AND d.received_at > now() - interval '1 minute') > per_minute THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD009',
+      MESSAGE = format('project "%s" received more than %s webhooks in a minute', p.slug, per_minute);
+  END IF;
+  RETURN NULL;
+END $$;
+
+-- Records the answer of a delivery for its redeliveries and returns it.
+CREATE FUNCTION ops._ingest_finish(delivery_key text, answer jsonb)
+RETURNS jsonb LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  UPDATE ops.ingest_deliveries d SET result = answer WHERE d.delivery_id = delivery_key;
+  SELECT answer;
+$$;
+
+-- The GitHub adapter: X-GitHub-Event, X-GitHub-Delivery and
+-- X-Hub-Signature-256 (HMAC-SHA256 of the raw body under the project's
+-- github_webhook_secret); events push, pull_request and ping.
+CREATE OR REPLACE FUNCTION ops.ingest_github(event text, delivery_id text, signature text, body text)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  payload jsonb;
+  p ops.projects;
+  secret text;
+  answer jsonb;
+  origin jsonb;
+  key text := 'github:' || delivery_id;
+  max_bytes constant integer := 2 * 1024 * 1024;
+BEGIN
+  IF body IS NULL OR octet_length(body) > max_bytes THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = 'webhook body is missing or too large',
+      DETAIL = format('%s bytes, the limit is %s.', octet_length(body), max_bytes);
+  END IF;
+  IF event IS NULL OR event !~ '^[a-z_]{1,64}$' THEN
+    PERFORM ops._raise('OD004', 'X-GitHub-Event is missing or malformed');
+  END IF;
+  IF delivery_id IS NULL OR length(delivery_id) NOT BETWEEN 1 AND 100 THEN
+    PERFORM ops._raise('OD004', 'X-GitHub-Delivery is missing or malformed');
+  END IF;
+  BEGIN
+    payload := body::jsonb;
+  EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+    PERFORM ops._raise('OD004', 'webhook body is not valid JSON');
+  END;
+  IF jsonb_typeof(payload) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'webhook body has no repository');
+  END IF;
+  IF jsonb_typeof(payload -> 'repository') IS DISTINCT FROM 'object' THEN
+    IF jsonb_typeof(payload -> 'organization') = 'object' THEN
+      RETURN ops._ingest_github_organization(event, delivery_id, signature, body, payload);
+    END IF;
+    PERFORM ops._raise('OD004', 'webhook body has no repository');
+  END IF;
+  SELECT * INTO p FROM ops.projects x WHERE lower(x.repo_full_name) = lower(payload -> 'repository' ->> 'full_name');
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('no project for repository "%s"', payload -> 'repository' ->> 'full_name'));
+  END IF;
+  SELECT s.value INTO secret FROM ops.project_secrets s WHERE s.project_id = p.id AND s.name = 'github_webhook_secret';
+  IF secret IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = format('project "%s" has no github_webhook_secret', p.slug),
+      HINT = 'Set it with ops.set_project_secret(project_id, ''github_webhook_secret'', ...).';
+  END IF;
+  IF signature IS NULL OR NOT ops.github_signature_valid(secret, body, signature) THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = 'invalid or missing X-Hub-Signature-256';
+  END IF;
+  -- GitHub's delivery ids are recorded as they are (no "github:" prefix),
+  -- as before other hosts were ingested.
+  answer := ops._ingest_begin(p, delivery_id, event);
+  IF answer IS NOT NULL THEN
+    RETURN answer;
+  END IF;
+
+  answer := jsonb_build_object('delivery', delivery_id, 'event', event, 'project', p.slug);
+  origin := jsonb_build_object('source', 'github', 'github_delivery', delivery_id);
+  IF event = 'ping' THEN
+    answer := answer || jsonb_build_object('pong', true, 'queued', '[]'::jsonb, 'created_environments', '[]'::jsonb);
+  ELSIF event = 'push' AND payload ->> 'ref' !~ '^refs/heads/' THEN
+    answer := answer || jsonb_build_object('ignored', 'not a branch push', 'queued', '[]'::jsonb,
+                                           'created_environments', '[]'::jsonb);
+  ELSIF event = 'push' THEN
+    answer := answer || ops._ingest_event(p,
+      CASE WHEN (payload ->> 'deleted')::boolean THEN 'branch_deleted' ELSE 'push' END,
+      substr(payload ->> 'ref', 12), payload ->> 'after', NULL, origin,
+      jsonb_build_object('pusher', payload -> 'pusher' ->> 'name',
+                         'commits', jsonb_array_length(coalesce(payload -> 'commits', '[]'))),
+      key);
+  ELSIF event = 'pull_request' AND payload ->> 'action' IN ('opened', 'reopened', 'synchronize') THEN
+    answer := answer || ops._ingest_event(p, 'pull_request', payload -> 'pull_request' -> 'head' ->> 'ref',
+      payload -> 'pull_request' -> 'head' ->> 'sha', ops._pull_request_number(payload -> 'number'),
+      origin, '{}', key);
+  ELSIF event = 'pull_request' AND payload ->> 'action' = 'closed' THEN
+    answer := answer || ops._ingest_event(p, 'pull_request_closed', payload -> 'pull_request' -> 'head' ->> 'ref',
+      NULL, ops._pull_request_number(payload -> 'number'), origin, '{}', key);
+  ELSE
+    answer := answer || jsonb_build_object('queued', '[]'::jsonb, 'created_environments', '[]'::jsonb,
+      'ignored', CASE WHEN event = 'pull_request' THEN format('pull_request action %s', payload ->> 'action')
+                      ELSE format('event %s is not handled', event) END);
+  END IF;
+  RETURN ops._ingest_finish(delivery_id, answer);
+END $$;
+COMMENT ON FUNCTION ops.ingest_github IS
+  'GitHub webhook entry point: (X-GitHub-Event, X-GitHub-Delivery, X-Hub-Signature-256, raw body)';
+
+
+-- Git hosts other than GitHub (docs/git-hosts.md): GitLab, Gitea and
+-- Forgejo, Bitbucket Cloud. One small adapter per host checks the transport
+-- (headers, token or signature, payload shape) and maps the payload to the
+-- neutral events of ops._ingest_event (64_ingest.sql).
+
+-- Which repository of which host a project receives webhooks from. The
+-- host's secret is the project secret "<host>_webhook_secret" (GitLab's is
+-- the hook's secret token). GitHub keeps using ops.projects.repo_full_name.
+CREATE TABLE ops.project_git_hosts (
+  project_id bigint NOT NULL REFERENCES ops.projects ON DELETE CASCADE,
+  host       text NOT NULL CHECK (host IN ('gitlab', 'gitea', 'bitbucket')),
+  -- owner/name; GitLab's subgroups add segments (group/subgroup/name).
+  repository text NOT NULL CHECK (length(repository) <= 255
+                                  AND repository ~ '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$'),
+  api_url    text CHECK (api_url ~ '^https?://[^\s]+$' AND length(api_url) <= 2048),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (project_id, host)
+);
+COMMENT ON TABLE ops.project_git_hosts IS 'The repository of a project on GitLab, Gitea/Forgejo or Bitbucket Cloud, whose webhooks it ingests';
+-- A repository of a host belongs to one project, as repo_full_name does
+-- for GitHub: hosts compare paths case-insensitively.
+CREATE UNIQUE INDEX project_git_hosts_repository ON ops.project_git_hosts (host, lower(repository));
+ALTER TABLE ops.project_git_hosts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY admin_all ON ops.project_git_hosts TO odooops_admin USING (true) WITH CHECK (true);
+CREATE POLICY project_git_hosts_member_select ON ops.project_git_hosts FOR SELECT TO odooops_api
+  USING (ops.can_read_project(project_id));
+GRANT SELECT ON ops.project_git_hosts TO odooops_api;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ops.project_git_hosts TO odooops_admin;
+-- Kept by pg_dump like every table of the schema (90_dump.sql).
+SELECT pg_catalog.pg_extension_config_dump('ops.project_git_hosts', '');
+
+CREATE FUNCTION ops.set_project_git_host(project_id bigint, host text, repository text, api_url text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM ops.authorize(project_id, 'project.manage');
+  IF host IS NULL OR host NOT IN ('gitlab', 'gitea', 'bitbucket') THEN
+    PERFORM ops._raise('OD004', 'host must be gitlab, gitea or bitbucket');
+  END IF;
+  IF repository IS NULL OR length(repository) > 255
+     OR repository !~ '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$' THEN
+    PERFORM ops._raise('OD004', 'repository must be a path such as owner/name (at most 255 characters)');
+  END IF;
+  IF api_url IS NOT NULL AND (length(api_url) > 2048 OR api_url !~ '^https?://[^\s]+$') THEN
+    PERFORM ops._raise('OD004', 'api_url must be an http(s) URL of at most 2048 characters');
+  END IF;
+  IF EXISTS (SELECT 1 FROM ops.project_git_hosts h
+              WHERE h.host = set_project_git_host.host AND lower(h.repository) = lower(set_project_git_host.repository)
+                AND h.project_id <> set_project_git_host.project_id) THEN
+    PERFORM ops._raise('OD004', format('repository "%s" of %s belongs to another project', repository, host));
+  END IF;
+  INSERT INTO ops.project_git_hosts AS h (project_id, host, repository, api_url)
+  VALUES (project_id, host, repository, api_url)
+  ON CONFLICT ON CONSTRAINT project_git_hosts_pkey
+  DO UPDATE SET repository = EXCLUDED.repository, api_url = EXCLUDED.api_url, updated_at = now();
+  PERFORM ops.audit(project_id, 'git_host.set', 'project', project_id,
+                    jsonb_build_object('host', host, 'repository', repository));
+END $$;
+COMMENT ON FUNCTION ops.set_project_git_host IS
+  'Connects a project to its repository on GitLab, Gitea/Forgejo or Bitbucket Cloud (its webhook secret: ops.set_project_secret(project_id, ''<host>_webhook_secret'', ...))';
+
+-- The checks every host's delivery goes through before it is authenticated:
+-- body size, JSON object, the event and delivery headers. Returns the
+-- parsed payload.
+CREATE FUNCTION ops._host_payload(host text, event text, event_header text, delivery_id text,
+                                  delivery_header text, body text)
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  payload jsonb;
+  max_bytes constant integer := 2 * 1024 * 1024;
+BEGIN
+  IF body IS NULL OR octet_length(body) > max_bytes THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = 'webhook body is missing or too large',
+      DETAIL = format('%s bytes, the limit is %s.', octet_length(body), max_bytes);
+  END IF;
+  IF event IS NULL OR event !~ '^[A-Za-z][A-Za-z0-9 _:.-]{0,63}$' THEN
+    PERFORM ops._raise('OD004', format('%s is missing or malformed', event_header));
+  END IF;
+  IF delivery_id IS NULL OR delivery_id !~ '^[A-Za-z0-9{}_.-]{1,90}$' THEN
+    PERFORM ops._raise('OD004', format('%s is missing or malformed', delivery_header));
+  END IF;
+  BEGIN
+    payload := body::jsonb;
+  EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+    PERFORM ops._raise('OD004', 'webhook body is not valid JSON');
+  END;
+  IF jsonb_typeof(payload) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'webhook body is not a JSON object');
+  END IF;
+  RETURN payload;
+END $$;
+
+-- The project connected to `repository` of `host`, and its webhook secret.
+-- OD002 when no project is, OD011 when it has no secret.
+CREATE FUNCTION ops._host_project(host text, repository text, OUT p ops.projects, OUT secret text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF repository IS NULL OR length(repository) > 255 THEN
+    PERFORM ops._raise('OD004', 'webhook body has no repository');
+  END IF;
+  SELECT x.* INTO p FROM ops.projects x JOIN ops.project_git_hosts h ON h.project_id = x.id
+   WHERE h.host = _host_project.host AND lower(h.repository) = lower(_host_project.repository);
+  IF p.id IS NULL THEN
+    PERFORM ops._raise('OD002', format('no project for %s repository "%s"', host, repository));
+  END IF;
+  SELECT s.value INTO secret FROM ops.project_secrets s
+   WHERE s.project_id = p.id AND s.name = host || '_webhook_secret';
+  IF secret IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = format('project "%s" has no %s_webhook_secret', p.slug, host),
+      HINT = format('Set it with ops.set_project_secret(project_id, ''%s_webhook_secret'', ...).', host);
+  END IF;
+END $$;
+
+-- A branch name from a full ref: refs/heads/<branch>, else NULL (tags).
+CREATE FUNCTION ops._ref_branch(ref text) RETURNS text LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN ref LIKE 'refs/heads/_%' THEN substr(ref, 12) END
+$$;
+
+-- An all-zero commit id: what git and the hosts send for a deleted ref.
+CREATE FUNCTION ops._is_null_sha(sha text) RETURNS boolean LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+  SELECT sha ~ '^0{40}(0{24})?$'
+$$;
+
+-- The answer of a delivery whose event changes nothing.
+CREATE FUNCTION ops._ingest_ignored(reason text) RETURNS jsonb LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+  SELECT jsonb_build_object('queued', '[]'::jsonb, 'created_environments', '[]'::jsonb, 'ignored', reason)
+$$;
+
+------------------------------------------------------------------------------
+-- GitLab: X-Gitlab-Event ("Push Hook", "Merge Request Hook", ...),
+-- X-Gitlab-Event-UUID, and X-Gitlab-Token, the hook's secret token sent as
+-- it is (compared in constant time with gitlab_webhook_secret).
+CREATE FUNCTION ops.ingest_gitlab(event text, delivery_id text, token text, body text)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  payload jsonb := ops._host_payload('gitlab', event, 'X-Gitlab-Event', delivery_id, 'X-Gitlab-Event-UUID', body);
+  found record;
+  p ops.projects;
+  attrs jsonb := payload -> 'object_attributes';
+  key text := 'gitlab:' || delivery_id;
+  origin jsonb := jsonb_build_object('source', 'gitlab', 'gitlab_delivery', delivery_id);
+  answer jsonb;
+BEGIN
+  IF length(token) > 8192 THEN
+    PERFORM ops._raise('OD005', 'X-Gitlab-Token is too long');
+  END IF;
+  SELECT * INTO found FROM ops._host_project('gitlab', payload -> 'project' ->> 'path_with_namespace');
+  p := found.p;
+  IF token IS NULL OR NOT ops.token_valid(found.secret, token) THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = 'invalid or missing X-Gitlab-Token';
+  END IF;
+  answer := ops._ingest_begin(p, key, event);
+  IF answer IS NOT NULL THEN
+    RETURN answer;
+  END IF;
+  answer := jsonb_build_object('delivery', delivery_id, 'event', event, 'project', p.slug);
+  IF event = 'Push Hook' AND ops._ref_branch(payload ->> 'ref') IS NULL THEN
+    answer := answer || ops._ingest_ignored('not a branch push');
+  ELSIF event = 'Push Hook' AND payload ->> 'object_kind' = 'push' THEN
+    answer := answer || ops._ingest_event(p,
+      CASE WHEN ops._is_null_sha(payload ->> 'after') THEN 'branch_deleted' ELSE 'push' END,
+      ops._ref_branch(payload ->> 'ref'), payload ->> 'after', NULL, origin,
+      jsonb_build_object('pusher', payload ->> 'user_username',
+                         'commits', coalesce((payload ->> 'total_commits_count')::int, 0)),
+      key);
+  ELSIF event = 'Merge Request Hook' AND payload ->> 'object_kind' = 'merge_request'
+        AND (attrs ->> 'action' IN ('open', 'reopen')
+             OR (attrs ->> 'action' = 'update' AND attrs ? 'oldrev')) THEN
+    answer := answer || ops._ingest_event(p, 'pull_request', attrs ->> 'source_branch',
+      attrs -> 'last_commit' ->> 'id', ops._pull_request_number(attrs -> 'iid'), origin, '{}', key);
+  ELSIF event = 'Merge Request Hook' AND payload ->> 'object_kind' = 'merge_request'
+        AND attrs ->> 'action' IN ('close', 'merge') THEN
+    answer := answer || ops._ingest_event(p, 'pull_request_closed', attrs ->> 'source_branch', NULL,
+      ops._pull_request_number(attrs -> 'iid'), origin, '{}', key);
+  ELSIF event = 'Merge Request Hook' THEN
+    answer := answer || ops._ingest_ignored(format('merge request action %s', attrs ->> 'action'));
+  ELSE
+    answer := answer || ops._ingest_ignored(format('event %s is not handled', event));
+  END IF;
+  RETURN ops._ingest_finish(key, answer);
+END $$;
+COMMENT ON FUNCTION ops.ingest_gitlab IS
+  'GitLab webhook entry point: (X-Gitlab-Event, X-Gitlab-Event-UUID, X-Gitlab-Token, raw body)';
+
+------------------------------------------------------------------------------
+-- Gitea and Forgejo: X-Gitea-Event / X-Forgejo-Event, X-Gitea-Delivery /
+-- X-Forgejo-Delivery, and X-Gitea-Signature / X-Forgejo-Signature, the hex
+-- HMAC-SHA256 of the raw body under gitea_webhook_secret.
+CREATE FUNCTION ops.ingest_gitea(event text, delivery_id text, signature text, body text)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  payload jsonb := ops._host_payload('gitea', event, 'X-Gitea-Event', delivery_id, 'X-Gitea-Delivery', body);
+  found record;
+  p ops.projects;
+  pr jsonb := payload -> 'pull_request';
+  key text := 'gitea:' || delivery_id;
+  origin jsonb := jsonb_build_object('source', 'gitea', 'gitea_delivery', delivery_id);
+  answer jsonb;
+BEGIN
+  IF length(signature) > 200 THEN
+    PERFORM ops._raise('OD005', 'X-Gitea-Signature is too long');
+  END IF;
+  SELECT * INTO found FROM ops._host_project('gitea', payload -> 'repository' ->> 'full_name');
+  p := found.p;
+  IF signature IS NULL OR NOT ops.hmac_signature_valid(found.secret, body, signature, '') THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = 'invalid or missing X-Gitea-Signature';
+  END IF;
+  answer := ops._ingest_begin(p, key, event);
+  IF answer IS NOT NULL THEN
+    RETURN answer;
+  END IF;
+  answer := jsonb_build_object('delivery', delivery_id, 'event', event, 'project', p.slug);
+  IF event = 'push' AND ops._ref_branch(payload ->> 'ref') IS NULL THEN
+    answer := answer || ops._ingest_ignored('not a branch push');
+  ELSIF event = 'push' THEN
+    answer := answer || ops._ingest_event(p,
+      CASE WHEN ops._is_null_sha(payload ->> 'after') THEN 'branch_deleted' ELSE 'push' END,
+      ops._ref_branch(payload ->> 'ref'), payload ->> 'after', NULL, origin,
+      jsonb_build_object('pusher', payload -> 'pusher' ->> 'login',
+                         'commits', jsonb_array_length(coalesce(payload -> 'commits', '[]'))),
+      key);
+  ELSIF event = 'delete' AND payload ->> 'ref_type' = 'branch' THEN
+    answer := answer || ops._ingest_event(p, 'branch_deleted', payload ->> 'ref', NULL, NULL, origin, '{}', key);
+  ELSIF event = 'pull_request' AND payload ->> 'action' IN ('opened', 'reopened', 'synchronized') THEN
+    answer := answer || ops._ingest_event(p, 'pull_request', pr -> 'head' ->> 'ref', pr -> 'head' ->> 'sha',
+      ops._pull_request_number(payload -> 'number'), origin, '{}', key);
+  ELSIF event = 'pull_request' AND payload ->> 'action' = 'closed' THEN
+    answer := answer || ops._ingest_event(p, 'pull_request_closed', pr -> 'head' ->> 'ref', NULL,
+      ops._pull_request_number(payload -> 'number'), origin, '{}', key);
+  ELSIF event = 'pull_request' THEN
+    answer := answer || ops._ingest_ignored(format('pull_request action %s', payload ->> 'action'));
+  ELSE
+    answer := answer || ops._ingest_ignored(format('event %s is not handled', event));
+  END IF;
+  RETURN ops._ingest_finish(key, answer);
+END $$;
+COMMENT ON FUNCTION ops.ingest_gitea IS
+  'Gitea and Forgejo webhook entry point: (X-Gitea-Event, X-Gitea-Delivery, X-Gitea-Signature, raw body), or the X-Forgejo-* headers';
+
+------------------------------------------------------------------------------
+-- Bitbucket Cloud: X-Event-Key (repo:push, pullrequest:created|updated|
+-- fulfilled|rejected), X-Request-UUID, and X-Hub-Signature, "sha256=" and
+-- the hex HMAC-SHA256 of the raw body under bitbucket_webhook_secret. A push
+-- carries one change per branch: each is its own event.
+CREATE FUNCTION ops.ingest_bitbucket(event text, delivery_id text, signature text, body text)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  payload jsonb := ops._host_payload('bitbucket', event, 'X-Event-Key', delivery_id, 'X-Request-UUID', body);
+  found record;
+  p ops.projects;
+  pr jsonb := payload -> 'pullrequest';
+  change jsonb;
+  n integer := 0;
+  part jsonb;
+  key text := 'bitbucket:' || delivery_id;
+  origin jsonb := jsonb_build_object('source', 'bitbucket', 'bitbucket_delivery', delivery_id);
+  answer jsonb;
+  queued jsonb := '[]';
+  created jsonb := '[]';
+  ignored text[] := '{}';
+BEGIN
+  IF length(signature) > 200 THEN
+    PERFORM ops._raise('OD005', 'X-Hub-Signature is too long');
+  END IF;
+  SELECT * INTO found FROM ops._host_project('bitbucket', payload -> 'repository' ->> 'full_name');
+  p := found.p;
+  IF signature IS NULL OR NOT ops.hmac_signature_valid(found.secret, body, signature, 'sha256=') THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = 'invalid or missing X-Hub-Signature';
+  END IF;
+  answer := ops._ingest_begin(p, key, event);
+  IF answer IS NOT NULL THEN
+    RETURN answer;
+  END IF;
+  answer := jsonb_build_object('delivery', delivery_id, 'event', event, 'project', p.slug);
+  IF event = 'repo:push' THEN
+    IF jsonb_typeof(payload -> 'push' -> 'changes') IS DISTINCT FROM 'array'
+       OR jsonb_array_length(payload -> 'push' -> 'changes') > 100 THEN
+      PERFORM ops._raise('OD004', 'repo:push body has no list of changes (at most 100)');
+    END IF;
+    FOR change IN SELECT c FROM jsonb_array_elements(payload -> 'push' -> 'changes') c LOOP
+      n := n + 1;
+      IF change -> 'new' ->> 'type' = 'branch' THEN
+        part := ops._ingest_event(p, 'push', change -> 'new' ->> 'name', change -> 'new' -> 'target' ->> 'hash',
+                                  NULL, origin, jsonb_build_object('pusher', payload -> 'actor' ->> 'nickname',
+                                  'commits', jsonb_array_length(coalesce(change -> 'commits', '[]'))),
+                                  key || ':' || n);
+      ELSIF jsonb_typeof(change -> 'new') IS DISTINCT FROM 'object' AND change -> 'old' ->> 'type' = 'branch' THEN
+        part := ops._ingest_event(p, 'branch_deleted', change -> 'old' ->> 'name', NULL, NULL, origin, '{}',
+                                  key || ':' || n);
+      ELSE
+        part := ops._ingest_ignored('not a branch change');
+      END IF;
+      queued := queued || (part -> 'queued');
+      created := created || (part -> 'created_environments');
+      IF part ? 'ignored' THEN
+        ignored := ignored || (part ->> 'ignored');
+      END IF;
+    END LOOP;
+    answer := answer || jsonb_build_object('queued', queued, 'created_environments', created)
+              || CASE WHEN queued = '[]' AND cardinality(ignored) > 0
+                      THEN jsonb_build_object('ignored', array_to_string(ignored, '; ')) ELSE '{}' END;
+  ELSIF event IN ('pullrequest:created', 'pullrequest:updated') THEN
+    answer := answer || ops._ingest_event(p, 'pull_request', pr -> 'source' -> 'branch' ->> 'name',
+      pr -> 'source' -> 'commit' ->> 'hash', ops._pull_request_number(pr -> 'id'), origin, '{}', key);
+  ELSIF event IN ('pullrequest:fulfilled', 'pullrequest:rejected') THEN
+    answer := answer || ops._ingest_event(p, 'pull_request_closed', pr -> 'source' -> 'branch' ->> 'name', NULL,
+      ops._pull_request_number(pr -> 'id'), origin, '{}', key);
+  ELSE
+    answer := answer || ops._ingest_ignored(format('event %s is not handled', event));
+  END IF;
+  RETURN ops._ingest_finish(key, answer);
+END $$;
+COMMENT ON FUNCTION ops.ingest_bitbucket IS
+  'Bitbucket Cloud webhook entry point: (X-Event-Key, X-Request-UUID, X-Hub-Signature, raw body)';
+
+------------------------------------------------------------------------------
+-- PostgREST forms: POST /rpc/<host>_webhook with the raw JSON body; the
+-- headers come from request.headers. `json` (not jsonb) keeps the bytes.
+CREATE FUNCTION ops._request_headers() RETURNS jsonb LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(nullif(current_setting('request.headers', true), ''), '{}')::jsonb
+$$;
+
+CREATE FUNCTION ops.gitlab_webhook(json) RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb := ops._request_headers();
+BEGIN
+  RETURN ops.ingest_gitlab(h ->> 'x-gitlab-event', coalesce(h ->> 'x-gitlab-event-uuid', h ->> 'x-gitlab-webhook-uuid'),
+                           h ->> 'x-gitlab-token', $1::text);
+END $$;
+COMMENT ON FUNCTION ops.gitlab_webhook IS 'PostgREST entry point for GitLab webhooks: reads the headers and raw body of the request and calls ops.ingest_gitlab';
+
+CREATE FUNCTION ops.gitea_webhook(json) RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb := ops._request_headers();
+BEGIN
+  RETURN ops.ingest_gitea(coalesce(h ->> 'x-forgejo-event', h ->> 'x-gitea-event'),
+                          coalesce(h ->> 'x-forgejo-delivery', h ->> 'x-gitea-delivery'),
+                          coalesce(h ->> 'x-forgejo-signature', h ->> 'x-gitea-signature'), $1::text);
+END $$;
+COMMENT ON FUNCTION ops.gitea_webhook IS 'PostgREST entry point for Gitea and Forgejo webhooks: reads the headers and raw body of the request and calls ops.ingest_gitea';
+
+CREATE FUNCTION ops.bitbucket_webhook(json) RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb := ops._request_headers();
+BEGIN
+  RETURN ops.ingest_bitbucket(h ->> 'x-event-key', h ->> 'x-request-uuid', h ->> 'x-hub-signature', $1::text);
+END $$;
+COMMENT ON FUNCTION ops.bitbucket_webhook IS 'PostgREST entry point for Bitbucket Cloud webhooks: reads the headers and raw body of the request and calls ops.ingest_bitbucket';
+
+-- A bare repository's post-receive hook (scripts/odooops-post-receive)
+-- passes the lines git gives it, "<old sha> <new sha> <ref>", to
+-- ops.ingest_post_receive. No signature: the caller is the database login
+-- the hook connects as, and each change is authorized like the run or the
+-- destroy it leads to (run.deploy on the environment the branch maps to,
+-- env.manage on the environment of a deleted branch).
+
+CREATE FUNCTION ops.ingest_post_receive(project text, lines text)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p ops.projects;
+  line text;
+  parts text[];
+  ref_branch text;
+  target ops.environments;
+  part jsonb;
+  n integer := 0;
+  queued jsonb := '[]';
+  created jsonb := '[]';
+  ignored jsonb := '[]';
+  origin jsonb := jsonb_build_object('source', 'git', 'pusher', ops.current_actor());
+  max_bytes constant integer := 1024 * 1024;
+BEGIN
+  IF lines IS NULL OR octet_length(lines) > max_bytes THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = 'post-receive input is missing or too large',
+      DETAIL = format('%s bytes, the limit is %s.', octet_length(lines), max_bytes);
+  END IF;
+  SELECT * INTO p FROM ops.projects x WHERE x.slug = ingest_post_receive.project;
+  IF NOT FOUND OR NOT ops.can_read_project(p.id) THEN
+    PERFORM ops._raise('OD002', format('no project "%s"', left(project, 63)));
+  END IF;
+  PERFORM pg_advisory_xact_lock(1869571957, hashint8(p.id));
+  FOR line IN SELECT l FROM regexp_split_to_table(rtrim(lines, E'\n'), E'\n') l WHERE l <> '' LOOP
+    n := n + 1;
+    IF n > 1000 THEN
+      PERFORM ops._raise('OD005', 'post-receive input has more than 1000 refs');
+    END IF;
+    parts := regexp_match(line, '^([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (refs/\S+)$');
+    IF parts IS NULL THEN
+      PERFORM ops._raise('OD004', format('post-receive line %s is not "<old sha> <new sha> <ref>"', n));
+    END IF;
+    ref_branch := ops._ref_branch(parts[3]);
+    IF ref_branch IS NULL THEN
+      ignored := ignored || to_jsonb(format('%s is not a branch', left(parts[3], 80)));
+      CONTINUE;
+    END IF;
+    PERFORM ops._check_branch_length(ref_branch);
+    IF ops._is_null_sha(parts[2]) THEN
+      SELECT * INTO target FROM ops.environments x
+       WHERE x.project_id = p.id AND x.branch = ref_branch AND x.status = 'active'
+         AND x.stage IN ('development', 'preview');
+      IF FOUND THEN
+        PERFORM ops.authorize(p.id, 'env.manage', target.id);
+      END IF;
+      part := ops._ingest_event(p, 'branch_deleted', ref_branch, NULL, NULL, origin, '{}',
+                                format('git:%s:%s', txid_current(), n));
+    ELSE
+      target := ops._environment_for_branch(p, ref_branch);
+      IF target.id IS NOT NULL THEN
+        PERFORM ops.authorize(p.id, 'run.deploy', target.id);
+      END IF;
+      part := ops._ingest_event(p, 'push', ref_branch, parts[2], NULL, origin, jsonb_build_object('ref', parts[3]),
+                                format('git:%s:%s', txid_current(), n));
+    END IF;
+    queued := queued || (part -> 'queued');
+    created := created || (part -> 'created_environments');
+    IF part ? 'ignored' THEN
+      ignored := ignored || (part -> 'ignored');
+    END IF;
+  END LOOP;
+  RETURN jsonb_build_object('project', p.slug, 'queued', queued, 'created_environments', created,
+                            'ignored', ignored);
+END $$;
+COMMENT ON FUNCTION ops.ingest_post_receive IS
+  'Entry point of a bare repository''s post-receive hook: (project slug, the hook''s "<old> <new> <ref>" lines); authorized as the calling login';
+
+
+ALTER TABLE ops.webhook_subscriptions DROP CONSTRAINT webhook_subscriptions_format_check,
+  ADD CONSTRAINT webhook_subscriptions_format_check
+  CHECK (format IN ('json', 'slack', 'github', 'gitlab', 'gitea', 'bitbucket'));
+COMMENT ON TABLE ops.webhook_subscriptions IS 'Where events are sent: URL, format (json, slack, or the commit statuses of github, gitlab, gitea, bitbucket), event types, project filter';
+
+CREATE OR REPLACE FUNCTION ops.enqueue_webhook_event(event_type text, project_id bigint, environment_id bigint, data jsonb)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+  n integer;
+  envelope jsonb;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM ops.webhook_subscriptions s WHERE s.active) THEN
+    RETURN 0;
+  END IF;
+  envelope := jsonb_build_object(
+    'type', event_type,
+    'occurred_at', now(),
+    'project', (SELECT jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_full_name', p.repo_full_name,
+                                          'git_hosts', (SELECT jsonb_object_agg(h.host, h.repository)
+                                                          FROM ops.project_git_hosts h WHERE h.project_id = p.id))
+                  FROM ops.projects p WHERE p.id = enqueue_webhook_event.project_id),
+    'environment', (SELECT jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage)
+                      FROM ops.environments e WHERE e.id = enqueue_webhook_event.environment_id),
+    'data', data);
+  INSERT INTO ops.webhook_deliveries (subscription_id, event_type, payload)
+  SELECT s.id, enqueue_webhook_event.event_type, envelope
+    FROM ops.webhook_subscriptions s
+   WHERE s.active
+     AND (cardinality(s.event_types) = 0 OR enqueue_webhook_event.event_type = ANY (s.event_types))
+     AND (s.project_id IS NULL OR s.project_id = enqueue_webhook_event.project_id)
+     -- A commit status needs a run's commit and the project's repository
+     -- on that host.
+     AND (s.format NOT IN ('github', 'gitlab', 'gitea', 'bitbucket')
+          OR (enqueue_webhook_event.event_type LIKE 'run.%' AND data->>'git_sha' IS NOT NULL
+              AND CASE WHEN s.format = 'github' THEN envelope->'project'->>'repo_full_name'
+                       ELSE envelope->'project'->'git_hosts'->>s.format END IS NOT NULL));
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n > 0 THEN
+    PERFORM ops._wake_dispatcher();
+  END IF;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION ops.enqueue_webhook_event IS 'Writes the outbox deliveries of an event (called by triggers)';
+
+
+REVOKE EXECUTE ON FUNCTION
+  ops.hmac_signature_valid(text, text, text, text), ops.token_valid(text, text), ops._pull_request_number(jsonb),
+  ops._ingest_event(ops.projects, text, text, text, integer, jsonb, jsonb, text),
+  ops._ingest_begin(ops.projects, text, text), ops._ingest_finish(text, jsonb),
+  ops.set_project_git_host(bigint, text, text, text), ops._host_payload(text, text, text, text, text, text),
+  ops._host_project(text, text), ops._ref_branch(text), ops._is_null_sha(text), ops._ingest_ignored(text),
+  ops.ingest_gitlab(text, text, text, text), ops.ingest_gitea(text, text, text, text),
+  ops.ingest_bitbucket(text, text, text, text), ops._request_headers(),
+  ops.gitlab_webhook(json), ops.gitea_webhook(json), ops.bitbucket_webhook(json),
+  ops.ingest_post_receive(text, text)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+  ops.ingest_gitlab(text, text, text, text), ops.gitlab_webhook(json),
+  ops.ingest_gitea(text, text, text, text), ops.gitea_webhook(json),
+  ops.ingest_bitbucket(text, text, text, text), ops.bitbucket_webhook(json)
+  TO odooops_ingest, odooops_api;
+GRANT EXECUTE ON FUNCTION ops.ingest_post_receive(text, text), ops.set_project_git_host(bigint, text, text, text)
+  TO odooops_api;

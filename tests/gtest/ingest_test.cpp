@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 #include "branch_pattern.h"
 #include "branch_slug.h"
 #include "signature.h"
@@ -18,6 +20,31 @@ TEST(Signature, GitHubHeader) {
   EXPECT_FALSE(github_signature_valid("It's a Secret to Everybody", body, header.substr(7)));
   EXPECT_FALSE(github_signature_valid("It's a Secret to Everybody", body, ""));
   EXPECT_FALSE(github_signature_valid("", body, header));
+}
+
+TEST(Signature, GiteaAndBitbucketHeaders) {
+  const std::string body = "Hello, World!";
+  const std::string hex = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+  const std::string secret = "It's a Secret to Everybody";
+  // Gitea and Forgejo: the bare hex digest.
+  EXPECT_TRUE(hmac_signature_valid(secret, body, hex, ""));
+  EXPECT_FALSE(hmac_signature_valid(secret, body, "sha256=" + hex, ""));
+  EXPECT_FALSE(hmac_signature_valid(secret, body + "\n", hex, ""));
+  EXPECT_FALSE(hmac_signature_valid(secret, body, hex.substr(0, 63), ""));
+  // Bitbucket Cloud: "sha256=" and the hex digest, in either case.
+  std::string upper = hex;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  EXPECT_TRUE(hmac_signature_valid(secret, body, "sha256=" + hex, "sha256="));
+  EXPECT_TRUE(hmac_signature_valid(secret, body, "sha256=" + upper, "sha256="));
+  EXPECT_FALSE(hmac_signature_valid(secret, body, hex, "sha256="));
+  EXPECT_FALSE(hmac_signature_valid("", body, hex, ""));
+}
+
+TEST(Signature, SharedToken) {
+  EXPECT_TRUE(token_valid("glpat-token", "glpat-token"));
+  EXPECT_FALSE(token_valid("glpat-token", "glpat-tokem"));
+  EXPECT_FALSE(token_valid("glpat-token", "glpat-token "));
+  EXPECT_FALSE(token_valid("", ""));
 }
 
 TEST(Signature, ConstantTimeEqual) {

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backoff.h"
+#include "commit_status.h"
 #include "webhook_payload.h"
 #include "webhook_signature.h"
 
@@ -48,9 +49,11 @@ OutboundDelivery run_event(const std::string& format, const std::string& type = 
   d.secret = "tok";
   d.event_type = type;
   d.envelope = R"({"type":")" + type + R"(","occurred_at":"2024-01-01T00:00:00Z",
-    "project":{"id":1,"slug":"acme","repo_full_name":"acme/shop"},
+    "project":{"id":1,"slug":"acme","repo_full_name":"acme/shop",
+               "git_hosts":{"gitlab":"group/sub/shop","gitea":"acme/shop","bitbucket":"acme/shop"}},
     "environment":{"id":2,"name":"staging","stage":"staging"},
-    "data":{"id":7,"workflow":"deploy","status":"failed","git_sha":"a1b2c3d4e5f6","error":"boom"}})";
+    "data":{"id":7,"workflow":"deploy","status":"failed","git_sha":"a1b2c3d4e5f6","git_ref":"main",
+            "error":"boom"}})";
   return d;
 }
 bool has_header(const HttpRequest& r, const std::string& h) {
@@ -94,4 +97,56 @@ TEST(Payload, GitHubCommitStatus) {
   EXPECT_THROW(render_delivery(no_sha, 0), PermanentDeliveryError);
   EXPECT_THROW(render_delivery(run_event("github", "backup.completed"), 0), PermanentDeliveryError);
   EXPECT_THROW(render_delivery(run_event("carrier-pigeon"), 0), PermanentDeliveryError);
+}
+
+TEST(Payload, GitLabCommitStatus) {
+  const HttpRequest r = render_delivery(run_event("gitlab"), 0);
+  EXPECT_EQ(r.url, "http://127.0.0.1:9/hook/projects/group%2Fsub%2Fshop/statuses/a1b2c3d4e5f6");
+  EXPECT_TRUE(has_header(r, "PRIVATE-TOKEN: tok"));
+  const auto body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body["state"], "failed");
+  EXPECT_EQ(body["name"], "odooops/deploy/staging");
+  EXPECT_EQ(body["ref"], "main");
+  EXPECT_EQ(body["description"], "acme/staging: deploy run 7 failed (a1b2c3d): boom");
+  EXPECT_EQ(
+      nlohmann::json::parse(render_delivery(run_event("gitlab", "run.started"), 0).body)["state"],
+      "running");
+  EXPECT_EQ(
+      nlohmann::json::parse(render_delivery(run_event("gitlab", "run.queued"), 0).body)["state"],
+      "pending");
+}
+
+TEST(Payload, GiteaCommitStatus) {
+  const HttpRequest r = render_delivery(run_event("gitea"), 0);
+  EXPECT_EQ(r.url, "http://127.0.0.1:9/hook/repos/acme/shop/statuses/a1b2c3d4e5f6");
+  EXPECT_TRUE(has_header(r, "Authorization: token tok"));
+  const auto body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body["state"], "failure");
+  EXPECT_EQ(body["context"], "odooops/deploy/staging");
+}
+
+TEST(Payload, BitbucketBuildStatus) {
+  const HttpRequest r = render_delivery(run_event("bitbucket"), 0);
+  EXPECT_EQ(r.url,
+            "http://127.0.0.1:9/hook/repositories/acme/shop/commit/a1b2c3d4e5f6/statuses/build");
+  EXPECT_TRUE(has_header(r, "Authorization: Bearer tok"));
+  const auto body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body["state"], "FAILED");
+  EXPECT_EQ(body["key"], "odooops/deploy/staging");
+  EXPECT_EQ(body["url"], "http://127.0.0.1:9/hook");  // no run URL: the API base
+  EXPECT_EQ(
+      nlohmann::json::parse(render_delivery(run_event("bitbucket", "run.queued"), 0).body)["state"],
+      "INPROGRESS");
+}
+
+TEST(Payload, CommitStatusNeedsTheHostsRepository) {
+  OutboundDelivery d = run_event("gitlab");
+  d.envelope = R"({"project":{"slug":"x","repo_full_name":"acme/shop"},
+                   "data":{"workflow":"deploy","status":"succeeded","git_sha":"abcd"}})";
+  EXPECT_THROW(render_delivery(d, 0), PermanentDeliveryError);
+  EXPECT_THROW(render_delivery(run_event("bitbucket", "backup.completed"), 0),
+               PermanentDeliveryError);
+  EXPECT_EQ(commit_status_state("gitea", "run.finished", "cancelled"), "error");
+  EXPECT_EQ(commit_status_state("bitbucket", "run.finished", "cancelled"), "STOPPED");
+  EXPECT_EQ(commit_status_state("gitlab", "run.finished", "cancelled"), "canceled");
 }

@@ -12,7 +12,8 @@ requests per second. Endpoints (POST, any body):
   /repos/...          201 (GitHub commit statuses)
   GET /stats          JSON counters
 Every answered or dropped request is appended as one JSON line to --log:
-  {"t": unix time, "path", "delivery", "event", "sig_ok", "status", "auth"}
+  {"t": unix time, "path", "delivery", "event", "sig_ok", "status", "auth",
+   "private_token", "state"}  (state: the "state" of a JSON body, e.g. a commit status)
 sig_ok checks X-Odooops-Signature (t=<ts>,v1=hex HMAC-SHA256(secret, "<ts>.<body>")).
 
   webhook_receiver.py --port 0 --secret s3cret --log /tmp/r.log --port-file /tmp/r.port
@@ -45,7 +46,15 @@ def verify(header, body):
         return False
 
 
-def record(path, headers, sig_ok, status):
+def body_state(body):
+    try:
+        value = json.loads(body)
+        return value.get("state") if isinstance(value, dict) else None
+    except ValueError:
+        return None
+
+
+def record(path, headers, sig_ok, status, body=b""):
     STATS["requests"] += 1
     if sig_ok is True:
         STATS["valid_signatures"] += 1
@@ -56,7 +65,9 @@ def record(path, headers, sig_ok, status):
                               "delivery": headers.get("x-odooops-delivery"),
                               "event": headers.get("x-odooops-event"),
                               "sig_ok": sig_ok, "status": status,
-                              "auth": headers.get("authorization")}) + "\n")
+                              "auth": headers.get("authorization"),
+                              "private_token": headers.get("private-token"),
+                              "state": body_state(body)}) + "\n")
 
 
 async def respond(writer, status, body=b"ok"):
@@ -101,9 +112,9 @@ async def handle(reader, writer):
                 key = headers.get("x-odooops-delivery")
                 FLAKY[key] = FLAKY.get(key, 0) + 1
                 status = 500 if FLAKY[key] <= int(parts[1]) else 200
-            elif parts[0] == "repos":
-                status = 201
-            record(path, headers, sig_ok, status)
+            elif parts[0] in ("repos", "gl", "gt", "bb"):
+                status = 201  # commit statuses: created
+            record(path, headers, sig_ok, status, body)
             await respond(writer, status, b"ok" if status < 300 else b"error \x00\xff body")
     except (asyncio.IncompleteReadError, ConnectionError, ValueError, asyncio.LimitOverrunError):
         pass

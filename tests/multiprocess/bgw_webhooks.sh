@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The webhook dispatcher against a real HTTP receiver on loopback
 # (tests/harness/webhook_receiver.py), with the library preloaded:
-#  1. formats: signed generic JSON, Slack, GitHub commit statuses (token);
+#  1. formats: signed generic JSON, Slack, commit statuses of GitHub,
+#     GitLab, Gitea and Bitbucket (each host's path, token header, states);
 #  2. failing endpoints (500, timeout, dropped connection): retries follow
 #     the exponential backoff with jitter, then the delivery is dead, and a
 #     re-drive delivers it; a flaky endpoint succeeds on attempt 3;
@@ -50,17 +51,22 @@ URL=http://127.0.0.1:$PORT
 q "INSERT INTO ops.webhook_subscriptions (name, url, format, event_types) VALUES
      ('json', '$URL/ok', 'json', '{run.queued,run.finished}'),
      ('slack', '$URL/ok', 'slack', '{run.finished}'),
-     ('github', '$URL', 'github', '{run.queued,run.finished}');
-   INSERT INTO ops.webhook_secrets VALUES (1, 's3cret'), (3, 'gh-token');" >/dev/null
+     ('github', '$URL', 'github', '{run.queued,run.finished}'),
+     ('gitlab', '$URL/gl', 'gitlab', '{run.queued,run.finished}'),
+     ('gitea', '$URL/gt/', 'gitea', '{run.queued,run.finished}'),
+     ('bitbucket', '$URL/bb', 'bitbucket', '{run.queued,run.finished}');
+   INSERT INTO ops.webhook_secrets VALUES (1, 's3cret'), (3, 'gh-token'), (4, 'gl-token'), (5, 'gt-token'), (6, 'bb-token');
+   INSERT INTO ops.project_git_hosts (project_id, host, repository) VALUES
+     (1, 'gitlab', 'acme/sub/shop'), (1, 'gitea', 'acme/shop'), (1, 'bitbucket', 'acme/shop');" >/dev/null
 sleep 1   # the idle dispatcher is now asleep for up to odooops.dispatcher_naptime = 60 s
 t0=$(date +%s%N)
 q "SELECT ops.queue_run(1, 'staging', 'a1b2c3d4', 'main', '{}', 'build')" >/dev/null
 q "SELECT ops.cancel_run(1, 'test')" >/dev/null
-wait_for "SELECT count(*) = 5 AND bool_and(status = 'delivered') FROM ops.webhook_deliveries" 15 \
+wait_for "SELECT count(*) = 11 AND bool_and(status = 'delivered') FROM ops.webhook_deliveries" 15 \
   || { q "SELECT id, status, last_error FROM ops.webhook_deliveries"; fail "format deliveries not delivered"; }
 wake_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$wake_ms" -lt 3000 ] || fail "deliveries took $wake_ms ms: the commit did not wake the dispatcher"
-note "woken on commit: 5 deliveries delivered $wake_ms ms after the commits (naptime 60 s)"
+note "woken on commit: 11 deliveries delivered $wake_ms ms after the commits (naptime 60 s)"
 sleep 0.5
 python3 - "$WORK/received.log" <<'PY' || fail "format checks"
 import json, sys
@@ -68,10 +74,22 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 gh = [r for r in rows if r["path"].startswith("/repos/")]
 assert len(gh) == 2, gh
 assert all(r["path"] == "/repos/acme/shop/statuses/a1b2c3d4" and r["auth"] == "Bearer gh-token" for r in gh), gh
+assert [r["state"] for r in gh] == ["pending", "error"], gh
+def host(prefix, path, states, check):
+    got = [r for r in rows if r["path"].startswith(prefix)]
+    assert [r["path"] for r in got] == [path, path], got
+    assert [r["state"] for r in got] == states, got
+    assert all(check(r) for r in got), got
+host("/gl/", "/gl/projects/acme%2Fsub%2Fshop/statuses/a1b2c3d4", ["pending", "canceled"],
+     lambda r: r["private_token"] == "gl-token" and r["auth"] is None)
+host("/gt/", "/gt/repos/acme/shop/statuses/a1b2c3d4", ["pending", "error"],
+     lambda r: r["auth"] == "token gt-token")
+host("/bb/", "/bb/repositories/acme/shop/commit/a1b2c3d4/statuses/build", ["INPROGRESS", "STOPPED"],
+     lambda r: r["auth"] == "Bearer bb-token")
 signed = [r for r in rows if r["sig_ok"] is True]
 assert len(signed) == 2, rows
 PY
-note "formats OK: signed JSON x2, Slack x1, GitHub statuses x2 with token"
+note "formats OK: signed JSON x2, Slack x1, commit statuses x2 each for GitHub, GitLab, Gitea, Bitbucket with their tokens"
 
 # SIGTERM stops the dispatcher promptly; the postmaster restarts it.
 pid=$(worker_pid dispatcher)

@@ -89,6 +89,17 @@ for tool in "${TOOLS[@]}"; do
   expect 69 "$CLI/$tool.sh" --dsn "postgresql:///$DB?host=$nowhere" "${args[@]}"
 done
 PGHOST=$nowhere expect 69 "$ODOOOPS" runs --json
+# The post-receive hook reads git's lines on stdin: the same options and
+# exit codes (its git push behaviour: tests/multiprocess/post_receive.sh).
+expect 0 "$CLI/post_receive.sh" --help
+for code in 0 1 64 65 66 69 70 75 77; do
+  grep -Eq "^ +$code +[a-z]" <<<"$OUT" || fail "post_receive.sh --help does not explain exit code $code"
+done
+expect 0 "$ODOOOPS" post-receive --version
+[ "$OUT" = "post_receive.sh $version" ] || fail "odooops post-receive --version: $OUT"
+expect 64 "$CLI/post_receive.sh" --no-such-option </dev/null
+GIT_DIR=$nowhere expect 64 "$CLI/post_receive.sh" </dev/null  # no project: not in a repository
+PGHOST=$nowhere expect 69 "$CLI/post_receive.sh" --project cli </dev/null
 PGHOST=$nowhere expect 69 "$CLI/backup.sh" --project cli --env dev --list --json
 PGHOST=$nowhere expect 69 "$CLI/approve.sh" --pending --json
 rmdir "$nowhere"

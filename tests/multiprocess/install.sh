@@ -20,7 +20,7 @@ prefix=/usr/local
 make -s install-worker DESTDIR="$WORK/root" WORKER_PREFIX=$prefix >/dev/null
 root=$WORK/root$prefix
 for f in bin/odooops-worker bin/odooops share/odooops/steps/deploy/40-start share/odooops/steps/lib/common.sh \
-         libexec/odooops/runs.sh lib/systemd/system/odooops-worker@.service share/doc/odooops/worker.conf.example \
+         libexec/odooops/runs.sh libexec/odooops/post_receive.sh lib/systemd/system/odooops-worker@.service share/doc/odooops/worker.conf.example \
          etc/logrotate.d/odooops-worker; do
   [ -e "$root/$f" ] || fail "$prefix/$f was not installed"
 done
@@ -34,6 +34,8 @@ version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" control/odooops.control)
 printed=$("$root/bin/odooops-worker" --odoo-user worker --print-config)
 grep -qx "steps-dir = \"$root/share/odooops/steps\"" <<<"$printed" || fail "the installed worker does not use the installed steps: $(grep steps-dir <<<"$printed")"
 "$root/bin/odooops" runs --help >/dev/null || fail "odooops runs --help"
+help=$("$root/bin/odooops" post-receive --help) || fail "odooops post-receive --help"
+grep -q "^Usage: post_receive.sh" <<<"$help" || fail "odooops post-receive --help: $help"
 code=0; "$root/bin/odooops" no-such-command 2>/dev/null || code=$?
 [ "$code" = 64 ] || fail "an unknown command exits $code, not 64"
 say "worker and odooops $version in $prefix/bin; the worker uses $prefix/share/odooops/steps"
