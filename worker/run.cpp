@@ -304,7 +304,8 @@ void RunExecution::choose_http_port(const std::string& workflow) {
   const std::string websocket_key = env_dir_ + "#websocket";
   if (starts_odoo) {
     http_port_ = assign_http_port(cfg_.state_dir, env_dir_, cfg_.http_ports, requested);
-    websocket_port_ = assign_http_port(cfg_.state_dir, websocket_key, cfg_.http_ports, std::nullopt);
+    websocket_port_ =
+        assign_http_port(cfg_.state_dir, websocket_key, cfg_.http_ports, std::nullopt);
   } else {
     http_port_ = held_http_port(cfg_.state_dir, env_dir_);
     if (!http_port_) http_port_ = requested;
