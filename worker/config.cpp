@@ -345,21 +345,21 @@ void load_file(const std::string& path, Config& cfg) {
 #define ODOOOPS_STEPS_DIR "/usr/share/odooops/steps"
 #endif
 
-// The installed steps (<prefix>/share/odooops/steps beside <prefix>/bin, or
-// where this build installs them); a binary run from its build directory
-// uses the source tree's.
+// The installed steps (<prefix>/share/odooops/steps beside <prefix>/bin); a
+// binary run from its build directory uses the source tree's (never steps
+// installed elsewhere from another version); else where this build installs
+// them.
 std::string default_steps_dir() {
   std::vector<std::string> candidates;
   char buf[4096];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  std::string dir;
   if (n > 0) {
     std::string exe(buf, static_cast<size_t>(n));
-    dir = exe.substr(0, exe.rfind('/'));
+    const std::string dir = exe.substr(0, exe.rfind('/'));
     candidates.push_back(dir + "/../share/odooops/steps");
+    candidates.push_back(dir + "/../worker/steps");
   }
   candidates.push_back(ODOOOPS_STEPS_DIR);
-  if (!dir.empty()) candidates.push_back(dir + "/../worker/steps");
   for (const std::string& cand : candidates) {
     if (access(cand.c_str(), R_OK | X_OK) == 0) {
       char real[4096];

@@ -66,12 +66,20 @@ case "${1:-run}" in
   *) echo "usage: $0 [run|stop|clean|psql|--version]" >&2; exit 64 ;;   # EX_USAGE
 esac
 
-echo "==> building odooops and odooops-worker"
+echo "==> checking the Debian packages odooops needs (installed when missing)"
 tests/harness/deps.sh
 [ -z "${ODOO_SRC:-}" ] || tests/harness/odoo_deps.sh   # Odoo's Python libraries, from Debian
-make -s -j2 PG_CONFIG="$PG_CONFIG" && make -s install PG_CONFIG="$PG_CONFIG"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j2 --target odooops-worker >/dev/null
+echo "==> compiling the extension (a few minutes on a small machine the first time; one line per file)"
+# The compiler's command lines, shortened to the file each one compiles.
+if ! make -j2 PG_CONFIG="$PG_CONFIG" | sed -nu 's/.* -o \([^ ]*\.o\) .*/    \1/p'; then
+  echo "the extension did not compile (make -j2 shows why)" >&2
+  exit 1
+fi
+# The one thing the demo puts outside the project directory: PostgreSQL
+# loads extensions from its own directories only.
+echo "==> installing the extension into the system's PostgreSQL ($("$PG_CONFIG" --pkglibdir) and $("$PG_CONFIG" --sharedir)/extension); everything else stays in $STATE"
+echo "==> compiling odooops-worker (cmake shows its progress)"
+make -s install PG_CONFIG="$PG_CONFIG" WORKER_PREFIX="$STATE/usr"
 
 mkdir -p "$STATE"
 chmod 755 "$ROOT" "$STATE"
