@@ -65,8 +65,12 @@ wait_on() {
   return 1
 }
 odooops_backends() { on "$1" "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'odooops %'" postgres; }
-# Lines of a server log at ERROR, FATAL or PANIC.
-log_errors() { grep -E '(ERROR|FATAL|PANIC): ' "$1" || true; }
+# Lines of a server log at ERROR, FATAL or PANIC, but for the WAL
+# receiver's own when the primary goes away.
+log_errors() {
+  grep -E '(ERROR|FATAL|PANIC): ' "$1" \
+    | grep -vE 'FATAL:  could not (send end-of-streaming message to primary|connect to the primary server)' || true
+}
 
 # --- the primary, firing every 2 s -----------------------------------------
 tests/harness/cluster.sh start "$PRIMARY" "$primary_port" >/dev/null
