@@ -85,8 +85,8 @@ void define() {
              &requeue_backoff_max_seconds, 600, 0, 7 * 86400, PGC_SUSET, GUC_UNIT_S);
   define_int("odooops.restart_lease_grace",
              "Time the holders of leases that expired while the server was down get to renew "
-             "them after it starts.",
-             "Such a lease is not requeued before the server has run this long.",
+             "them after it starts or is promoted.",
+             "Such a lease is not requeued before the server has accepted writes this long.",
              &restart_lease_grace_seconds, 60, 0, 86400, PGC_SUSET, GUC_UNIT_S);
 
   DefineCustomStringVariable(

@@ -7,7 +7,9 @@
 # are the primary's. The primary stops, the standby is promoted, and its
 # scheduler resumes from the replicated schedule: the slots missed while
 # no server was primary fire once, and no slot of the whole history has two
-# fires, two backups or two backup runs.
+# fires, two backups or two backup runs. A run whose lease ran out while no
+# server was primary is requeued one odooops.restart_lease_grace after the
+# promotion, not at once.
 #
 # Runs two throw-away clusters of its own (STANDBY_PROMOTION_PORT and the
 # port after it; default: free ports) and needs the extension installed.
@@ -75,7 +77,9 @@ log_errors() {
 # --- the primary, firing every 2 s -----------------------------------------
 tests/harness/cluster.sh start "$PRIMARY" "$primary_port" >/dev/null
 on primary "CREATE DATABASE $DB" postgres
-for kv in "database = '$DB'" "scheduler_naptime = '500ms'" "dispatcher_enabled = off"; do
+GRACE=8
+for kv in "database = '$DB'" "scheduler_naptime = '500ms'" "dispatcher_enabled = off" \
+  "stale_check_interval = '1s'" "requeue_backoff_base = 0" "restart_lease_grace = '${GRACE}s'"; do
   on primary "ALTER SYSTEM SET odooops.$kv" postgres
 done
 tests/harness/cluster.sh restart "$PRIMARY"
@@ -110,6 +114,11 @@ wait_on standby "SELECT count(*) >= $seen + 3 FROM ops.backup_schedule_fires" 20
 note "the standby replays $(on standby "SELECT count(*) FROM ops.backup_schedule_fires") fires, runs no odooops worker and logs no error"
 
 # --- the primary stops; the standby is promoted ------------------------------
+# A run held with a 4-second lease that runs out while no server is primary.
+held=$(on primary "SELECT id FROM ops.queue_run(1, 'production', 'abc1234', 'main', '{}', 'build')")
+on primary "SELECT count(*) FROM ops.claim_next_run('w1', 4, ARRAY['build'])" >/dev/null
+on primary "SELECT count(*) FROM ops.start_run($held, 'w1', 1, 4)" >/dev/null
+wait_on standby "SELECT status = 'running' FROM ops.runs WHERE id = $held" 3 || fail "the standby does not see run $held running"
 tests/harness/cluster.sh stop "$PRIMARY"
 fires_before=$(on standby "SELECT count(*) FROM ops.backup_schedule_fires")
 last_slot_before=$(on standby "SELECT max(slot) FROM ops.backup_schedule_fires")
@@ -120,6 +129,17 @@ as_owner "$PG_BINDIR/pg_ctl" -D "$STANDBY/data" -w -t 60 promote >/dev/null
 [ "$(on standby "SELECT pg_is_in_recovery()" postgres)" = f ] || fail "the standby was not promoted"
 wait_on standby "SELECT count(*) >= $fires_before + 3 FROM ops.backup_schedule_fires" 30 || fail "the scheduler did not resume on the promoted standby"
 on standby "UPDATE ops.backup_schedules SET enabled = false"
+# The lease that ran out during the failover is judged only once the
+# restart grace has passed since the promotion (the scheduler's start):
+# its worker may still be alive and come back.
+wait_on standby "SELECT status = 'queued' FROM ops.runs WHERE id = $held" $((GRACE + 10)) || fail "run $held was never requeued"
+requeued_after=$(on standby "SELECT round(extract(epoch FROM e.created_at - a.backend_start), 1)
+                               FROM ops.run_events e, pg_stat_activity a
+                              WHERE e.run_id = $held AND e.kind = 'transition' AND e.to_status = 'queued' AND e.from_status = 'running'
+                                AND a.backend_type = 'odooops scheduler'")
+awk -v t="$requeued_after" -v g="$GRACE" 'BEGIN { exit !(t != "" && t >= g - 0.5 && t <= g + 3) }' \
+  || fail "the lease that ran out during the failover was judged ${requeued_after:-never} s after the promotion, expected ${GRACE} s (the restart grace)"
+note "the lease that ran out during the failover was judged $requeued_after s after the promotion (grace $GRACE s)"
 [ "$(odooops_backends standby)" = 1 ] || fail "the promoted standby does not run exactly its scheduler"
 note "promoted: the scheduler resumed ($(on standby "SELECT count(*) FROM ops.backup_schedule_fires") fires in all)"
 
