@@ -11,13 +11,15 @@ extern "C" {
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/timestamp.h"
 }
 
 namespace odooops::bgw {
 namespace {
 
 struct SharedState {
-  Latch* latches[2];  // published by the workers; NULL while not running
+  Latch* latches[2];                // published by the workers; NULL while not running
+  pg_atomic_uint64 writable_since;  // TimestampTz; 0 until a worker started
 };
 
 SharedState* g_shared = nullptr;
@@ -44,6 +46,7 @@ void startup_shmem() {
   if (!found) {
     g_shared->latches[0] = nullptr;
     g_shared->latches[1] = nullptr;
+    pg_atomic_init_u64(&g_shared->writable_since, 0);
   }
   LWLockRelease(AddinShmemInitLock);
 }
@@ -115,6 +118,18 @@ void publish_latch(Worker worker) {
 }
 
 void wake_at_commit(Worker worker) { g_wake[static_cast<int>(worker)] = true; }
+
+void mark_writable() {
+  if (g_shared == nullptr) return;
+  uint64 unset = 0;
+  pg_atomic_compare_exchange_u64(&g_shared->writable_since, &unset,
+                                 static_cast<uint64>(GetCurrentTimestamp()));
+}
+
+TimestampTz writable_since() {
+  const uint64 since = g_shared != nullptr ? pg_atomic_read_u64(&g_shared->writable_since) : 0;
+  return since != 0 ? static_cast<TimestampTz>(since) : PgStartTime;
+}
 
 void install_xact_callback() {
   if (g_callback_installed) return;

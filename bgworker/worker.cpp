@@ -77,6 +77,7 @@ void start_worker(Worker worker, const char* name) {
     ereport(LOG, (errmsg("odooops %s started in database \"%s\"", name, g_database)));
   });
   publish_latch(worker);
+  mark_writable();
 }
 
 bool shutdown_requested() { return ShutdownRequestPending; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds odooops and runs every test: GoogleTest (pure C++), pg_regress and
 # isolation specs against a temporary PostgreSQL 15 with the library
-# preloaded, the multi-process drain test, and the end-to-end tests of the
+# preloaded, the multi-process tests, the long tests of tests/background/
+# (in the background, each on a cluster of its own), and the end-to-end tests of the
 # worker (tests/e2e/: real git, the real odooops-worker, the Odoo stand-in,
 # an S3 server that verifies SigV4), and the same steps on real Odoo when an
 # Odoo source tree is present (ODOO_SRC, default /opt/odoo/17.0; SKIPPED
@@ -41,7 +42,12 @@ rm -f /tmp/odooops-unit.$$
 
 WORK=$(mktemp -d /tmp/odooops-test.XXXXXX)
 chmod 755 "$WORK"
+BACKGROUND_PIDS=()
 cleanup() {
+  # Background tests still running when this script fails stop (their own
+  # cleanup stops their clusters).
+  for pid in "${BACKGROUND_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${BACKGROUND_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   tests/harness/cluster.sh stop "$WORK/pg" || true
   if [ "${KEEP_TEST_DIR:-}" = "" ]; then rm -rf "$WORK"; else echo "kept $WORK"; fi
 }
@@ -75,6 +81,18 @@ step "pg_regress on shifted clocks and in other TimeZones"
 tests/harness/shifted_clocks.sh | tee "$WORK/shifted.log"
 passed=$((passed + $(sed -n 's/^\([0-9]*\) runs passed$/\1/p' "$WORK/shifted.log")))
 
+# The long tests (tests/background/, e.g. a 10-minute control-plane outage)
+# run on clusters of their own while the multi-process and end-to-end
+# suites run, and are waited for at the end.
+BACKGROUND_NAMES=()
+for t in tests/background/*.sh; do
+  [ -e "$t" ] || continue
+  step "in the background: $(basename "$t") (log in $WORK/$(basename "$t" .sh).log)"
+  "$t" >"$WORK/$(basename "$t" .sh).log" 2>&1 &
+  BACKGROUND_PIDS+=($!)
+  BACKGROUND_NAMES+=("$(basename "$t" .sh)")
+done
+
 for t in tests/multiprocess/*.sh; do
   [ -e "$t" ] || continue
   step "multi-process: $(basename "$t")"
@@ -88,6 +106,21 @@ for t in tests/e2e/*.sh; do
   "$t"
   passed=$((passed + 1))
 done
+
+for i in "${!BACKGROUND_PIDS[@]}"; do
+  name=${BACKGROUND_NAMES[$i]}
+  step "background: $name.sh (waiting for it)"
+  if wait "${BACKGROUND_PIDS[$i]}"; then
+    tail -n 1 "$WORK/$name.log"
+    passed=$((passed + 1))
+  else
+    rc=$?
+    cat "$WORK/$name.log"
+    echo "$name.sh failed (exit $rc)" >&2
+    exit 1
+  fi
+done
+BACKGROUND_PIDS=()
 
 # Real Odoo: an Odoo source tree at ODOO_SRC (default /opt/odoo/17.0, see the
 # README); never downloaded. Without one the suite is skipped, and a skip is

@@ -1,9 +1,12 @@
 // ops.requeue_expired_runs: the stale-run detector's step. Held runs whose
 // lease expired go back to the queue after a backoff, or fail once they
-// used max_attempts (decided by core/requeue_policy). Rows are taken with
+// used max_attempts (decided by core/requeue_policy). A lease that expired
+// while the control plane was down (or not yet promoted) is judged after a
+// restart grace. Rows are taken with
 // SKIP LOCKED so two detectors never fight over a run.
 #include <nlohmann/json.hpp>
 
+#include "../../bgworker/shared.h"
 #include "../core/error.h"
 #include "../core/requeue_policy.h"
 #include "run_common.h"
@@ -11,6 +14,7 @@
 
 extern "C" {
 #include "catalog/pg_type.h"
+#include "utils/timestamp.h"
 }
 
 namespace odooops::api {
@@ -22,11 +26,17 @@ Datum requeue_expired_runs(FunctionCallInfo fcinfo) {
     throw Error(ErrorCode::InvalidArgument, "max_runs must be between 1 and 100000");
   }
 
+  // A lease that ran out before this server accepted writes (it was down,
+  // or a standby not yet promoted) ran out while no holder could renew it:
+  // it is judged once the restart grace has passed since then, which gives
+  // the workers that lived through the outage time to come back
+  // (docs/background-workers.md, "Stale runs").
   static pg::Statement expired(
       "SELECT id, status, attempt, max_attempts FROM ops.runs"
       " WHERE status IN ('claimed', 'running') AND lease_expires_at < now()"
+      "   AND (lease_expires_at >= $2 OR now() >= $2 + make_interval(secs => $3))"
       " ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-      {INT4OID});
+      {INT4OID, TIMESTAMPTZOID, INT4OID});
   static pg::Statement apply(
       "WITH d AS ("
       "  SELECT * FROM jsonb_to_recordset($1::jsonb)"
@@ -54,7 +64,10 @@ Datum requeue_expired_runs(FunctionCallInfo fcinfo) {
       {TEXTOID});
 
   pg::connect();
-  const pg::Rows rows = pg::execute(expired, {pg::int4_param(max_runs)});
+  const pg::Rows rows =
+      pg::execute(expired, {pg::int4_param(max_runs),
+                            pg::datum_param(TimestampTzGetDatum(bgw::writable_since()), false),
+                            pg::int4_param(settings::restart_lease_grace_seconds)});
   nlohmann::json decisions = nlohmann::json::array();
   bool any_queued = false;
   for (uint64_t i = 0; i < rows.count; ++i) {

@@ -16,6 +16,7 @@ namespace odooops::settings {
 
 int requeue_backoff_base_seconds = 10;
 int requeue_backoff_max_seconds = 600;
+int restart_lease_grace_seconds = 60;
 
 char* repo_url_schemes = nullptr;
 
@@ -85,6 +86,11 @@ void define() {
   define_int("odooops.requeue_backoff_max",
              "Longest delay before a requeued run may be claimed again.", nullptr,
              &requeue_backoff_max_seconds, 600, 0, 7 * 86400, PGC_SUSET, GUC_UNIT_S);
+  define_int("odooops.restart_lease_grace",
+             "Time the holders of leases that expired while the server was down get to renew "
+             "them after it starts or is promoted.",
+             "Such a lease is not requeued before the server has accepted writes this long.",
+             &restart_lease_grace_seconds, 60, 0, 86400, PGC_SUSET, GUC_UNIT_S);
 
   DefineCustomStringVariable(
       "odooops.repo_url_schemes",

@@ -8,6 +8,7 @@ namespace odooops::settings {
 // run queue
 extern int requeue_backoff_base_seconds;  // odooops.requeue_backoff_base
 extern int requeue_backoff_max_seconds;   // odooops.requeue_backoff_max
+extern int restart_lease_grace_seconds;   // odooops.restart_lease_grace
 
 // projects
 extern char* repo_url_schemes;  // odooops.repo_url_schemes
