@@ -70,7 +70,8 @@ lines() {
 setup_control_plane
 # The scheduler works in the control-plane database, as in production.
 psql -X -q -d postgres -c "ALTER SYSTEM SET odooops.database = '$CP_DB'" \
-  -c "ALTER SYSTEM SET odooops.stale_check_interval = '1s'" -c "ALTER SYSTEM SET odooops.requeue_backoff_base = 0"
+  -c "ALTER SYSTEM SET odooops.stale_check_interval = '1s'" -c "ALTER SYSTEM SET odooops.requeue_backoff_base = 0" \
+  -c "ALTER SYSTEM SET odooops.restart_lease_grace = '60s'"
 "$ROOT/tests/harness/cluster.sh" restart "$CLUSTER"
 for _ in $(seq 1 100); do
   [ "$(scalar "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'odooops scheduler'")" = 1 ] && break
