@@ -67,8 +67,8 @@ head -n 1 <<<"$ws" | grep -q ' 101' || fail "no websocket upgrade through the pr
 grep -qi '^Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=' <<<"$ws" || fail "wrong websocket handshake: $ws"
 say "websocket upgrade through the proxy: 101 from staging's websocket port"
 
-# probe_start HOST: requests through the proxy every 50 ms until probe_stop;
-# probe_stop prints "FAILED TOTAL".
+# probe_start HOST: requests through the proxy every 50 ms until probe_stop,
+# which sets failed and total.
 probe_start() {
   PROBE_DIR=$(mktemp -d "$WORK/probe.XXXXXX")
   ( while [ ! -f "$PROBE_DIR/stop" ]; do
@@ -80,7 +80,8 @@ probe_start() {
 }
 probe_stop() {
   touch "$PROBE_DIR/stop"; wait "$PROBE_PID"
-  echo "$(grep -vc '^200$' "$PROBE_DIR/codes") $(wc -l <"$PROBE_DIR/codes")"
+  failed=$(grep -vc '^200$' "$PROBE_DIR/codes" || true)
+  total=$(wc -l <"$PROBE_DIR/codes")
 }
 
 # A redeploy that updates a module: the new Odoo starts beside the old one,
@@ -91,7 +92,7 @@ commit "acme_stock 1.1"
 probe_start staging.acme.odoo.test
 redeploy=$(queue staging deploy); wait_status "$redeploy" succeeded 120
 sleep 1
-read -r failed total < <(probe_stop)
+probe_stop
 pid2=$(cat "$STATE/envs/acme/staging/odoo.pid")
 [ "$pid1" != "$pid2" ] || fail "the redeploy did not replace Odoo process $pid1"
 alive "$pid1" && fail "the old Odoo process $pid1 still runs after the switch"
@@ -107,7 +108,7 @@ sed -i 's/17.0.1.0.0/17.0.1.2.0/' "$REPO/addons/acme_sale/__manifest__.py"
 commit "acme_sale 1.2, failing update"
 probe_start staging.acme.odoo.test
 broken=$(queue staging deploy); wait_status "$broken" failed 120
-read -r failed total < <(probe_stop)
+probe_stop
 [ "$failed" = 0 ] || fail "$failed of $total requests failed during the failed redeploy"
 [ "$(cat "$STATE/envs/acme/staging/odoo.pid")" = "$pid2" ] && alive "$pid2" || fail "the old Odoo $pid2 does not serve any more"
 [ ! -f "$STATE/envs/acme/staging/odoo.next.pid" ] || fail "the failed deploy's Odoo is still recorded"
