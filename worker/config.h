@@ -60,9 +60,9 @@ struct Config {
   std::string public_host = "127.0.0.1";
   // The reverse proxy in front of the environments (docs/hostnames.md):
   // each environment is served as <env>.<project>.<public_domain>.
-  std::string public_domain;  // empty: no hostnames, no proxy
-  std::string proxy_config;   // the Caddyfile the proxy runs with (reloaded)
-  std::string proxy_sites;    // where the worker writes one site per environment
+  std::string public_domain;       // empty: no hostnames, no proxy
+  std::string proxy_config;        // the Caddyfile the proxy runs with (reloaded)
+  std::string proxy_sites;         // where the worker writes one site per environment
   std::string proxy_tls = "acme";  // acme | off | CERT_FILE,KEY_FILE
   double proxy_drain = 2;          // seconds an old server keeps its requests after a switch
   // storage

@@ -313,8 +313,7 @@ void RunExecution::choose_http_port(const std::string& workflow) {
     websocket_port_ =
         assign_http_port(cfg_.state_dir, websocket_key, cfg_.http_ports, std::nullopt);
     if (proxied) {
-      next_http_port_ =
-          assign_http_port(cfg_.state_dir, next_key, cfg_.http_ports, std::nullopt);
+      next_http_port_ = assign_http_port(cfg_.state_dir, next_key, cfg_.http_ports, std::nullopt);
       next_websocket_port_ =
           assign_http_port(cfg_.state_dir, next_websocket_key, cfg_.http_ports, std::nullopt);
     }
