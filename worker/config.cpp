@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -266,6 +267,21 @@ const std::vector<Option>& options() {
       {"public-host", "ODOOOPS_PUBLIC_HOST", "HOST",
        "host name used in the URLs recorded for environments (default 127.0.0.1)",
        [](Config& c, const std::string& v) { c.public_host = v; }},
+      {"public-domain", "ODOOOPS_PUBLIC_DOMAIN", "DOMAIN",
+       "environments get the hostname <env>.<project>.DOMAIN on the reverse proxy",
+       [](Config& c, const std::string& v) { c.public_domain = v; }},
+      {"proxy-config", "ODOOOPS_PROXY_CONFIG", "FILE",
+       "the Caddyfile the reverse proxy runs with; reloaded after each route change",
+       [](Config& c, const std::string& v) { c.proxy_config = v; }},
+      {"proxy-sites", "ODOOOPS_PROXY_SITES", "DIR",
+       "the directory it imports, one site per environment (default <state>/proxy)",
+       [](Config& c, const std::string& v) { c.proxy_sites = v; }},
+      {"proxy-tls", "ODOOOPS_PROXY_TLS", "MODE",
+       "acme (certificates from ACME, the default), off (plain HTTP) or CERT,KEY files",
+       [](Config& c, const std::string& v) { c.proxy_tls = v; }},
+      {"proxy-drain", "ODOOOPS_PROXY_DRAIN", "SECONDS",
+       "how long a replaced Odoo keeps serving its requests after the switch (default 2)",
+       [](Config& c, const std::string& v) { c.proxy_drain = to_double("proxy-drain", v); }},
       {"storage", "ODOOOPS_STORAGE", "URL",
        "backups and artifacts: file:///dir or s3://bucket/prefix",
        [](Config& c, const std::string& v) { c.storage_url = v; }},
@@ -411,6 +427,41 @@ void resolve_odoo(Config& cfg) {
                       ": only a worker running as root can run Odoo as another user");
 }
 
+// A DNS name: dot-separated labels of letters, digits and inner hyphens,
+// 1 to 63 characters each, 253 in all.
+bool is_hostname(const std::string& name) {
+  if (name.empty() || name.size() > 253) return false;
+  std::size_t start = 0;
+  while (start <= name.size()) {
+    const std::size_t dot = std::min(name.find('.', start), name.size());
+    const std::string label = name.substr(start, dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return false;
+    for (const char ch : label)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') return false;
+    start = dot + 1;
+  }
+  return true;
+}
+
+// The reverse proxy's settings hold together: a proxy needs the domain its
+// hostnames are made of, and TLS is one of the modes it knows.
+void check_proxy(Config& cfg) {
+  if (!cfg.public_domain.empty() && !is_hostname(cfg.public_domain))
+    throw ConfigError("--public-domain " + cfg.public_domain + ": not a host name");
+  if (cfg.proxy_config.empty()) return;
+  if (cfg.public_domain.empty())
+    throw ConfigError("--proxy-config needs --public-domain: the proxy serves hostnames");
+  if (cfg.proxy_config.front() != '/')
+    throw ConfigError("--proxy-config " + cfg.proxy_config + ": an absolute path");
+  if (cfg.proxy_tls != "acme" && cfg.proxy_tls != "off" &&
+      cfg.proxy_tls.find(',') == std::string::npos)
+    throw ConfigError("--proxy-tls " + cfg.proxy_tls +
+                      ": acme, off, or the certificate and key files as CERT,KEY");
+  if (cfg.proxy_drain > 600) throw ConfigError("--proxy-drain: at most 600 seconds");
+  if (cfg.proxy_sites.empty()) cfg.proxy_sites = cfg.state_dir + "/proxy";
+}
+
 }  // namespace
 
 std::string usage() {
@@ -548,6 +599,7 @@ bool load_config(int argc, char** argv, Config& cfg) {
       cfg.state_dir = "/tmp/odooops-worker";
   }
   resolve_odoo(cfg);
+  check_proxy(cfg);
   if (cfg.odoo_image.empty()) cfg.odoo_image = "odoo:17";
   if (cfg.docker_host.empty()) cfg.docker_host = "unix:///var/run/docker.sock";
   auto env_or = [](const char* name, const char* def) {
@@ -617,6 +669,11 @@ std::string print_config(const Config& cfg) {
       {"odoo-db-port", cfg.odoo_db_port},
       {"odoo-db-user", cfg.odoo_db_user},
       {"public-host", cfg.public_host},
+      {"public-domain", cfg.public_domain},
+      {"proxy-config", cfg.proxy_config},
+      {"proxy-sites", cfg.proxy_sites},
+      {"proxy-tls", cfg.proxy_tls},
+      {"proxy-drain", num(cfg.proxy_drain)},
       {"storage", cfg.storage_url},
       {"s3-endpoint", cfg.s3_endpoint},
       {"s3-region", cfg.s3_region},

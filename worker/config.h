@@ -58,6 +58,13 @@ struct Config {
   PortRange http_ports;                      // environments' HTTP ports on this host
   std::string odoo_db_host, odoo_db_port, odoo_db_user;  // databases of the environments
   std::string public_host = "127.0.0.1";
+  // The reverse proxy in front of the environments (docs/hostnames.md):
+  // each environment is served as <env>.<project>.<public_domain>.
+  std::string public_domain;       // empty: no hostnames, no proxy
+  std::string proxy_config;        // the Caddyfile the proxy runs with (reloaded)
+  std::string proxy_sites;         // where the worker writes one site per environment
+  std::string proxy_tls = "acme";  // acme | off | CERT_FILE,KEY_FILE
+  double proxy_drain = 2;          // seconds an old server keeps its requests after a switch
   // storage
   std::string storage_url;  // file:///dir or s3://bucket/prefix
   std::string s3_endpoint;  // http(s)://host:port (path-style); empty: AWS

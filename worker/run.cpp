@@ -302,14 +302,27 @@ void RunExecution::choose_http_port(const std::string& workflow) {
   // multi-process Odoo runs beside its HTTP workers; reserved the same way,
   // under the key <env dir>#websocket.
   const std::string websocket_key = env_dir_ + "#websocket";
+  // Behind the reverse proxy, a redeploy starts the new Odoo beside the
+  // old one: a second pair of ports (<env dir>#next, #websocket-next), so
+  // the two servers of a switch never compete for one.
+  const std::string next_key = env_dir_ + "#next";
+  const std::string next_websocket_key = env_dir_ + "#websocket-next";
+  const bool proxied = !cfg_.proxy_config.empty();
   if (starts_odoo) {
     http_port_ = assign_http_port(cfg_.state_dir, env_dir_, cfg_.http_ports, requested);
     websocket_port_ =
         assign_http_port(cfg_.state_dir, websocket_key, cfg_.http_ports, std::nullopt);
+    if (proxied) {
+      next_http_port_ = assign_http_port(cfg_.state_dir, next_key, cfg_.http_ports, std::nullopt);
+      next_websocket_port_ =
+          assign_http_port(cfg_.state_dir, next_websocket_key, cfg_.http_ports, std::nullopt);
+    }
   } else {
     http_port_ = held_http_port(cfg_.state_dir, env_dir_);
     if (!http_port_) http_port_ = requested;
     websocket_port_ = held_http_port(cfg_.state_dir, websocket_key);
+    next_http_port_ = held_http_port(cfg_.state_dir, next_key);
+    next_websocket_port_ = held_http_port(cfg_.state_dir, next_websocket_key);
   }
   if (http_port_) result_["http_port"] = *http_port_;
 }
@@ -492,6 +505,14 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
   env["ODOOOPS_HTTP_PORT"] = http_port_ ? std::to_string(*http_port_) : "";
   env["ODOOOPS_WEBSOCKET_PORT"] = websocket_port_ ? std::to_string(*websocket_port_) : "";
   env["ODOOOPS_PUBLIC_HOST"] = cfg_.public_host;
+  env["ODOOOPS_PUBLIC_DOMAIN"] = cfg_.public_domain;
+  env["ODOOOPS_PROXY_CONFIG"] = cfg_.proxy_config;
+  env["ODOOOPS_PROXY_SITES"] = cfg_.proxy_sites;
+  env["ODOOOPS_PROXY_TLS"] = cfg_.proxy_tls;
+  env["ODOOOPS_PROXY_DRAIN"] = std::to_string(cfg_.proxy_drain);
+  env["ODOOOPS_NEXT_HTTP_PORT"] = next_http_port_ ? std::to_string(*next_http_port_) : "";
+  env["ODOOOPS_NEXT_WEBSOCKET_PORT"] =
+      next_websocket_port_ ? std::to_string(*next_websocket_port_) : "";
   env["ODOO_BIN"] = runtime_values_.odoo_bin;
   env["ODOOOPS_ODOO_ADDONS"] = runtime_values_.odoo_addons;
   env["ODOOOPS_ODOO_PYTHON"] = cfg_.odoo_python;

@@ -131,8 +131,10 @@ class RunExecution {
   std::map<std::string, std::string> exported_;   // ::odooops::env
   std::map<std::string, std::string> extra_env_;  // backup/restore context
   std::string workspace_, env_dir_, runtime_;
-  std::optional<int> http_port_;       // the environment's port on this host (http_ports.h)
-  std::optional<int> websocket_port_;  // its Odoo's websocket (gevent) port
+  std::optional<int> http_port_;            // the environment's port on this host (http_ports.h)
+  std::optional<int> websocket_port_;       // its Odoo's websocket (gevent) port
+  std::optional<int> next_http_port_;       // behind the proxy: the new Odoo of a redeploy
+  std::optional<int> next_websocket_port_;  // and its websocket port
   // The backup a production deploy, restore or destroy takes first of what
   // it replaces or removes (ops.record_run_backup names its type:
   // pre_deploy, pre_restore, final): where it goes is chosen by the worker,

@@ -156,3 +156,49 @@ TEST(WorkerPrintConfig, ShowsEveryOption) {
   }
   EXPECT_GT(options, 40);
 }
+
+namespace {
+// load_config on these flags (plus a state directory and the worker user).
+bool load_with(const std::vector<std::string>& flags, Config& cfg) {
+  std::vector<std::string> args = {"--state-dir", "/tmp/odooops-proxy-config-test", "--odoo-user",
+                                   "worker"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  return load_config(static_cast<int>(argv.size()), argv.data(), cfg);
+}
+std::string refusal(const std::vector<std::string>& flags) {
+  Config cfg;
+  try {
+    load_with(flags, cfg);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+// The reverse proxy's settings: a proxy needs a domain that is a host name
+// and a TLS mode it knows; its sites default to the state directory.
+TEST(WorkerProxyConfig, RefusesWhatCannotServeHostnames) {
+  for (const char* v : {"ODOOOPS_CONFIG", "ODOO_SRC", "ODOO_BIN"}) unsetenv(v);
+  EXPECT_NE(refusal({"--proxy-config", "/etc/caddy/Caddyfile"}).find("needs --public-domain"),
+            std::string::npos);
+  EXPECT_NE(refusal({"--public-domain", "odoo..example.com"}).find("not a host name"),
+            std::string::npos);
+  EXPECT_NE(refusal({"--public-domain", "-odoo.example.com"}).find("not a host name"),
+            std::string::npos);
+  EXPECT_NE(refusal({"--public-domain", "odoo.example.com", "--proxy-config", "Caddyfile"})
+                .find("absolute path"),
+            std::string::npos);
+  EXPECT_NE(refusal({"--public-domain", "odoo.example.com", "--proxy-config", "/etc/Caddyfile",
+                     "--proxy-tls", "letsencrypt"})
+                .find("--proxy-tls letsencrypt"),
+            std::string::npos);
+  Config cfg;
+  ASSERT_TRUE(load_with({"--public-domain", "odoo.example.com", "--proxy-config",
+                         "/etc/caddy/Caddyfile", "--proxy-tls", "/etc/ssl/c.pem,/etc/ssl/k.pem"},
+                        cfg));
+  EXPECT_EQ(cfg.proxy_sites, "/tmp/odooops-proxy-config-test/proxy");
+  EXPECT_EQ(cfg.proxy_drain, 2);
+}

@@ -36,6 +36,8 @@ that SQL instead of running it.
 """
 import argparse
 import ast
+import base64
+import hashlib
 import json
 import os
 import re
@@ -353,6 +355,42 @@ class StandIn:
                 # After writing, like an update that breaks half-way (test marker).
                 raise RuntimeError("module %s: update failed (stand-in failure marker FAIL_STANDIN_UPDATE)" % name)
 
+    def websocket_server(self):
+        """As a multi-process Odoo (workers > 0) runs its websocket server on
+        gevent_port: the stand-in answers the opening handshake of
+        /websocket there (101 Switching Protocols, RFC 6455's accept key),
+        then closes; it speaks no websocket frames."""
+        port = self.args.options.get("gevent_port")
+        if not port or not self.args.options.get("workers"):
+            return None
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, fmt, *a):
+                standin.log("INFO", "websocket %s" % (fmt % a))
+
+            def do_GET(self):
+                key = self.headers.get("Sec-WebSocket-Key", "")
+                upgrade = self.headers.get("Upgrade", "").lower() == "websocket"
+                if self.path.partition("?")[0] != "/websocket" or not upgrade:
+                    self.send_response(400)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                accept = base64.b64encode(hashlib.sha1(
+                    (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+                self.send_response(101)
+                self.send_header("Upgrade", "websocket")
+                self.send_header("Connection", "Upgrade")
+                self.send_header("Sec-WebSocket-Accept", accept)
+                self.end_headers()
+                self.close_connection = True
+
+        server = ThreadingHTTPServer((self.args.http_interface, port), Handler)
+        server.daemon_threads = True
+        self.log("INFO", "Odoo stand-in (not Odoo) websocket handshake on %s:%d" % (self.args.http_interface, port))
+        return server
+
     def serve(self):
         standin = self
 
@@ -421,7 +459,12 @@ class StandIn:
 
         server = ThreadingHTTPServer((self.args.http_interface, self.args.http_port), Handler)
         server.daemon_threads = True
-        signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=server.shutdown).start())
+        servers = [server]
+        websocket = self.websocket_server()
+        if websocket:
+            servers.append(websocket)
+            threading.Thread(target=websocket.serve_forever, daemon=True).start()
+        signal.signal(signal.SIGTERM, lambda *a: [threading.Thread(target=s.shutdown).start() for s in servers])
         self.log("INFO", "Odoo stand-in (not Odoo) HTTP service running on %s:%d"
                  % (self.args.http_interface, self.args.http_port))
         server.serve_forever()

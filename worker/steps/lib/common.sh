@@ -76,6 +76,9 @@ PY
 
 ENV_DIR=${ODOOOPS_ENV_DIR:?}
 PIDFILE=$ENV_DIR/odoo.pid
+# Behind the reverse proxy, the new Odoo of a redeploy until it serves
+# (deploy/40-start starts it, deploy/50-health switches to it).
+NEXT_PIDFILE=$ENV_DIR/odoo.next.pid
 LOGDIR=$ENV_DIR/logs
 DATA_DIR=$ENV_DIR/data
 FILESTORE=$DATA_DIR/filestore/${ODOOOPS_DB_NAME:?}
@@ -272,6 +275,7 @@ env_remove() {
   rm -rf "$ENV_DIR"
   echo "removed $ENV_DIR"
   odoo_os_user_drop
+  proxy_unroute
   http_port_release
 }
 
@@ -282,7 +286,7 @@ http_port_release() {
   local f
   for f in "$ODOOOPS_STATE_DIR"/ports/*; do
     case $([ -f "$f" ] && head -n 1 "$f") in
-      "$ENV_DIR" | "$ENV_DIR#websocket")
+      "$ENV_DIR" | "$ENV_DIR#websocket" | "$ENV_DIR#next" | "$ENV_DIR#websocket-next")
         rm -f "$f"
         echo "released port $(basename "$f")" ;;
     esac
@@ -338,20 +342,28 @@ release_addons_path() { addons_path "$1" "$1/.odooops-addons.json"; }
 
 odoo_running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
-# Stops the environment's Odoo process (TERM, then KILL after 15 s), and
-# whatever else the branch's code started as the environment's own user.
-odoo_stop() {
-  if odoo_running; then
-    local pid; pid=$(cat "$PIDFILE")
-    echo "stopping the running Odoo process $pid of ${ODOOOPS_ENVIRONMENT}"
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      warn "Odoo process $pid did not stop within 15 s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+# odoo_stop_pid PID: stops one Odoo process (TERM, then KILL after 15 s).
+odoo_stop_pid() {
+  local pid=$1
+  kill -0 "$pid" 2>/dev/null || return 0
+  echo "stopping the running Odoo process $pid of ${ODOOOPS_ENVIRONMENT}"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    warn "Odoo process $pid did not stop within 15 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
   fi
-  rm -f "$PIDFILE"
+}
+
+# Stops the environment's Odoo processes (the serving one and a new one a
+# redeploy started beside it), and whatever else the branch's code started
+# as the environment's own user.
+odoo_stop() {
+  local f
+  for f in "$PIDFILE" "$NEXT_PIDFILE"; do
+    [ -f "$f" ] && odoo_stop_pid "$(cat "$f")"
+    rm -f "$f" "${f%.pid}.port"
+  done
   odoo_os_user_sweep
   return 0
 }
@@ -394,20 +406,25 @@ demo_flags() {
   [ "$(demo_wanted)" = true ] || printf '%s\n' --without-demo all
 }
 
-# Starts the release in $ENV_DIR/current on the environment's port, detached
-# from the step (its own session), and records its pid.
+# odoo_start [HTTP_PORT WEBSOCKET_PORT PIDFILE]: starts the release in
+# $ENV_DIR/current, detached from the step (its own session), and records
+# its pid in PIDFILE and its ports beside it (odoo.port). By default on the
+# environment's ports as the serving Odoo, which the reverse proxy then
+# routes to; a redeploy behind the proxy starts the new Odoo on the other
+# ports, with NEXT_PIDFILE, and routes to it once healthy.
 odoo_start() {
+  local port=${1:-$ODOOOPS_HTTP_PORT} ws=${2:-${ODOOOPS_WEBSOCKET_PORT:-}} pidfile=${3:-$PIDFILE}
   local release; release=$(readlink -e "$ENV_DIR/current") || die "no release deployed in $ENV_DIR/current"
   local addons; addons=$(release_addons_path "$release")
   mkdir -p "$LOGDIR" "$DATA_DIR"
   mapfile -t flags < <(odoo_flags "$addons")
   env_db_prepare
   odoo_command
-  odoo_config_write
+  ODOOOPS_WEBSOCKET_PORT=$ws odoo_config_write
   # Where this start's part of the log begins (the health check's failure line).
   stat -c %s "$LOGDIR/odoo.log" >"$ENV_DIR/odoo.log-offset" 2>/dev/null || echo 0 >"$ENV_DIR/odoo.log-offset"
-  echo "starting ${ODOO_CMD[*]: -1} on port $ODOOOPS_HTTP_PORT (database $ODOOOPS_DB_NAME, release $(basename "$release")${ODOO_OS_USER:+, user $ODOO_OS_USER})"
-  setsid "${ODOO_CMD[@]}" -c "$ODOO_CONF" "${flags[@]}" --http-port "$ODOOOPS_HTTP_PORT" \
+  echo "starting ${ODOO_CMD[*]: -1} on port $port (database $ODOOOPS_DB_NAME, release $(basename "$release")${ODOO_OS_USER:+, user $ODOO_OS_USER})"
+  setsid "${ODOO_CMD[@]}" -c "$ODOO_CONF" "${flags[@]}" --http-port "$port" \
     --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}" >>"$LOGDIR/odoo.stdout" 2>&1 </dev/null 3>&- &
   local pid=$!
   # The worker ends a step's process group when the step exits: wait until
@@ -416,7 +433,9 @@ odoo_start() {
     [ "$(ps -o sid= -p "$pid" 2>/dev/null | tr -d ' ')" = "$pid" ] && break
     sleep 0.05
   done
-  echo "$pid" >"$PIDFILE"
+  echo "$pid" >"$pidfile"
+  echo "$port $ws" >"${pidfile%.pid}.port"
+  [ "$pidfile" != "$PIDFILE" ] || proxy_route "$port" "$ws"
 }
 
 # odoo_failure LOG [OFFSET]: the line that says why Odoo failed, from LOG
@@ -589,3 +608,6 @@ PY
 # The configuration file of the Odoo server.
 # shellcheck source=odoo_config.sh
 source "$STEPS_LIB/odoo_config.sh"
+# The reverse proxy.
+# shellcheck source=proxy.sh
+source "$STEPS_LIB/proxy.sh"

@@ -55,7 +55,8 @@ restore_database() {
     odoo_neutralize "$tmp" "$release"
     # The copy's own URL (as 50-health reports it), for web.base.url.
     if [ -n "${ODOOOPS_HTTP_PORT:-}" ]; then
-      export PGOPTIONS="${PGOPTIONS:-} -c odooops_neutralize.base_url=http://${ODOOOPS_PUBLIC_HOST:-127.0.0.1}:$ODOOOPS_HTTP_PORT"
+      local base_url; base_url=$(env_url)
+      export PGOPTIONS="${PGOPTIONS:-} -c odooops_neutralize.base_url=$base_url"
     fi
     if ! psql -X -q -v ON_ERROR_STOP=1 -d "$tmp" -f "$STEPS_LIB/neutralize.sql" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //'; then
       drop_database "$tmp"
