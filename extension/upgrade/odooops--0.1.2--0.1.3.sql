@@ -3,6 +3,36 @@
 
 -- run_events partitions are whole UTC months whatever the session's TimeZone,
 -- and rows that landed in the default partition move into their month.
+CREATE OR REPLACE FUNCTION ops.create_run_event_partition(month_start date)
+RETURNS boolean LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  name text := 'run_events_' || to_char(month_start, 'YYYY_MM');
+  lower_bound text := to_char(date_trunc('month', month_start), 'YYYY-MM-DD') || ' 00:00:00+00';
+  upper_bound text := to_char(date_trunc('month', month_start) + interval '1 month', 'YYYY-MM-DD') || ' 00:00:00+00';
+  strays boolean;
+BEGIN
+  IF pg_catalog.to_regclass('ops.' || name) IS NOT NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('SELECT EXISTS (SELECT 1 FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L)',
+                 lower_bound, upper_bound) INTO strays;
+  IF NOT strays THEN
+    EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
+                   name, lower_bound, upper_bound);
+    RETURN true;
+  END IF;
+  ALTER TABLE ops.run_events DETACH PARTITION ops.run_events_default;
+  EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
+                 name, lower_bound, upper_bound);
+  EXECUTE format('INSERT INTO ops.%I SELECT * FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
+                 name, lower_bound, upper_bound);
+  EXECUTE format('DELETE FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
+                 lower_bound, upper_bound);
+  ALTER TABLE ops.run_events ATTACH PARTITION ops.run_events_default DEFAULT;
+  RETURN true;
+END $$;
+
 CREATE OR REPLACE FUNCTION ops.ensure_run_event_partitions(months_ahead integer DEFAULT 2)
 RETURNS integer LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -125,6 +155,159 @@ BEGIN
   END IF;
   RETURN e;
 END $$;
+
+CREATE OR REPLACE FUNCTION ops.ingest_github(event text, delivery_id text, signature text, body text)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  payload jsonb;
+  p ops.projects;
+  secret text;
+  e ops.environments;
+  made record;
+  run ops.runs;
+  ref_branch text;
+  answer jsonb;
+  queued jsonb := '[]';
+  created jsonb := '[]';
+  per_minute integer;
+  max_bytes constant integer := 2 * 1024 * 1024;
+BEGIN
+  IF body IS NULL OR octet_length(body) > max_bytes THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = 'webhook body is missing or too large',
+      DETAIL = format('%s bytes, the limit is %s.', octet_length(body), max_bytes);
+  END IF;
+  IF event IS NULL OR event !~ '^[a-z_]{1,64}$' THEN
+    PERFORM ops._raise('OD004', 'X-GitHub-Event is missing or malformed');
+  END IF;
+  IF delivery_id IS NULL OR length(delivery_id) NOT BETWEEN 1 AND 100 THEN
+    PERFORM ops._raise('OD004', 'X-GitHub-Delivery is missing or malformed');
+  END IF;
+  BEGIN
+    payload := body::jsonb;
+  EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+    PERFORM ops._raise('OD004', 'webhook body is not valid JSON');
+  END;
+  IF jsonb_typeof(payload) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'webhook body has no repository');
+  END IF;
+  IF jsonb_typeof(payload -> 'repository') IS DISTINCT FROM 'object' THEN
+    IF jsonb_typeof(payload -> 'organization') = 'object' THEN
+      RETURN ops._ingest_github_organization(event, delivery_id, signature, body, payload);
+    END IF;
+    PERFORM ops._raise('OD004', 'webhook body has no repository');
+  END IF;
+  SELECT * INTO p FROM ops.projects x WHERE lower(x.repo_full_name) = lower(payload -> 'repository' ->> 'full_name');
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('no project for repository "%s"', payload -> 'repository' ->> 'full_name'));
+  END IF;
+  SELECT s.value INTO secret FROM ops.project_secrets s WHERE s.project_id = p.id AND s.name = 'github_webhook_secret';
+  IF secret IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = format('project "%s" has no github_webhook_secret', p.slug),
+      HINT = 'Set it with ops.set_project_secret(project_id, ''github_webhook_secret'', ...).';
+  END IF;
+  IF signature IS NULL OR NOT ops.github_signature_valid(secret, body, signature) THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD011', MESSAGE = 'invalid or missing X-Hub-Signature-256';
+  END IF;
+  -- One delivery of a project at a time: environment names are chosen by
+  -- looking at the project's environments, and a branch pushed twice in
+  -- quick succession must find the environment the first push made.
+  PERFORM pg_advisory_xact_lock(1869571957, hashint8(p.id));
+
+  -- Redelivery: answer as the first time.
+  INSERT INTO ops.ingest_deliveries AS d (delivery_id, project_id, event)
+  VALUES (ingest_github.delivery_id, p.id, ingest_github.event)
+  ON CONFLICT ON CONSTRAINT ingest_deliveries_pkey DO NOTHING;
+  IF NOT FOUND THEN
+    SELECT d.result || jsonb_build_object('duplicate', true) INTO answer
+      FROM ops.ingest_deliveries d WHERE d.delivery_id = ingest_github.delivery_id;
+    RETURN answer;
+  END IF;
+
+  per_minute := coalesce((p.settings ->> 'ingest_per_minute')::int, 60);
+  IF (SELECT count(*) FROM ops.ingest_deliveries d
+       WHERE d.project_id = p.id AND d.received_at > now() - interval '1 minute') > per_minute THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD009',
+      MESSAGE = format('project "%s" received more than %s webhooks in a minute', p.slug, per_minute);
+  END IF;
+
+  answer := jsonb_build_object('delivery', delivery_id, 'event', event, 'project', p.slug);
+  IF event = 'ping' THEN
+    answer := answer || jsonb_build_object('pong', true);
+
+  ELSIF event = 'push' THEN
+    IF payload ->> 'ref' !~ '^refs/heads/' THEN
+      answer := answer || jsonb_build_object('ignored', 'not a branch push');
+    ELSE
+      ref_branch := substr(payload ->> 'ref', 12);
+      PERFORM ops._check_branch_length(ref_branch);
+      IF (payload ->> 'deleted')::boolean THEN
+        SELECT * INTO e FROM ops.environments x
+         WHERE x.project_id = p.id AND x.branch = ref_branch AND x.status = 'active'
+           AND x.stage IN ('development', 'preview');
+        IF FOUND THEN
+          queued := queued || ops._destroy_environment(e, jsonb_build_object('reason', 'branch deleted', 'github_delivery', delivery_id), 'github:' || delivery_id || ':destroy');
+        ELSE
+          answer := answer || jsonb_build_object('ignored', 'no environment for the deleted branch');
+        END IF;
+      ELSE
+        e := ops._environment_for_branch(p, ref_branch);
+        IF ops._is_branch_template(e) THEN
+          SELECT * INTO made FROM ops._branch_environment(p, e, ref_branch);
+          e := made.env;
+          IF made.created THEN
+            created := created || jsonb_build_array(e.name);
+          END IF;
+        ELSIF e.branch = ref_branch THEN
+          UPDATE ops.environments x SET expires_at = now() + make_interval(hours =>
+                    24 * coalesce((p.settings ->> 'development_ttl_days')::int, 3)), updated_at = now()
+           WHERE x.id = e.id AND x.expires_at IS NOT NULL;
+        END IF;
+        IF e.id IS NULL THEN
+          answer := answer || jsonb_build_object('ignored', format('no environment for branch %s', ref_branch));
+        ELSE
+          SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, payload ->> 'after', ref_branch,
+            jsonb_build_object('source', 'github', 'github_delivery', delivery_id,
+                               'pusher', payload -> 'pusher' ->> 'name',
+                               'commits', jsonb_array_length(coalesce(payload -> 'commits', '[]'))),
+            'deploy', 0, 'github:' || delivery_id);
+          queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
+        END IF;
+      END IF;
+    END IF;
+
+  ELSIF event = 'pull_request' THEN
+    ref_branch := payload -> 'pull_request' -> 'head' ->> 'ref';
+    PERFORM ops._check_branch_length(ref_branch);
+    SELECT * INTO e FROM ops.environments x
+     WHERE x.project_id = p.id AND x.pull_request = (payload ->> 'number')::int AND x.status = 'active';
+    IF payload ->> 'action' IN ('opened', 'reopened', 'synchronize') THEN
+      -- A reopened pull request gets its preview environment back.
+      SELECT * INTO made FROM ops._preview_environment(p, (payload ->> 'number')::int);
+      e := made.env;
+      IF made.created THEN
+        created := created || jsonb_build_array(e.name);
+      END IF;
+      SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name,
+        payload -> 'pull_request' -> 'head' ->> 'sha', ref_branch,
+        jsonb_build_object('source', 'github', 'github_delivery', delivery_id,
+                           'pull_request', (payload ->> 'number')::int),
+        'deploy', 0, 'github:' || delivery_id);
+      queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
+    ELSIF payload ->> 'action' = 'closed' AND e.id IS NOT NULL THEN
+      queued := queued || ops._destroy_environment(e, jsonb_build_object('reason', 'pull request closed', 'github_delivery', delivery_id), 'github:' || delivery_id || ':destroy');
+    ELSE
+      answer := answer || jsonb_build_object('ignored', format('pull_request action %s', payload ->> 'action'));
+    END IF;
+
+  ELSE
+    answer := answer || jsonb_build_object('ignored', format('event %s is not handled', event));
+  END IF;
+
+  answer := answer || jsonb_build_object('queued', queued, 'created_environments', created);
+  UPDATE ops.ingest_deliveries d SET result = answer WHERE d.delivery_id = ingest_github.delivery_id;
+  RETURN answer;
+END $$;
+
 
 -- Function resolution: every SECURITY DEFINER function pins its search_path
 -- (0.1.2 left the native API functions to the caller's path, so a caller's
@@ -860,6 +1043,27 @@ BEGIN
   END IF;
   RETURN result;
 END $$;
+CREATE OR REPLACE FUNCTION ops.record_artifact(run_id bigint, worker_id text, attempt integer, kind text, name text,
+                                    location text, size_bytes bigint DEFAULT NULL, sha256 text DEFAULT NULL,
+                                    metadata jsonb DEFAULT '{}', expires_at timestamptz DEFAULT NULL)
+RETURNS SETOF bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r ops.runs;
+  artifact_id bigint;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_length('name', name, 255),
+          ops._check_length('location', location, 2048), ops._check_json_size('metadata', metadata, 262144);
+  PERFORM ops.authorize_worker(worker_id);
+  -- Share-locked: a concurrent requeue or cancel is seen before the fence is judged.
+  r := ops._held_running_run(run_id, worker_id, attempt, false, 'artifacts are recorded while it runs');
+  INSERT INTO ops.artifacts AS a (run_id, project_id, kind, name, location, size_bytes, sha256, metadata, expires_at)
+  VALUES (r.id, r.project_id, kind, name, location, size_bytes, sha256, coalesce(metadata, '{}'), expires_at)
+  ON CONFLICT ON CONSTRAINT artifacts_run_id_name_key DO UPDATE SET location = EXCLUDED.location,
+     size_bytes = EXCLUDED.size_bytes,
+     sha256 = EXCLUDED.sha256, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at
+  RETURNING a.id INTO artifact_id;
+  RETURN NEXT artifact_id;
+END $$;
 CREATE OR REPLACE FUNCTION ops.set_agent_status(worker_id text, status text) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1040,6 +1244,55 @@ BEGIN
   SELECT * INTO backup FROM ops.backups b WHERE b.id = backup.id;
   RETURN backup;
 END $$;
+CREATE OR REPLACE FUNCTION ops.claim_storage_deletions(worker_id text, n integer DEFAULT 10)
+RETURNS SETOF ops.storage_deletions LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
+  RETURN QUERY
+  WITH c AS (
+    SELECT s.id FROM ops.storage_deletions s
+     WHERE s.status = 'pending' OR (s.status = 'claimed' AND s.claimed_at < now() - interval '1 hour')
+     ORDER BY s.id LIMIT least(greatest(n, 1), 1000) FOR UPDATE SKIP LOCKED
+  )
+  UPDATE ops.storage_deletions d SET status = 'claimed', claimed_by = claim_storage_deletions.worker_id,
+         claimed_at = now(), attempts = d.attempts + 1
+    FROM c WHERE d.id = c.id RETURNING d.*;
+END $$;
+CREATE OR REPLACE FUNCTION ops.finish_storage_deletion(deletion_id bigint, ok boolean, error text DEFAULT NULL)
+RETURNS ops.storage_deletions LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  d ops.storage_deletions;
+BEGIN
+  PERFORM ops._check_length('error', error, 8192);
+  IF ok IS NULL THEN
+    PERFORM ops._raise('OD004', 'ok is required');
+  END IF;
+  SELECT * INTO d FROM ops.storage_deletions s WHERE s.id = deletion_id FOR UPDATE;
+  IF NOT FOUND OR d.status <> 'claimed' THEN
+    PERFORM ops._raise('OD002', format('storage deletion %s is not claimed', deletion_id));
+  END IF;
+  IF NOT ops.may_act_as_worker(d.claimed_by) THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('role %s may not act as the worker that claimed storage deletion %s',
+                       quote_ident(ops.invoking_role()), deletion_id),
+      HINT = 'An administrator binds logins to worker ids in ops.worker_logins.';
+  END IF;
+  UPDATE ops.storage_deletions s
+     SET status = CASE WHEN ok THEN 'done' WHEN s.attempts >= 5 THEN 'failed' ELSE 'pending' END,
+         completed_at = CASE WHEN ok OR s.attempts >= 5 THEN now() END,
+         error = finish_storage_deletion.error
+   WHERE s.id = d.id RETURNING * INTO d;
+  IF ok AND d.object_kind = 'backup' THEN
+    UPDATE ops.backups SET status = 'deleted' WHERE id = d.object_id AND status = 'expired';
+  END IF;
+  RETURN d;
+END $$;
+
 -- Columns people write directly (PostgREST) get the limits the RPCs have.
 ALTER TABLE ops.projects
   ADD CONSTRAINT projects_repo_full_name_length CHECK (length(repo_full_name) <= 255),
@@ -1344,6 +1597,41 @@ BEGIN
     PERFORM ops._guard_run_event_partition(t);
   END LOOP;
 END $$;
+CREATE OR REPLACE FUNCTION ops.create_run_event_partition(month_start date)
+RETURNS boolean LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  name text := 'run_events_' || to_char(month_start, 'YYYY_MM');
+  lower_bound text := to_char(date_trunc('month', month_start), 'YYYY-MM-DD') || ' 00:00:00+00';
+  upper_bound text := to_char(date_trunc('month', month_start) + interval '1 month', 'YYYY-MM-DD') || ' 00:00:00+00';
+  strays boolean;
+BEGIN
+  IF pg_catalog.to_regclass('ops.' || name) IS NOT NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('SELECT EXISTS (SELECT 1 FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L)',
+                 lower_bound, upper_bound) INTO strays;
+  IF NOT strays THEN
+    EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
+                   name, lower_bound, upper_bound);
+    PERFORM ops._guard_run_event_partition(format('ops.%I', name)::regclass);
+    RETURN true;
+  END IF;
+  ALTER TABLE ops.run_events DETACH PARTITION ops.run_events_default;
+  EXECUTE format('CREATE TABLE ops.%I PARTITION OF ops.run_events FOR VALUES FROM (%L) TO (%L)',
+                 name, lower_bound, upper_bound);
+  PERFORM ops._guard_run_event_partition(format('ops.%I', name)::regclass);
+  EXECUTE format('INSERT INTO ops.%I SELECT * FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
+                 name, lower_bound, upper_bound);
+  EXECUTE format('DELETE FROM ops.run_events_default WHERE created_at >= %L AND created_at < %L',
+                 lower_bound, upper_bound);
+  ALTER TABLE ops.run_events ATTACH PARTITION ops.run_events_default DEFAULT;
+  RETURN true;
+END $$;
+
+
+
+
 CREATE OR REPLACE FUNCTION ops.decide_approval(approval_id bigint, decision text, reason text DEFAULT NULL)
 RETURNS ops.approvals LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
