@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "disk.h"
+#include "metrics.h"
 #include "run.h"
 #include "signals.h"
 #include "spool.h"
@@ -167,6 +168,7 @@ std::string Agent::interrupt() {
     log(LogLevel::Info, "SIGTERM: draining; the current run may take " +
                             std::to_string(static_cast<int>(cfg_.drain_grace)) + " s more");
     set_status("draining");
+    metrics().set_draining(true);
   }
   if (s.terms > 1) return "second SIGTERM";
   if (draining_ && Clock::now() >= drain_deadline_) return "the drain grace period expired";
@@ -193,16 +195,22 @@ void Agent::execute(const Claim& c) {
     o = run.execute();
   } catch (const DbError& e) {
     in_run_ = false;
+    metrics().run_finished("error");
     log(LogLevel::Error, "run " + std::to_string(c.run_id) + ": " + e.what() +
                              " (the lease expires and the run is requeued)");
     return;
   } catch (const std::exception& e) {
     in_run_ = false;
+    metrics().run_finished("error");
     log(LogLevel::Error, "run " + std::to_string(c.run_id) + ": internal error: " + e.what() +
                              " (the lease expires and the run is requeued)");
     return;
   }
   in_run_ = false;
+  // In the order of RunExecution::Outcome.
+  const char* outcomes[] = {"succeeded", "failed", "handed_back", "lease_lost", "abandoned"};
+  metrics().run_finished(outcomes[static_cast<int>(o)]);
+  metrics().set_spool(0, 0);  // the run's spool is gone with it
   const char* names[] = {"succeeded", "failed", "handed back to the queue",
                          "lost (lease taken away; nothing written)",
                          "not recorded (the lease expires and the run is requeued)"};
