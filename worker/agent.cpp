@@ -11,6 +11,7 @@
 #include "run.h"
 #include "signals.h"
 #include "spool.h"
+#include "usage.h"
 #include "validation.h"
 
 using nlohmann::json;
@@ -138,6 +139,29 @@ void Agent::report_health() {
     log(LogLevel::Warning, std::string("cannot report this worker's health: ") + e.what());
   }
   health_reported_ = true;
+}
+
+void Agent::report_usage(bool filestores) {
+  last_usage_report_ = Clock::now();
+  const auto space = disk_space(cfg_.state_dir);
+  if (!usage_reports_ || !space) return;
+  json sizes = json::object();
+  if (filestores) {
+    for (const auto& [env, bytes] : filestore_sizes(cfg_.state_dir)) sizes[env] = bytes;
+  }
+  try {
+    db_.exec("SELECT ops.report_agent_usage($1, $2, $3, $4, $5::jsonb)",
+             {cfg_.worker_id, cfg_.state_dir, std::to_string(space->total_bytes),
+              std::to_string(space->available_bytes), sizes.dump()});
+  } catch (const DbError& e) {
+    if (e.sqlstate == "42883") {
+      usage_reports_ = false;  // an older control plane: nothing to report to
+      log(LogLevel::Info, "the control plane takes no disk use reports (ops.report_agent_usage)");
+      return;
+    }
+    if (e.transient()) throw;  // tried again with the loop
+    log(LogLevel::Warning, std::string("cannot report disk use: ") + e.what());
+  }
 }
 
 void Agent::set_status(const std::string& status) {
@@ -296,8 +320,12 @@ int Agent::run() {
         plane_retry_.succeeded();
       }
       Claim c;
+      if (since(last_usage_report_) >= 900) report_usage(true);
       if (room && check_now && claim(c)) {
         execute(c);
+        if (c.workflow == "deploy" || c.workflow == "restore" || c.workflow == "backup" ||
+            c.workflow == "destroy")
+          report_usage(true);
         ++runs_done;
         idle_since = Clock::now();
         if (cfg_.once || draining_) break;
