@@ -5,6 +5,8 @@
 -- and the views below add a zero row for every known label set, so that no
 -- series disappears while its value is zero. Rows restored from a dump are
 -- not counted again (ops._carried_over): the totals come with the dump.
+-- The triggers write with the extension's rights, so that a change made by
+-- any role is counted.
 
 CREATE TABLE ops.metrics_run_totals (
   workflow text NOT NULL,
@@ -26,7 +28,7 @@ CREATE TABLE ops.metrics_alert_totals (
 );
 COMMENT ON TABLE ops.metrics_alert_totals IS 'Alerts opened since installation, by kind (never decreases)';
 
-CREATE FUNCTION ops._count_run() RETURNS trigger LANGUAGE plpgsql
+CREATE FUNCTION ops._count_run() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   o text := CASE WHEN TG_OP = 'INSERT' THEN 'queued' ELSE NEW.status END;
@@ -45,7 +47,7 @@ CREATE TRIGGER runs_count_finished AFTER UPDATE OF status ON ops.runs
                      AND OLD.status NOT IN ('succeeded', 'failed', 'cancelled'))
   EXECUTE FUNCTION ops._count_run();
 
-CREATE FUNCTION ops._count_webhook_delivery() RETURNS trigger LANGUAGE plpgsql
+CREATE FUNCTION ops._count_webhook_delivery() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   o text := CASE WHEN TG_OP = 'INSERT' THEN 'enqueued' ELSE NEW.status END;
@@ -63,7 +65,7 @@ CREATE TRIGGER webhook_deliveries_count_finished AFTER UPDATE OF status ON ops.w
   FOR EACH ROW WHEN (NEW.status IN ('delivered', 'dead') AND OLD.status IS DISTINCT FROM NEW.status)
   EXECUTE FUNCTION ops._count_webhook_delivery();
 
-CREATE FUNCTION ops._count_alert() RETURNS trigger LANGUAGE plpgsql
+CREATE FUNCTION ops._count_alert() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF ops._carried_over(NEW.opened_at) THEN

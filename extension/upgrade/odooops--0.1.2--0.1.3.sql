@@ -3573,7 +3573,7 @@ CREATE TABLE ops.metrics_alert_totals (
 );
 COMMENT ON TABLE ops.metrics_alert_totals IS 'Alerts opened since installation, by kind (never decreases)';
 
-CREATE FUNCTION ops._count_run() RETURNS trigger LANGUAGE plpgsql
+CREATE FUNCTION ops._count_run() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   o text := CASE WHEN TG_OP = 'INSERT' THEN 'queued' ELSE NEW.status END;
@@ -3592,7 +3592,7 @@ CREATE TRIGGER runs_count_finished AFTER UPDATE OF status ON ops.runs
                      AND OLD.status NOT IN ('succeeded', 'failed', 'cancelled'))
   EXECUTE FUNCTION ops._count_run();
 
-CREATE FUNCTION ops._count_webhook_delivery() RETURNS trigger LANGUAGE plpgsql
+CREATE FUNCTION ops._count_webhook_delivery() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   o text := CASE WHEN TG_OP = 'INSERT' THEN 'enqueued' ELSE NEW.status END;
@@ -3610,7 +3610,7 @@ CREATE TRIGGER webhook_deliveries_count_finished AFTER UPDATE OF status ON ops.w
   FOR EACH ROW WHEN (NEW.status IN ('delivered', 'dead') AND OLD.status IS DISTINCT FROM NEW.status)
   EXECUTE FUNCTION ops._count_webhook_delivery();
 
-CREATE FUNCTION ops._count_alert() RETURNS trigger LANGUAGE plpgsql
+CREATE FUNCTION ops._count_alert() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF ops._carried_over(NEW.opened_at) THEN
@@ -3799,19 +3799,27 @@ SELECT pg_catalog.pg_extension_config_dump('ops.metrics_webhook_totals', '');
 SELECT pg_catalog.pg_extension_config_dump('ops.metrics_alert_totals', '');
 SELECT pg_catalog.pg_extension_config_dump('ops.agent_disk_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('ops.environment_filestore_usage', '');
-GRANT SELECT, INSERT, UPDATE, DELETE ON ops.metrics_run_totals, ops.metrics_webhook_totals,
-  ops.metrics_alert_totals, ops.agent_disk_usage, ops.environment_filestore_usage TO odooops_admin;
-GRANT SELECT ON ops.metrics_run_counters, ops.metrics_run_states, ops.metrics_webhook_counters,
-  ops.metrics_webhook_states, ops.metrics_alerts, ops.metrics_backups, ops.metrics_backup_freshness,
-                ops.metrics_environment_usage,
-  ops.metrics_agent_disk, ops.metrics_known_workflows TO odooops_admin;
 GRANT USAGE ON SCHEMA ops TO odooops_monitor;
 GRANT SELECT ON ops.metrics_queue, ops.metrics_workers, ops.metrics_runs, ops.metrics_run_counters,
                 ops.metrics_run_states, ops.metrics_webhook_counters, ops.metrics_webhook_states,
                 ops.metrics_alerts, ops.metrics_backups, ops.metrics_backup_freshness,
-                ops.metrics_environment_usage,
-                ops.metrics_agent_disk, ops.metrics_known_workflows
+                ops.metrics_environment_usage, ops.metrics_agent_disk, ops.metrics_known_workflows
   TO odooops_monitor;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ops.metrics_run_totals, ops.metrics_webhook_totals,
+  ops.metrics_alert_totals, ops.agent_disk_usage, ops.environment_filestore_usage,
+  ops.metrics_run_counters, ops.metrics_run_states, ops.metrics_webhook_counters,
+  ops.metrics_webhook_states, ops.metrics_alerts, ops.metrics_backups, ops.metrics_backup_freshness,
+  ops.metrics_environment_usage, ops.metrics_agent_disk, ops.metrics_known_workflows TO odooops_admin;
+DO $$
+DECLARE
+  t regclass;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['ops.metrics_run_totals', 'ops.metrics_webhook_totals', 'ops.metrics_alert_totals',
+                           'ops.agent_disk_usage', 'ops.environment_filestore_usage']::regclass[] LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY admin_all ON %s TO odooops_admin USING (true) WITH CHECK (true)', t);
+  END LOOP;
+END $$;
 REVOKE EXECUTE ON FUNCTION ops._count_run(), ops._count_webhook_delivery(), ops._count_alert(),
   ops.report_agent_usage(text, text, bigint, bigint, jsonb), ops.environment_database_sizes() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ops.environment_database_sizes() TO odooops_monitor;
