@@ -11,7 +11,7 @@ start_worker w1 --kinds build,deploy,test --label zone=test --metrics-listen "12
 
 # worker_metric SAMPLE: the value of one sample of the worker's /metrics.
 worker_metric() {
-  curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v s="$1" '$1 == s { print $2 }'
+  curl -fsS --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v s="$1" '$1 == s { print $2 }'
 }
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" >/dev/null 2>&1 && break
@@ -74,6 +74,9 @@ sed -i 's/17.0.1.0.0/17.0.1.1.0/' "$REPO/addons/acme_stock/__manifest__.py"
 git -C "$REPO" -c user.email=t@example.com -c user.name=test commit -qam "acme_stock 1.1"
 SHA=$(git -C "$REPO" rev-parse HEAD)
 deploy2=$(queue staging deploy)
+# While a step runs, /metrics answers: the server does not wait for the run loop.
+wait_status "$deploy2" running 60
+[ -n "$(worker_metric 'odooops_worker_spool_lines')" ] || fail "worker /metrics did not answer during a run"
 wait_status "$deploy2" succeeded 90
 pid2=$(cat "$STATE/envs/acme/staging/odoo.pid")
 [ "$pid1" != "$pid2" ] || fail "the previous process was not replaced"
