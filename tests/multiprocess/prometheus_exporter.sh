@@ -140,6 +140,18 @@ expect 'odooops_environment_filestore_reported{environment="dev",project="prom",
 expect 'odooops_worker_disk_free_bytes{path="/var/lib/odooops-worker",worker_id="prom-w1"}' 250000
 expect 'odooops_worker_disk_total_bytes{path="/var/lib/odooops-worker",worker_id="prom-w1"}' 1e+06
 
+# An alert opens and resolves: the gauge goes back to 0, the counter stays.
+sql -c "INSERT INTO ops.alerts (kind, dedup_key, severity, message) VALUES ('worker_lost', 'prom-w9', 'warning', 'gone')" >/dev/null
+scrape
+counters_only_grow
+expect 'odooops_alerts_opened_total{kind="worker_lost"}' 1
+expect 'odooops_alerts_open{kind="worker_lost"}' 1
+sql -c "UPDATE ops.alerts SET status = 'resolved', resolved_at = now() WHERE dedup_key = 'prom-w9'" >/dev/null
+scrape
+counters_only_grow
+expect 'odooops_alerts_opened_total{kind="worker_lost"}' 1
+expect 'odooops_alerts_open{kind="worker_lost"}' 0
+
 # The scraper's login reads the metrics and nothing else.
 if psql -X -q -d "$DB" -U "$MONITOR" -c "SELECT count(*) FROM ops.runs" >/dev/null 2>&1; then
   fail "the odooops_monitor login can read ops.runs"
