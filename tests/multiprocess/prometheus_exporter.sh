@@ -110,7 +110,7 @@ counters_only_grow
 expect 'odooops_queue_runs{state="queued",workflow="build"}' 1
 expect 'odooops_queue_runs{state="claimed",workflow="build"}' 1
 expect 'odooops_queue_runs{state="running",workflow="build"}' 1
-expect 'odooops_worker_runs_held{status="active",worker_id="prom-w1"}' 2
+expect 'odooops_agent_runs_held{status="active",worker_id="prom-w1"}' 2
 sql <<'SQL' >/dev/null
 SELECT ops.start_run(id, 'prom-w1', attempt) FROM ops.runs WHERE status = 'claimed';
 SELECT ops.finish_run(id, 'succeeded', '{}', 'prom-w1', attempt) FROM ops.runs WHERE id = 1;
@@ -137,8 +137,8 @@ scrape
 counters_only_grow
 expect 'odooops_environment_filestore_bytes{environment="dev",project="prom",stage="development"}' 4096
 expect 'odooops_environment_filestore_reported{environment="dev",project="prom",stage="development"}' 1
-expect 'odooops_worker_disk_free_bytes{path="/var/lib/odooops-worker",worker_id="prom-w1"}' 250000
-expect 'odooops_worker_disk_total_bytes{path="/var/lib/odooops-worker",worker_id="prom-w1"}' 1e+06
+expect 'odooops_agent_disk_free_bytes{path="/var/lib/odooops-worker",worker_id="prom-w1"}' 250000
+expect 'odooops_agent_disk_total_bytes{path="/var/lib/odooops-worker",worker_id="prom-w1"}' 1e+06
 
 # An alert opens and resolves: the gauge goes back to 0, the counter stays.
 sql -c "INSERT INTO ops.alerts (kind, dedup_key, severity, message) VALUES ('worker_lost', 'prom-w9', 'warning', 'gone')" >/dev/null
