@@ -7,9 +7,11 @@
 #include <filesystem>
 
 #include "disk.h"
+#include "metrics.h"
 #include "run.h"
 #include "signals.h"
 #include "spool.h"
+#include "usage.h"
 #include "validation.h"
 
 using nlohmann::json;
@@ -139,6 +141,29 @@ void Agent::report_health() {
   health_reported_ = true;
 }
 
+void Agent::report_usage(bool filestores) {
+  last_usage_report_ = Clock::now();
+  const auto space = disk_space(cfg_.state_dir);
+  if (!usage_reports_ || !space) return;
+  json sizes = json::object();
+  if (filestores) {
+    for (const auto& [env, bytes] : filestore_sizes(cfg_.state_dir)) sizes[env] = bytes;
+  }
+  try {
+    db_.exec("SELECT ops.report_agent_usage($1, $2, $3, $4, $5::jsonb)",
+             {cfg_.worker_id, cfg_.state_dir, std::to_string(space->total_bytes),
+              std::to_string(space->available_bytes), sizes.dump()});
+  } catch (const DbError& e) {
+    if (e.sqlstate == "42883") {
+      usage_reports_ = false;  // an older control plane: nothing to report to
+      log(LogLevel::Info, "the control plane takes no disk use reports (ops.report_agent_usage)");
+      return;
+    }
+    if (e.transient()) throw;  // tried again with the loop
+    log(LogLevel::Warning, std::string("cannot report disk use: ") + e.what());
+  }
+}
+
 void Agent::set_status(const std::string& status) {
   try {
     db_.exec("SELECT ops.set_agent_status($1, $2)", {cfg_.worker_id, status});
@@ -167,6 +192,7 @@ std::string Agent::interrupt() {
     log(LogLevel::Info, "SIGTERM: draining; the current run may take " +
                             std::to_string(static_cast<int>(cfg_.drain_grace)) + " s more");
     set_status("draining");
+    metrics().set_draining(true);
   }
   if (s.terms > 1) return "second SIGTERM";
   if (draining_ && Clock::now() >= drain_deadline_) return "the drain grace period expired";
@@ -193,16 +219,22 @@ void Agent::execute(const Claim& c) {
     o = run.execute();
   } catch (const DbError& e) {
     in_run_ = false;
+    metrics().run_finished("error");
     log(LogLevel::Error, "run " + std::to_string(c.run_id) + ": " + e.what() +
                              " (the lease expires and the run is requeued)");
     return;
   } catch (const std::exception& e) {
     in_run_ = false;
+    metrics().run_finished("error");
     log(LogLevel::Error, "run " + std::to_string(c.run_id) + ": internal error: " + e.what() +
                              " (the lease expires and the run is requeued)");
     return;
   }
   in_run_ = false;
+  // In the order of RunExecution::Outcome.
+  const char* outcomes[] = {"succeeded", "failed", "handed_back", "lease_lost", "abandoned"};
+  metrics().run_finished(outcomes[static_cast<int>(o)]);
+  metrics().set_spool(0, 0);  // the run's spool is gone with it
   const char* names[] = {"succeeded", "failed", "handed back to the queue",
                          "lost (lease taken away; nothing written)",
                          "not recorded (the lease expires and the run is requeued)"};
@@ -288,8 +320,12 @@ int Agent::run() {
         plane_retry_.succeeded();
       }
       Claim c;
+      if (since(last_usage_report_) >= 900) report_usage(true);
       if (room && check_now && claim(c)) {
         execute(c);
+        if (c.workflow == "deploy" || c.workflow == "restore" || c.workflow == "backup" ||
+            c.workflow == "destroy")
+          report_usage(true);
         ++runs_done;
         idle_since = Clock::now();
         if (cfg_.once || draining_) break;

@@ -43,6 +43,9 @@ class Agent {
   // Whether the state directory has room; reports a change of health.
   bool disk_has_room();
   void report_health();
+  // ops.report_agent_usage: the state directory's disk, and with
+  // `filestores` the size of each environment's filestore (usage.h).
+  void report_usage(bool filestores);
   bool claim(Claim& out);
   void execute(const Claim& claim);
   void set_status(const std::string& status);
@@ -57,6 +60,8 @@ class Agent {
   StorageCleanup cleanup_;
   std::chrono::steady_clock::time_point last_agent_heartbeat_{};
   std::chrono::steady_clock::time_point last_rescue_{};
+  std::chrono::steady_clock::time_point last_usage_report_{};
+  bool usage_reports_ = true;  // false once the control plane lacks the function
   bool draining_ = false;
   std::chrono::steady_clock::time_point drain_deadline_{};
   bool in_run_ = false;

@@ -317,6 +317,12 @@ const std::vector<Option>& options() {
            throw ConfigError("--log-level: expected debug, info, warning or error");
          c.log_level = v;
        }},
+      {"metrics-listen", "ODOOOPS_METRICS_LISTEN", "HOST:PORT",
+       "serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9469 (default: off)",
+       [](Config& c, const std::string& v) {
+         if (v.size() > 300) throw ConfigError("--metrics-listen: longer than 300 characters");
+         c.metrics_listen = v;
+       }},
   };
   return table;
 }
@@ -681,6 +687,7 @@ std::string print_config(const Config& cfg) {
       {"multipart-threshold", std::to_string(cfg.multipart_threshold)},
       {"multipart-part-size", std::to_string(cfg.multipart_part_size)},
       {"log-level", cfg.log_level},
+      {"metrics-listen", cfg.metrics_listen},
   };
   std::ostringstream out;
   out << "# odooops-worker " << cfg.version << ": the configuration it would run with\n";

@@ -76,6 +76,7 @@ struct Config {
   // delete (ops.claim_storage_deletions); 0: never.
   double deletion_interval = 60;
   std::string log_level = "info";
+  std::string metrics_listen;  // HOST:PORT of GET /metrics (empty: none)
   std::string version;
   bool print_config = false;  // --print-config: print the resolved settings and exit
 };

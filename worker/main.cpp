@@ -9,12 +9,15 @@
 
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "agent.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_server.h"
 #include "signals.h"
 #include "storage.h"
 
@@ -89,6 +92,10 @@ int main(int argc, char** argv) {
     write_storage_settings(cfg);
     int rc;
     {
+      metrics().set_identity(cfg.worker_id, cfg.version);
+      std::unique_ptr<MetricsServer> metrics_server;
+      if (!cfg.metrics_listen.empty())
+        metrics_server = std::make_unique<MetricsServer>(cfg.metrics_listen);
       Agent agent(cfg);
       rc = agent.run();
     }

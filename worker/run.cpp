@@ -13,6 +13,7 @@
 
 #include "disk.h"
 #include "http_ports.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "signals.h"
 #include "step_runner.h"
@@ -127,6 +128,7 @@ void EventSink::add(json event) {
     log(LogLevel::Error, run_label(run_id_) + ": cannot write the spool " + spool_.path() + ": " +
                              strerror(error) + "; output is kept in memory");
   }
+  metrics().set_spool(spool_.pending_bytes(), spool_.pending());
   if (spool_.pending() >= batch_limit_) flush(true);
 }
 
@@ -191,6 +193,7 @@ bool EventSink::send_batch() {
   }
   sent_ += static_cast<long long>(lines.size());
   spool_.consume(lines.size());
+  metrics().set_spool(spool_.pending_bytes(), spool_.pending());
   head_override_.clear();
   batch_limit_ = static_cast<std::size_t>(cfg_.event_batch);
   if (retry_.failures() > 0) {
@@ -433,6 +436,7 @@ bool RunExecution::record_run_backup(const std::string& step, std::string& refus
     }
     close(null_fd);
   } catch (const std::exception& e) {
+    metrics().storage_error();
     problem("the " + what + " cannot be verified: " + e.what());
     return true;
   }
@@ -671,6 +675,7 @@ void RunExecution::record_artifact(const std::string& step, json a) {
       sha = info.sha256;
     } catch (const std::exception& e) {
       close(fd);
+      metrics().storage_error();
       event("warning", "artifact " + name + " not uploaded: " + e.what(), step);
       return;
     }
@@ -833,7 +838,10 @@ StepOutcome RunExecution::run_step(const std::string& path, const std::string& s
     if (!disk_problem().empty()) return disk_problem_;
     return hooks_.interrupt ? hooks_.interrupt() : std::string();
   };
-  return runner.run(spec);
+  const auto started = std::chrono::steady_clock::now();
+  StepOutcome out = runner.run(spec);
+  metrics().step_finished(ctx_["workflow"], since(started));
+  return out;
 }
 
 // After a failed step: the executables in <steps>/on-failure/ (e.g. the

@@ -39,6 +39,7 @@ class EventSink {
   // Everything added was stored.
   bool empty() const { return spool_.empty(); }
   std::size_t pending() const { return spool_.pending(); }
+  unsigned long long pending_bytes() const { return spool_.pending_bytes(); }
   // Seconds until the next try after a failed call (0: none failed).
   double retry_wait_s() const;
   // errno of the last spool write the disk refused (0: none).

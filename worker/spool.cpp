@@ -82,6 +82,7 @@ Spool::~Spool() {
 
 bool Spool::append(const std::string& event, int& error) {
   ++pending_;
+  pending_bytes_ += event.size() + 1;
   // Once the disk refused a line, later ones follow it in memory: order
   // is what the server's dedupe relies on.
   if (fd_ < 0 || !memory_.empty()) {
@@ -148,10 +149,13 @@ std::vector<std::string> Spool::peek(std::size_t max_lines, std::size_t max_byte
 void Spool::consume(std::size_t count) {
   std::size_t from_memory = 0;
   for (std::size_t i = 0; i < count && i < peeked_.size(); ++i) {
-    if (peeked_[i] > 0)
+    if (peeked_[i] > 0) {
       sent_ += static_cast<long long>(peeked_[i]);
-    else
+      pending_bytes_ -= peeked_[i];
+    } else {
+      pending_bytes_ -= memory_[from_memory].size() + 1;
       ++from_memory;
+    }
     --pending_;
   }
   memory_.erase(memory_.begin(), memory_.begin() + static_cast<long>(from_memory));

@@ -56,6 +56,8 @@ class Spool {
   bool empty() const { return sent_ == written_ && memory_.empty(); }
   // Events on disk and in memory not yet consumed, for messages.
   std::size_t pending() const { return pending_; }
+  // Their bytes, newlines included (the metrics' backlog).
+  unsigned long long pending_bytes() const { return pending_bytes_; }
   const std::string& path() const { return path_; }
   int open_error() const { return open_error_; }
 
@@ -68,6 +70,7 @@ class Spool {
   std::vector<std::string> memory_;  // after what is on disk, when the disk refused
   std::vector<std::size_t> peeked_;  // bytes on disk of each peeked line (0: from memory)
   std::size_t pending_ = 0;
+  unsigned long long pending_bytes_ = 0;
 };
 
 }  // namespace odooops::worker

@@ -1,6 +1,7 @@
 #include "storage_cleanup.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "storage.h"
 #include "storage_scope.h"
 #include "validation.h"
@@ -37,6 +38,7 @@ bool StorageCleanup::delete_one(double now_s) {
     check_location(kind, url);
     storage_for(url, cfg_)->remove(url);
   } catch (const std::exception& e) {
+    metrics().storage_error();
     error = std::string(utf8_prefix(e.what(), 8000));
   }
   try {

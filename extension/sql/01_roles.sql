@@ -9,14 +9,17 @@
 --                          request.jwt.claims is trusted as the user id
 --   odooops_ingest         may call the GitHub webhook entry points (for
 --                          PostgREST's anon: the signature authenticates)
+--   odooops_monitor        metrics scrapers (postgres_exporter): reads the
+--                          metrics views, nothing else
 DO $$
 DECLARE
   r text;
 BEGIN
-  FOREACH r IN ARRAY ARRAY['odooops_api', 'odooops_worker', 'odooops_admin', 'odooops_authenticator', 'odooops_ingest'] LOOP
+  FOREACH r IN ARRAY ARRAY['odooops_api', 'odooops_worker', 'odooops_admin', 'odooops_authenticator', 'odooops_ingest',
+                          'odooops_monitor'] LOOP
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
       EXECUTE format('CREATE ROLE %I NOLOGIN', r);
     END IF;
   END LOOP;
 END $$;
-GRANT odooops_api, odooops_worker TO odooops_admin;
+GRANT odooops_api, odooops_worker, odooops_monitor TO odooops_admin;

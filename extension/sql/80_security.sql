@@ -101,6 +101,16 @@ GRANT EXECUTE ON FUNCTION
   ops.metrics_prometheus()
 TO odooops_admin;
 GRANT SELECT ON ops.metrics_queue, ops.metrics_workers, ops.metrics_runs TO odooops_admin;
+-- Metrics scrapers read the metrics views and nothing else.
+GRANT USAGE ON SCHEMA ops TO odooops_monitor;
+GRANT SELECT ON ops.metrics_queue, ops.metrics_workers, ops.metrics_runs, ops.metrics_run_counters,
+                ops.metrics_run_states, ops.metrics_webhook_counters, ops.metrics_webhook_states,
+                ops.metrics_alerts, ops.metrics_backups, ops.metrics_backup_freshness,
+                ops.metrics_environment_usage,
+                ops.metrics_agent_disk, ops.metrics_known_workflows
+  TO odooops_monitor;
+GRANT EXECUTE ON FUNCTION ops.environment_database_sizes() TO odooops_monitor;
+GRANT EXECUTE ON FUNCTION ops.report_agent_usage(text, text, bigint, bigint, jsonb) TO odooops_worker;
 GRANT EXECUTE ON FUNCTION ops.branch_matches(text, text), ops.branch_slug(text, integer, boolean)
   TO odooops_api, odooops_worker;
 

@@ -3824,3 +3824,291 @@ GRANT EXECUTE ON FUNCTION
   TO odooops_ingest, odooops_api;
 GRANT EXECUTE ON FUNCTION ops.ingest_post_receive(text, text), ops.set_project_git_host(bigint, text, text, text)
   TO odooops_api;
+
+-- Metrics: monotonic totals, zero-filled series and disk use (76_metrics_totals.sql, 77_usage.sql).
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'odooops_monitor') THEN
+    CREATE ROLE odooops_monitor NOLOGIN;
+  END IF;
+END $$;
+GRANT odooops_monitor TO odooops_admin;
+-- Monotonic totals for Prometheus counters. Views over ops.runs count what
+-- the table still holds, and retention deletes rows: a counter made from
+-- them would go down. These small tables count events as they happen
+-- (triggers) and never decrease; a row exists once its count is above zero,
+-- and the views below add a zero row for every known label set, so that no
+-- series disappears while its value is zero. Rows restored from a dump are
+-- not counted again (ops._carried_over): the totals come with the dump.
+
+CREATE TABLE ops.metrics_run_totals (
+  workflow text NOT NULL,
+  outcome  text NOT NULL,   -- queued, succeeded, failed, cancelled
+  total    bigint NOT NULL CHECK (total >= 0),
+  PRIMARY KEY (workflow, outcome)
+);
+COMMENT ON TABLE ops.metrics_run_totals IS 'Runs queued and finished since installation, by workflow and outcome (never decreases)';
+
+CREATE TABLE ops.metrics_webhook_totals (
+  outcome text PRIMARY KEY,   -- enqueued, delivered, dead
+  total   bigint NOT NULL CHECK (total >= 0)
+);
+COMMENT ON TABLE ops.metrics_webhook_totals IS 'Webhook deliveries enqueued, delivered and given up since installation (never decreases)';
+
+CREATE TABLE ops.metrics_alert_totals (
+  kind  text PRIMARY KEY,
+  total bigint NOT NULL CHECK (total >= 0)
+);
+COMMENT ON TABLE ops.metrics_alert_totals IS 'Alerts opened since installation, by kind (never decreases)';
+
+CREATE FUNCTION ops._count_run() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o text := CASE WHEN TG_OP = 'INSERT' THEN 'queued' ELSE NEW.status END;
+BEGIN
+  IF TG_OP = 'INSERT' AND ops._carried_over(NEW.created_at) THEN
+    RETURN NULL;
+  END IF;
+  INSERT INTO ops.metrics_run_totals AS t (workflow, outcome, total) VALUES (NEW.workflow, o, 1)
+    ON CONFLICT (workflow, outcome) DO UPDATE SET total = t.total + 1;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER runs_count_queued AFTER INSERT ON ops.runs
+  FOR EACH ROW EXECUTE FUNCTION ops._count_run();
+CREATE TRIGGER runs_count_finished AFTER UPDATE OF status ON ops.runs
+  FOR EACH ROW WHEN (NEW.status IN ('succeeded', 'failed', 'cancelled')
+                     AND OLD.status NOT IN ('succeeded', 'failed', 'cancelled'))
+  EXECUTE FUNCTION ops._count_run();
+
+CREATE FUNCTION ops._count_webhook_delivery() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o text := CASE WHEN TG_OP = 'INSERT' THEN 'enqueued' ELSE NEW.status END;
+BEGIN
+  IF TG_OP = 'INSERT' AND ops._carried_over(NEW.created_at) THEN
+    RETURN NULL;
+  END IF;
+  INSERT INTO ops.metrics_webhook_totals AS t (outcome, total) VALUES (o, 1)
+    ON CONFLICT (outcome) DO UPDATE SET total = t.total + 1;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER webhook_deliveries_count_enqueued AFTER INSERT ON ops.webhook_deliveries
+  FOR EACH ROW EXECUTE FUNCTION ops._count_webhook_delivery();
+CREATE TRIGGER webhook_deliveries_count_finished AFTER UPDATE OF status ON ops.webhook_deliveries
+  FOR EACH ROW WHEN (NEW.status IN ('delivered', 'dead') AND OLD.status IS DISTINCT FROM NEW.status)
+  EXECUTE FUNCTION ops._count_webhook_delivery();
+
+CREATE FUNCTION ops._count_alert() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF ops._carried_over(NEW.opened_at) THEN
+    RETURN NULL;
+  END IF;
+  INSERT INTO ops.metrics_alert_totals AS t (kind, total) VALUES (NEW.kind, 1)
+    ON CONFLICT (kind) DO UPDATE SET total = t.total + 1;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER alerts_count_opened AFTER INSERT ON ops.alerts
+  FOR EACH ROW EXECUTE FUNCTION ops._count_alert();
+
+-- The label sets every counter and gauge reports, zero or not.
+CREATE VIEW ops.metrics_known_workflows(workflow) AS
+  VALUES ('build'), ('test'), ('deploy'), ('backup'), ('restore'), ('destroy');
+COMMENT ON VIEW ops.metrics_known_workflows IS 'The workflows metrics report a series for, zero or not';
+
+CREATE VIEW ops.metrics_run_counters AS
+  SELECT w.workflow, o.outcome, coalesce(t.total, 0) AS total
+    FROM ops.metrics_known_workflows w
+   CROSS JOIN (VALUES ('queued'), ('succeeded'), ('failed'), ('cancelled')) AS o(outcome)
+    LEFT JOIN ops.metrics_run_totals t ON t.workflow = w.workflow AND t.outcome = o.outcome;
+COMMENT ON VIEW ops.metrics_run_counters IS 'Runs queued and finished since installation, a row for every workflow and outcome';
+
+CREATE VIEW ops.metrics_run_states AS
+  SELECT w.workflow, s.state, count(r.id) AS runs,
+         coalesce(extract(epoch FROM now() - min(r.created_at)), 0)::float8 AS oldest_seconds
+    FROM ops.metrics_known_workflows w
+   CROSS JOIN (VALUES ('queued'), ('claimed'), ('running')) AS s(state)
+    LEFT JOIN ops.runs r ON r.workflow = w.workflow AND r.status = s.state
+   GROUP BY w.workflow, s.state;
+COMMENT ON VIEW ops.metrics_run_states IS
+  'Runs waiting or held by workflow and state, with the age of the oldest, a row for every pair';
+
+CREATE VIEW ops.metrics_webhook_counters AS
+  SELECT o.outcome, coalesce(t.total, 0) AS total
+    FROM (VALUES ('enqueued'), ('delivered'), ('dead')) AS o(outcome)
+    LEFT JOIN ops.metrics_webhook_totals t ON t.outcome = o.outcome;
+COMMENT ON VIEW ops.metrics_webhook_counters IS 'Webhook deliveries since installation, a row for every outcome';
+
+CREATE VIEW ops.metrics_webhook_states AS
+  SELECT s.status, count(d.id) AS deliveries
+    FROM (VALUES ('pending'), ('sending'), ('dead')) AS s(status)
+    LEFT JOIN ops.webhook_deliveries d ON d.status = s.status
+   GROUP BY s.status;
+COMMENT ON VIEW ops.metrics_webhook_states IS 'Webhook deliveries waiting, being sent, or given up, a row for every state';
+
+CREATE VIEW ops.metrics_alerts AS
+  SELECT k.kind, coalesce(t.total, 0) AS opened_total,
+         (SELECT count(*) FROM ops.alerts a WHERE a.kind = k.kind AND a.status = 'open') AS open
+    FROM (VALUES ('queue_backpressure'), ('stale_run'), ('backup_failed'),
+                 ('production_restore_requested'), ('worker_lost')) AS k(kind)
+    LEFT JOIN ops.metrics_alert_totals t ON t.kind = k.kind;
+COMMENT ON VIEW ops.metrics_alerts IS 'Alerts open now and opened since installation, a row for every kind';
+
+CREATE VIEW ops.metrics_backups AS
+  SELECT p.slug AS project, e.name AS environment, e.stage, s.status,
+         (SELECT count(*) FROM ops.backups b WHERE b.environment_id = e.id AND b.status = s.status) AS backups
+    FROM ops.environments e JOIN ops.projects p ON p.id = e.project_id
+   CROSS JOIN (VALUES ('pending'), ('running'), ('completed'), ('failed'), ('expired')) AS s(status)
+   WHERE e.status <> 'destroyed';
+COMMENT ON VIEW ops.metrics_backups IS 'Backups of each live environment, a row for every status';
+
+-- An environment never backed up has been unprotected since it was created:
+-- its age counts from then, so one alert rule (age above a limit) covers both.
+CREATE VIEW ops.metrics_backup_freshness AS
+  SELECT p.slug AS project, e.name AS environment, e.stage,
+         extract(epoch FROM now() - coalesce(l.completed_at, e.created_at))::float8 AS last_success_age_seconds,
+         (l.completed_at IS NOT NULL)::integer AS has_success
+    FROM ops.environments e JOIN ops.projects p ON p.id = e.project_id
+    LEFT JOIN LATERAL (SELECT max(b.completed_at) AS completed_at FROM ops.backups b
+                        WHERE b.environment_id = e.id AND b.completed_at IS NOT NULL) l ON true
+   WHERE e.status <> 'destroyed';
+COMMENT ON VIEW ops.metrics_backup_freshness IS
+  'Seconds since each live environment''s last completed backup (since its creation when it has none)';
+-- The history before the upgrade counts too.
+INSERT INTO ops.metrics_run_totals (workflow, outcome, total)
+SELECT workflow, 'queued', count(*) FROM ops.runs GROUP BY workflow
+UNION ALL
+SELECT workflow, status, count(*) FROM ops.runs WHERE status IN ('succeeded', 'failed', 'cancelled')
+ GROUP BY workflow, status;
+INSERT INTO ops.metrics_webhook_totals (outcome, total)
+SELECT 'enqueued', count(*) FROM ops.webhook_deliveries HAVING count(*) > 0
+UNION ALL
+SELECT status, count(*) FROM ops.webhook_deliveries WHERE status IN ('delivered', 'dead') GROUP BY status;
+INSERT INTO ops.metrics_alert_totals (kind, total) SELECT kind, count(*) FROM ops.alerts GROUP BY kind;
+-- Disk use: each environment's database (measured here, when it lives on
+-- this server) and filestore (reported by the worker that hosts it), and
+-- the disk of each worker's state directory. Workers report with
+-- ops.report_agent_usage() after runs and at most every few minutes with
+-- their heartbeat (worker/usage.cpp), so a scrape reads stored numbers and
+-- costs the workers nothing.
+
+CREATE TABLE ops.agent_disk_usage (
+  worker_id   text PRIMARY KEY REFERENCES ops.agents (worker_id) ON DELETE CASCADE,
+  path        text NOT NULL CHECK (length(path) BETWEEN 1 AND 1024),
+  total_bytes bigint NOT NULL CHECK (total_bytes >= 0),
+  free_bytes  bigint NOT NULL CHECK (free_bytes >= 0),
+  reported_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE ops.agent_disk_usage IS 'The disk of each worker''s state directory, as it last reported it';
+
+CREATE TABLE ops.environment_filestore_usage (
+  environment_id bigint PRIMARY KEY REFERENCES ops.environments ON DELETE CASCADE,
+  worker_id      text NOT NULL CHECK (length(worker_id) BETWEEN 1 AND 128),
+  bytes          bigint NOT NULL CHECK (bytes >= 0),
+  reported_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE ops.environment_filestore_usage IS 'Filestore size of each environment, as its host worker last reported it';
+
+-- filestores: {"<project slug>/<environment name>": bytes, ...}. Only the
+-- environments this worker hosts are stored: a directory left behind by an
+-- environment that moved to another worker is not its size.
+CREATE FUNCTION ops.report_agent_usage(worker_id text, disk_path text, total_bytes bigint,
+                                       free_bytes bigint, filestores jsonb DEFAULT '{}')
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops._check_length('disk_path', disk_path, 1024);
+  PERFORM ops.authorize_worker(worker_id);
+  IF disk_path IS NULL OR disk_path = '' OR total_bytes IS NULL OR free_bytes IS NULL
+     OR total_bytes < 0 OR free_bytes < 0 THEN
+    PERFORM ops._raise('OD004', 'disk_path, total_bytes and free_bytes must be given, sizes >= 0');
+  END IF;
+  IF filestores IS NULL OR jsonb_typeof(filestores) <> 'object' OR octet_length(filestores::text) > 262144
+     OR EXISTS (SELECT 1 FROM jsonb_each(filestores) f
+                 WHERE jsonb_typeof(f.value) <> 'number' OR f.value::numeric < 0
+                    OR f.value::numeric > 9223372036854775807 OR f.value::numeric <> trunc(f.value::numeric)) THEN
+    PERFORM ops._raise('OD004', 'filestores must be an object of "project/environment": bytes (at most 256 kB)');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM ops.agents a WHERE a.worker_id = report_agent_usage.worker_id) THEN
+    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id),
+                       'Register it first with ops.register_agent().');
+  END IF;
+  INSERT INTO ops.agent_disk_usage AS u (worker_id, path, total_bytes, free_bytes)
+  VALUES (worker_id, disk_path, total_bytes, free_bytes)
+  ON CONFLICT ON CONSTRAINT agent_disk_usage_pkey DO UPDATE
+     SET path = EXCLUDED.path, total_bytes = EXCLUDED.total_bytes, free_bytes = EXCLUDED.free_bytes,
+         reported_at = now();
+  INSERT INTO ops.environment_filestore_usage AS u (environment_id, worker_id, bytes)
+  SELECT e.id, report_agent_usage.worker_id, f.value::numeric::bigint
+    FROM jsonb_each(filestores) f
+    JOIN ops.projects p ON p.slug = split_part(f.key, '/', 1)
+    JOIN ops.environments e ON e.project_id = p.id AND e.name = split_part(f.key, '/', 2)
+   WHERE e.host_worker_id = report_agent_usage.worker_id
+  ON CONFLICT ON CONSTRAINT environment_filestore_usage_pkey DO UPDATE
+     SET worker_id = EXCLUDED.worker_id, bytes = EXCLUDED.bytes, reported_at = now();
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION ops.report_agent_usage IS
+  'A worker reports its state directory''s disk and the filestore sizes of the environments it hosts; returns how many were stored';
+
+-- pg_database_size() needs CONNECT on the database: measured here for the
+-- environments' databases only, whatever the caller may connect to.
+CREATE FUNCTION ops.environment_database_sizes()
+RETURNS TABLE (environment_id bigint, bytes bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT e.id, pg_catalog.pg_database_size(d.oid)
+    FROM ops.environments e JOIN pg_catalog.pg_database d ON d.datname = e.db_name
+   WHERE e.status <> 'destroyed'
+$$;
+COMMENT ON FUNCTION ops.environment_database_sizes IS
+  'Size of each live environment''s database, for those on this server';
+
+CREATE VIEW ops.metrics_environment_usage AS
+  SELECT p.slug AS project, e.name AS environment, e.stage,
+         s.bytes AS database_bytes, f.bytes AS filestore_bytes, f.worker_id AS filestore_worker_id,
+         f.reported_at AS filestore_reported_at
+    FROM ops.environments e JOIN ops.projects p ON p.id = e.project_id
+    LEFT JOIN ops.environment_database_sizes() s ON s.environment_id = e.id
+    LEFT JOIN ops.environment_filestore_usage f ON f.environment_id = e.id
+   WHERE e.status <> 'destroyed';
+COMMENT ON VIEW ops.metrics_environment_usage IS
+  'Database size (NULL: not on this server) and filestore size (NULL: not reported yet) of each live environment';
+
+CREATE VIEW ops.metrics_agent_disk AS
+  SELECT u.worker_id, u.path, u.total_bytes, u.free_bytes, u.reported_at,
+         extract(epoch FROM now() - u.reported_at)::float8 AS report_age_seconds
+    FROM ops.agent_disk_usage u;
+COMMENT ON VIEW ops.metrics_agent_disk IS 'Each worker''s state directory disk, as it last reported it';
+SELECT pg_catalog.pg_extension_config_dump('ops.metrics_run_totals', '');
+SELECT pg_catalog.pg_extension_config_dump('ops.metrics_webhook_totals', '');
+SELECT pg_catalog.pg_extension_config_dump('ops.metrics_alert_totals', '');
+SELECT pg_catalog.pg_extension_config_dump('ops.agent_disk_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('ops.environment_filestore_usage', '');
+GRANT USAGE ON SCHEMA ops TO odooops_monitor;
+GRANT SELECT ON ops.metrics_queue, ops.metrics_workers, ops.metrics_runs, ops.metrics_run_counters,
+                ops.metrics_run_states, ops.metrics_webhook_counters, ops.metrics_webhook_states,
+                ops.metrics_alerts, ops.metrics_backups, ops.metrics_backup_freshness,
+                ops.metrics_environment_usage, ops.metrics_agent_disk, ops.metrics_known_workflows
+  TO odooops_monitor;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ops.metrics_run_totals, ops.metrics_webhook_totals,
+  ops.metrics_alert_totals, ops.agent_disk_usage, ops.environment_filestore_usage,
+  ops.metrics_run_counters, ops.metrics_run_states, ops.metrics_webhook_counters,
+  ops.metrics_webhook_states, ops.metrics_alerts, ops.metrics_backups, ops.metrics_backup_freshness,
+  ops.metrics_environment_usage, ops.metrics_agent_disk, ops.metrics_known_workflows TO odooops_admin;
+DO $$
+DECLARE
+  t regclass;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['ops.metrics_run_totals', 'ops.metrics_webhook_totals', 'ops.metrics_alert_totals',
+                           'ops.agent_disk_usage', 'ops.environment_filestore_usage']::regclass[] LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY admin_all ON %s TO odooops_admin USING (true) WITH CHECK (true)', t);
+  END LOOP;
+END $$;
+REVOKE EXECUTE ON FUNCTION ops._count_run(), ops._count_webhook_delivery(), ops._count_alert(),
+  ops.report_agent_usage(text, text, bigint, bigint, jsonb), ops.environment_database_sizes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ops.environment_database_sizes() TO odooops_monitor;
+GRANT EXECUTE ON FUNCTION ops.report_agent_usage(text, text, bigint, bigint, jsonb) TO odooops_worker;

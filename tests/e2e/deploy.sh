@@ -2,9 +2,24 @@
 # queue -> build -> deploy -> healthy -> succeeded, with the real worker, a
 # real git repository and the Odoo stand-in (not Odoo); events are ordered
 # and carry step and stream; a second deploy replaces the first process.
+# The worker serves its metrics (--metrics-listen) and reports the disk use
+# of its state directory and of the environments' filestores.
 source "$(dirname "$0")/lib.sh"
 setup_control_plane
-start_worker w1 --kinds build,deploy,test --label zone=test
+METRICS_PORT=$(free_port)
+start_worker w1 --kinds build,deploy,test --label zone=test --metrics-listen "127.0.0.1:$METRICS_PORT"
+
+# worker_metric SAMPLE: the value of one sample of the worker's /metrics.
+worker_metric() {
+  curl -fsS --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v s="$1" '$1 == s { print $2 }'
+}
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+[ "$(worker_metric 'odooops_worker_up{worker_id="w1",version="'"$(scalar "SELECT extversion FROM pg_extension WHERE extname = 'odooops'")"'"}')" = 1 ] \
+  || fail "worker /metrics: no up sample: $(curl -sS "http://127.0.0.1:$METRICS_PORT/metrics" | head -5)"
+[ "$(worker_metric 'odooops_worker_runs_total{outcome="succeeded"}')" = 0 ] || fail "worker /metrics: succeeded runs before any run"
 
 build=$(queue dev build)
 wait_status "$build" succeeded 60
@@ -13,6 +28,13 @@ wait_status "$build" succeeded 60
 [ "$(scalar "SELECT result->'requirements'->0->>'path' FROM ops.runs WHERE id = $build")" = requirements.txt ] || fail "requirements not recorded"
 [ "$(scalar "SELECT result->'git'->>'sha' FROM ops.runs WHERE id = $build")" = "$SHA" ] || fail "build did not check out $SHA"
 say "build $build succeeded: addons and requirements recorded"
+[ "$(worker_metric 'odooops_worker_runs_total{outcome="succeeded"}')" = 1 ] || fail "worker /metrics: the build is not counted"
+[ "$(worker_metric 'odooops_worker_runs_total{outcome="failed"}')" = 0 ] || fail "worker /metrics: a failed run counted"
+build_steps=$(worker_metric 'odooops_worker_step_duration_seconds_count{workflow="build"}')
+[ "$build_steps" = "$(scalar "SELECT count(*) FROM ops.run_events WHERE run_id = $build AND message LIKE 'step % started'")" ] \
+  || fail "worker /metrics: $build_steps build steps timed"
+[ "$(worker_metric 'odooops_worker_spool_lines')" = 0 ] || fail "worker /metrics: spool lines left after the build"
+say "worker /metrics: the build counted, its $build_steps steps timed"
 
 deploy=$(queue staging deploy)
 wait_status "$deploy" succeeded 90
@@ -37,12 +59,24 @@ steps=$(scalar "SELECT string_agg(step, ',' ORDER BY id) FROM ops.run_events WHE
   || fail "agent registration missing"
 say "events ordered: $order"
 
+# Disk use: the worker reported its state directory's disk after the deploy;
+# the staging database is measured on this server.
+[ "$(scalar "SELECT count(*) FROM ops.metrics_agent_disk WHERE worker_id = 'w1' AND path = '$STATE' AND total_bytes > 0 AND free_bytes <= total_bytes")" = 1 ] \
+  || fail "no disk report of w1: $(scalar "SELECT row_to_json(d) FROM ops.agent_disk_usage d")"
+[ "$(scalar "SELECT database_bytes = pg_database_size(e.db_name) FROM ops.metrics_environment_usage u JOIN ops.environments e ON e.name = u.environment WHERE u.environment = 'staging'")" = t ] \
+  || fail "staging's database size not measured"
+filestore=$(scalar "SELECT '$STATE/envs/acme/staging/data/filestore/' || db_name FROM ops.environments WHERE name = 'staging'")
+mkdir -p "$filestore/ab"
+head -c 70000 /dev/zero >"$filestore/ab/attachment"
 pid1=$(cat "$STATE/envs/acme/staging/odoo.pid")
 # A new commit that raises one manifest version: the redeploy updates only that module.
 sed -i 's/17.0.1.0.0/17.0.1.1.0/' "$REPO/addons/acme_stock/__manifest__.py"
 git -C "$REPO" -c user.email=t@example.com -c user.name=test commit -qam "acme_stock 1.1"
 SHA=$(git -C "$REPO" rev-parse HEAD)
 deploy2=$(queue staging deploy)
+# While a step runs, /metrics answers: the server does not wait for the run loop.
+wait_status "$deploy2" running 60
+[ -n "$(worker_metric 'odooops_worker_spool_lines')" ] || fail "worker /metrics did not answer during a run"
 wait_status "$deploy2" succeeded 90
 pid2=$(cat "$STATE/envs/acme/staging/odoo.pid")
 [ "$pid1" != "$pid2" ] || fail "the previous process was not replaced"
@@ -51,6 +85,9 @@ kill -0 "$pid1" 2>/dev/null && fail "the previous Odoo process $pid1 still runs"
   || fail "expected only acme_stock updated: $(scalar "SELECT result->'modules' FROM ops.runs WHERE id = $deploy2")"
 health "$PORT_STAGING" | grep -q '"pass"' || fail "staging unhealthy after redeploy"
 say "redeploy $deploy2 replaced process $pid1 by $pid2 and updated only acme_stock"
+fs_bytes=$(scalar "SELECT filestore_bytes FROM ops.metrics_environment_usage WHERE environment = 'staging' AND filestore_worker_id = 'w1'")
+[ "${fs_bytes:-0}" -ge 70000 ] || fail "staging's filestore reported as '$fs_bytes' bytes, expected >= 70000"
+say "disk use: w1's disk, staging's database and its filestore ($fs_bytes bytes) reported"
 
 # The test workflow: modules installed with --test-enable on a throw-away
 # database (the stand-in runs no real tests); a failure marker fails the step.
@@ -67,4 +104,8 @@ wait_status "$t2" failed 60
 [[ $(scalar "SELECT error FROM ops.runs WHERE id = $t2") == *"step test/30-odoo-tests exited with code 1: tests failed"* ]] \
   || fail "failing tests: $(scalar "SELECT error FROM ops.runs WHERE id = $t2")"
 say "test run $t succeeded; test run $t2 failed on the failing module, naming the step"
+[ "$(worker_metric 'odooops_worker_runs_total{outcome="succeeded"}')" = 4 ] || fail "worker /metrics: succeeded runs not 4"
+[ "$(worker_metric 'odooops_worker_runs_total{outcome="failed"}')" = 1 ] || fail "worker /metrics: failed runs not 1"
+[ -n "$(worker_metric 'odooops_worker_step_duration_seconds_bucket{workflow="deploy",le="+Inf"}')" ] || fail "worker /metrics: no deploy step durations"
+say "worker /metrics: 4 runs succeeded and 1 failed"
 say "PASS"
