@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "caught_mail.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -55,6 +56,7 @@ class Agent {
   Config cfg_;
   Db db_;
   StorageCleanup cleanup_;
+  CaughtMailIngest mail_;
   std::chrono::steady_clock::time_point last_agent_heartbeat_{};
   std::chrono::steady_clock::time_point last_rescue_{};
   bool draining_ = false;

@@ -1,5 +1,6 @@
 #include "settings.h"
 
+#include <climits>
 #include <cstdio>
 #include <string>
 #include <vector>
