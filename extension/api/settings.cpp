@@ -144,8 +144,7 @@ void define() {
   define_int("odooops.retention_interval",
              "How often backup retention, artifact expiry and webhook history TTLs run.", nullptr,
              &retention_interval_s, 300, 1, 7 * 86400, PGC_SIGHUP, GUC_UNIT_S);
-  define_int("odooops.caught_mail_ttl",
-             "How long a mail caught outside production is kept.",
+  define_int("odooops.caught_mail_ttl", "How long a mail caught outside production is kept.",
              "The scheduler's retention task deletes older caught mails.", &caught_mail_ttl_s,
              7 * 86400, 1, 3650 * 86400, PGC_SIGHUP, GUC_UNIT_S);
   define_int("odooops.caught_mail_box_count", "Caught mails kept per environment, the newest.",
