@@ -42,7 +42,7 @@ say "production, a staging copy of it and a new development database deployed"
 active() { on "$1" "SELECT string_agg(name || ' ' || smtp_host || ':' || smtp_port, ',') FROM ir_mail_server WHERE active"; }
 for env in staging dev; do
   db=$([ $env = staging ] && echo "$STAGING" || echo "$DEV")
-  port=$(cat "$STATE/mail/$(env_id $env)/catcher.port")
+  port=$(cat "$STATE/mail/$(env_id $env)/catcher.port" 2>/dev/null) || fail "$env has no mail catcher"
   [ "$(active "$db")" = "odooops mail catcher 127.0.0.1:$port" ] || fail "$env sends through $(active "$db"), not its catcher on $port"
 done
 [ "$(cat "$STATE/mail/$(env_id staging)/catcher.port")" != "$(cat "$STATE/mail/$(env_id dev)/catcher.port")" ] \
