@@ -183,7 +183,7 @@ done
 [ "$(scalar "SELECT string_agg(e.name, ',') FROM ops.caught_mails m JOIN ops.environments e ON e.id = m.environment_id
              WHERE m.subject = 'Real Odoo staging mail'")" = staging ] \
   || fail "the mail Odoo sent on staging is not (only) in staging's box: $(scalar "SELECT count(*) FROM ops.caught_mails")"
-say "staging: deploy $s runs on a neutralized copy of backup run $b (Odoo's and oo_notes' neutralization, own uuid and secret; a staging token is refused by production)"
+say "staging: deploy $s runs on a neutralized copy of backup run $b (Odoo's and oo_notes' neutralization, own uuid and secret; a staging token is refused by production; its mail lands in its box)"
 
 # ------------------------------------------------------- production restore
 # Refused without a second person: the request waits for an approval and
