@@ -1,6 +1,6 @@
 // The scheduler background worker: fires backup schedules (each slot once),
 // requeues stale runs, expires approvals, evaluates alerts, applies backup
-// retention and artifact expiry, destroys expired development and preview
+// retention, artifact and caught mail expiry, destroys expired development and preview
 // environments, prunes webhook history and keeps run_events partitions.
 // Every task is one SQL function (70_schedules.sql, 72_alerts.sql,
 // 74_webhooks.sql) run in its own short transaction; the worker only
@@ -53,6 +53,12 @@ std::string prune_sql() {
          ", " + std::to_string(settings::webhook_retention_s) + ")::bigint";
 }
 
+std::string caught_mails_sql() {
+  return "SELECT ops.expire_caught_mails(" + std::to_string(settings::caught_mail_ttl_s) + ", " +
+         std::to_string(settings::caught_mail_box_count) + ", " +
+         std::to_string(int64_t{settings::caught_mail_box_kb} * 1024) + ")::bigint";
+}
+
 void run_task(const char* name, const std::string& sql) {
   in_transaction(name, [&]() { query_int64(sql.c_str()); });
 }
@@ -91,6 +97,7 @@ void scheduler_loop() {
         run_task("expire artifacts", "SELECT ops.expire_artifacts()::bigint");
         run_task("expire environments", "SELECT ops.expire_environments()::bigint");
         run_task("prune webhook history", prune_sql());
+        run_task("expire caught mails", caught_mails_sql());
       }
       if (t == &partitions) run_task(t->name, partitions_sql());
       now = now_ms();

@@ -59,6 +59,7 @@ Agent::Agent(Config cfg)
     : cfg_(std::move(cfg)),
       db_(cfg_.dsn),
       cleanup_(db_, cfg_),
+      mail_(db_, cfg_),
       plane_retry_(1, 30),
       plane_failures_(60),
       disk_messages_(60) {
@@ -332,6 +333,9 @@ int Agent::run() {
         continue;  // more work may be waiting
       }
       check_now = false;
+      // Between runs, mail the environments' catchers caught goes to the
+      // control plane.
+      if (!draining_) mail_.ingest_some();
       // No run is waiting: delete one expired object, then look for runs
       // again first, so that a deletion delays a run by one object at most.
       if (!draining_ && cleanup_.due(monotonic_seconds()) &&

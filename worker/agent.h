@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "caught_mail.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -58,6 +59,7 @@ class Agent {
   Config cfg_;
   Db db_;
   StorageCleanup cleanup_;
+  CaughtMailIngest mail_;
   std::chrono::steady_clock::time_point last_agent_heartbeat_{};
   std::chrono::steady_clock::time_point last_rescue_{};
   std::chrono::steady_clock::time_point last_usage_report_{};

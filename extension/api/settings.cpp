@@ -1,5 +1,6 @@
 #include "settings.h"
 
+#include <climits>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ int alert_interval_s = 15;
 int backpressure_threshold = 50;
 int agent_timeout_s = 120;
 int retention_interval_s = 300;
+int caught_mail_ttl_s = 7 * 86400;
+int caught_mail_box_count = 1000;
+int caught_mail_box_kb = 100 * 1024;
 int partition_interval_s = 3600;
 int run_events_months_ahead = 2;
 int run_events_retention_months = 13;
@@ -140,6 +144,15 @@ void define() {
   define_int("odooops.retention_interval",
              "How often backup retention, artifact expiry and webhook history TTLs run.", nullptr,
              &retention_interval_s, 300, 1, 7 * 86400, PGC_SIGHUP, GUC_UNIT_S);
+  define_int("odooops.caught_mail_ttl", "How long a mail caught outside production is kept.",
+             "The scheduler's retention task deletes older caught mails.", &caught_mail_ttl_s,
+             7 * 86400, 1, 3650 * 86400, PGC_SIGHUP, GUC_UNIT_S);
+  define_int("odooops.caught_mail_box_count", "Caught mails kept per environment, the newest.",
+             "The retention task deletes the older ones (0: none is kept).", &caught_mail_box_count,
+             1000, 0, 1000000, PGC_SIGHUP, 0);
+  define_int("odooops.caught_mail_box_size", "Size of the caught mails kept per environment.",
+             "The retention task deletes the oldest caught mails beyond it.", &caught_mail_box_kb,
+             100 * 1024, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_KB);
   define_int("odooops.partition_interval", "How often run_events partitions are maintained.",
              nullptr, &partition_interval_s, 3600, 1, 7 * 86400, PGC_SIGHUP, GUC_UNIT_S);
   define_int("odooops.run_events_months_ahead",

@@ -30,6 +30,9 @@ extern int alert_interval_s;             // odooops.alert_interval
 extern int backpressure_threshold;       // odooops.queue_backpressure_threshold
 extern int agent_timeout_s;              // odooops.agent_heartbeat_timeout
 extern int retention_interval_s;         // odooops.retention_interval
+extern int caught_mail_ttl_s;            // odooops.caught_mail_ttl
+extern int caught_mail_box_count;        // odooops.caught_mail_box_count
+extern int caught_mail_box_kb;           // odooops.caught_mail_box_size
 extern int partition_interval_s;         // odooops.partition_interval
 extern int run_events_months_ahead;      // odooops.run_events_months_ahead
 extern int run_events_retention_months;  // odooops.run_events_retention_months

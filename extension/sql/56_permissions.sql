@@ -40,7 +40,13 @@ SELECT r.role, p.permission, p.stage, true
     ('backup.restore',    NULL,          ARRAY['owner', 'admin']),
     ('backup.restore',    'development', ARRAY['developer']),
     ('backup.restore',    'preview',     ARRAY['developer']),
-    ('approval.decide',   NULL,          ARRAY['owner', 'admin'])
+    ('approval.decide',   NULL,          ARRAY['owner', 'admin']),
+    -- mail caught outside production (75_caught_mails.sql)
+    ('mail.read',         NULL,          ARRAY['owner', 'admin', 'developer', 'viewer', 'auditor']),
+    ('mail.delete',       NULL,          ARRAY['owner', 'admin']),
+    ('mail.delete',       'staging',     ARRAY['developer']),
+    ('mail.delete',       'development', ARRAY['developer']),
+    ('mail.delete',       'preview',     ARRAY['developer'])
   ) AS p(permission, stage, roles),
   LATERAL unnest(p.roles) AS r(role);
 -- The operator's own policies are numbered from 1000000, those that come

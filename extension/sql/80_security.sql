@@ -41,7 +41,8 @@ GRANT EXECUTE ON FUNCTION
   ops.claim_next_backup(text, integer),
   ops.complete_backup(bigint, text, integer, text, bigint, text, jsonb),
   ops.record_run_backup(bigint, text, integer, text, bigint, text, jsonb),
-  ops.fail_backup(bigint, text, integer, text)
+  ops.fail_backup(bigint, text, integer, text),
+  ops.ingest_caught_mail(text, bigint, text, text[], text, bytea)
 TO odooops_worker;
 
 -- People's RPCs, and the functions row-level security policies call.
@@ -67,7 +68,11 @@ GRANT EXECUTE ON FUNCTION
   ops.current_actor(),
   ops.invoking_role(),
   ops.is_admin(),
-  ops.backup_ttl(text, jsonb)
+  ops.backup_ttl(text, jsonb),
+  ops.list_caught_mails(bigint, text, integer),
+  ops.get_caught_mail(bigint),
+  ops.delete_caught_mails(bigint, text, bigint[]),
+  ops.caught_mail_max_bytes()
 TO odooops_api;
 
 -- GitHub webhooks: the signature is the authentication.

@@ -51,7 +51,8 @@ check_neutralized() {
   [ "$(psql -X -A -t -d "$db" -c "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = true ] || fail "$db: not flagged neutralized"
   [ "$(psql -X -A -t -d "$db" -c "SELECT string_agg(c.cron_name, ',') FROM ir_cron c WHERE active")" = "Base: Auto-vacuum internal data" ] \
     || fail "$db: crons other than autovacuum still active"
-  [ "$(psql -X -A -t -d "$db" -c "SELECT string_agg(smtp_host, ',') FROM ir_mail_server WHERE active")" = invalid ] \
+  # Its mail goes to the environment's mail catcher only (docs/mail.md).
+  [ "$(psql -X -A -t -d "$db" -c "SELECT string_agg(name || ' ' || smtp_host, ',') FROM ir_mail_server WHERE active")" = "odooops mail catcher 127.0.0.1" ] \
     || fail "$db: a real mail server is still active"
   [ "$(psql -X -A -t -d "$db" -c "SELECT count(*) FROM payment_provider WHERE state NOT IN ('disabled', 'test')")" = 0 ] \
     || fail "$db: payment providers still enabled"
@@ -63,16 +64,21 @@ curl -fsS "http://127.0.0.1:$PORT_STAGING/standin/info" | grep -q "\"database\":
 say "restore $r into staging: data equal to production, neutralized, restarted and healthy"
 
 # A neutralized copy is not reported ready once something re-enables its
-# outgoing mail: the deploy fails at the health step and says why (staging
-# keeps its database here: no refresh from production on this deploy).
+# scheduled actions: the deploy fails at the health step and says why
+# (staging keeps its database here: no refresh from production on this
+# deploy). A re-enabled outgoing mail server never gets that far: the start
+# points the database at the mail catcher again first.
 scalar "UPDATE ops.environments SET settings = settings || '{\"refresh_from_production\": false}' WHERE name = 'staging'" >/dev/null
-psql -X -q -d "$STAGING" -c "UPDATE ir_mail_server SET active = true WHERE smtp_host <> 'invalid'"
+psql -X -q -d "$STAGING" -c "UPDATE ir_mail_server SET active = true WHERE smtp_host <> 'invalid'" \
+  -c "UPDATE ir_cron SET active = true WHERE cron_name <> 'Base: Auto-vacuum internal data'"
 d=$(queue staging deploy)
 wait_status "$d" failed 120
 scalar "SELECT error FROM ops.runs WHERE id = $d" | grep -q "no longer neutralized" \
   || fail "deploy $d: $(scalar "SELECT error FROM ops.runs WHERE id = $d")"
-psql -X -q -d "$STAGING" -c "UPDATE ir_mail_server SET active = false WHERE smtp_host <> 'invalid'"
-say "deploy $d refused to report staging ready while a real mail server was active again"
+[ "$(psql -X -A -t -d "$STAGING" -c "SELECT string_agg(name, ',') FROM ir_mail_server WHERE active")" = "odooops mail catcher" ] \
+  || fail "deploy $d started staging with a real mail server active"
+psql -X -q -d "$STAGING" -c "UPDATE ir_cron SET active = false WHERE cron_name <> 'Base: Auto-vacuum internal data'"
+say "deploy $d refused to report staging ready while its crons ran again; its re-enabled mail server was switched off"
 
 # The same through file:// storage, into the dev environment (never deployed:
 # the restore leaves it stopped until its next deploy).

@@ -48,6 +48,8 @@ e2e_cleanup() {
   for c in "${EXTRA_CLEANUP[@]}"; do eval "$c" || true; done
   # Odoo stand-ins started by deploy steps (each in its own session)
   for pf in "$STATE"/envs/*/*/odoo.pid; do [ -f "$pf" ] && kill -KILL "$(cat "$pf")" 2>/dev/null || true; done
+  # and the environments' mail catchers (worker/steps/lib/mail_catcher.sh)
+  for pf in "$STATE"/mail/*/catcher.pid; do [ -f "$pf" ] && kill -KILL "$(cat "$pf")" 2>/dev/null || true; done
   # The operating-system users the worker created for the environments
   # (named after the environment's directory, worker/steps/lib/common.sh).
   for dir in "$STATE"/envs/*/*/; do

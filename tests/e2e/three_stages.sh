@@ -130,7 +130,7 @@ s2=$(queue staging deploy); wait_status "$s2" succeeded 120
 [ "$(partner "$STAGING" 'staging scratch')" = 0 ] || fail "staging kept its own data over the production copy"
 [ "$(data_fingerprint "$STAGING")" = "$PROD_AT_B1" ] || fail "staging data differs from the production backup"
 cmp -s "$FS_PROD/3f/invoice-1" "$FS_STAGING/3f/invoice-1" || fail "staging filestore lacks the production attachment"
-# Neutralized: only the autovacuum cron, only the dummy mail server, no
+# Neutralized: only the autovacuum cron, only the mail catcher as mail server, no
 # webhook automation, webhook actions pointed nowhere, payments off, flagged.
 [ "$(on "$STAGING" "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = true ] || fail "staging not flagged neutralized"
 # A copy is another database: its own uuid and secret (production's secret
@@ -150,7 +150,8 @@ done
 [ "$(param "$PROD" acme_sale.erp_url)" = https://erp.example.com/orders ] || fail "the staging refresh neutralized production's acme_sale.erp_url"
 [ "$(events_like "$s2" 'odoo-bin neutralize done;%acme_sale%')" = 1 ] || { show_events "$s2"; fail "staging deploy $s2 did not log which modules Odoo neutralized"; }
 [ "$(on "$STAGING" "SELECT string_agg(cron_name, ',') FROM ir_cron WHERE active")" = "Base: Auto-vacuum internal data" ] || fail "staging crons still active"
-[ "$(on "$STAGING" "SELECT string_agg(smtp_host, ',') FROM ir_mail_server WHERE active")" = invalid ] || fail "staging mail server still active"
+[ "$(on "$STAGING" "SELECT string_agg(name || ' ' || smtp_host, ',') FROM ir_mail_server WHERE active")" = "odooops mail catcher 127.0.0.1" ] \
+  || fail "staging sends mail elsewhere than to its mail catcher: $(on "$STAGING" "SELECT string_agg(smtp_host, ',') FROM ir_mail_server WHERE active")"
 [ "$(on "$STAGING" "SELECT string_agg(name, ',' ORDER BY id) FROM base_automation WHERE active")" = "Tag new partners" ] || fail "staging webhook automation still active"
 [ "$(on "$STAGING" "SELECT webhook_url FROM ir_act_server WHERE name = 'Notify ERP'")" = http://neutralized.invalid/ ] || fail "staging webhook action still calls out"
 [ "$(on "$STAGING" "SELECT count(*) FROM payment_provider WHERE state NOT IN ('disabled', 'test')")" = 0 ] || fail "staging payment providers enabled"

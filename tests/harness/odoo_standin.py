@@ -11,7 +11,10 @@ res_partner), keeps a filestore under <data-dir>/filestore/<db>, and answers
 GET /web/health like Odoo ({"status": "pass"}; ?db_server_status=1 also probes
 the database), POST /web/database/list (its database, as an Odoo started
 with --database; refused with list_db = False), POST /jsonrpc db.db_exist
-(whether it can open a database: its own) and GET /web/login (a redirect
+(whether it can open a database: its own), POST /standin/send_mail (sends
+one mail through the active ir_mail_server first by sequence, as Odoo
+picks it, with smtplib; {"to": [...], "subject": ..., "body": ...}) and
+GET /web/login (a redirect
 to the database selector when its database cannot be read, as Odoo's
 without a registry). It reads an odoo-bin configuration file (-c) as
 odoo-bin does, and refuses one whose integer options are not integers. It never
@@ -41,6 +44,7 @@ import hashlib
 import json
 import os
 import re
+import smtplib
 import signal
 import subprocess
 import sys
@@ -80,7 +84,7 @@ CREATE TABLE IF NOT EXISTS ir_model_data (
 CREATE TABLE IF NOT EXISTS ir_mail_server (
   id serial PRIMARY KEY, name varchar NOT NULL, smtp_host varchar, smtp_port integer,
   smtp_encryption varchar, smtp_authentication varchar, active boolean DEFAULT true,
-  sequence integer DEFAULT 10);
+  sequence integer DEFAULT 10, smtp_user varchar, smtp_pass varchar, from_filter varchar);
 CREATE TABLE IF NOT EXISTS ir_cron (
   id serial PRIMARY KEY, cron_name varchar NOT NULL, active boolean DEFAULT true,
   interval_number integer DEFAULT 1, interval_type varchar DEFAULT 'days');
@@ -390,6 +394,24 @@ class StandIn:
         server.daemon_threads = True
         self.log("INFO", "Odoo stand-in (not Odoo) websocket handshake on %s:%d" % (self.args.http_interface, port))
         return server
+    def send_mail(self, request):
+        """Sends one mail as Odoo would: through the active outgoing mail
+        server first by sequence, logging in when it has a user. Returns
+        host:port."""
+        row = self.psql("SELECT smtp_host, smtp_port, coalesce(smtp_user, ''), coalesce(smtp_pass, '') "
+                        "FROM ir_mail_server WHERE active ORDER BY sequence, id LIMIT 1").stdout.strip()
+        if not row:
+            raise RuntimeError("no active outgoing mail server")
+        host, port, user, password = row.split("|", 3)
+        to = request.get("to") or ["someone@example.com"]
+        message = "From: %s\r\nTo: %s\r\nSubject: %s\r\n\r\n%s\r\n" % (
+            request.get("from", "odoo@example.com"), ", ".join(to), request.get("subject", ""), request.get("body", ""))
+        with smtplib.SMTP(host, int(port), timeout=10) as smtp:
+            if user:
+                smtp.login(user, password)
+            smtp.sendmail(request.get("from", "odoo@example.com"), to, message.encode())
+        self.log("INFO", "mail sent through %s:%s" % (host, port))
+        return "%s:%s" % (host, port)
 
     def serve(self):
         standin = self
@@ -447,6 +469,12 @@ class StandIn:
                             "data": {"name": "odoo.exceptions.AccessDenied", "message": "Access Denied"}}}))
                     return self.answer(200, json.dumps({"jsonrpc": "2.0", "id": request.get("id"),
                                                         "result": [standin.args.db]}))
+                if path == "/standin/send_mail":
+                    try:
+                        server = standin.send_mail(request)
+                    except Exception as e:  # the test reads why it was not sent
+                        return self.answer(502, json.dumps({"sent": False, "error": str(e)}))
+                    return self.answer(200, json.dumps({"sent": True, "server": server}))
                 if path == "/jsonrpc":
                     # db.db_exist as Odoo answers it: whether this server can
                     # open the database (the stand-in opens its own only).

@@ -54,9 +54,12 @@ die() { printf '%s\n' "$*" >&2; exit 1; }
 # set by the worker to it, never to the control plane).
 q() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 # assert_neutralized DB: fails while a neutralized production copy could
-# still send mail, run scheduled actions or call webhooks.
+# still send mail (but to the environment's catcher), run scheduled actions
+# or call webhooks.
 assert_neutralized() {
-  psql -X -q -v ON_ERROR_STOP=1 -d "$1" -f "$STEPS_LIB/neutralization_check.sql" 2>&1 \
+  local port=''
+  [ ! -s "$MAIL_DIR/catcher.port" ] || port=$(mail_catcher_port)
+  PGOPTIONS="${PGOPTIONS:-} -c odooops_neutralize.mail_port=$port" psql -X -q -v ON_ERROR_STOP=1 -d "$1" -f "$STEPS_LIB/neutralization_check.sql" 2>&1 \
     | sed 's/^psql:[^ ]* ERROR:  //' >&2
   return "${PIPESTATUS[0]}"
 }
@@ -264,7 +267,7 @@ odoo_os_user_drop() {
 
 # env_remove: the environment is destroyed (its Odoo already stopped): its
 # database and role, its directory (releases, filestore, logs), its
-# operating-system user and its HTTP port go.
+# operating-system user, its mail catcher and its HTTP port go.
 env_remove() {
   if db_exists "$ODOOOPS_DB_NAME"; then
     q -d postgres -c "DROP DATABASE \"$ODOOOPS_DB_NAME\" WITH (FORCE)"
@@ -273,6 +276,7 @@ env_remove() {
   env_role_drop
   echo "dropped the environment's database role $ENV_ROLE"
   rm -rf "$ENV_DIR"
+  mail_catcher_remove
   echo "removed $ENV_DIR"
   odoo_os_user_drop
   proxy_unroute
@@ -411,7 +415,8 @@ demo_flags() {
 # its pid in PIDFILE and its ports beside it (odoo.port). By default on the
 # environment's ports as the serving Odoo, which the reverse proxy then
 # routes to; a redeploy behind the proxy starts the new Odoo on the other
-# ports, with NEXT_PIDFILE, and routes to it once healthy.
+# ports, with NEXT_PIDFILE, and routes to it once healthy. Outside
+# production its outgoing mail goes to the environment's mail catcher first.
 odoo_start() {
   local port=${1:-$ODOOOPS_HTTP_PORT} ws=${2:-${ODOOOPS_WEBSOCKET_PORT:-}} pidfile=${3:-$PIDFILE}
   local release; release=$(readlink -e "$ENV_DIR/current") || die "no release deployed in $ENV_DIR/current"
@@ -419,6 +424,10 @@ odoo_start() {
   mkdir -p "$LOGDIR" "$DATA_DIR"
   mapfile -t flags < <(odoo_flags "$addons")
   env_db_prepare
+  # Outside production every start sends the database's mail to the
+  # environment's catcher: a new database, a restored copy, one whose
+  # catcher moved to another port since.
+  [ "$ODOOOPS_STAGE" = production ] || mail_catcher_point "$ODOOOPS_DB_NAME"
   odoo_command
   ODOOOPS_WEBSOCKET_PORT=$ws odoo_config_write
   # Where this start's part of the log begins (the health check's failure line).
@@ -611,3 +620,6 @@ source "$STEPS_LIB/odoo_config.sh"
 # The reverse proxy.
 # shellcheck source=proxy.sh
 source "$STEPS_LIB/proxy.sh"
+# The mail catcher of an environment that is not production.
+# shellcheck source=mail_catcher.sh
+source "$STEPS_LIB/mail_catcher.sh"

@@ -1,6 +1,7 @@
 -- Fails (ERROR) while a neutralized copy of an Odoo database can still reach
 -- the outside world or pass for production: an active outgoing mail server
--- other than the dummy "invalid" one, an active scheduled action other than
+-- other than the dummy "invalid" one or the environment's mail catcher
+-- (session setting odooops_neutralize.mail_port: its port), an active scheduled action other than
 -- base.autovacuum_job, an active webhook automation rule, no neutralization
 -- flag (Odoo writes 'true'; any spelling of true counts), or a web.base.url
 -- other than the copy's own (session setting odooops_neutralize.base_url).
@@ -11,7 +12,10 @@ DECLARE
   problems text[] := '{}';
 BEGIN
   IF to_regclass('ir_mail_server') IS NOT NULL THEN
-    EXECUTE $q$SELECT count(*) FROM ir_mail_server WHERE active AND smtp_host <> 'invalid'$q$ INTO n;
+    EXECUTE $q$SELECT count(*) FROM ir_mail_server
+                WHERE active AND smtp_host <> 'invalid'
+                  AND NOT (name = 'odooops mail catcher' AND smtp_host = '127.0.0.1'
+                           AND smtp_port::text = current_setting('odooops_neutralize.mail_port', true))$q$ INTO n;
     IF n > 0 THEN problems := problems || format('%s active outgoing mail server(s)', n); END IF;
   END IF;
   IF to_regclass('ir_cron') IS NOT NULL THEN

@@ -62,6 +62,13 @@ restore_database() {
       drop_database "$tmp"
       die "neutralization failed; the environment keeps its database"
     fi
+    # The copy's mail goes to the environment's catcher (the docker
+    # runtime's containers cannot reach the host's loopback: there the
+    # dummy server of neutralize.sql stays, and mail fails).
+    if [ "${ODOOOPS_RUNTIME:-process}" != docker ] && ! mail_catcher_point "$tmp"; then
+      drop_database "$tmp"
+      die "cannot point the copy's outgoing mail at the mail catcher; the environment keeps its database"
+    fi
     if ! assert_neutralized "$tmp"; then
       drop_database "$tmp"
       die "the restored copy is still not neutralized; the environment keeps its database"
