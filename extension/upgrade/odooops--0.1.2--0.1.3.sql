@@ -2884,6 +2884,15 @@ BEGIN
     IF e.id IS NULL THEN
       ignored := format('no environment for branch %s', branch);
     ELSE
+      -- A development branch is tested on every push, as on Odoo.sh: the
+      -- test run (checkout, addons, the modules installed with
+      -- --test-enable on a fresh database) is queued before the deploy
+      -- (docs/workflow.md), each reporting its own commit status.
+      IF e.stage = 'development' THEN
+        SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, sha, branch, origin || details,
+                                                      'test', 0, idempotency_key || ':test');
+        queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'test');
+      END IF;
       SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, sha, branch, origin || details,
                                                     'deploy', 0, idempotency_key);
       queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
@@ -3536,3 +3545,20 @@ GRANT EXECUTE ON FUNCTION
   TO odooops_ingest, odooops_api;
 GRANT EXECUTE ON FUNCTION ops.ingest_post_receive(text, text), ops.set_project_git_host(bigint, text, text, text)
   TO odooops_api;
+
+-- Run events of a test run carry its counts and first failing tests.
+CREATE OR REPLACE FUNCTION ops._enqueue_run_webhook(event text, run ops.runs) RETURNS integer LANGUAGE sql AS $$
+  SELECT ops.enqueue_webhook_event(event, run.project_id, run.environment_id,
+    jsonb_build_object('id', run.id, 'workflow', run.workflow, 'status', run.status,
+                       'attempt', run.attempt, 'git_sha', run.git_sha, 'git_ref', run.git_ref,
+                       'error', run.error, 'requested_by', run.requested_by,
+                       'target_url', run.result->>'url')
+    -- A test run's counts and first failing tests: the commit status names them.
+    || CASE WHEN jsonb_typeof(run.result -> 'tests' -> 'failing') = 'array' THEN jsonb_build_object('tests',
+         jsonb_build_object('passed', run.result -> 'tests' -> 'passed', 'failed', run.result -> 'tests' -> 'failed',
+                            'errors', run.result -> 'tests' -> 'errors', 'tests', run.result -> 'tests' -> 'tests',
+                            'failing', coalesce((SELECT jsonb_agg(f) FROM (
+                                SELECT f FROM jsonb_array_elements(run.result -> 'tests' -> 'failing') f LIMIT 3) x),
+                              '[]'::jsonb)))
+       ELSE '{}'::jsonb END)
+$$;
