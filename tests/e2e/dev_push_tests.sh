@@ -72,4 +72,23 @@ fin=$(delivery "$t2" run.finished)
   || fail "finished status of $t2: $fin"
 wait_status "$d2" succeeded 120
 say "push to feature/red: test run $t2 failed naming acme_stock: TestStandin.test_standin_fails; deploy $d2 still serves the branch"
+# A rebuild: the same commit from scratch, one command. Data written since
+# the deploy is gone, the database is new and no kept-aside copy is left.
+db=$(scalar "SELECT db_name FROM ops.environments WHERE name = 'dev-feature-green'")
+on "$db" "CREATE TABLE written_since_deploy (x int)"
+oid_before=$(on postgres "SELECT oid FROM pg_database WHERE datname = '$db'")
+out=$(PGDATABASE=$CP_DB "$ROOT/scripts/odooops/rebuild.sh" --project acme --env dev-feature-green) || fail "rebuild.sh: $out"
+r=${out#run }
+[ "$(scalar "SELECT git_sha = (SELECT git_sha FROM ops.runs WHERE id = $d1) AND workflow = 'deploy' AND (metadata->>'rebuild')::boolean
+              FROM ops.runs WHERE id = $r")" = t ] || fail "rebuild run $r: $(scalar "SELECT row_to_json(r) FROM ops.runs r WHERE id = $r")"
+wait_status "$r" succeeded 120
+[ "$(on "$db" "SELECT to_regclass('written_since_deploy') IS NULL")" = t ] || fail "the rebuilt database still has the data written since the deploy"
+[ "$(on postgres "SELECT oid FROM pg_database WHERE datname = '$db'")" != "$oid_before" ] || fail "the database was not replaced"
+[ "$(on "$db" "SELECT count(*) FROM ir_module_module WHERE name IN ('acme_sale', 'acme_stock') AND state = 'installed'")" = 2 ] \
+  || fail "the rebuilt database lacks the branch's modules"
+[ "$(on postgres "SELECT count(*) FROM pg_database WHERE datname LIKE '${db:0:40}\_pre\_%'")" = 0 ] || fail "the replaced database was left behind"
+# Production is never rebuilt (nor tested on its data).
+err=$(scalar "SELECT ops.rebuild_environment(1, 'production')" 2>&1) && fail "production was rebuilt"
+[[ $err == *"production is never rebuilt"* ]] || fail "rebuild of production: $err"
+say "rebuild $r: the same commit on a new database, data since the deploy gone; production refused"
 say "PASS"
