@@ -90,5 +90,15 @@ wait_status "$r" succeeded 120
 # Production is never rebuilt (nor tested on its data).
 err=$(scalar "SELECT ops.rebuild_environment(1, 'production')" 2>&1) && fail "production was rebuilt"
 [[ $err == *"production is never rebuilt"* ]] || fail "rebuild of production: $err"
+# Every odoo-bin run of a step goes through odoo_run, which refuses
+# --test-enable on production's own database (a throw-away one is allowed).
+never_tested() {
+  ODOOOPS_ENV_DIR=$WORK/prod-check ODOOOPS_STAGE=production ODOOOPS_DB_NAME=live ODOOOPS_STATE_DIR=$STATE \
+    bash -c 'source "$1/worker/steps/lib/common.sh"; shift; production_never_tested "$@"' check "$ROOT" "$@" 3>/dev/null
+}
+never_tested --database live -i m --test-enable 2>/dev/null && fail "tests were allowed on production's database"
+[[ $(never_tested -d live --test-enable 2>&1) == *"tests never run on production's database live"* ]] || fail "no refusal message"
+never_tested --database live_test_7 --test-enable || fail "a throw-away database of production was refused"
+never_tested --database live -u m || fail "an update of production was refused"
 say "rebuild $r: the same commit on a new database, data since the deploy gone; production refused"
 say "PASS"
