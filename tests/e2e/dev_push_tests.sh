@@ -72,6 +72,29 @@ fin=$(delivery "$t2" run.finished)
   || fail "finished status of $t2: $fin"
 wait_status "$d2" succeeded 120
 say "push to feature/red: test run $t2 failed naming acme_stock: TestStandin.test_standin_fails; deploy $d2 still serves the branch"
+# Submodules are fetched (the addons in them tested), through the
+# transports the operator allows only.
+SUB=$WORK/extra
+mkdir -p "$SUB/acme_extra"
+echo '{"name": "Acme Extra", "version": "17.0.1.0.0", "depends": ["base"]}' >"$SUB/acme_extra/__manifest__.py"
+touch "$SUB/acme_extra/__init__.py"
+git -C "$SUB" init -q -b main && git -C "$SUB" add -A && git -C "$SUB" -c user.email=t@example.com -c user.name=test commit -qm extra
+rm "$REPO/addons/acme_stock/FAIL_STANDIN_TESTS"
+git -C "$REPO" -c protocol.file.allow=always submodule --quiet add "$SUB" extra
+commit "acme_extra as a submodule"
+read -r t3 d3 < <(push feature/sub) || fail "the submodule push did not queue test then deploy"
+wait_status "$t3" succeeded 120
+[ "$(result "$t3" tests,modules,acme_extra,passed)" = 1 ] || fail "test run $t3 did not test the submodule's addon: $(result "$t3" tests)"
+wait_status "$d3" succeeded 120
+git -C "$REPO" config --file "$REPO/.gitmodules" submodule.extra.url "git://127.0.0.1:9/extra"
+commit "the submodule over a transport the operator does not allow"
+read -r t4 d4 < <(push feature/sub) || fail "the git:// push did not queue test then deploy"
+wait_status "$t4" failed 120
+[[ $(scalar "SELECT error FROM ops.runs WHERE id = $t4") == *"cannot fetch the submodules"* ]] \
+  || fail "submodule over git://: $(scalar "SELECT error FROM ops.runs WHERE id = $t4")"
+wait_status "$d4" failed 120
+say "submodules: test run $t3 tested the submodule's acme_extra; a git:// submodule refused (run $t4)"
+
 # A rebuild: the same commit from scratch, one command. Data written since
 # the deploy is gone, the database is new and no kept-aside copy is left.
 db=$(scalar "SELECT db_name FROM ops.environments WHERE name = 'dev-feature-green'")
