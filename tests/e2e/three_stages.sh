@@ -164,12 +164,16 @@ done
 # (1.1 in the replaced staging database), so it is updated, nothing installed.
 [ "$(result "$s2" modules,updated)" = '["acme_stock"]' ] || fail "staging deploy $s2 modules: $(result "$s2" modules)"
 [ "$(result "$s2" modules,installed)" = '[]' ] || fail "staging deploy $s2 modules: $(result "$s2" modules)"
+# The updated module was tested on the copy, during its update.
+[ "$(result "$s2" tests,tested)" = acme_stock ] && [ "$(result "$s2" tests,tags)" = /acme_stock ] \
+  && [ "$(result "$s2" tests,failed)" = 0 ] && [ "$(result "$s2" tests,passed)" -ge 1 ] \
+  || fail "staging deploy $s2 tests: $(result "$s2" tests)"
 [ "$(version_of "$STAGING" acme_stock)" = 17.0.1.1.0 ] || fail "staging acme_stock not updated on the production copy"
 [ "$(version_of "$PROD" acme_stock)" = 17.0.1.0.0 ] || fail "production acme_stock changed by the staging deploy"
 health "$PORT_STAGING" | grep -q '"pass"' || fail "staging does not answer /web/health"
 [ "$(served_release "$PORT_STAGING")" = "$SHA2" ] || fail "staging does not serve $SHA2"
 no_leftovers "staging refresh"
-say "staging deploy $s2: neutralized copy of backup $B1 (mail, crons, webhooks off, flagged), acme_stock updated, healthy"
+say "staging deploy $s2: neutralized copy of backup $B1 (mail, crons, webhooks off, flagged), acme_stock updated and tested, healthy"
 
 # refresh_from_production = false: staging keeps its database on later deploys.
 # The release it deploys ships a module neutralization that fails (used below).
@@ -207,6 +211,7 @@ P2=$(scalar "SELECT id FROM ops.backups WHERE run_id = $d2 AND backup_type = 'pr
 R2=$(scalar "SELECT id FROM ops.releases WHERE run_id = $d2")
 [ "$(scalar "SELECT pre_deploy_backup_id FROM ops.releases WHERE id = $R2")" = "$P2" ] || fail "release $R2 does not reference backup $P2"
 [ "$(version_of "$PROD" acme_stock)" = 17.0.1.1.0 ] || fail "production did not update acme_stock"
+[ -z "$(result "$d2" tests)" ] || fail "production deploy $d2 ran tests: $(result "$d2" tests)"
 [ "$(served_release "$PORT_PROD")" = "$SHA2" ] || fail "production does not serve $SHA2"
 # Data written while v2 is live.
 on "$PROD" "INSERT INTO res_partner (name) VALUES ('written under v2')"
