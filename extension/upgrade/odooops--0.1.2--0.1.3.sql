@@ -52,49 +52,6 @@ BEGIN
   RETURN dropped;
 END $$;
 
-REVOKE EXECUTE ON FUNCTION ops.create_run_event_partition(date) FROM PUBLIC;
-
--- 0.1.2 bounded partitions in the TimeZone of the session that created them.
--- Rebuild every partition whose bounds are not whole UTC months: detach it
--- and set it aside (its indexes renamed, so the new partitions get the names
--- a fresh install gives), create the UTC months it spans, move its rows.
-DO $$
-DECLARE
-  r record;
-  ix record;
-  m date;
-BEGIN
-  FOR r IN
-    SELECT c.relname, b[1]::timestamptz AS lower_bound, b[2]::timestamptz AS upper_bound
-      FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid,
-           pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
-                                   'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)') b
-     WHERE i.inhparent = 'ops.run_events'::regclass AND c.relname ~ '^run_events_\d{4}_\d{2}$'
-  LOOP
-    CONTINUE WHEN r.lower_bound = date_trunc('month', r.lower_bound AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-              AND r.upper_bound = (date_trunc('month', r.lower_bound AT TIME ZONE 'UTC') + interval '1 month')
-                                  AT TIME ZONE 'UTC';
-    EXECUTE format('ALTER TABLE ops.run_events DETACH PARTITION ops.%I', r.relname);
-    FOR ix IN SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-               WHERE i.indrelid = ('ops.' || r.relname)::regclass
-    LOOP
-      EXECUTE format('ALTER INDEX ops.%I RENAME TO %I', ix.relname, 'set_aside_' || ix.relname);
-    END LOOP;
-    EXECUTE format('ALTER TABLE ops.%I RENAME TO %I', r.relname, 'set_aside_' || r.relname);
-  END LOOP;
-  FOR r IN SELECT c.relname FROM pg_catalog.pg_class c
-            WHERE c.relnamespace = 'ops'::regnamespace AND c.relname ~ '^set_aside_run_events_\d{4}_\d{2}$'
-  LOOP
-    PERFORM ops.create_run_event_partition(to_date(substr(r.relname, 22), 'YYYY_MM'));
-    FOR m IN EXECUTE format('SELECT DISTINCT date_trunc(''month'', created_at AT TIME ZONE ''UTC'')::date FROM ops.%I',
-                            r.relname)
-    LOOP
-      PERFORM ops.create_run_event_partition(m);
-    END LOOP;
-    EXECUTE format('INSERT INTO ops.run_events SELECT * FROM ops.%I', r.relname);
-    EXECUTE format('DROP TABLE ops.%I', r.relname);
-  END LOOP;
-END $$;
 -- Partitions are reached only through their parent (append-only triggers).
 DO $$
 DECLARE
@@ -2189,6 +2146,52 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION ops._key_run_event_partition(regclass) FROM PUBLIC;
 
+REVOKE EXECUTE ON FUNCTION ops.create_run_event_partition(date) FROM PUBLIC;
+
+-- (Run once the partition functions above exist.)
+
+-- 0.1.2 bounded partitions in the TimeZone of the session that created them.
+-- Rebuild every partition whose bounds are not whole UTC months: detach it
+-- and set it aside (its indexes renamed, so the new partitions get the names
+-- a fresh install gives), create the UTC months it spans, move its rows.
+DO $$
+DECLARE
+  r record;
+  ix record;
+  m date;
+BEGIN
+  FOR r IN
+    SELECT c.relname, b[1]::timestamptz AS lower_bound, b[2]::timestamptz AS upper_bound
+      FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid,
+           pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+                                   'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)') b
+     WHERE i.inhparent = 'ops.run_events'::regclass AND c.relname ~ '^run_events_\d{4}_\d{2}$'
+  LOOP
+    CONTINUE WHEN r.lower_bound = date_trunc('month', r.lower_bound AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+              AND r.upper_bound = (date_trunc('month', r.lower_bound AT TIME ZONE 'UTC') + interval '1 month')
+                                  AT TIME ZONE 'UTC';
+    EXECUTE format('ALTER TABLE ops.run_events DETACH PARTITION ops.%I', r.relname);
+    FOR ix IN SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+               WHERE i.indrelid = ('ops.' || r.relname)::regclass
+    LOOP
+      EXECUTE format('ALTER INDEX ops.%I RENAME TO %I', ix.relname, 'set_aside_' || ix.relname);
+    END LOOP;
+    EXECUTE format('ALTER TABLE ops.%I RENAME TO %I', r.relname, 'set_aside_' || r.relname);
+  END LOOP;
+  FOR r IN SELECT c.relname FROM pg_catalog.pg_class c
+            WHERE c.relnamespace = 'ops'::regnamespace AND c.relname ~ '^set_aside_run_events_\d{4}_\d{2}$'
+  LOOP
+    PERFORM ops.create_run_event_partition(to_date(substr(r.relname, 22), 'YYYY_MM'));
+    FOR m IN EXECUTE format('SELECT DISTINCT date_trunc(''month'', created_at AT TIME ZONE ''UTC'')::date FROM ops.%I',
+                            r.relname)
+    LOOP
+      PERFORM ops.create_run_event_partition(m);
+    END LOOP;
+    EXECUTE format('INSERT INTO ops.run_events SELECT * FROM ops.%I', r.relname);
+    EXECUTE format('DROP TABLE ops.%I', r.relname);
+  END LOOP;
+END $$;
+
 -- Webhooks: a limit of requests in flight per host (odooops.webhook_host_concurrency).
 DROP FUNCTION ops._claim_webhook_deliveries(integer, integer, integer);
 DROP FUNCTION ops._next_webhook_due_ms();
@@ -3603,4 +3606,5 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION ops.rebuild_environment IS
   'Deploys the environment''s current commit again from scratch: a new database and filestore (permissions env.manage and run.deploy; never production)';
+REVOKE EXECUTE ON FUNCTION ops.rebuild_environment(bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ops.rebuild_environment(bigint, text) TO odooops_api;
