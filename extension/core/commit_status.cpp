@@ -38,6 +38,32 @@ std::string cut(std::string s, std::size_t max) {
   return s;
 }
 
+// A finished test run's description: its counts and first failing tests'
+// names (the run's result.tests, carried by the event); empty for any other
+// event, which is described by its summary.
+std::string tests_description(const std::string& event_type, const json& data) {
+  auto it = data.find("tests");
+  if (event_type != "run.finished" || it == data.end() || !it->is_object()) return {};
+  const json& t = *it;
+  auto count = [&t](const char* key) {
+    auto v = t.find(key);
+    return v != t.end() && v->is_number_integer() ? v->get<long long>() : 0LL;
+  };
+  const long long failed = count("failed"), errors = count("errors"), total = count("tests");
+  if (failed == 0 && errors == 0) {
+    return std::to_string(count("passed")) + " of " + std::to_string(total) + " tests passed";
+  }
+  std::string s = std::to_string(failed) + " failed, " + std::to_string(errors) + " error(s) of " +
+                  std::to_string(total) + " tests";
+  const char* sep = ": ";
+  for (const json& name : t.value("failing", json::array())) {
+    if (!name.is_string()) continue;
+    s += sep + name.get<std::string>();
+    sep = "; ";
+  }
+  return s;
+}
+
 std::string dump(const json& body) {
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -91,8 +117,11 @@ HttpRequest render_commit_status(const OutboundDelivery& d) {
   const std::string env_name = str(envelope.value("environment", json::object()), "name");
   const std::string context =
       "odooops/" + str(data, "workflow") + (env_name.empty() ? "" : "/" + env_name);
-  // The summary names the failing step: a failed run's error starts with it.
-  const std::string description = cut(summarize_event(d.event_type, d.envelope), 140);
+  // A finished test run's description names its failing tests; any other
+  // run's is its summary, which names the failing step of a failed run.
+  std::string description = tests_description(d.event_type, data);
+  if (description.empty()) description = summarize_event(d.event_type, d.envelope);
+  description = cut(description, 140);
   const std::string state = commit_status_state(d.format, d.event_type, str(data, "status"));
   const std::string target = str(data, "target_url");
 

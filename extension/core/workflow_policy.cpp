@@ -17,7 +17,7 @@ const WorkflowPolicy kPolicies[] = {
     {"backup.restore", "ops.restore_backup"}, {"env.manage", "ops.destroy_environment"},
 };
 
-enum class KeyType { Id, Count, Text };
+enum class KeyType { Id, Count, Text, Flag };
 
 struct ReservedKey {
   std::string_view key;
@@ -37,6 +37,8 @@ const ReservedKey kReserved[] = {
     {"sha256", "", KeyType::Text},
     {"size_bytes", "", KeyType::Count},
     {"image", "", KeyType::Text},
+    {"rebuild", "", KeyType::Flag},
+    {"rebuild_of_release", "release", KeyType::Id},
 };
 
 [[noreturn]] void invalid(const std::string& message, const std::string& hint = {}) {
@@ -51,6 +53,8 @@ bool has_type(const nlohmann::json& value, KeyType type) {
       return value.is_number_integer() && value.get<int64_t>() >= 0;
     case KeyType::Text:
       return value.is_string();
+    case KeyType::Flag:
+      return value.is_boolean();
   }
   return false;
 }
@@ -79,8 +83,8 @@ std::vector<MetadataReference> check_run_metadata(std::string_view metadata_json
     if (it == metadata.end() || it->is_null()) continue;
     if (from_request) {
       invalid("metadata." + std::string(reserved.key) + " is set by odooops, not by a request",
-              "Backups, restores and rollbacks are requested with ops.create_backup, "
-              "ops.restore_backup and ops.rollback_release.");
+              "Backups, restores, rollbacks and rebuilds are requested with ops.create_backup, "
+              "ops.restore_backup, ops.rollback_release and ops.rebuild_environment.");
     }
     if (!has_type(*it, reserved.type)) {
       invalid("metadata." + std::string(reserved.key) + " has the wrong type");

@@ -338,6 +338,15 @@ BEGIN
     IF e.id IS NULL THEN
       ignored := format('no environment for branch %s', branch);
     ELSE
+      -- A development branch is tested on every push, as on Odoo.sh: the
+      -- test run (checkout, addons, the modules installed with
+      -- --test-enable on a fresh database) is queued before the deploy
+      -- (docs/workflow.md), each reporting its own commit status.
+      IF e.stage = 'development' THEN
+        SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, sha, branch, origin || details,
+                                                      'test', 0, idempotency_key || ':test');
+        queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'test');
+      END IF;
       SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, sha, branch, origin || details,
                                                     'deploy', 0, idempotency_key);
       queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');

@@ -76,3 +76,44 @@ BEGIN
   RETURN run;
 END $$;
 COMMENT ON FUNCTION ops.rollback_release IS 'Queues a deploy back to an earlier release, restoring its database too';
+
+-- A rebuild, as Odoo.sh's "Rebuild" button: the environment's current
+-- commit (its latest release) deployed again from scratch, on a new
+-- database with an empty filestore (worker/steps/lib/rebuild.sh), the one
+-- it replaces kept aside until the rebuilt one stands. It destroys the
+-- environment's data, so it needs env.manage as well as run.deploy on the
+-- environment; production is never rebuilt (its database is its data:
+-- ops.rollback_release and ops.restore_backup bring an earlier state back).
+CREATE FUNCTION ops.rebuild_environment(project_id bigint, env text)
+RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+  rel ops.releases;
+  run ops.runs;
+BEGIN
+  PERFORM ops._check_length('env', env, 255);
+  SELECT * INTO e FROM ops.environments x WHERE x.project_id = rebuild_environment.project_id AND x.name = env;
+  -- Outside the project its environments are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
+    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
+  END IF;
+  PERFORM ops.authorize(e.project_id, 'env.manage', e.id);
+  PERFORM ops.authorize(e.project_id, 'run.deploy', e.id);
+  IF e.stage = 'production' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is production: production is never rebuilt', env),
+                       'Use ops.rollback_release or ops.restore_backup to bring an earlier state back.');
+  END IF;
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', env, e.status));
+  END IF;
+  SELECT * INTO rel FROM ops.releases r WHERE r.environment_id = e.id ORDER BY r.id DESC LIMIT 1;
+  IF NOT FOUND OR rel.git_sha IS NULL THEN
+    PERFORM ops._raise('OD004', format('environment "%s" has no release to rebuild', env),
+                       'Deploy it first (a push, or ops.queue_run).');
+  END IF;
+  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, rel.git_sha, coalesce(rel.git_ref, e.branch),
+    jsonb_build_object('rebuild', true, 'rebuild_of_release', rel.id, 'requested_by', ops.current_actor()), 'deploy');
+  RETURN run;
+END $$;
+COMMENT ON FUNCTION ops.rebuild_environment IS
+  'Deploys the environment''s current commit again from scratch: a new database and filestore (permissions env.manage and run.deploy; never production)';

@@ -155,7 +155,15 @@ CREATE FUNCTION ops._enqueue_run_webhook(event text, run ops.runs) RETURNS integ
     jsonb_build_object('id', run.id, 'workflow', run.workflow, 'status', run.status,
                        'attempt', run.attempt, 'git_sha', run.git_sha, 'git_ref', run.git_ref,
                        'error', run.error, 'requested_by', run.requested_by,
-                       'target_url', run.result->>'url'))
+                       'target_url', run.result->>'url')
+    -- A test run's counts and first failing tests: the commit status names them.
+    || CASE WHEN jsonb_typeof(run.result -> 'tests' -> 'failing') = 'array' THEN jsonb_build_object('tests',
+         jsonb_build_object('passed', run.result -> 'tests' -> 'passed', 'failed', run.result -> 'tests' -> 'failed',
+                            'errors', run.result -> 'tests' -> 'errors', 'tests', run.result -> 'tests' -> 'tests',
+                            'failing', coalesce((SELECT jsonb_agg(f) FROM (
+                                SELECT f FROM jsonb_array_elements(run.result -> 'tests' -> 'failing') f LIMIT 3) x),
+                              '[]'::jsonb)))
+       ELSE '{}'::jsonb END)
 $$;
 CREATE TRIGGER runs_webhook_insert AFTER INSERT ON ops.runs
   REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT EXECUTE FUNCTION ops._runs_webhook();

@@ -60,6 +60,7 @@ GRANT EXECUTE ON FUNCTION
   ops.move_environment(bigint, text, text, text, text),
   ops.run_waiting_reason(bigint),
   ops.rollback_release(bigint, text),
+  ops.rebuild_environment(bigint, text),
   ops.set_project_secret(bigint, text, text),
   ops.user_has_permission(bigint, text, bigint),
   ops.user_has_stage_permission(bigint, text, text),

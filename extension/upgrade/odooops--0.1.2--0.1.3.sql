@@ -3172,6 +3172,15 @@ BEGIN
     IF e.id IS NULL THEN
       ignored := format('no environment for branch %s', branch);
     ELSE
+      -- A development branch is tested on every push, as on Odoo.sh: the
+      -- test run (checkout, addons, the modules installed with
+      -- --test-enable on a fresh database) is queued before the deploy
+      -- (docs/workflow.md), each reporting its own commit status.
+      IF e.stage = 'development' THEN
+        SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, sha, branch, origin || details,
+                                                      'test', 0, idempotency_key || ':test');
+        queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'test');
+      END IF;
       SELECT * INTO run FROM ops._queue_run_trusted(p.id, e.name, sha, branch, origin || details,
                                                     'deploy', 0, idempotency_key);
       queued := queued || jsonb_build_object('run_id', run.id, 'environment', e.name, 'workflow', 'deploy');
@@ -3824,6 +3833,66 @@ GRANT EXECUTE ON FUNCTION
   TO odooops_ingest, odooops_api;
 GRANT EXECUTE ON FUNCTION ops.ingest_post_receive(text, text), ops.set_project_git_host(bigint, text, text, text)
   TO odooops_api;
+
+-- Run events of a test run carry its counts and first failing tests.
+CREATE OR REPLACE FUNCTION ops._enqueue_run_webhook(event text, run ops.runs) RETURNS integer LANGUAGE sql AS $$
+  SELECT ops.enqueue_webhook_event(event, run.project_id, run.environment_id,
+    jsonb_build_object('id', run.id, 'workflow', run.workflow, 'status', run.status,
+                       'attempt', run.attempt, 'git_sha', run.git_sha, 'git_ref', run.git_ref,
+                       'error', run.error, 'requested_by', run.requested_by,
+                       'target_url', run.result->>'url')
+    -- A test run's counts and first failing tests: the commit status names them.
+    || CASE WHEN jsonb_typeof(run.result -> 'tests' -> 'failing') = 'array' THEN jsonb_build_object('tests',
+         jsonb_build_object('passed', run.result -> 'tests' -> 'passed', 'failed', run.result -> 'tests' -> 'failed',
+                            'errors', run.result -> 'tests' -> 'errors', 'tests', run.result -> 'tests' -> 'tests',
+                            'failing', coalesce((SELECT jsonb_agg(f) FROM (
+                                SELECT f FROM jsonb_array_elements(run.result -> 'tests' -> 'failing') f LIMIT 3) x),
+                              '[]'::jsonb)))
+       ELSE '{}'::jsonb END)
+$$;
+
+-- A rebuild, as Odoo.sh's "Rebuild" button: the environment's current
+-- commit (its latest release) deployed again from scratch, on a new
+-- database with an empty filestore (worker/steps/lib/rebuild.sh), the one
+-- it replaces kept aside until the rebuilt one stands. It destroys the
+-- environment's data, so it needs env.manage as well as run.deploy on the
+-- environment; production is never rebuilt (its database is its data:
+-- ops.rollback_release and ops.restore_backup bring an earlier state back).
+CREATE FUNCTION ops.rebuild_environment(project_id bigint, env text)
+RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+  rel ops.releases;
+  run ops.runs;
+BEGIN
+  PERFORM ops._check_length('env', env, 255);
+  SELECT * INTO e FROM ops.environments x WHERE x.project_id = rebuild_environment.project_id AND x.name = env;
+  -- Outside the project its environments are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
+    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
+  END IF;
+  PERFORM ops.authorize(e.project_id, 'env.manage', e.id);
+  PERFORM ops.authorize(e.project_id, 'run.deploy', e.id);
+  IF e.stage = 'production' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is production: production is never rebuilt', env),
+                       'Use ops.rollback_release or ops.restore_backup to bring an earlier state back.');
+  END IF;
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', env, e.status));
+  END IF;
+  SELECT * INTO rel FROM ops.releases r WHERE r.environment_id = e.id ORDER BY r.id DESC LIMIT 1;
+  IF NOT FOUND OR rel.git_sha IS NULL THEN
+    PERFORM ops._raise('OD004', format('environment "%s" has no release to rebuild', env),
+                       'Deploy it first (a push, or ops.queue_run).');
+  END IF;
+  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, rel.git_sha, coalesce(rel.git_ref, e.branch),
+    jsonb_build_object('rebuild', true, 'rebuild_of_release', rel.id, 'requested_by', ops.current_actor()), 'deploy');
+  RETURN run;
+END $$;
+COMMENT ON FUNCTION ops.rebuild_environment IS
+  'Deploys the environment''s current commit again from scratch: a new database and filestore (permissions env.manage and run.deploy; never production)';
+REVOKE EXECUTE ON FUNCTION ops.rebuild_environment(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ops.rebuild_environment(bigint, text) TO odooops_api;
 
 -- Metrics: monotonic totals, zero-filled series and disk use (76_metrics_totals.sql, 77_usage.sql).
 DO $$

@@ -93,7 +93,7 @@ say "disk use: w1's disk, staging's database and its filestore ($fs_bytes bytes)
 # database (the stand-in runs no real tests); a failure marker fails the step.
 t=$(queue dev test)
 wait_status "$t" succeeded 60
-[ "$(scalar "SELECT result->'tests'->>'failures' FROM ops.runs WHERE id = $t")" = 0 ] || fail "test result not recorded"
+[ "$(scalar "SELECT result->'tests'->>'failed' FROM ops.runs WHERE id = $t")" = 0 ] || fail "test result not recorded"
 [ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname LIKE '%\_test\_%'")" = 0 ] || fail "test database left behind"
 touch "$REPO/addons/acme_sale/FAIL_STANDIN_TESTS"
 git -C "$REPO" -c user.email=t@example.com -c user.name=test add -A

@@ -9,13 +9,13 @@ source "$(dirname "$0")/lib.sh"
 setup_control_plane
 enable_github
 RANGE=${E2E_HTTP_PORTS:-29150-29199}
-start_worker w1 --kinds deploy,destroy --http-ports "$RANGE"
+start_worker w1 --kinds test,deploy,destroy --http-ports "$RANGE"
 
 # push_branch BRANCH ENV -> the deploy run of ENV, once it succeeded.
 push_branch() {
   local answer run
   answer=$(github push "$(push_event "$1" "$SHA")")
-  run=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["queued"][0]["run_id"])' "$answer")
+  run=$(python3 -c 'import json, sys; print([q for q in json.loads(sys.argv[1])["queued"] if q["workflow"] == "deploy"][0]["run_id"])' "$answer")
   [ "$(scalar "SELECT e.name FROM ops.runs r JOIN ops.environments e ON e.id = r.environment_id WHERE r.id = $run")" = "$2" ] \
     || fail "the push of $1 did not deploy $2: $answer"
   wait_status "$run" succeeded 120

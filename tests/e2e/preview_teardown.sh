@@ -9,13 +9,13 @@
 source "$(dirname "$0")/lib.sh"
 setup_control_plane
 enable_github
-start_worker w1 --kinds deploy,destroy --http-ports "${E2E_HTTP_PORTS:-29100-29149}"
+start_worker w1 --kinds test,deploy,destroy --http-ports "${E2E_HTTP_PORTS:-29100-29149}"
 
 # deploy_via EVENT BODY ENV -> the environment's deploy run, once it succeeded.
 deploy_via() {
   local answer run
   answer=$(github "$1" "$2")
-  run=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["queued"][0]["run_id"])' "$answer")
+  run=$(python3 -c 'import json, sys; print([q for q in json.loads(sys.argv[1])["queued"] if q["workflow"] == "deploy"][0]["run_id"])' "$answer")
   [ "$(scalar "SELECT e.name FROM ops.runs r JOIN ops.environments e ON e.id = r.environment_id WHERE r.id = $run")" = "$3" ] \
     || fail "$1 did not queue a deploy of $3: $answer"
   wait_status "$run" succeeded 120

@@ -74,7 +74,10 @@ b=$(queue dev build); wait_status "$b" succeeded "$T"
 [ "$(scalar "SELECT string_agg(a->>'name', ',' ORDER BY a->>'name') FROM ops.runs, jsonb_array_elements(result->'addons') a WHERE id = $b")" = oo_extra,oo_notes ] \
   || fail "build $b found: $(result "$b" addons)"
 t=$(queue dev test); wait_status "$t" succeeded "$T"
-[[ $(result "$t" tests,failures) = 0 && $(result "$t" tests,exit_code) = 0 ]] || fail "test run $t: $(result "$t" tests)"
+[[ $(result "$t" tests,failed) = 0 && $(result "$t" tests,errors) = 0 && $(result "$t" tests,exit_code) = 0 ]] || fail "test run $t: $(result "$t" tests)"
+# Odoo's own log, parsed (lib/odoo_test_log.py): oo_notes' test counted as passed.
+[[ $(result "$t" tests,modules,oo_notes,passed) -ge 1 && $(result "$t" tests,summary_seen) = true ]] \
+  || fail "test run $t: Odoo's test log not parsed: $(result "$t" tests)"
 log=$(scalar "SELECT location FROM ops.artifacts WHERE run_id = $t AND name = 'tests.log'")
 grep -q 'odoo.addons.oo_notes.tests.test_note' "${log#file://}" || fail "test run $t: the log artifact does not show oo_notes' test running"
 on postgres "SELECT datname FROM pg_database WHERE datname LIKE '%\_test\_$t'" | grep -q . && fail "test run $t left its database"

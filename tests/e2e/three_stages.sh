@@ -44,9 +44,9 @@ b=$(queue dev build); wait_status "$b" succeeded 60
   = "acme_sale 17.0.1.0.0,acme_stock 17.0.1.0.0" ] || fail "build $b: addons $(result "$b" addons)"
 [ "$(result "$b" git,sha)" = "$SHA1" ] || fail "build $b did not check out $SHA1"
 t=$(queue dev test); wait_status "$t" succeeded 60
-[ "$(result "$t" tests,modules)" = "acme_sale,acme_stock" ] || fail "test $t: modules $(result "$t" tests)"
+[ "$(result "$t" tests,tested)" = "acme_sale,acme_stock" ] || fail "test $t: modules $(result "$t" tests)"
 [ "$(result "$t" tests,exit_code)" = 0 ] || fail "test $t: exit code $(result "$t" tests,exit_code)"
-[ "$(result "$t" tests,failures)" = 0 ] || fail "test $t: failures $(result "$t" tests,failures)"
+[ "$(result "$t" tests,failed)" = 0 ] && [ "$(result "$t" tests,passed)" = 2 ] || fail "test $t: $(result "$t" tests)"
 log=$(scalar "SELECT location FROM ops.artifacts WHERE run_id = $t AND name = 'tests.log' AND kind = 'log'")
 [ -n "$log" ] || fail "test $t: no tests.log artifact"
 grep -q "odoo.addons.acme_stock: stand-in ran no real tests" "${log#file://}" || fail "test $t: the log artifact lacks the module's test lines"
@@ -165,12 +165,16 @@ done
 # (1.1 in the replaced staging database), so it is updated, nothing installed.
 [ "$(result "$s2" modules,updated)" = '["acme_stock"]' ] || fail "staging deploy $s2 modules: $(result "$s2" modules)"
 [ "$(result "$s2" modules,installed)" = '[]' ] || fail "staging deploy $s2 modules: $(result "$s2" modules)"
+# The updated module was tested on the copy, during its update.
+[ "$(result "$s2" tests,tested)" = acme_stock ] && [ "$(result "$s2" tests,tags)" = /acme_stock ] \
+  && [ "$(result "$s2" tests,failed)" = 0 ] && [ "$(result "$s2" tests,passed)" -ge 1 ] \
+  || fail "staging deploy $s2 tests: $(result "$s2" tests)"
 [ "$(version_of "$STAGING" acme_stock)" = 17.0.1.1.0 ] || fail "staging acme_stock not updated on the production copy"
 [ "$(version_of "$PROD" acme_stock)" = 17.0.1.0.0 ] || fail "production acme_stock changed by the staging deploy"
 health "$PORT_STAGING" | grep -q '"pass"' || fail "staging does not answer /web/health"
 [ "$(served_release "$PORT_STAGING")" = "$SHA2" ] || fail "staging does not serve $SHA2"
 no_leftovers "staging refresh"
-say "staging deploy $s2: neutralized copy of backup $B1 (mail, crons, webhooks off, flagged), acme_stock updated, healthy"
+say "staging deploy $s2: neutralized copy of backup $B1 (mail, crons, webhooks off, flagged), acme_stock updated and tested, healthy"
 
 # refresh_from_production = false: staging keeps its database on later deploys.
 # The release it deploys ships a module neutralization that fails (used below).
@@ -208,6 +212,7 @@ P2=$(scalar "SELECT id FROM ops.backups WHERE run_id = $d2 AND backup_type = 'pr
 R2=$(scalar "SELECT id FROM ops.releases WHERE run_id = $d2")
 [ "$(scalar "SELECT pre_deploy_backup_id FROM ops.releases WHERE id = $R2")" = "$P2" ] || fail "release $R2 does not reference backup $P2"
 [ "$(version_of "$PROD" acme_stock)" = 17.0.1.1.0 ] || fail "production did not update acme_stock"
+[ -z "$(result "$d2" tests)" ] || fail "production deploy $d2 ran tests: $(result "$d2" tests)"
 [ "$(served_release "$PORT_PROD")" = "$SHA2" ] || fail "production does not serve $SHA2"
 # Data written while v2 is live.
 on "$PROD" "INSERT INTO res_partner (name) VALUES ('written under v2')"

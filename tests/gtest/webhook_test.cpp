@@ -99,6 +99,47 @@ TEST(Payload, GitHubCommitStatus) {
   EXPECT_THROW(render_delivery(run_event("carrier-pigeon"), 0), PermanentDeliveryError);
 }
 
+// A finished test run's status says what its tests did, on every host: the
+// counts and the failing tests' names, not the step's error.
+TEST(Payload, TestRunStatusNamesTheFailingTest) {
+  auto test_run = [](const std::string& format, const std::string& status,
+                     const std::string& tests) {
+    OutboundDelivery d = run_event(format);
+    d.envelope = R"({"project":{"slug":"acme","repo_full_name":"acme/shop",
+        "git_hosts":{"gitlab":"acme/shop","gitea":"acme/shop","bitbucket":"acme/shop"}},
+      "environment":{"name":"dev-feature"},
+      "data":{"id":9,"workflow":"test","status":")" +
+                 status + R"(","git_sha":"a1b2c3d4","error":"step test/30-odoo-tests failed",
+              "tests":)" +
+                 tests + "}}";
+    return nlohmann::json::parse(render_delivery(d, 0).body);
+  };
+  const std::string failing =
+      R"j({"passed":3,"failed":1,"errors":1,"tests":5,
+          "failing":["acme_sale: TestOrder.test_discount","acme_stock: TestMove.test_done (error)"]})j";
+  for (const char* format : {"github", "gitlab", "gitea", "bitbucket"}) {
+    const auto body = test_run(format, "failed", failing);
+    EXPECT_EQ(body["description"],
+              "1 failed, 1 error(s) of 5 tests: acme_sale: TestOrder.test_discount; acme_stock: "
+              "TestMove.test_done (error)")
+        << format;
+  }
+  EXPECT_EQ(test_run("github", "failed", failing)["state"], "failure");
+  const nlohmann::json all_passed = test_run(
+      "github", "succeeded", R"({"passed":5,"failed":0,"errors":0,"tests":5,"failing":[]})");
+  EXPECT_EQ(all_passed.at("description").get<std::string>(), "5 of 5 tests passed");
+  EXPECT_EQ(all_passed.at("state").get<std::string>(), "success");
+  // Names are cut to the hosts' limit (140 characters).
+  const nlohmann::json long_name =
+      test_run("github", "failed",
+               R"({"passed":0,"failed":1,"errors":0,"tests":1,"failing":[")" +
+                   std::string(300, 'x') + R"("]})");
+  EXPECT_EQ(long_name.at("description").get<std::string>().size(), 140u);
+  // A run without test counts keeps the run's summary.
+  EXPECT_EQ(nlohmann::json::parse(render_delivery(run_event("github"), 0).body)["description"],
+            "acme/staging: deploy run 7 failed (a1b2c3d): boom");
+}
+
 TEST(Payload, GitLabCommitStatus) {
   const HttpRequest r = render_delivery(run_event("gitlab"), 0);
   EXPECT_EQ(r.url, "http://127.0.0.1:9/hook/projects/group%2Fsub%2Fshop/statuses/a1b2c3d4e5f6");

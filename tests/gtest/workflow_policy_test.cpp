@@ -28,7 +28,7 @@ TEST(WorkflowPolicy, OnlyBuildTestAndDeployGoThroughQueueRun) {
 
 TEST(WorkflowPolicy, RequestsMayNotSetKeysOdooopsWrites) {
   for (const char* key : {"backup_id", "restore_backup_id", "rollback_to_release", "restore_id",
-                          "location", "sha256", "image"}) {
+                          "location", "sha256", "image", "rebuild", "rebuild_of_release"}) {
     const std::string json = std::string("{\"") + key + "\": 1}";
     EXPECT_THROW(check_run_metadata(json, true), Error) << key;
   }
@@ -48,6 +48,9 @@ TEST(WorkflowPolicy, TrustedMetadataIsTypedAndItsReferencesReturned) {
   EXPECT_THROW(check_run_metadata(R"({"backup_id": "7"})", false), Error);
   EXPECT_THROW(check_run_metadata(R"({"backup_id": -1})", false), Error);
   EXPECT_THROW(check_run_metadata(R"({"location": 5})", false), Error);
+  // A rebuild is a boolean set by ops.rebuild_environment.
+  EXPECT_TRUE(check_run_metadata(R"({"rebuild": true})", false).empty());
+  EXPECT_THROW(check_run_metadata(R"({"rebuild": "yes"})", false), Error);
 }
 
 TEST(WorkflowPolicy, MetadataMustBeAnObject) {

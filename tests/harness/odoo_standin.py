@@ -233,6 +233,49 @@ class StandIn:
         self.log_fh.write("%s %d %s odoo-standin %s: %s\n" % (
             time.strftime("%Y-%m-%d %H:%M:%S"), os.getpid(), level, self.args.db or "-", msg))
 
+    def odoo_log(self, level, logger, msg):
+        """A line in Odoo's own log format (<date> <time>,<ms> <pid> <LEVEL>
+        <db> <logger>: <message>), for what is read back as Odoo's output
+        (the test results); the logger names say stand-in."""
+        self.log_fh.write("%s,000 %d %s %s %s: %s\n" % (
+            time.strftime("%Y-%m-%d %H:%M:%S"), os.getpid(), level, self.args.db or "-", logger, msg))
+
+    def run_tests(self):
+        """The stand-in has no Odoo test runner: each module it tests gets
+        one passing test, and a module shipping a file FAIL_STANDIN_TESTS a
+        failing one too, logged as Odoo 17 logs them (the FAIL line with the
+        test's name and a traceback, the per-module statistics and the
+        result line); a file SLOW_STANDIN_TESTS holds the seconds its tests
+        take. Returns 1 when a test failed, as odoo-bin exits."""
+        failed = total = 0
+        for name in sorted(self.addons()):
+            logger = "odoo.addons.%s.tests.test_standin" % name
+            marker = False
+            for root in [p for p in self.args.addons_path.split(",") if p]:
+                slow = os.path.join(root, name, "SLOW_STANDIN_TESTS")
+                if os.path.exists(slow):
+                    with open(slow) as f:
+                        time.sleep(float(f.read().strip() or 0))
+                marker = marker or os.path.exists(os.path.join(root, name, "FAIL_STANDIN_TESTS"))
+            self.odoo_log("INFO", logger, "Starting TestStandin.test_standin_passes ...")
+            count = 1
+            if marker:
+                count = 2
+                failed += 1
+                self.odoo_log("INFO", logger, "Starting TestStandin.test_standin_fails ...")
+                self.odoo_log("INFO", logger, "=" * 70)
+                self.odoo_log("ERROR", logger, "FAIL: TestStandin.test_standin_fails\n"
+                              "Traceback (most recent call last):\n"
+                              "  File \"%s/tests/test_standin.py\", line 1, in test_standin_fails\n"
+                              "AssertionError: stand-in failure marker FAIL_STANDIN_TESTS" % name)
+                print("odoo stand-in: tests of %s failed" % name, file=sys.stderr)
+            self.log("INFO", "odoo.addons.%s: stand-in ran no real tests (not Odoo)" % name)
+            self.odoo_log("INFO", "odoo.tests.stats", "%s: %d tests 0.00s 0 queries" % (name, count))
+            total += count
+        self.odoo_log("ERROR" if failed else "INFO", "odoo.tests.result",
+                      "%d failed, 0 error(s) of %d tests when loading database %r" % (failed, total, self.args.db))
+        return 1 if failed else 0
+
     def psql_env(self):
         env = dict(os.environ)
         if self.args.db_host:
@@ -541,22 +584,8 @@ def main(argv):
         s.log("ERROR", str(exc))
         print("odoo stand-in: %s" % exc, file=sys.stderr)
         return 1
-    if args.test_enable:
-        # The stand-in has no Odoo test runner: it reports the modules it
-        # would have tested, and fails when a module ships a file named
-        # FAIL_STANDIN_TESTS (so tests can exercise a failing test run);
-        # a file SLOW_STANDIN_TESTS holds the seconds its tests take.
-        for name in sorted(s.addons()):
-            for root in [p for p in args.addons_path.split(",") if p]:
-                slow = os.path.join(root, name, "SLOW_STANDIN_TESTS")
-                if os.path.exists(slow):
-                    with open(slow) as f:
-                        time.sleep(float(f.read().strip() or 0))
-                if os.path.exists(os.path.join(root, name, "FAIL_STANDIN_TESTS")):
-                    s.log("ERROR", "odoo.addons.%s: FAIL: test_standin (stand-in failure marker)" % name)
-                    print("odoo stand-in: tests of %s failed" % name, file=sys.stderr)
-                    return 1
-            s.log("INFO", "odoo.addons.%s: stand-in ran no real tests (not Odoo)" % name)
+    if args.test_enable and s.run_tests() != 0:
+        return 1
     if args.stop_after_init or args.no_http:
         s.log("INFO", "stopping after init")
         return 0

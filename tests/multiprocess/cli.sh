@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 DB=odooops_cli
 CLI=scripts/odooops
 ODOOOPS=$CLI/odooops
-TOOLS=(env_create env_wait_ready env_destroy backup restore approve runs logs)
+TOOLS=(env_create env_wait_ready env_destroy backup restore approve runs logs rebuild)
 fail() { echo "cli: FAIL: $*" >&2; exit 1; }
 admin() { psql -X -qAt -v ON_ERROR_STOP=1 -d "$DB" -c "$1"; }
 # expect CODE CMD...: runs CMD, checks its exit code, keeps its stdout in $OUT.
@@ -76,7 +76,7 @@ args_of() {
   case $1 in
     env_create) echo --project cli --name x --stage development ;;
     env_wait_ready | logs) echo --run 1 ;;
-    env_destroy | backup) echo --project cli --env dev ;;
+    env_destroy | backup | rebuild) echo --project cli --env dev ;;
     restore) echo --backup 1 --project cli --env dev ;;
     approve) echo --approval 1 ;;
     runs) echo --project cli ;;
@@ -216,7 +216,16 @@ admin "INSERT INTO ops.project_members (project_id, user_id, role) SELECT id, 'c
 admin "INSERT INTO ops.user_logins (login, user_id) VALUES ('cli_owner', 'cli_viewer')"   # now a viewer
 PGUSER=cli_owner expect 77 "$CLI/backup.sh" --project cli --env production
 PGUSER=cli_owner expect 77 "$CLI/env_destroy.sh" --project cli --env staging
+PGUSER=cli_owner expect 77 "$CLI/rebuild.sh" --project cli --env dev
 admin "DELETE FROM ops.user_logins"
+
+# Rebuild: never production; an environment without a release has nothing to rebuild.
+expect 65 "$CLI/rebuild.sh" --project cli --env production
+grep -q 'production is never rebuilt' "$ERR" || fail "rebuild of production: $(cat "$ERR")"
+expect 65 "$CLI/rebuild.sh" --project cli --env dev
+grep -q 'has no release to rebuild' "$ERR" || fail "rebuild without a release: $(cat "$ERR")"
+expect 66 "$CLI/rebuild.sh" --project cli --env nowhere
+expect 66 "$CLI/rebuild.sh" --project nowhere --env dev
 
 # Destroy: production needs --force.
 expect 65 "$CLI/env_destroy.sh" --project cli --env production

@@ -53,7 +53,9 @@ grep -q 'odooops: .*"dev-feature-login"' <<<"$out" || fail "the hook did not ans
 got=$(sql -c "SELECT e.name || ' ' || r.workflow || ' ' || r.status || ' ' || r.git_sha || ' ' || r.git_ref
                      || ' ' || (r.metadata ->> 'source') || ' ' || (r.metadata ->> 'pusher')
                 FROM ops.runs r JOIN ops.environments e ON e.id = r.environment_id ORDER BY r.id")
-[ "$got" = "dev-feature-login deploy queued $sha feature/login git $ROLE" ] || fail "runs after the push: $got"
+# A development branch is tested before its deploy (docs/workflow.md).
+[ "$got" = "dev-feature-login test queued $sha feature/login git $ROLE
+dev-feature-login deploy queued $sha feature/login git $ROLE" ] || fail "runs after the push: $got"
 
 # Pushed again: a second run of the new commit.
 echo two > "$work/clone/file"

@@ -325,7 +325,27 @@ odoo_command() {
 # odoo_run ARGS...: runs odoo-bin ARGS that way.
 odoo_run() {
   odoo_command
+  production_never_tested "$@"
   "${ODOO_CMD[@]}" "$@" 3>&- 9>&-
+}
+
+# production_never_tested ARGS...: production's own database is its live
+# data: an odoo-bin run with --test-enable on it is refused (tests of a
+# production branch run on a throw-away database: test/30-odoo-tests).
+production_never_tested() {
+  [ "${ODOOOPS_STAGE:-}" = production ] || return 0
+  local a db="" testing=""
+  for a in "$@"; do
+    case $a in --test-enable) testing=1 ;; esac
+  done
+  [ -n "$testing" ] || return 0
+  while [ $# -gt 0 ]; do
+    case $1 in --database | -d) db=${2:-}; shift ;; --database=*) db=${1#*=} ;; esac
+    shift
+  done
+  if [ -z "$db" ] || [ "$db" = "$ODOOOPS_DB_NAME" ]; then
+    die "refused: tests never run on production's database $ODOOOPS_DB_NAME"
+  fi
 }
 
 # addons_path SRC_DIR ADDONS_JSON: Odoo's own addons directories (the
