@@ -3834,66 +3834,6 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION ops.ingest_post_receive(text, text), ops.set_project_git_host(bigint, text, text, text)
   TO odooops_api;
 
--- Run events of a test run carry its counts and first failing tests.
-CREATE OR REPLACE FUNCTION ops._enqueue_run_webhook(event text, run ops.runs) RETURNS integer LANGUAGE sql AS $$
-  SELECT ops.enqueue_webhook_event(event, run.project_id, run.environment_id,
-    jsonb_build_object('id', run.id, 'workflow', run.workflow, 'status', run.status,
-                       'attempt', run.attempt, 'git_sha', run.git_sha, 'git_ref', run.git_ref,
-                       'error', run.error, 'requested_by', run.requested_by,
-                       'target_url', run.result->>'url')
-    -- A test run's counts and first failing tests: the commit status names them.
-    || CASE WHEN jsonb_typeof(run.result -> 'tests' -> 'failing') = 'array' THEN jsonb_build_object('tests',
-         jsonb_build_object('passed', run.result -> 'tests' -> 'passed', 'failed', run.result -> 'tests' -> 'failed',
-                            'errors', run.result -> 'tests' -> 'errors', 'tests', run.result -> 'tests' -> 'tests',
-                            'failing', coalesce((SELECT jsonb_agg(f) FROM (
-                                SELECT f FROM jsonb_array_elements(run.result -> 'tests' -> 'failing') f LIMIT 3) x),
-                              '[]'::jsonb)))
-       ELSE '{}'::jsonb END)
-$$;
-
--- A rebuild, as Odoo.sh's "Rebuild" button: the environment's current
--- commit (its latest release) deployed again from scratch, on a new
--- database with an empty filestore (worker/steps/lib/rebuild.sh), the one
--- it replaces kept aside until the rebuilt one stands. It destroys the
--- environment's data, so it needs env.manage as well as run.deploy on the
--- environment; production is never rebuilt (its database is its data:
--- ops.rollback_release and ops.restore_backup bring an earlier state back).
-CREATE FUNCTION ops.rebuild_environment(project_id bigint, env text)
-RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  e ops.environments;
-  rel ops.releases;
-  run ops.runs;
-BEGIN
-  PERFORM ops._check_length('env', env, 255);
-  SELECT * INTO e FROM ops.environments x WHERE x.project_id = rebuild_environment.project_id AND x.name = env;
-  -- Outside the project its environments are as unknown as missing ones.
-  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
-    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
-  END IF;
-  PERFORM ops.authorize(e.project_id, 'env.manage', e.id);
-  PERFORM ops.authorize(e.project_id, 'run.deploy', e.id);
-  IF e.stage = 'production' THEN
-    PERFORM ops._raise('OD004', format('environment "%s" is production: production is never rebuilt', env),
-                       'Use ops.rollback_release or ops.restore_backup to bring an earlier state back.');
-  END IF;
-  IF e.status <> 'active' THEN
-    PERFORM ops._raise('OD004', format('environment "%s" is %s', env, e.status));
-  END IF;
-  SELECT * INTO rel FROM ops.releases r WHERE r.environment_id = e.id ORDER BY r.id DESC LIMIT 1;
-  IF NOT FOUND OR rel.git_sha IS NULL THEN
-    PERFORM ops._raise('OD004', format('environment "%s" has no release to rebuild', env),
-                       'Deploy it first (a push, or ops.queue_run).');
-  END IF;
-  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, rel.git_sha, coalesce(rel.git_ref, e.branch),
-    jsonb_build_object('rebuild', true, 'rebuild_of_release', rel.id, 'requested_by', ops.current_actor()), 'deploy');
-  RETURN run;
-END $$;
-COMMENT ON FUNCTION ops.rebuild_environment IS
-  'Deploys the environment''s current commit again from scratch: a new database and filestore (permissions env.manage and run.deploy; never production)';
-REVOKE EXECUTE ON FUNCTION ops.rebuild_environment(bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ops.rebuild_environment(bigint, text) TO odooops_api;
-
 -- Metrics: monotonic totals, zero-filled series and disk use (76_metrics_totals.sql, 77_usage.sql).
 DO $$
 BEGIN
@@ -4083,6 +4023,105 @@ COMMENT ON TABLE ops.environment_filestore_usage IS 'Filestore size of each envi
 -- environment that moved to another worker is not its size.
 CREATE FUNCTION ops.report_agent_usage(worker_id text, disk_path text, total_bytes bigint,
                                        free_bytes bigint, filestores jsonb DEFAULT '{}')
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops._check_length('disk_path', disk_path, 1024);
+  PERFORM ops.authorize_worker(worker_id);
+  IF disk_path IS NULL OR disk_path = '' OR total_bytes IS NULL OR free_bytes IS NULL
+     OR total_bytes < 0 OR free_bytes < 0 THEN
+    PERFORM ops._raise('OD004', 'disk_path, total_bytes and free_bytes must be given, sizes >= 0');
+  END IF;
+  IF filestores IS NULL OR jsonb_typeof(filestores) <> 'object' OR octet_length(filestores::text) > 262144
+     OR EXISTS (SELECT 1 FROM jsonb_each(filestores) f
+                 WHERE jsonb_typeof(f.value) <> 'number' OR f.value::numeric < 0
+                    OR f.value::numeric > 9223372036854775807 OR f.value::numeric <> trunc(f.value::numeric)) THEN
+    PERFORM ops._raise('OD004', 'filestores must be an object of "project/environment": bytes (at most 256 kB)');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM ops.agents a WHERE a.worker_id = report_agent_usage.worker_id) THEN
+    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id),
+                       'Register it first with ops.register_agent().');
+  END IF;
+  INSERT INTO ops.agent_disk_usage AS u (worker_id, path, total_bytes, free_bytes)
+  VALUES (worker_id, disk_path, total_bytes, free_bytes)
+  ON CONFLICT ON CONSTRAINT agent_disk_usage_pkey DO UPDATE
+     SET path = EXCLUDED.path, total_bytes = EXCLUDED.total_bytes, free_bytes = EXCLUDED.free_bytes,
+         reported_at = now();
+  INSERT INTO ops.environment_filestore_usage AS u (environment_id, worker_id, bytes)
+  SELECT e.id, report_agent_usage.worker_id, f.value::numeric::bigint
+    FROM jsonb_each(filestores) f
+    JOIN ops.projects p ON p.slug = split_part(f.key, '/', 1)
+    JOIN ops.environments e ON e.project_id = p.id AND e.name = split_part(f.key, '/', 2)
+   WHERE e.host_worker_id = report_agent_usage.worker_id
+  ON CONFLICT ON CONSTRAINT environment_filestore_usage_pkey DO UPDATE
+     SET worker_id = EXCLUDED.worker_id, bytes = EXCLUDED.bytes, reported_at = now();
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION ops.report_agent_usage IS
+  'A worker reports its state directory''s disk and the filestore sizes of the environments it hosts; returns how many were stored';
+
+-- pg_database_size() needs CONNECT on the database: measured here for the
+-- environments' databases only, whatever the caller may connect to.
+CREATE FUNCTION ops.environment_database_sizes()
+RETURNS TABLE (environment_id bigint, bytes bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT e.id, pg_catalog.pg_database_size(d.oid)
+    FROM ops.environments e JOIN pg_catalog.pg_database d ON d.datname = e.db_name
+   WHERE e.status <> 'destroyed'
+$$;
+COMMENT ON FUNCTION ops.environment_database_sizes IS
+  'Size of each live environment''s database, for those on this server';
+
+CREATE VIEW ops.metrics_environment_usage AS
+  SELECT p.slug AS project, e.name AS environment, e.stage,
+         s.bytes AS database_bytes, f.bytes AS filestore_bytes, f.worker_id AS filestore_worker_id,
+         f.reported_at AS filestore_reported_at
+    FROM ops.environments e JOIN ops.projects p ON p.id = e.project_id
+    LEFT JOIN ops.environment_database_sizes() s ON s.environment_id = e.id
+    LEFT JOIN ops.environment_filestore_usage f ON f.environment_id = e.id
+   WHERE e.status <> 'destroyed';
+COMMENT ON VIEW ops.metrics_environment_usage IS
+  'Database size (NULL: not on this server) and filestore size (NULL: not reported yet) of each live environment';
+
+CREATE VIEW ops.metrics_agent_disk AS
+  SELECT u.worker_id, u.path, u.total_bytes, u.free_bytes, u.reported_at,
+         extract(epoch FROM now() - u.reported_at)::float8 AS report_age_seconds
+    FROM ops.agent_disk_usage u;
+COMMENT ON VIEW ops.metrics_agent_disk IS 'Each worker''s state directory disk, as it last reported it';
+SELECT pg_catalog.pg_extension_config_dump('ops.metrics_run_totals', '');
+SELECT pg_catalog.pg_extension_config_dump('ops.metrics_webhook_totals', '');
+SELECT pg_catalog.pg_extension_config_dump('ops.metrics_alert_totals', '');
+SELECT pg_catalog.pg_extension_config_dump('ops.agent_disk_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('ops.environment_filestore_usage', '');
+GRANT USAGE ON SCHEMA ops TO odooops_monitor;
+GRANT SELECT ON ops.metrics_queue, ops.metrics_workers, ops.metrics_runs, ops.metrics_run_counters,
+                ops.metrics_run_states, ops.metrics_webhook_counters, ops.metrics_webhook_states,
+                ops.metrics_alerts, ops.metrics_backups, ops.metrics_backup_freshness,
+                ops.metrics_environment_usage, ops.metrics_agent_disk, ops.metrics_known_workflows
+  TO odooops_monitor;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ops.metrics_run_totals, ops.metrics_webhook_totals,
+  ops.metrics_alert_totals, ops.agent_disk_usage, ops.environment_filestore_usage,
+  ops.metrics_run_counters, ops.metrics_run_states, ops.metrics_webhook_counters,
+  ops.metrics_webhook_states, ops.metrics_alerts, ops.metrics_backups, ops.metrics_backup_freshness,
+  ops.metrics_environment_usage, ops.metrics_agent_disk, ops.metrics_known_workflows TO odooops_admin;
+DO $$
+DECLARE
+  t regclass;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['ops.metrics_run_totals', 'ops.metrics_webhook_totals', 'ops.metrics_alert_totals',
+                           'ops.agent_disk_usage', 'ops.environment_filestore_usage']::regclass[] LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY admin_all ON %s TO odooops_admin USING (true) WITH CHECK (true)', t);
+  END LOOP;
+END $$;
+REVOKE EXECUTE ON FUNCTION ops._count_run(), ops._count_webhook_delivery(), ops._count_alert(),
+  ops.report_agent_usage(text, text, bigint, bigint, jsonb), ops.environment_database_sizes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ops.environment_database_sizes() TO odooops_monitor;
+GRANT EXECUTE ON FUNCTION ops.report_agent_usage(text, text, bigint, bigint, jsonb) TO odooops_worker;
+
 -- Mail caught outside production (75_caught_mails.sql).
 -- Mail caught in the environments that are not production. Their Odoo
 -- sends through a mail catcher on the worker's host (worker/steps/lib/
@@ -4249,100 +4288,6 @@ RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, 
 DECLARE
   n integer;
 BEGIN
-  PERFORM ops._check_length('worker_id', worker_id, 128);
-  PERFORM ops._check_length('disk_path', disk_path, 1024);
-  PERFORM ops.authorize_worker(worker_id);
-  IF disk_path IS NULL OR disk_path = '' OR total_bytes IS NULL OR free_bytes IS NULL
-     OR total_bytes < 0 OR free_bytes < 0 THEN
-    PERFORM ops._raise('OD004', 'disk_path, total_bytes and free_bytes must be given, sizes >= 0');
-  END IF;
-  IF filestores IS NULL OR jsonb_typeof(filestores) <> 'object' OR octet_length(filestores::text) > 262144
-     OR EXISTS (SELECT 1 FROM jsonb_each(filestores) f
-                 WHERE jsonb_typeof(f.value) <> 'number' OR f.value::numeric < 0
-                    OR f.value::numeric > 9223372036854775807 OR f.value::numeric <> trunc(f.value::numeric)) THEN
-    PERFORM ops._raise('OD004', 'filestores must be an object of "project/environment": bytes (at most 256 kB)');
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM ops.agents a WHERE a.worker_id = report_agent_usage.worker_id) THEN
-    PERFORM ops._raise('OD002', format('unknown worker "%s"', worker_id),
-                       'Register it first with ops.register_agent().');
-  END IF;
-  INSERT INTO ops.agent_disk_usage AS u (worker_id, path, total_bytes, free_bytes)
-  VALUES (worker_id, disk_path, total_bytes, free_bytes)
-  ON CONFLICT ON CONSTRAINT agent_disk_usage_pkey DO UPDATE
-     SET path = EXCLUDED.path, total_bytes = EXCLUDED.total_bytes, free_bytes = EXCLUDED.free_bytes,
-         reported_at = now();
-  INSERT INTO ops.environment_filestore_usage AS u (environment_id, worker_id, bytes)
-  SELECT e.id, report_agent_usage.worker_id, f.value::numeric::bigint
-    FROM jsonb_each(filestores) f
-    JOIN ops.projects p ON p.slug = split_part(f.key, '/', 1)
-    JOIN ops.environments e ON e.project_id = p.id AND e.name = split_part(f.key, '/', 2)
-   WHERE e.host_worker_id = report_agent_usage.worker_id
-  ON CONFLICT ON CONSTRAINT environment_filestore_usage_pkey DO UPDATE
-     SET worker_id = EXCLUDED.worker_id, bytes = EXCLUDED.bytes, reported_at = now();
-  GET DIAGNOSTICS n = ROW_COUNT;
-  RETURN n;
-END $$;
-COMMENT ON FUNCTION ops.report_agent_usage IS
-  'A worker reports its state directory''s disk and the filestore sizes of the environments it hosts; returns how many were stored';
-
--- pg_database_size() needs CONNECT on the database: measured here for the
--- environments' databases only, whatever the caller may connect to.
-CREATE FUNCTION ops.environment_database_sizes()
-RETURNS TABLE (environment_id bigint, bytes bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-  SELECT e.id, pg_catalog.pg_database_size(d.oid)
-    FROM ops.environments e JOIN pg_catalog.pg_database d ON d.datname = e.db_name
-   WHERE e.status <> 'destroyed'
-$$;
-COMMENT ON FUNCTION ops.environment_database_sizes IS
-  'Size of each live environment''s database, for those on this server';
-
-CREATE VIEW ops.metrics_environment_usage AS
-  SELECT p.slug AS project, e.name AS environment, e.stage,
-         s.bytes AS database_bytes, f.bytes AS filestore_bytes, f.worker_id AS filestore_worker_id,
-         f.reported_at AS filestore_reported_at
-    FROM ops.environments e JOIN ops.projects p ON p.id = e.project_id
-    LEFT JOIN ops.environment_database_sizes() s ON s.environment_id = e.id
-    LEFT JOIN ops.environment_filestore_usage f ON f.environment_id = e.id
-   WHERE e.status <> 'destroyed';
-COMMENT ON VIEW ops.metrics_environment_usage IS
-  'Database size (NULL: not on this server) and filestore size (NULL: not reported yet) of each live environment';
-
-CREATE VIEW ops.metrics_agent_disk AS
-  SELECT u.worker_id, u.path, u.total_bytes, u.free_bytes, u.reported_at,
-         extract(epoch FROM now() - u.reported_at)::float8 AS report_age_seconds
-    FROM ops.agent_disk_usage u;
-COMMENT ON VIEW ops.metrics_agent_disk IS 'Each worker''s state directory disk, as it last reported it';
-SELECT pg_catalog.pg_extension_config_dump('ops.metrics_run_totals', '');
-SELECT pg_catalog.pg_extension_config_dump('ops.metrics_webhook_totals', '');
-SELECT pg_catalog.pg_extension_config_dump('ops.metrics_alert_totals', '');
-SELECT pg_catalog.pg_extension_config_dump('ops.agent_disk_usage', '');
-SELECT pg_catalog.pg_extension_config_dump('ops.environment_filestore_usage', '');
-GRANT USAGE ON SCHEMA ops TO odooops_monitor;
-GRANT SELECT ON ops.metrics_queue, ops.metrics_workers, ops.metrics_runs, ops.metrics_run_counters,
-                ops.metrics_run_states, ops.metrics_webhook_counters, ops.metrics_webhook_states,
-                ops.metrics_alerts, ops.metrics_backups, ops.metrics_backup_freshness,
-                ops.metrics_environment_usage, ops.metrics_agent_disk, ops.metrics_known_workflows
-  TO odooops_monitor;
-GRANT SELECT, INSERT, UPDATE, DELETE ON ops.metrics_run_totals, ops.metrics_webhook_totals,
-  ops.metrics_alert_totals, ops.agent_disk_usage, ops.environment_filestore_usage,
-  ops.metrics_run_counters, ops.metrics_run_states, ops.metrics_webhook_counters,
-  ops.metrics_webhook_states, ops.metrics_alerts, ops.metrics_backups, ops.metrics_backup_freshness,
-  ops.metrics_environment_usage, ops.metrics_agent_disk, ops.metrics_known_workflows TO odooops_admin;
-DO $$
-DECLARE
-  t regclass;
-BEGIN
-  FOREACH t IN ARRAY ARRAY['ops.metrics_run_totals', 'ops.metrics_webhook_totals', 'ops.metrics_alert_totals',
-                           'ops.agent_disk_usage', 'ops.environment_filestore_usage']::regclass[] LOOP
-    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
-    EXECUTE format('CREATE POLICY admin_all ON %s TO odooops_admin USING (true) WITH CHECK (true)', t);
-  END LOOP;
-END $$;
-REVOKE EXECUTE ON FUNCTION ops._count_run(), ops._count_webhook_delivery(), ops._count_alert(),
-  ops.report_agent_usage(text, text, bigint, bigint, jsonb), ops.environment_database_sizes() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ops.environment_database_sizes() TO odooops_monitor;
-GRANT EXECUTE ON FUNCTION ops.report_agent_usage(text, text, bigint, bigint, jsonb) TO odooops_worker;
   IF max_age_s IS NULL OR max_age_s < 1 OR max_per_env IS NULL OR max_per_env < 0
      OR max_bytes_per_env IS NULL OR max_bytes_per_env < 0 THEN
     PERFORM ops._raise('OD005', 'max_age_s must be positive, max_per_env and max_bytes_per_env not negative');
@@ -4405,3 +4350,63 @@ BEGIN
     PERFORM pg_catalog.pg_extension_config_dump(rel, '');
   END LOOP;
 END $$;
+
+-- Run events of a test run carry its counts and first failing tests.
+CREATE OR REPLACE FUNCTION ops._enqueue_run_webhook(event text, run ops.runs) RETURNS integer LANGUAGE sql AS $$
+  SELECT ops.enqueue_webhook_event(event, run.project_id, run.environment_id,
+    jsonb_build_object('id', run.id, 'workflow', run.workflow, 'status', run.status,
+                       'attempt', run.attempt, 'git_sha', run.git_sha, 'git_ref', run.git_ref,
+                       'error', run.error, 'requested_by', run.requested_by,
+                       'target_url', run.result->>'url')
+    -- A test run's counts and first failing tests: the commit status names them.
+    || CASE WHEN jsonb_typeof(run.result -> 'tests' -> 'failing') = 'array' THEN jsonb_build_object('tests',
+         jsonb_build_object('passed', run.result -> 'tests' -> 'passed', 'failed', run.result -> 'tests' -> 'failed',
+                            'errors', run.result -> 'tests' -> 'errors', 'tests', run.result -> 'tests' -> 'tests',
+                            'failing', coalesce((SELECT jsonb_agg(f) FROM (
+                                SELECT f FROM jsonb_array_elements(run.result -> 'tests' -> 'failing') f LIMIT 3) x),
+                              '[]'::jsonb)))
+       ELSE '{}'::jsonb END)
+$$;
+
+-- A rebuild, as Odoo.sh's "Rebuild" button: the environment's current
+-- commit (its latest release) deployed again from scratch, on a new
+-- database with an empty filestore (worker/steps/lib/rebuild.sh), the one
+-- it replaces kept aside until the rebuilt one stands. It destroys the
+-- environment's data, so it needs env.manage as well as run.deploy on the
+-- environment; production is never rebuilt (its database is its data:
+-- ops.rollback_release and ops.restore_backup bring an earlier state back).
+CREATE FUNCTION ops.rebuild_environment(project_id bigint, env text)
+RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+  rel ops.releases;
+  run ops.runs;
+BEGIN
+  PERFORM ops._check_length('env', env, 255);
+  SELECT * INTO e FROM ops.environments x WHERE x.project_id = rebuild_environment.project_id AND x.name = env;
+  -- Outside the project its environments are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
+    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
+  END IF;
+  PERFORM ops.authorize(e.project_id, 'env.manage', e.id);
+  PERFORM ops.authorize(e.project_id, 'run.deploy', e.id);
+  IF e.stage = 'production' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is production: production is never rebuilt', env),
+                       'Use ops.rollback_release or ops.restore_backup to bring an earlier state back.');
+  END IF;
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', env, e.status));
+  END IF;
+  SELECT * INTO rel FROM ops.releases r WHERE r.environment_id = e.id ORDER BY r.id DESC LIMIT 1;
+  IF NOT FOUND OR rel.git_sha IS NULL THEN
+    PERFORM ops._raise('OD004', format('environment "%s" has no release to rebuild', env),
+                       'Deploy it first (a push, or ops.queue_run).');
+  END IF;
+  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, rel.git_sha, coalesce(rel.git_ref, e.branch),
+    jsonb_build_object('rebuild', true, 'rebuild_of_release', rel.id, 'requested_by', ops.current_actor()), 'deploy');
+  RETURN run;
+END $$;
+COMMENT ON FUNCTION ops.rebuild_environment IS
+  'Deploys the environment''s current commit again from scratch: a new database and filestore (permissions env.manage and run.deploy; never production)';
+REVOKE EXECUTE ON FUNCTION ops.rebuild_environment(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ops.rebuild_environment(bigint, text) TO odooops_api;
