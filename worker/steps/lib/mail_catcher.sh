@@ -9,7 +9,7 @@
 # Builds and tests have an environment too; a run without one has no box.
 MAIL_DIR=$ODOOOPS_STATE_DIR/mail/${ODOOOPS_ENVIRONMENT_ID:-none}
 MAIL_PIDFILE=$MAIL_DIR/catcher.pid
-MAIL_CATCHER_USER=odooops-$ODOOOPS_ENVIRONMENT_ID
+MAIL_CATCHER_USER=odooops-${ODOOOPS_ENVIRONMENT_ID:-none}
 
 mail_catcher_running() { [ -s "$MAIL_PIDFILE" ] && [ -s "$MAIL_DIR/catcher.port" ] && kill -0 "$(cat "$MAIL_PIDFILE")" 2>/dev/null; }
 
