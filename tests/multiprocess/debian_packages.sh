@@ -30,6 +30,13 @@ chmod 755 "$WORK"
 # purging it removes them: they are kept here and put back.
 mkdir "$WORK/saved"
 cp -a "$libdir"/odooops.so "$extdir"/odooops.control "$extdir"/odooops--*.sql "$WORK/saved/" 2>/dev/null || true
+put_back() {
+  local f
+  for f in "$WORK"/saved/*; do
+    [ -e "$f" ] || continue
+    case $f in *.so) cp -a "$f" "$libdir/" ;; *) cp -a "$f" "$extdir/" ;; esac
+  done
+}
 installed=
 cleanup() {
   local rc=$?
@@ -37,10 +44,7 @@ cleanup() {
   if [ -n "$installed" ]; then
     dpkg --purge "${PACKAGES[@]}" >"$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log" >&2; rc=1; }
   fi
-  for f in "$WORK"/saved/*; do
-    [ -e "$f" ] || continue
-    case $f in *.so) cp -a "$f" "$libdir/" ;; *) cp -a "$f" "$extdir/" ;; esac
-  done
+  put_back
   rm -rf "$WORK"
   exit "$rc"
 }
@@ -130,4 +134,10 @@ for f in /usr/bin/odooops-worker /usr/share/odooops /usr/libexec/odooops /lib/sy
          /etc/logrotate.d/odooops-worker /usr/share/doc/odooops-worker; do
   [ ! -e "$f" ] || fail "$f is left after dpkg --purge"
 done
-say "PASS (purged; the extension files of make install are put back)"
+put_back
+for f in "$WORK"/saved/*; do
+  [ -e "$f" ] || continue
+  case $f in *.so) dest=$libdir/$(basename "$f") ;; *) dest=$extdir/$(basename "$f") ;; esac
+  cmp -s "$f" "$dest" || fail "$dest is not put back as make install left it"
+done
+say "PASS (purged; the extension files make install had put there are back: $(find "$WORK/saved" -type f | wc -l) files)"
