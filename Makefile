@@ -69,8 +69,13 @@ unit:
 # `make install` installs the worker, its steps, the command-line tools and
 # the systemd unit too (CMakeLists.txt), under WORKER_PREFIX; DESTDIR is
 # honoured as for the extension.
+# INSTALL_WORKER=no installs the extension alone (the Debian packages
+# install the extension per PostgreSQL major and the worker apart).
 WORKER_PREFIX ?= /usr/local
+INSTALL_WORKER ?= yes
+ifeq ($(INSTALL_WORKER),yes)
 install: install-worker
+endif
 install-worker:
 	cmake -S . -B build >/dev/null
 	cmake --build build --target odooops-worker -j2
