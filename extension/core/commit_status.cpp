@@ -4,17 +4,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_field.h"
+
 namespace odooops {
 namespace {
 
 using nlohmann::json;
 
-std::string str(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return {};
-  if (it->is_string()) return it->get<std::string>();
-  return it->dump();
-}
+constexpr auto str = json_field_text;
 
 // Percent-encoding of a path segment: GitLab addresses a project by its
 // full path with '/' as %2F.

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_field.h"
+
 #include "commit_status.h"
 #include "webhook_signature.h"
 
@@ -10,12 +12,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string str(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return {};
-  if (it->is_string()) return it->get<std::string>();
-  return it->dump();
-}
+constexpr auto str = json_field_text;
 
 json parse_envelope(const std::string& envelope) {
   json j = json::parse(envelope, nullptr, false);
