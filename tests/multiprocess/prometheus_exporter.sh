@@ -19,7 +19,7 @@ sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 WORK=$(mktemp -d /tmp/odooops-prom.XXXXXX)
 exporter=
 cleanup() {
-  [ -n "$exporter" ] && kill "$exporter" 2>/dev/null && wait "$exporter" 2>/dev/null
+  if [ -n "$exporter" ]; then kill "$exporter" 2>/dev/null; wait "$exporter" 2>/dev/null || true; fi
   PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres \
     -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "DROP DATABASE IF EXISTS prom_dev WITH (FORCE)" \
     -c "DROP ROLE IF EXISTS $MONITOR" >/dev/null 2>&1 || true
