@@ -16,7 +16,12 @@ WORKER_BIN=${WORKER_BIN:-$ROOT/build/odooops-worker}
 STANDIN=$ROOT/tests/harness/odoo_standin.py
 # How the worker runs Odoo: the stand-in unless a test sets ODOO_FLAGS
 # (tests/e2e/real_odoo.sh: --odoo-src with a real Odoo source tree).
-[ -n "${ODOO_FLAGS+x}" ] || ODOO_FLAGS=(--odoo-bin "$STANDIN")
+if [ -z "${ODOO_FLAGS+x}" ]; then
+  ODOO_FLAGS=(--odoo-bin "$STANDIN")
+  # The stand-in, whatever Odoo this machine has: the worker would take the
+  # addons of a source tree named in its environment (ODOO_SRC).
+  unset ODOO_SRC ODOOOPS_ODOO_ADDONS
+fi
 # The steps: the source tree's, unless a test runs the installed worker with
 # the steps it finds itself (E2E_INSTALLED=1, tests/multiprocess/install.sh).
 STEPS_FLAGS=(--steps-dir "$ROOT/worker/steps")
