@@ -47,7 +47,8 @@ SHA=$(git -C "$REPO" rev-parse HEAD)
 
 start_worker w1 --kinds build,deploy,test --storage "file://$WORK/storage"
 snapshot() {  # what must not change outside the run's workspace
-  (cd "$WORK" && find . -path ./state/workspaces -prune -o -path ./storage -prune -o -path ./state/envs -prune -o -path ./state/git -prune -o -path ./state/secrets -prune -o -path ./state/templates -prune -o -path ./state/spool -prune -o -path ./state/ports -prune \
+  # (state/mail is the worker's own mail catcher of the environment, started by the deploy)
+  (cd "$WORK" && find . -path ./state/workspaces -prune -o -path ./storage -prune -o -path ./state/envs -prune -o -path ./state/git -prune -o -path ./state/secrets -prune -o -path ./state/templates -prune -o -path ./state/spool -prune -o -path ./state/ports -prune -o -path ./state/mail -prune \
      -o -path './worker-*.log' -prune -o -print | sort; sha256sum "$SECRET")
 }
 mkdir -p "$STATE"
