@@ -59,6 +59,7 @@ Agent::Agent(Config cfg)
     : cfg_(std::move(cfg)),
       db_(cfg_.dsn),
       cleanup_(db_, cfg_),
+      downloads_(db_, cfg_),
       mail_(db_, cfg_),
       plane_retry_(1, 30),
       plane_failures_(60),
@@ -336,6 +337,13 @@ int Agent::run() {
       // Between runs, mail the environments' catchers caught goes to the
       // control plane.
       if (!draining_) mail_.ingest_some();
+      // Download links members asked for are signed before anything else
+      // between runs: somebody waits for them.
+      if (!draining_ && downloads_.due(monotonic_seconds()) &&
+          downloads_.sign_some(monotonic_seconds()) > 0) {
+        check_now = true;
+        continue;
+      }
       // No run is waiting: delete one expired object, then look for runs
       // again first, so that a deletion delays a run by one object at most.
       if (!draining_ && cleanup_.due(monotonic_seconds()) &&

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "backup_download.h"
 #include "caught_mail.h"
 #include "config.h"
 #include "db.h"
@@ -59,6 +60,7 @@ class Agent {
   Config cfg_;
   Db db_;
   StorageCleanup cleanup_;
+  BackupDownloads downloads_;
   CaughtMailIngest mail_;
   std::chrono::steady_clock::time_point last_agent_heartbeat_{};
   std::chrono::steady_clock::time_point last_rescue_{};

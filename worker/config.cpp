@@ -323,6 +323,17 @@ const std::vector<Option>& options() {
          if (v.size() > 300) throw ConfigError("--metrics-listen: longer than 300 characters");
          c.metrics_listen = v;
        }},
+      {"download-url", "ODOOOPS_DOWNLOAD_URL", "URL",
+       "where people reach --metrics-listen, for the signed file:// backup download links "
+       "(default: http://<metrics-listen>)",
+       [](Config& c, const std::string& v) {
+         if (v.size() > 300) throw ConfigError("--download-url: longer than 300 characters");
+         if (v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0)
+           throw ConfigError("--download-url: an http:// or https:// URL");
+         if (v.find_first_of(" \t\r\n?#") != std::string::npos)
+           throw ConfigError("--download-url: no blanks, query or fragment");
+         c.download_url = v;
+       }},
   };
   return table;
 }
@@ -688,6 +699,7 @@ std::string print_config(const Config& cfg) {
       {"multipart-part-size", std::to_string(cfg.multipart_part_size)},
       {"log-level", cfg.log_level},
       {"metrics-listen", cfg.metrics_listen},
+      {"download-url", cfg.download_url},
   };
   std::ostringstream out;
   out << "# odooops-worker " << cfg.version << ": the configuration it would run with\n";

@@ -77,6 +77,12 @@ struct Config {
   double deletion_interval = 60;
   std::string log_level = "info";
   std::string metrics_listen;  // HOST:PORT of GET /metrics (empty: none)
+  // Base URL of file:// backup downloads on that listener, as people reach
+  // it (empty: http://<metrics_listen>); backup_download.h.
+  std::string download_url;
+  // The key signing them: <state_dir>/download.key, loaded at start (never
+  // printed, never in a file the steps read).
+  std::string download_key;
   std::string version;
   bool print_config = false;  // --print-config: print the resolved settings and exit
 };

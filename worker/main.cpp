@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "agent.h"
+#include "backup_download.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -94,8 +95,13 @@ int main(int argc, char** argv) {
     {
       metrics().set_identity(cfg.worker_id, cfg.version);
       std::unique_ptr<MetricsServer> metrics_server;
-      if (!cfg.metrics_listen.empty())
-        metrics_server = std::make_unique<MetricsServer>(cfg.metrics_listen);
+      if (!cfg.metrics_listen.empty()) {
+        cfg.download_key = load_download_key(cfg.state_dir);
+        metrics_server = std::make_unique<MetricsServer>(
+            cfg.metrics_listen, [&cfg](int fd, const std::string& request) {
+              return answer_download(fd, request, cfg);
+            });
+      }
       Agent agent(cfg);
       rc = agent.run();
     }

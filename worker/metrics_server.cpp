@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include "config.h"
 #include "log.h"
@@ -31,7 +32,7 @@ void parse_listen_address(const std::string& text, std::string& host, std::strin
     throw std::invalid_argument("the port must be a number from 1 to 65535");
 }
 
-MetricsServer::MetricsServer(const std::string& listen) {
+MetricsServer::MetricsServer(const std::string& listen, Handler extra) : extra_(std::move(extra)) {
   std::string host, port;
   try {
     parse_listen_address(listen, host, port);
@@ -108,6 +109,7 @@ void MetricsServer::answer(int fd) {
     if (n <= 0) return;
     request.append(buf, static_cast<std::size_t>(n));
   }
+  if (extra_ && extra_(fd, request)) return;
   const bool metrics_path =
       request.rfind("GET /metrics ", 0) == 0 || request.rfind("GET /metrics?", 0) == 0;
   const std::string body = metrics_path ? render_metrics(metrics().snapshot()) : "not found\n";

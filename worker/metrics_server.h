@@ -5,6 +5,7 @@
 // (metrics.h). Off unless the option is given.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -17,7 +18,10 @@ class MetricsServer {
  public:
   // Binds and listens at once, so that a taken port or a bad address is an
   // error at start (ConfigError); then serves on a thread.
-  explicit MetricsServer(const std::string& listen);
+  // `extra` answers requests of other paths (signed backup downloads,
+  // backup_download.h) and returns false for those it does not serve.
+  using Handler = std::function<bool(int fd, const std::string& request)>;
+  explicit MetricsServer(const std::string& listen, Handler extra = {});
   ~MetricsServer();  // stops the thread
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
@@ -26,6 +30,7 @@ class MetricsServer {
   void serve();
   void answer(int fd);
 
+  Handler extra_;
   int listen_fd_ = -1;
   std::thread thread_;
 };

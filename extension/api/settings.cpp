@@ -22,6 +22,7 @@ int restart_lease_grace_seconds = 60;
 char* repo_url_schemes = nullptr;
 
 int artifact_ttl_seconds = 30 * 86400;
+int manual_backups_per_day = 5;
 
 char* database = nullptr;
 bool scheduler_enabled = true;
@@ -108,6 +109,12 @@ void define() {
              "ops.record_artifact sets expires_at to now() plus this unless the caller gives one; "
              "0 keeps artifacts until someone sets expires_at.",
              &artifact_ttl_seconds, 30 * 86400, 0, 3650 * 86400, PGC_SUSET, GUC_UNIT_S);
+
+  define_int("odooops.manual_backups_per_day",
+             "Manual backups an environment may take in 24 hours.",
+             "An environment's settings.manual_backups_per_day may lower it, never raise it; "
+             "0 allows none.",
+             &manual_backups_per_day, 5, 0, 1000, PGC_SUSET, 0);
 
   DefineCustomStringVariable(
       "odooops.database", "Database in which the odooops background workers run.",

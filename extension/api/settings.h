@@ -14,7 +14,8 @@ extern int restart_lease_grace_seconds;   // odooops.restart_lease_grace
 extern char* repo_url_schemes;  // odooops.repo_url_schemes
 
 // artifacts
-extern int artifact_ttl_seconds;  // odooops.artifact_ttl
+extern int artifact_ttl_seconds;    // odooops.artifact_ttl
+extern int manual_backups_per_day;  // odooops.manual_backups_per_day
 
 // background workers: lifecycle
 extern char* database;              // odooops.database

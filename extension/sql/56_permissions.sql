@@ -40,6 +40,10 @@ SELECT r.role, p.permission, p.stage, true
     ('backup.restore',    NULL,          ARRAY['owner', 'admin']),
     ('backup.restore',    'development', ARRAY['developer']),
     ('backup.restore',    'preview',     ARRAY['developer']),
+    -- time-limited download links of backups (68_backup_downloads.sql)
+    ('backup.download',   NULL,          ARRAY['owner', 'admin']),
+    ('backup.download',   'development', ARRAY['developer']),
+    ('backup.download',   'preview',     ARRAY['developer']),
     ('approval.decide',   NULL,          ARRAY['owner', 'admin']),
     -- mail caught outside production (75_caught_mails.sql)
     ('mail.read',         NULL,          ARRAY['owner', 'admin', 'developer', 'viewer', 'auditor']),

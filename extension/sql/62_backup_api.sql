@@ -12,6 +12,19 @@ RETURNS interval LANGUAGE sql IMMUTABLE AS $$
 $$;
 COMMENT ON FUNCTION ops.backup_ttl IS 'How long a backup of a type is kept before count-based retention (environment settings may override)';
 
+-- Manual backups an environment may take in 24 hours: the operator's
+-- odooops.manual_backups_per_day (superusers only, default 5), lowered by
+-- the environment's settings.manual_backups_per_day, never raised by it
+-- (project admins and, in development, developers write settings).
+CREATE FUNCTION ops.manual_backups_per_day(env_settings jsonb DEFAULT '{}')
+RETURNS integer LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT least(cap.n, CASE WHEN env_settings ->> 'manual_backups_per_day' ~ '^[0-9]{1,6}$'
+                           THEN (env_settings ->> 'manual_backups_per_day')::integer ELSE cap.n END)
+    FROM (SELECT coalesce(nullif(current_setting('odooops.manual_backups_per_day', true), '')::integer, 5) AS n) cap
+$$;
+COMMENT ON FUNCTION ops.manual_backups_per_day IS
+  'Manual backups an environment may take in 24 hours: odooops.manual_backups_per_day, lowered (never raised) by settings.manual_backups_per_day';
+
 CREATE FUNCTION ops.create_backup(project_id bigint, env text, backup_type text DEFAULT 'manual',
                                   metadata jsonb DEFAULT '{}')
 RETURNS TABLE (backup_id bigint, run_id bigint, expires_at timestamptz)
@@ -44,13 +57,13 @@ BEGIN
 
   -- Manual backups are limited per environment and day, as on Odoo.sh.
   IF backup_type = 'manual' THEN
-    limit_per_day := coalesce((e.settings ->> 'manual_backups_per_day')::int, 5);
+    limit_per_day := ops.manual_backups_per_day(e.settings);
     PERFORM pg_advisory_xact_lock(1869571956, hashint8(e.id));
     IF (SELECT count(*) FROM ops.backups b WHERE b.environment_id = e.id AND b.backup_type = 'manual'
           AND b.created_at > now() - interval '1 day') >= limit_per_day THEN
       RAISE EXCEPTION USING ERRCODE = 'OD009',
         MESSAGE = format('environment "%s" already has %s manual backups in the last 24 hours', env, limit_per_day),
-        HINT = 'Raise settings.manual_backups_per_day of the environment, or wait.';
+        HINT = 'Wait; the operator''s odooops.manual_backups_per_day caps the limit, settings.manual_backups_per_day of the environment may only lower it.';
     END IF;
   END IF;
 

@@ -73,7 +73,8 @@ GRANT EXECUTE ON FUNCTION
   ops.list_caught_mails(bigint, text, integer),
   ops.get_caught_mail(bigint),
   ops.delete_caught_mails(bigint, text, bigint[]),
-  ops.caught_mail_max_bytes()
+  ops.caught_mail_max_bytes(),
+  ops.request_backup_download(bigint, interval)
 TO odooops_api;
 
 -- GitHub webhooks: the signature is the authentication.
@@ -93,6 +94,11 @@ GRANT EXECUTE ON FUNCTION ops.ingest_post_receive(text, text), ops.set_project_g
 
 -- The worker daemon drains the storage-deletion outbox (retention).
 GRANT EXECUTE ON FUNCTION ops.claim_storage_deletions(text, integer), ops.finish_storage_deletion(bigint, boolean, text)
+  TO odooops_worker;
+
+-- Idle workers sign the download links members ask for (68_backup_downloads.sql).
+GRANT EXECUTE ON FUNCTION ops.claim_backup_downloads(text, text, integer),
+  ops.finish_backup_download(bigint, text, text, text, timestamptz, text)
   TO odooops_worker;
 
 -- Platform administration.
@@ -152,6 +158,9 @@ REVOKE INSERT, UPDATE, DELETE ON ops.runtime_profiles FROM odooops_admin;
 -- them (and cancel, finish or requeue runs through the RPCs).
 REVOKE INSERT, UPDATE, DELETE ON ops.runs, ops.run_events, ops.restores, ops.approvals, ops.audit_log
   FROM odooops_admin;
+-- A download link is the worker's signature: administrators read and
+-- delete requests, and write no link of their own.
+REVOKE INSERT, UPDATE ON ops.backup_downloads FROM odooops_admin;
 -- A moved mark would silently drop a worker's next lines.
 REVOKE INSERT, UPDATE, DELETE ON ops.run_event_marks FROM odooops_admin;
 DO $$
@@ -214,6 +223,11 @@ CREATE POLICY backups_member_select ON ops.backups FOR SELECT TO odooops_api
   USING (ops.can_read_project(project_id));
 CREATE POLICY restores_member_select ON ops.restores FOR SELECT TO odooops_api
   USING (ops.can_read_project(project_id));
+-- A download link is a bearer credential: the member who asked reads it,
+-- while a member of the project.
+CREATE POLICY backup_downloads_requester_select ON ops.backup_downloads FOR SELECT TO odooops_api
+  USING (requested_by = ops.current_user_id() AND ops.can_read_project(project_id));
+GRANT SELECT ON ops.backup_downloads TO odooops_api;
 CREATE POLICY approvals_member_select ON ops.approvals FOR SELECT TO odooops_api
   USING (ops.can_read_project(project_id));
 CREATE POLICY audit_log_auditor_select ON ops.audit_log FOR SELECT TO odooops_api

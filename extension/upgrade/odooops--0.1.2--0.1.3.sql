@@ -4410,3 +4410,251 @@ COMMENT ON FUNCTION ops.rebuild_environment IS
   'Deploys the environment''s current commit again from scratch: a new database and filestore (permissions env.manage and run.deploy; never production)';
 REVOKE EXECUTE ON FUNCTION ops.rebuild_environment(bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ops.rebuild_environment(bigint, text) TO odooops_api;
+
+-- ---------------------------------------------------------------------
+-- Backups users can use (docs/backups.md): the manual-backup limit per
+-- environment and day is the operator's odooops.manual_backups_per_day,
+-- which an environment's settings may lower, never raise; time-limited
+-- download links of backups, signed by a worker (permission
+-- backup.download).
+-- ---------------------------------------------------------------------
+-- Manual backups an environment may take in 24 hours: the operator's
+-- odooops.manual_backups_per_day (superusers only, default 5), lowered by
+-- the environment's settings.manual_backups_per_day, never raised by it
+-- (project admins and, in development, developers write settings).
+CREATE FUNCTION ops.manual_backups_per_day(env_settings jsonb DEFAULT '{}')
+RETURNS integer LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT least(cap.n, CASE WHEN env_settings ->> 'manual_backups_per_day' ~ '^[0-9]{1,6}$'
+                           THEN (env_settings ->> 'manual_backups_per_day')::integer ELSE cap.n END)
+    FROM (SELECT coalesce(nullif(current_setting('odooops.manual_backups_per_day', true), '')::integer, 5) AS n) cap
+$$;
+COMMENT ON FUNCTION ops.manual_backups_per_day IS
+  'Manual backups an environment may take in 24 hours: odooops.manual_backups_per_day, lowered (never raised) by settings.manual_backups_per_day';
+
+CREATE OR REPLACE FUNCTION ops.create_backup(project_id bigint, env text, backup_type text DEFAULT 'manual',
+                                  metadata jsonb DEFAULT '{}')
+RETURNS TABLE (backup_id bigint, run_id bigint, expires_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+  backup ops.backups;
+  run ops.runs;
+  limit_per_day integer;
+BEGIN
+  PERFORM ops._check_length('env', env, 255);
+  PERFORM ops._check_json_size('metadata', metadata, 262144);
+  SELECT * INTO e FROM ops.environments x WHERE x.project_id = create_backup.project_id AND x.name = env;
+  -- Outside the project its environments are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
+    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
+  END IF;
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', env, e.status));
+  END IF;
+  IF backup_type IS NULL OR backup_type NOT IN ('daily', 'weekly', 'monthly', 'manual', 'pre_deploy', 'pre_restore') THEN
+    PERFORM ops._raise('OD004', format('unknown backup type "%s"', backup_type),
+                       'Types: daily, weekly, monthly, manual, pre_deploy, pre_restore.');
+  END IF;
+  IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'metadata must be a JSON object');
+  END IF;
+  PERFORM ops._check_request_metadata(metadata);
+  PERFORM ops.authorize(e.project_id, 'backup.create', e.id);
+
+  -- Manual backups are limited per environment and day, as on Odoo.sh.
+  IF backup_type = 'manual' THEN
+    limit_per_day := ops.manual_backups_per_day(e.settings);
+    PERFORM pg_advisory_xact_lock(1869571956, hashint8(e.id));
+    IF (SELECT count(*) FROM ops.backups b WHERE b.environment_id = e.id AND b.backup_type = 'manual'
+          AND b.created_at > now() - interval '1 day') >= limit_per_day THEN
+      RAISE EXCEPTION USING ERRCODE = 'OD009',
+        MESSAGE = format('environment "%s" already has %s manual backups in the last 24 hours', env, limit_per_day),
+        HINT = 'Wait; the operator''s odooops.manual_backups_per_day caps the limit, settings.manual_backups_per_day of the environment may only lower it.';
+    END IF;
+  END IF;
+
+  INSERT INTO ops.backups (project_id, environment_id, backup_type, metadata, requested_by, expires_at)
+  VALUES (e.project_id, e.id, backup_type, metadata, ops.current_actor(),
+          now() + ops.backup_ttl(backup_type, e.settings))
+  RETURNING * INTO backup;
+  SELECT * INTO run FROM ops._queue_run_trusted(e.project_id, e.name, NULL, NULL,
+                                                metadata || jsonb_build_object('backup_id', backup.id,
+                                                                               'backup_type', backup_type),
+                                                'backup');
+  UPDATE ops.backups b SET run_id = run.id WHERE b.id = backup.id;
+  RETURN QUERY SELECT backup.id, run.id, backup.expires_at;
+END $$;
+COMMENT ON FUNCTION ops.create_backup IS
+  'Requests a backup of an environment: a pending backup row and a queued run of workflow backup';
+
+-- Time-limited download links of backups (docs/backups.md). Only the
+-- workers hold storage credentials, so a member asks for a link
+-- (ops.request_backup_download) and an idle worker whose storage holds the
+-- backup signs it (ops.claim_backup_downloads, ops.finish_backup_download):
+-- an S3 presigned GET URL, or for file:// storage a path of the worker's own
+-- HTTP listener signed with a key that never leaves the worker. The link is
+-- a bearer credential: only the member who asked reads it (row-level
+-- security, 80_security.sql), while still a member of the project.
+CREATE TABLE ops.backup_downloads (
+  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  backup_id     bigint NOT NULL REFERENCES ops.backups ON DELETE CASCADE,
+  project_id    bigint NOT NULL REFERENCES ops.projects ON DELETE CASCADE,
+  requested_by  text NOT NULL CHECK (length(requested_by) BETWEEN 1 AND 255),
+  ttl_seconds   integer NOT NULL CHECK (ttl_seconds BETWEEN 60 AND 86400),
+  status        text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'claimed', 'ready', 'failed')),
+  claimed_by    text,
+  claimed_at    timestamptz,
+  url           text CHECK (length(url) BETWEEN 1 AND 8192),            -- the dump
+  filestore_url text CHECK (length(filestore_url) BETWEEN 1 AND 8192),  -- the filestore archive
+  expires_at    timestamptz,   -- when the links stop working
+  error         text CHECK (length(error) <= 8192),
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  completed_at  timestamptz
+);
+COMMENT ON TABLE ops.backup_downloads IS
+  'Requests for time-limited download links of backups, signed by a worker; readable by the requester only';
+CREATE INDEX backup_downloads_pending ON ops.backup_downloads (id) WHERE status IN ('pending', 'claimed');
+CREATE INDEX backup_downloads_backup ON ops.backup_downloads (backup_id);
+
+-- A member who may download the backup's environment's backups asks for
+-- links valid `ttl` (1 minute to 24 hours). Outside the project the backup
+-- is as unknown as a missing one. At most 10 requests of a project wait at
+-- once (OD009). Audited; wakes the workers.
+CREATE FUNCTION ops.request_backup_download(backup_id bigint, ttl interval DEFAULT '1 hour')
+RETURNS ops.backup_downloads LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  b ops.backups;
+  seconds numeric;
+  d ops.backup_downloads;
+BEGIN
+  SELECT * INTO b FROM ops.backups x WHERE x.id = request_backup_download.backup_id;
+  IF NOT FOUND OR NOT ops.can_read_project(b.project_id) THEN
+    PERFORM ops._raise('OD002', format('backup %s does not exist', backup_id));
+  END IF;
+  PERFORM ops.authorize(b.project_id, 'backup.download', b.environment_id);
+  seconds := extract(epoch FROM ttl);
+  IF seconds IS NULL OR seconds < 60 OR seconds > 86400 THEN
+    PERFORM ops._raise('OD004', format('ttl %s is out of range', coalesce(ttl::text, 'NULL')),
+                       'A download link is valid from 1 minute to 24 hours.');
+  END IF;
+  IF b.status <> 'completed' OR b.location IS NULL THEN
+    PERFORM ops._raise('OD004', format('backup %s is %s: only a completed backup is downloaded', b.id, b.status));
+  END IF;
+  PERFORM pg_advisory_xact_lock(1869571957, hashint8(b.project_id));
+  IF (SELECT count(*) FROM ops.backup_downloads x
+       WHERE x.project_id = b.project_id AND x.status IN ('pending', 'claimed')) >= 10 THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD009',
+      MESSAGE = format('project %s already has 10 download requests waiting for a worker', b.project_id),
+      HINT = 'Wait until a worker with the backups'' storage signs them.';
+  END IF;
+  INSERT INTO ops.backup_downloads (backup_id, project_id, requested_by, ttl_seconds)
+  VALUES (b.id, b.project_id, coalesce(ops.current_user_id(), ops.current_actor()), round(seconds)::integer)
+  RETURNING * INTO d;
+  PERFORM ops.audit(b.project_id, 'backup.download_requested', 'backup', b.id,
+                    jsonb_build_object('download_id', d.id, 'ttl_seconds', d.ttl_seconds));
+  NOTIFY odooops_runs;
+  RETURN d;
+END $$;
+COMMENT ON FUNCTION ops.request_backup_download IS
+  'Asks a worker for time-limited download links of a completed backup (permission backup.download; ttl 1 minute to 24 hours); audited';
+
+-- Claims for a worker id the invoking role may act as the waiting requests
+-- whose backup lies in its storage (`storage_url`, the worker's --storage:
+-- the dump's location starts with it), and claims older than 5 minutes of
+-- a worker that vanished. Returns what the worker signs.
+CREATE FUNCTION ops.claim_backup_downloads(worker_id text, storage_url text, n integer DEFAULT 10)
+RETURNS TABLE (download_id bigint, backup_id bigint, project_slug text, location text,
+               filestore_location text, ttl_seconds integer)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  root text;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_length('storage_url', storage_url, 2048);
+  PERFORM ops.authorize_worker(worker_id);
+  root := rtrim(coalesce(storage_url, ''), '/') || '/';
+  IF root !~ '^(file|s3)://' THEN
+    PERFORM ops._raise('OD004', format('storage_url "%s" is not a file:// or s3:// URL', storage_url));
+  END IF;
+  RETURN QUERY
+  WITH c AS (
+    SELECT d.id FROM ops.backup_downloads d JOIN ops.backups b ON b.id = d.backup_id
+     WHERE ((d.status = 'pending') OR (d.status = 'claimed' AND d.claimed_at < now() - interval '5 minutes'))
+       AND left(b.location, length(root)) = root
+     ORDER BY d.id LIMIT least(greatest(n, 1), 100) FOR UPDATE OF d SKIP LOCKED
+  ), u AS (
+    UPDATE ops.backup_downloads d SET status = 'claimed', claimed_by = claim_backup_downloads.worker_id,
+           claimed_at = now()
+      FROM c WHERE d.id = c.id RETURNING d.*
+  )
+  SELECT u.id, u.backup_id, p.slug, b.location, b.metadata #>> '{backup,filestore,location}', u.ttl_seconds
+    FROM u JOIN ops.backups b ON b.id = u.backup_id JOIN ops.projects p ON p.id = b.project_id
+   ORDER BY u.id;
+END $$;
+COMMENT ON FUNCTION ops.claim_backup_downloads IS
+  'Claims up to n waiting download requests whose backup lies under the worker''s storage URL';
+
+-- The worker that holds the claim records the signed links (valid until
+-- expires_at, which the request's ttl bounds), or why it could not sign.
+CREATE FUNCTION ops.finish_backup_download(download_id bigint, worker_id text, url text,
+                                           filestore_url text, expires_at timestamptz, error text DEFAULT NULL)
+RETURNS ops.backup_downloads LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d ops.backup_downloads;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128), ops._check_length('url', url, 8192),
+          ops._check_length('filestore_url', filestore_url, 8192), ops._check_length('error', error, 8192);
+  PERFORM ops.authorize_worker(worker_id);
+  SELECT * INTO d FROM ops.backup_downloads x WHERE x.id = finish_backup_download.download_id FOR UPDATE;
+  IF NOT FOUND OR d.status <> 'claimed' OR d.claimed_by IS DISTINCT FROM worker_id THEN
+    PERFORM ops._raise('OD002', format('download %s is not claimed by worker %s', download_id, worker_id));
+  END IF;
+  IF url IS NULL THEN
+    UPDATE ops.backup_downloads x SET status = 'failed', completed_at = now(),
+           error = coalesce(nullif(finish_backup_download.error, ''), 'the worker could not sign the download')
+     WHERE x.id = d.id RETURNING * INTO d;
+    RETURN d;
+  END IF;
+  IF url !~ '^https?://' OR (filestore_url IS NOT NULL AND filestore_url !~ '^https?://') THEN
+    PERFORM ops._raise('OD004', 'download links are http:// or https:// URLs');
+  END IF;
+  IF expires_at IS NULL OR expires_at > now() + make_interval(secs => d.ttl_seconds + 60) THEN
+    PERFORM ops._raise('OD004', format('expires_at must be within the %s seconds asked for', d.ttl_seconds));
+  END IF;
+  UPDATE ops.backup_downloads x SET status = 'ready', url = finish_backup_download.url,
+         filestore_url = finish_backup_download.filestore_url, expires_at = finish_backup_download.expires_at,
+         completed_at = now(), error = NULL
+   WHERE x.id = d.id RETURNING * INTO d;
+  RETURN d;
+END $$;
+COMMENT ON FUNCTION ops.finish_backup_download IS
+  'Records the signed links of a claimed download request (or the reason it failed) for the worker holding it';
+
+REVOKE EXECUTE ON FUNCTION
+  ops.manual_backups_per_day(jsonb), ops.request_backup_download(bigint, interval),
+  ops.claim_backup_downloads(text, text, integer),
+  ops.finish_backup_download(bigint, text, text, text, timestamptz, text)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ops.request_backup_download(bigint, interval) TO odooops_api;
+GRANT EXECUTE ON FUNCTION ops.claim_backup_downloads(text, text, integer),
+  ops.finish_backup_download(bigint, text, text, text, timestamptz, text)
+  TO odooops_worker;
+REVOKE ALL ON ops.backup_downloads FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ops.backup_downloads TO odooops_admin;
+REVOKE INSERT, UPDATE ON ops.backup_downloads FROM odooops_admin;
+ALTER TABLE ops.backup_downloads ENABLE ROW LEVEL SECURITY;
+CREATE POLICY admin_all ON ops.backup_downloads TO odooops_admin USING (true) WITH CHECK (true);
+CREATE POLICY backup_downloads_requester_select ON ops.backup_downloads FOR SELECT TO odooops_api
+  USING (requested_by = ops.current_user_id() AND ops.can_read_project(project_id));
+GRANT SELECT ON ops.backup_downloads TO odooops_api;
+SELECT pg_catalog.pg_extension_config_dump('ops.backup_downloads', '');
+SELECT pg_catalog.pg_extension_config_dump('ops.backup_downloads_id_seq', '');
+-- The shipped download policies, numbered below the operator's (56_permissions.sql).
+INSERT INTO ops.policies (id, role, permission, stage, shipped) OVERRIDING SYSTEM VALUE
+SELECT (SELECT max(x.id) FROM ops.policies x WHERE x.id < 1000000) + row_number() OVER (), r.role, p.permission, p.stage, true
+  FROM (VALUES
+    ('backup.download',   NULL,          ARRAY['owner', 'admin']),
+    ('backup.download',   'development', ARRAY['developer']),
+    ('backup.download',   'preview',     ARRAY['developer'])
+  ) AS p(permission, stage, roles),
+  LATERAL unnest(p.roles) AS r(role)
+ON CONFLICT DO NOTHING;
