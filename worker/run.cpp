@@ -410,7 +410,7 @@ void RunExecution::export_backup_to_restore(const std::string& refusal_suffix) {
 // Returns false when the lease was lost.
 bool RunExecution::record_run_backup(const std::string& step, std::string& refusal) {
   if (run_backup_.prefix.empty()) return true;
-  const std::string dump_url = run_backup_.prefix + "/db.dump";
+  const std::string dump_url = run_backup_.prefix + "/db.dump.zst";  // backup/10-dump
   const std::string fs_url = run_backup_.prefix + "/filestore.tar";
   const std::string what = run_backup_.type + " backup";
   auto problem = [&](const std::string& why) {

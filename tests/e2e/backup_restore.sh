@@ -34,7 +34,7 @@ wait_status "$b" succeeded 120
 bid=$(backup_of "$b")
 loc=$(scalar "SELECT location FROM ops.backups WHERE id = $bid")
 size=$(scalar "SELECT size_bytes FROM ops.backups WHERE id = $bid")
-[[ $loc == s3://odooops-backups/acme/backups/acme/production/*/db.dump ]] || fail "backup location $loc"
+[[ $loc == s3://odooops-backups/acme/backups/acme/production/*/db.dump.zst ]] || fail "backup location $loc"
 [ "$size" -gt $((5 << 20)) ] || fail "the dump ($size bytes) is too small to exercise multipart upload"
 # The object in the S3 server is byte-identical to what was recorded.
 "$WORKER_BIN" storage get "$loc" "$WORK/check.dump" --expect-sha256 "$(scalar "SELECT sha256 FROM ops.backups WHERE id = $bid")" \
@@ -89,7 +89,7 @@ b2=$(queue_backup production)
 wait_status "$b2" succeeded 120
 bid2=$(backup_of "$b2")
 loc2=$(scalar "SELECT location FROM ops.backups WHERE id = $bid2")
-[[ $loc2 == file://$WORK/backups/backups/acme/production/*/db.dump ]] || fail "file backup location $loc2"
+[[ $loc2 == file://$WORK/backups/backups/acme/production/*/db.dump.zst ]] || fail "file backup location $loc2"
 [ "$(sha256sum "${loc2#file://}" | cut -c1-64)" = "$(scalar "SELECT sha256 FROM ops.backups WHERE id = $bid2")" ] || fail "file checksum"
 r2=$(queue_restore "$bid2" dev)
 wait_status "$r2" succeeded 120
@@ -99,6 +99,26 @@ check_neutralized "$DEV"
 [ -z "$(psql -X -A -t -d postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE datname ~ '^($STAGING|$DEV)_pre_'")" ] \
   || fail "databases the restores replaced are left: $(psql -X -A -t -d postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE datname ~ '^($STAGING|$DEV)_pre_'")"
 say "file:// backup $bid2 restored into dev: equal and neutralized"
+
+# Backups taken before dumps were zstd-compressed (a plain custom-format
+# db.dump) still restore: the same data as backup $bid2, stored the old way.
+legacy=$WORK/backups/backups/acme/production/legacy
+mkdir -p "$legacy"
+zstd -d -q "${loc2#file://}" -o "$legacy/db.dump"
+pg_restore --list "$legacy/db.dump" >/dev/null || fail "the unpacked dump of backup $bid2 is not a pg_dump archive"
+fs2=$(scalar "SELECT metadata -> 'backup' -> 'filestore' FROM ops.backups WHERE id = $bid2")
+psql -X -q -d "$DEV" -c "INSERT INTO res_partner (name, email) VALUES ('dev only', 'dev@example.com')"
+bid_old=$(scalar "INSERT INTO ops.backups (project_id, environment_id, backup_type, status, location, size_bytes, sha256,
+                                           metadata, completed_at)
+                  SELECT 1, id, 'manual', 'completed', 'file://$legacy/db.dump', $(stat -c %s "$legacy/db.dump"),
+                         '$(sha256sum "$legacy/db.dump" | cut -c1-64)',
+                         jsonb_build_object('backup', jsonb_build_object('filestore', '$fs2'::jsonb,
+                                                                         'format', 'pg_dump custom + tar filestore')), now()
+                    FROM ops.environments WHERE name = 'production' RETURNING id")
+r_old=$(queue_restore "$bid_old" dev)
+wait_status "$r_old" succeeded 120
+[ "$(data_fingerprint "$DEV")" = "$(data_fingerprint "$PROD")" ] || fail "the plain-dump backup $bid_old did not restore production's data"
+say "a plain custom-format dump (backup $bid_old, as stored before 0.1.3) restored into dev"
 
 # A production restore loses nothing: what it replaces is backed up first
 # (pre_restore, named in the restore's result), with a row and an attachment

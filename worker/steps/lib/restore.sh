@@ -11,10 +11,13 @@
 # _FILESTORE_LOCATION, _FILESTORE_SHA256 and _METADATA (worker/README.md). Until restore_switch, the environment's own
 # database and filestore are never touched.
 
-# restore_fetch: downloads the dump (db.dump) and the filestore archive
-# (filestore.tar) into the current directory and verifies both SHA-256
-# checksums and the dump's table of contents; a missing checksum or any
-# mismatch stops here, before any database is created or touched.
+# restore_fetch: downloads the dump and the filestore archive (filestore.tar)
+# into the current directory and verifies both SHA-256 checksums (of the
+# stored objects) and the dump's table of contents; a missing checksum or any
+# mismatch stops here, before any database is created or touched. A dump
+# stored zstd-compressed (db.dump.zst, backups since 0.1.3) is unpacked to
+# db.dump, a plain one (db.dump, earlier backups) is used as it is: either way
+# a seekable local file, which pg_restore needs to restore in parallel.
 restore_fetch() {
   local W=$ODOOOPS_WORKER_BIN loc=${ODOOOPS_BACKUP_LOCATION:?}
   local sha=${ODOOOPS_BACKUP_SHA256:-} fs_loc=${ODOOOPS_BACKUP_FILESTORE_LOCATION:-} fs_sha=${ODOOOPS_BACKUP_FILESTORE_SHA256:-}
@@ -24,8 +27,15 @@ restore_fetch() {
     die "backup $ODOOOPS_BACKUP_ID does not record both checksums (database dump and filestore archive), nothing was restored"
   fi
   echo "fetching backup $ODOOOPS_BACKUP_ID from $loc"
-  "$W" storage get "$loc" db.dump --expect-sha256 "$sha" 2>fetch.err ||
+  local stored=db.dump
+  [[ $loc == *.zst ]] && stored=db.dump.zst
+  "$W" storage get "$loc" "$stored" --expect-sha256 "$sha" 2>fetch.err ||
     { cat fetch.err >&2; die "backup $ODOOOPS_BACKUP_ID, nothing was restored: $(tail -n 1 fetch.err)"; }
+  if [ "$stored" = db.dump.zst ]; then
+    command -v zstd >/dev/null || die "zstd is not installed on this worker host (Debian package zstd): backup $ODOOOPS_BACKUP_ID cannot be unpacked, nothing was restored"
+    zstd -d -q -f --rm db.dump.zst -o db.dump 2>fetch.err ||
+      { cat fetch.err >&2; die "backup $ODOOOPS_BACKUP_ID cannot be unpacked, nothing was restored: $(tail -n 1 fetch.err)"; }
+  fi
   "$W" storage get "$fs_loc" filestore.tar --expect-sha256 "$fs_sha" 2>fetch.err ||
     { cat fetch.err >&2; die "backup $ODOOOPS_BACKUP_ID (filestore), nothing was restored: $(tail -n 1 fetch.err)"; }
   pg_restore --list db.dump >/dev/null || die "backup $ODOOOPS_BACKUP_ID is not a valid pg_dump archive"
@@ -46,7 +56,11 @@ restore_database() {
   env_role_ensure
   create_env_database "$tmp"
   echo "restoring into $tmp"
-  if ! pg_restore --no-owner --no-privileges --role="$ENV_ROLE" --exit-on-error -d "$tmp" db.dump; then
+  # Parallel jobs, one per CPU (at most 4): tables load and indexes build
+  # side by side.
+  local jobs; jobs=$(nproc 2>/dev/null || echo 1)
+  ((jobs > 4)) && jobs=4
+  if ! pg_restore --no-owner --no-privileges --role="$ENV_ROLE" --exit-on-error --jobs="$jobs" -d "$tmp" db.dump; then
     drop_database "$tmp"
     die "pg_restore of backup $ODOOOPS_BACKUP_ID failed; the environment keeps its database"
   fi
