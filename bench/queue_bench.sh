@@ -335,7 +335,7 @@ awk -F'\t' -v rounds="$ROUNDS" -v secs="$ROUND_SECONDS" -v nproc="$(nproc)" -v p
     -v load0="$START_LOAD" -v load1="$END_LOAD" -v queue_runs="$QUEUE_RUNS" \
     -v queue_secs="$QUEUE_SECONDS" -v clients="$CLIENTS" -v batch_clients="$BATCH_CLIENTS" \
     -v library="$LIBRARY" -v extversion="$EXTVERSION" -v commit="$COMMIT" -v elapsed="$ELAPSED" \
-    -v command="$COMMAND" -v peer="$PEER" '
+    -v command="$COMMAND" -v peerdesc="$PEER" '
 function fmt(x) { return sprintf("%.0f", x) }
 function ratio(x) { return sprintf("%.2f×", x) }
 # median of v[1..n]; sets LO and HI
@@ -378,7 +378,7 @@ END {
   printf "- Cluster: `tests/harness/cluster.sh` defaults (%s).\n", settings
   printf "- Extension: odooops %s from %s; repository at %s.\n", extversion, library, commit
   printf "- Command: `%s`.\n", command
-  printf "- Peer: %s.\n", peer
+  printf "- Peer: %s.\n", peerdesc
   printf "- Queue: every queue round starts on a fresh copy of a vacuumed template holding %s queued runs (rows and events as `ops.queue_run` writes them, 10000 per statement, in %s s). Queue scripts use `-M prepared`.\n", queue_runs, queue_secs
   print ""
   print "### Baseline: pgbench -N (simple-update), scale 10"
