@@ -27,11 +27,18 @@
 #              1.5's plain-SQL install script (pgmq-extension/sql/pgmq.sql
 #              of its repository): read(q, 30, 1) + archive, and
 #              read(q, 30, 100) + archive(ids)                    (2 commits/message, /100)
+# Latency (bench/claim_latency.cpp, libpq, 1 client), after the above:
+#   claim      ops.claim_next_run, one per transaction, on a queue of
+#              LATENCY_QUEUED runs and no history ("empty"), and on the same
+#              queue next to LATENCY_FINISHED finished runs ("full"),
+#              LATENCY_CLAIMS claims per round, the two alternating
+#   wake       queue_run on one connection; a second one LISTENing on
+#              odooops_runs wakes and claims: notification to claim
 # Each is measured in ROUNDS rounds, interleaved with the others of the same
 # client count, and reported as the median round (with min-max), so that
 # drift on a shared machine hits all of them alike. Every queue round runs on
-# a fresh copy of a template database holding QUEUE_RUNS queued runs (queued
-# in one statement with ops.queue_run, then VACUUM ANALYZE); the copy
+# a fresh copy of a template database holding QUEUE_RUNS queued runs (rows
+# and events as ops.queue_run writes them, then VACUUM ANALYZE); the copy
 # (CREATE DATABASE ... STRATEGY FILE_COPY) also checkpoints. The queue
 # scripts run with -M prepared, as a worker's driver would; ratios are
 # against pgbench -N in the same query mode.
@@ -47,6 +54,10 @@ BATCH_CLIENTS=${BATCH_CLIENTS:-1 8}
 QUEUE_RUNS=${QUEUE_RUNS:-150000}
 # pgmq's batch path drains 150000 messages in under 3 s: give it more.
 PGMQ_MESSAGES=${PGMQ_MESSAGES:-$((QUEUE_RUNS * 4))}
+LATENCY_QUEUED=${LATENCY_QUEUED:-10000}
+LATENCY_FINISHED=${LATENCY_FINISHED:-1000000}
+LATENCY_CLAIMS=${LATENCY_CLAIMS:-1000}
+WAKES=${WAKES:-200}
 PROFILE=${PROFILE:-1}
 PROFILE_SECONDS=${PROFILE_SECONDS:-5}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
@@ -92,6 +103,27 @@ run_pgbench() {
   echo "$tps $tx"
 }
 
+# Queues N runs as ops.queue_run leaves them (a queued row and its
+# "queued" transition event), 10000 per statement. Not through
+# ops.queue_run itself: its permission checks (about 1 ms a call on this
+# machine) would make the setup take longer than the measurements, and no
+# phase here measures queuing.
+queue_runs() {
+  local db=$1 n=$2 chunk
+  while [ "$n" -gt 0 ]; do
+    chunk=$(( n < 10000 ? n : 10000 ))
+    scalar "$db" "WITH queued AS (
+        INSERT INTO ops.runs (project_id, environment_id, workflow, git_sha, git_ref, requested_by)
+        SELECT 1, 1, 'build', 'abc123', 'main', 'bench' FROM generate_series(1, $chunk)
+        RETURNING id, workflow, git_sha, git_ref, requested_by)
+      INSERT INTO ops.run_events (run_id, kind, level, message, to_status, actor, payload)
+      SELECT q.id, 'transition', 'info', 'queued ' || q.workflow, 'queued', q.requested_by,
+             jsonb_build_object('git_sha', q.git_sha, 'git_ref', q.git_ref)
+        FROM queued q" >/dev/null
+    n=$(( n - chunk ))
+  done
+}
+
 # ---------------------------------------------------------------- setup
 log "pgbench -i -s 10"
 q -d postgres -c "CREATE DATABASE bench_pgbench"
@@ -105,8 +137,6 @@ CREATE EXTENSION odooops;
 INSERT INTO ops.projects (slug, name) VALUES ('bench', 'Bench');
 INSERT INTO ops.environments (project_id, name, stage, db_name)
 VALUES (1, 'dev', 'development', 'bench_dev');
-SELECT count(*) FROM (SELECT ops.queue_run(1, 'dev', 'abc123', 'main', '{}', 'build')
-                        FROM generate_series(1, $QUEUE_RUNS)) q;
 -- The reference queue of bench/bare_read_archive.sql (pgmq 1.5's table shapes).
 CREATE TABLE bare_queue (msg_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   read_ct integer NOT NULL DEFAULT 0, enqueued_at timestamptz NOT NULL DEFAULT now(),
@@ -119,6 +149,7 @@ CREATE INDEX ON bare_archive (archived_at);
 INSERT INTO bare_queue (message) SELECT '{"workflow": "build"}' FROM generate_series(1, $QUEUE_RUNS);
 VACUUM ANALYZE;
 SQL
+queue_runs bench_queue_tpl "$QUEUE_RUNS"
 if [ -n "${PGMQ_SQL:-}" ]; then
   log "pgmq peer from $PGMQ_SQL"
   q -d bench_queue_tpl -f "$PGMQ_SQL" >/dev/null
@@ -184,6 +215,50 @@ for c in $BATCH_CLIENTS; do
     [ -z "${PGMQ_SQL:-}" ] || queue_phase pgmq-batch pgmq_batch.sql 0.02 "$c" "$round"
   done
 done
+
+# ---------------------------------------------------------------- latency
+# kind round p50_ms p99_ms max_ms
+LATENCY=$WORK/latency.tsv
+: >"$LATENCY"
+log "latency: building bench/claim_latency.cpp"
+${CXX:-g++} -std=c++17 -O2 -Wall -Wextra -I"$(pg_config --includedir)" bench/claim_latency.cpp \
+  -lpq -o "$WORK/claim_latency"
+for kind in empty full; do
+  log "latency: $kind queue ($LATENCY_QUEUED queued runs$([ "$kind" = full ] && echo ", $LATENCY_FINISHED finished"))"
+  q -d postgres -c "CREATE DATABASE bench_lat_$kind"
+  q -d "bench_lat_$kind" >/dev/null <<SQL
+CREATE EXTENSION odooops;
+INSERT INTO ops.projects (slug, name) VALUES ('bench', 'Bench');
+INSERT INTO ops.environments (project_id, name, stage, db_name)
+VALUES (1, 'dev', 'development', 'bench_dev');
+SQL
+  if [ "$kind" = full ]; then
+    # History: finished runs as the queue leaves them, a month old.
+    q -d bench_lat_full >/dev/null <<SQL
+INSERT INTO ops.runs (project_id, environment_id, workflow, status, git_sha, git_ref, attempt,
+                      claimed_by, claimed_at, finished_at, error, created_at, available_at, updated_at)
+SELECT 1, 1, 'build', 'failed', 'abc123', 'main', 1, 'old', t, t, 'failed', t, t, t
+  FROM (SELECT now() - interval '30 days' + g * interval '1 ms' AS t
+          FROM generate_series(1, $LATENCY_FINISHED) g) s;
+SQL
+  fi
+  queue_runs "bench_lat_$kind" $(( LATENCY_QUEUED + ROUNDS * LATENCY_CLAIMS ))
+  q -d "bench_lat_$kind" -c "VACUUM ANALYZE" >/dev/null
+done
+for round in $(seq 1 "$ROUNDS"); do
+  for kind in empty full; do
+    log "round $round: claim latency, $kind"
+    printf 'claim-%s\t%s\t%s\n' "$kind" "$round" \
+      "$(PGDATABASE=bench_lat_$kind "$WORK/claim_latency" claim "$LATENCY_CLAIMS" | tr ' ' '\t')" >>"$LATENCY"
+  done
+done
+for kind in empty full; do
+  log "wake to claim, $kind, $WAKES wakes"
+  printf 'wake-%s\t1\t%s\n' "$kind" \
+    "$(PGDATABASE=bench_lat_$kind "$WORK/claim_latency" wake "$WAKES" | tr ' ' '\t')" >>"$LATENCY"
+done
+FINISHED_ROWS=$(scalar bench_lat_full "SELECT count(*) FROM ops.runs WHERE status IN ('succeeded', 'failed')")
+QUEUED_ROWS=$(scalar bench_lat_full "SELECT count(*) FROM ops.runs WHERE status = 'queued'")
 END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- profile
@@ -248,12 +323,19 @@ LIBRARY="$LIBDIR/odooops.so (md5 $(md5sum "$LIBDIR/odooops.so" | cut -c1-12), bu
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 ELAPSED=$(( $(date +%s) - started ))
 
+COMMAND="${PGMQ_SQL:+PGMQ_SQL=$(basename "$PGMQ_SQL") }ROUNDS=$ROUNDS ROUND_SECONDS=$ROUND_SECONDS CLIENTS='$CLIENTS' BATCH_CLIENTS='$BATCH_CLIENTS' QUEUE_RUNS=$QUEUE_RUNS bench/queue_bench.sh"
+if [ -n "${PGMQ_SQL:-}" ]; then
+  PEER="pgmq $(sed -n "s/^.*default_version = '\(.*\)'.*$/\1/p" "$(dirname "$PGMQ_SQL")/../pgmq.control" 2>/dev/null | head -1) from its plain-SQL install script (sha256 $(sha256sum "$PGMQ_SQL" | cut -c1-12)), in the same cluster and the same rounds, $PGMQ_MESSAGES messages per round"
+else
+  PEER="none (PGMQ_SQL not set): no ratio against pgmq"
+fi
 GENERATED=$WORK/generated.md
 awk -F'\t' -v rounds="$ROUNDS" -v secs="$ROUND_SECONDS" -v nproc="$(nproc)" -v pgv="$PGVERSION" \
     -v cpu="$CPU" -v mem="$MEM" -v settings="$SETTINGS" -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" \
     -v load0="$START_LOAD" -v load1="$END_LOAD" -v queue_runs="$QUEUE_RUNS" \
     -v queue_secs="$QUEUE_SECONDS" -v clients="$CLIENTS" -v batch_clients="$BATCH_CLIENTS" \
-    -v library="$LIBRARY" -v extversion="$EXTVERSION" -v commit="$COMMIT" -v elapsed="$ELAPSED" '
+    -v library="$LIBRARY" -v extversion="$EXTVERSION" -v commit="$COMMIT" -v elapsed="$ELAPSED" \
+    -v command="$COMMAND" -v peerdesc="$PEER" '
 function fmt(x) { return sprintf("%.0f", x) }
 function ratio(x) { return sprintf("%.2f×", x) }
 # median of v[1..n]; sets LO and HI
@@ -295,7 +377,9 @@ END {
   printf "- Machine: %s CPUs (%s), %s RAM; PostgreSQL %s. Load average %s at the start, %s at the end of the timed phases (the machine is shared with other jobs, so absolute numbers vary by ±30%% from round to round).\n", nproc, cpu, mem, pgv, load0, load1
   printf "- Cluster: `tests/harness/cluster.sh` defaults (%s).\n", settings
   printf "- Extension: odooops %s from %s; repository at %s.\n", extversion, library, commit
-  printf "- Queue: every queue round starts on a fresh copy of a vacuumed template holding %s queued runs (queued in one `ops.queue_run` statement in %s s). Queue scripts use `-M prepared`.\n", queue_runs, queue_secs
+  printf "- Command: `%s`.\n", command
+  printf "- Peer: %s.\n", peerdesc
+  printf "- Queue: every queue round starts on a fresh copy of a vacuumed template holding %s queued runs (rows and events as `ops.queue_run` writes them, 10000 per statement, in %s s). Queue scripts use `-M prepared`.\n", queue_runs, queue_secs
   print ""
   print "### Baseline: pgbench -N (simple-update), scale 10"
   print ""
@@ -325,7 +409,7 @@ END {
     c = cl[i]
     if ((("native", c) in seen) && (("raw", c) in seen)) {
       x = med("native", "raw", c)
-      printf "| native cycle within 10%% of the same SQL run directly | %s | %s of raw | ≥ 0.90 | %s |\n", c, rcell("native", "raw", c), (x >= 0.9 ? "pass" : "**FAIL**")
+      printf "| full lifecycle (native cycle) vs the same SQL sent raw | %s | %s of raw | ≥ 1.00 | %s |\n", c, rcell("native", "raw", c), (x >= 1 ? "pass" : "**FAIL**")
     }
   }
   peer[1] = 0.48; peer[8] = 0.62; peer[16] = 0.73
@@ -363,6 +447,49 @@ END {
     }
   }
 }' "$RESULTS" >"$GENERATED"
+
+awk -F'\t' -v finished="$FINISHED_ROWS" -v queued="$QUEUED_ROWS" -v claims="$LATENCY_CLAIMS" \
+    -v lq="$LATENCY_QUEUED" -v wakes="$WAKES" '
+function median(v, n,    i, j, t) {
+  for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+  LO = v[1]; HI = v[n]
+  return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+{ p50[$1, $2] = $3; p99[$1, $2] = $4; mx[$1, $2] = $5; if ($2 > rounds) rounds = $2 }
+END {
+  print ""
+  print "### Claim latency (bench/claim_latency.cpp, libpq, 1 client)"
+  print ""
+  printf "`claim`: %s claims per round, each `ops.claim_next_run` in its own transaction (the claimed run is then failed, untimed), on a queue of %s or more queued runs with no history (empty) and with %s finished runs next to them (full; %s queued at the end), alternating. `wake`: one connection queues a run, a second one LISTENing on `odooops_runs` wakes and claims it; timed from the queuing commit to the claim (%s times). Milliseconds; median round (min–max).\n\n", claims, lq, finished, queued, wakes
+  print "| measurement | p50 ms | p99 ms | max ms |"
+  print "|---|---:|---:|---:|"
+  split("claim-empty claim-full wake-empty wake-full", kinds, " ")
+  for (k = 1; k <= 4; k++) {
+    n = 0; for (r = 1; r <= rounds; r++) if ((kinds[k], r) in p50) a[++n] = p50[kinds[k], r]
+    if (n == 0) continue
+    m50 = median(a, n); r50 = sprintf("%.2f (%.2f–%.2f)", m50, LO, HI)
+    n = 0; for (r = 1; r <= rounds; r++) if ((kinds[k], r) in p99) a[++n] = p99[kinds[k], r]
+    m99 = median(a, n); r99 = sprintf("%.2f (%.2f–%.2f)", m99, LO, HI)
+    n = 0; for (r = 1; r <= rounds; r++) if ((kinds[k], r) in mx) a[++n] = mx[kinds[k], r]
+    mm = median(a, n)
+    printf "| %s | %s | %s | %.2f |\n", kinds[k], r50, r99, mm
+    M50[kinds[k]] = m50
+  }
+  n = 0
+  for (r = 1; r <= rounds; r++)
+    if ((("claim-full", r) in p99) && (("claim-empty", r) in p99) && p99["claim-empty", r] > 0)
+      a[++n] = p99["claim-full", r] / p99["claim-empty", r]
+  print ""
+  print "| target | measured | goal | result |"
+  print "|---|---:|---:|:-:|"
+  if (n > 0) {
+    x = median(a, n)
+    printf "| claim p99, full ÷ empty (per round) | %.2f× (%.2f–%.2f) | ≤ 1.20× | %s |\n", x, LO, HI, (x <= 1.2 ? "pass" : "**FAIL**")
+  }
+  for (k = 3; k <= 4; k++)
+    if (kinds[k] in M50)
+      printf "| NOTIFY wake → claim p50, %s | %.2f ms | ≤ 5 ms | %s |\n", substr(kinds[k], 6), M50[kinds[k]], (M50[kinds[k]] <= 5 ? "pass" : "**FAIL**")
+}' "$LATENCY" >>"$GENERATED"
 
 if [ -s "$PROFILE_MD" ]; then
   {

@@ -5,19 +5,20 @@
 -- The claim's three SPI statements (agent lookup, candidate lock, claiming
 -- UPDATE + event) are folded into one statement here.
 WITH agent AS (
-  SELECT a.status, a.kinds,
+  SELECT a.status, a.healthy, a.kinds,
          ARRAY(SELECT m.team_id FROM ops.agent_team_members m WHERE m.agent_id = a.id) AS teams
     FROM ops.agents a WHERE a.worker_id = 'w' || :client_id
 ), candidate AS (
   SELECT r.id FROM ops.runs r
    WHERE r.status = 'queued' AND r.available_at <= now()
-     AND NOT EXISTS (SELECT 1 FROM agent WHERE agent.status <> 'active')
+     AND NOT EXISTS (SELECT 1 FROM agent WHERE agent.status <> 'active' OR NOT agent.healthy)
      AND ((SELECT kinds FROM agent) IS NULL OR r.workflow = ANY ((SELECT kinds FROM agent)::text[]))
      AND (r.team_id IS NULL OR r.team_id = ANY (coalesce((SELECT teams FROM agent), ARRAY[]::bigint[])))
+     AND (r.host_worker_id IS NULL OR r.host_worker_id = 'w' || :client_id)
      AND (NOT r.exclusive OR NOT EXISTS (
           SELECT 1 FROM ops.runs h WHERE h.environment_id = r.environment_id
              AND h.exclusive AND h.status IN ('claimed', 'running')))
-   ORDER BY r.priority DESC, r.available_at, r.id
+   ORDER BY r.priority DESC, r.created_at, r.id
    LIMIT 1 FOR UPDATE OF r SKIP LOCKED
 ), claimed AS (
   UPDATE ops.runs r SET status = 'claimed', attempt = r.attempt + 1,

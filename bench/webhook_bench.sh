@@ -137,7 +137,7 @@ echo "rss rounds: ${rounds[*]} ($total)"
 tests/harness/cluster.sh stop "$WORK/pg" >/dev/null
 
 {
-  echo "## Webhook dispatcher (issue 4)"
+  echo "## Webhook dispatcher"
   echo
   echo "Measured by \`bench/webhook_bench.sh\` on $(date -u +%Y-%m-%d), $(nproc) CPUs, PostgreSQL $(pg_config --version | awk '{print $2}'),"
   echo "libcurl $(curl-config --version | awk '{print $2}'); the receiver is tests/harness/webhook_receiver.py (Python asyncio,"

@@ -25,6 +25,21 @@ SELECT c.workflow, c.outcome, c.total - b.total AS added
   FROM ops.metrics_run_counters c JOIN before b USING (workflow, outcome)
  WHERE c.total <> b.total ORDER BY 1, 2;
 SELECT status FROM ops.cancel_run(:r2, 'test');
+-- A batch counts each of its runs once, in one statement.
+SELECT id AS r3 FROM ops.queue_run(:p, 'other', 'abcd03', 'main', '{}', 'test', 1000) \gset
+SELECT id AS r4 FROM ops.queue_run(:p, 'other', 'abcd04', 'main', '{}', 'test', 1000) \gset
+SELECT id AS r5 FROM ops.queue_run(:p, 'other', 'abcd05', 'main', '{}', 'test', 1000) \gset
+DROP TABLE before;
+CREATE TEMP TABLE before AS SELECT workflow, outcome, total FROM ops.metrics_run_counters;
+SELECT count(*) AS claimed FROM ops.claim_runs('m-batch', 3, 300, ARRAY['test']);
+SELECT status FROM ops.start_run(:r5, 'm-batch', 1);
+SELECT count(*) AS finished FROM ops.finish_runs('m-batch', jsonb_build_array(
+  jsonb_build_object('run_id', :r3, 'attempt', 1, 'status', 'failed'),
+  jsonb_build_object('run_id', :r4, 'attempt', 1, 'status', 'failed'),
+  jsonb_build_object('run_id', :r5, 'attempt', 1, 'status', 'succeeded')));
+SELECT c.workflow, c.outcome, c.total - b.total AS added
+  FROM ops.metrics_run_counters c JOIN before b USING (workflow, outcome)
+ WHERE c.total <> b.total ORDER BY 1, 2;
 
 -- Disk use: bad input is refused and changes nothing.
 SELECT worker_id FROM ops.register_agent('m-worker');

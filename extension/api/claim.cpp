@@ -45,8 +45,10 @@ namespace {
   "         'claimed by ' || $1 || ' (attempt ' || c.attempt || ')', 'queued', 'claimed', $1" \
   "    FROM claimed c)"
 
-// The fast path, one statement: the worker's registration (kinds, teams,
-// status, health), the run's route (its team, its environment's host
+// The fast path, one statement: whether the caller may act as the worker
+// (the check of authorize_worker(), made again by it when nothing was
+// claimed, so that a refusal is explained), the worker's registration
+// (kinds, teams, status, health), the run's route (its team, its environment's host
 // worker: 61_environment_hosts.sql), candidates locked in claim order with
 // SKIP LOCKED, and the claiming UPDATE with its events for every candidate
 // that is not exclusive. Exclusive candidates come back still queued
@@ -55,7 +57,7 @@ namespace {
 // `id = ANY(ARRAY(...))` so the generic plan always uses the primary key,
 // whatever it guesses for LIMIT $2.
 constexpr const char* kClaimSql =
-    "WITH agent AS ("
+    "WITH auth AS (" ODOOOPS_MAY_ACT_AS_WORKER_SQL("$1") "), agent AS ("
     "  SELECT a.status, a.healthy, a.kinds,"
     "         ARRAY(SELECT m.team_id FROM ops.agent_team_members m WHERE m.agent_id = a.id) AS "
     "teams"
@@ -63,6 +65,7 @@ constexpr const char* kClaimSql =
     "), candidate AS ("
     "  SELECT r.id, r.exclusive FROM ops.runs r"
     "   WHERE r.status = 'queued' AND r.available_at <= now()"
+    "     AND (SELECT allowed FROM auth)"
     "     AND NOT EXISTS (SELECT 1 FROM agent WHERE agent.status <> 'active' OR NOT agent.healthy)"
     "     AND ((SELECT kinds FROM agent) IS NULL OR r.workflow = ANY ((SELECT kinds FROM "
     "agent)::text[]))"
@@ -156,7 +159,6 @@ Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg, int workflows_arg) {
   if (!worker_id) throw Error(ErrorCode::InvalidArgument, "worker_id is required");
   check_worker_id(*worker_id);
   check_claim_batch(n);
-  authorize_worker(*worker_id);
   const int lease_seconds = read_lease_seconds(fcinfo, lease_arg);
   check_workflows(fcinfo, workflows_arg);
   // The environment gate relies on a fresh snapshot per statement.
@@ -195,6 +197,7 @@ Datum claim(FunctionCallInfo fcinfo, int n, int lease_arg, int workflows_arg) {
       claimed += gated.count;
     }
   }
+  if (rows.count == 0) authorize_worker(*worker_id);
   if (claimed == 0) refuse_if_disabled(*worker_id);
   pg::finish();
   return result.datum();

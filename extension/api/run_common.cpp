@@ -9,7 +9,8 @@ extern "C" {
 
 namespace odooops::api {
 
-Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg, bool required) {
+Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg, bool required,
+                 bool authorize) {
   Fence fence;
   if (PG_NARGS() <= attempt_arg) {
     if (required) throw Error(ErrorCode::InvalidArgument, "worker_id and attempt are required");
@@ -30,7 +31,7 @@ Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg, bool 
   check_worker_id(*fence.worker_id);
   check_attempt(*attempt);
   fence.attempt = *attempt;
-  authorize_worker(*fence.worker_id);
+  if (authorize) authorize_worker(*fence.worker_id);
   return fence;
 }
 
@@ -39,18 +40,8 @@ namespace {
 // Whether the invoking role may act as worker $1: bound to it in
 // ops.worker_logins, a platform administrator, or with the extension
 // owner's rights (superusers included); and the role's name, quoted, for
-// the refusal. The invoking role is ops.invoking_role() (the SET ROLE
-// target, else the login), written out: a call of that function costs a
-// search_path save and restore, and every worker call pays for this
-// statement. OFFSET 0 evaluates the role once.
-constexpr const char* kMayActAsWorkerSql =
-    "SELECT EXISTS (SELECT 1 FROM ops.worker_logins l WHERE l.login = x.r AND l.worker_id = $1)"
-    "    OR pg_has_role(x.r, 'odooops_admin', 'MEMBER')"
-    "    OR pg_has_role(x.r, (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'odooops'),"
-    "                   'MEMBER'),"
-    "       quote_ident(x.r)"
-    "  FROM (SELECT CASE WHEN current_setting('role') IN ('none', '') THEN session_user"
-    "                    ELSE current_setting('role')::name END AS r OFFSET 0) x";
+// the refusal.
+constexpr const char* kMayActAsWorkerSql = ODOOOPS_MAY_ACT_AS_WORKER_SQL("$1");
 
 struct WorkerCheck {
   bool allowed;

@@ -26,7 +26,11 @@ struct Fence {
 // odooops_api, while the fenced one is granted to odooops_worker) get an
 // empty fence when called through the short overload. A fence is checked
 // with authorize_worker().
-Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg, bool required);
+// `authorize` false leaves the check to the caller: a statement that folds
+// ODOOOPS_MAY_ACT_AS_WORKER_SQL into its own WHERE clause, and calls
+// authorize_worker() before it explains a statement that changed nothing.
+Fence read_fence(FunctionCallInfo fcinfo, int worker_arg, int attempt_arg, bool required,
+                 bool authorize = true);
 
 // The one check of worker identity (docs/access-control.md): whether the
 // invoking role may act as `worker_id` -- bound to it in
@@ -37,6 +41,24 @@ bool may_act_as_worker(const std::string& worker_id);
 // worker checks this before it reads or writes anything; the SQL-written
 // worker RPCs reach it as ops.authorize_worker().
 void authorize_worker(const std::string& worker_id);
+
+// The check of may_act_as_worker() as one row (allowed boolean, role text:
+// the invoking role's name, quoted) for the worker id `worker` (an SQL
+// expression, such as "$1"). A statement on a worker's hot path (a claim, a
+// finish) evaluates it as a CTE in its own WHERE clause instead of a
+// statement of its own; it still changes nothing unless `allowed`. The
+// invoking role is ops.invoking_role() (the SET ROLE target, else the
+// login), written out: a call of that function costs a search_path save
+// and restore. OFFSET 0 evaluates the role once.
+#define ODOOOPS_MAY_ACT_AS_WORKER_SQL(worker)                                                      \
+  "SELECT EXISTS (SELECT 1 FROM ops.worker_logins l WHERE l.login = x.r AND l.worker_id = " worker \
+  ")"                                                                                              \
+  "    OR pg_has_role(x.r, 'odooops_admin', 'MEMBER')"                                             \
+  "    OR pg_has_role(x.r, (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'odooops'),"   \
+  "                   'MEMBER') AS allowed,"                                                       \
+  "       quote_ident(x.r) AS role"                                                                \
+  "  FROM (SELECT CASE WHEN current_setting('role') IN ('none', '') THEN session_user"             \
+  "                    ELSE current_setting('role')::name END AS r OFFSET 0) x"
 
 // Raises 42501 unless the caller is an admin or holds `permission` for the
 // run's environment (ops.authorize). A run of a project the caller cannot

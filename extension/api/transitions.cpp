@@ -134,12 +134,16 @@ void authorize_with_spi(int64_t run_id, const char* permission) {
 // Moves one run to a final status; shared by finish_run and cancel_run.
 Datum finish_one(int64_t run_id, RunStatus status, const std::string& metadata,
                  const std::string& error, const Fence& fence) {
+  // A worker's finish checks that the caller may act as the worker in the
+  // same statement (auth); when it changed nothing, authorize_worker() says
+  // so before anything else is explained.
   static pg::Statement finish_stmt(
-      "WITH finished AS ("
+      "WITH auth AS (" ODOOOPS_MAY_ACT_AS_WORKER_SQL("$4") "), finished AS ("
       "  UPDATE ops.runs r SET status = $2, finished_at = now(), lease_expires_at = NULL,"
       "         result = r.result || $3::jsonb, error = $6, updated_at = now()"
       "   WHERE r.id = $1 AND r.status = ANY ($7)"
-      "     AND ($4::text IS NULL OR (r.claimed_by = $4 AND r.attempt = $5))"
+      "     AND ($4::text IS NULL OR (r.claimed_by = $4 AND r.attempt = $5"
+      "                               AND (SELECT allowed FROM auth)))"
       "  RETURNING r AS run, " ODOOOPS_PRIOR_STATUS_SQL
       " AS from_status"
       "), logged AS ("
@@ -161,6 +165,7 @@ Datum finish_one(int64_t run_id, RunStatus status, const std::string& metadata,
        error.empty() ? pg::Param{0, true} : pg::text_param(error), sources_param(status)});
   if (rows.count == 0) {
     if (fence.present()) {
+      authorize_worker(*fence.worker_id);
       // The holder finishing again with the same status: its first call
       // committed but the acknowledgement was lost. The run is returned
       // unchanged (no second transition event).
@@ -199,7 +204,7 @@ Datum finish_run(FunctionCallInfo fcinfo) {
   const std::string metadata = pg::arg_jsonb_text(fcinfo, 2).value_or("{}");
   check_json_size("metadata", metadata.size(), Limits::kMetadata);
   const std::string error = failure_message(*status, metadata);
-  const Fence fence = read_fence(fcinfo, 3, 4, /*required=*/false);
+  const Fence fence = read_fence(fcinfo, 3, 4, /*required=*/false, /*authorize=*/false);
   if (!fence.present()) authorize_with_spi(run_id, "run.override");
   return finish_one(run_id, *status, metadata, error, fence);
 }

@@ -126,15 +126,31 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION ops.enqueue_webhook_event IS 'Writes the outbox deliveries of an event (called by triggers)';
 
--- Event triggers: run.queued / run.started / run.finished. Statement-level
+-- Event triggers: run.queued / run.started / run.finished, and the run
+-- counts of ops.metrics_run_totals (76_metrics_totals.sql). Statement-level
 -- with transition tables: a statement that queues, starts or finishes many
--- runs (queue_run over a set, claim_runs, finish_runs) costs one call, and
--- a project without active subscriptions costs one index probe, not one
--- function call per row (BENCHMARKS.md).
+-- runs (queue_run over a set, claim_runs, finish_runs) costs one call and
+-- adds to each count once, and a project without active subscriptions
+-- costs one index probe, not one function call per row (BENCHMARKS.md).
 CREATE FUNCTION ops._runs_webhook() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO ops.metrics_run_totals AS t (workflow, outcome, shard, total)
+    SELECT n.workflow, 'queued', pg_backend_pid() % 16, count(*) FROM new_runs n
+     WHERE n.created_at >= now()  -- not ops._carried_over(), written out
+     GROUP BY n.workflow ORDER BY n.workflow
+        ON CONFLICT (workflow, outcome, shard) DO UPDATE SET total = t.total + excluded.total;
+  ELSE
+    INSERT INTO ops.metrics_run_totals AS t (workflow, outcome, shard, total)
+    SELECT n.workflow, n.status, pg_backend_pid() % 16, count(*)
+      FROM new_runs n JOIN old_runs o ON o.id = n.id
+     WHERE n.status IN ('succeeded', 'failed', 'cancelled')
+       AND o.status NOT IN ('succeeded', 'failed', 'cancelled')
+     GROUP BY n.workflow, n.status ORDER BY n.workflow, n.status
+        ON CONFLICT (workflow, outcome, shard) DO UPDATE SET total = t.total + excluded.total;
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM ops.webhook_subscriptions s WHERE s.active) THEN
     RETURN NULL;
   END IF;

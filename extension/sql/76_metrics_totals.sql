@@ -8,13 +8,18 @@
 -- The triggers write with the extension's rights, so that a change made by
 -- any role is counted.
 
+-- A count is spread over up to 16 rows (shard: the writing backend's
+-- process id modulo 16; the views add them up): every finishing transaction
+-- updates its count and holds that row until it commits, so one row per
+-- count would make concurrent workers finish one after the other.
 CREATE TABLE ops.metrics_run_totals (
   workflow text NOT NULL,
   outcome  text NOT NULL,   -- queued, succeeded, failed, cancelled
   total    bigint NOT NULL CHECK (total >= 0),
-  PRIMARY KEY (workflow, outcome)
+  shard    smallint NOT NULL DEFAULT 0 CHECK (shard BETWEEN 0 AND 15),
+  CONSTRAINT metrics_run_totals_pkey PRIMARY KEY (workflow, outcome, shard)
 );
-COMMENT ON TABLE ops.metrics_run_totals IS 'Runs queued and finished since installation, by workflow and outcome (never decreases)';
+COMMENT ON TABLE ops.metrics_run_totals IS 'Runs queued and finished since installation, by workflow and outcome, in up to 16 rows each (never decreases)';
 
 CREATE TABLE ops.metrics_webhook_totals (
   outcome text PRIMARY KEY,   -- enqueued, delivered, dead
@@ -28,24 +33,9 @@ CREATE TABLE ops.metrics_alert_totals (
 );
 COMMENT ON TABLE ops.metrics_alert_totals IS 'Alerts opened since installation, by kind (never decreases)';
 
-CREATE FUNCTION ops._count_run() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o text := CASE WHEN TG_OP = 'INSERT' THEN 'queued' ELSE NEW.status END;
-BEGIN
-  IF TG_OP = 'INSERT' AND ops._carried_over(NEW.created_at) THEN
-    RETURN NULL;
-  END IF;
-  INSERT INTO ops.metrics_run_totals AS t (workflow, outcome, total) VALUES (NEW.workflow, o, 1)
-    ON CONFLICT (workflow, outcome) DO UPDATE SET total = t.total + 1;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER runs_count_queued AFTER INSERT ON ops.runs
-  FOR EACH ROW EXECUTE FUNCTION ops._count_run();
-CREATE TRIGGER runs_count_finished AFTER UPDATE OF status ON ops.runs
-  FOR EACH ROW WHEN (NEW.status IN ('succeeded', 'failed', 'cancelled')
-                     AND OLD.status NOT IN ('succeeded', 'failed', 'cancelled'))
-  EXECUTE FUNCTION ops._count_run();
+-- Runs are counted by the statement triggers of ops.runs, once per
+-- statement (ops._runs_webhook, 74_webhooks.sql): a batch adds to each count
+-- once, and a claim, which finishes nothing, writes nothing here.
 
 CREATE FUNCTION ops._count_webhook_delivery() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -84,10 +74,11 @@ CREATE VIEW ops.metrics_known_workflows(workflow) AS
 COMMENT ON VIEW ops.metrics_known_workflows IS 'The workflows metrics report a series for, zero or not';
 
 CREATE VIEW ops.metrics_run_counters AS
-  SELECT w.workflow, o.outcome, coalesce(t.total, 0) AS total
+  SELECT w.workflow, o.outcome,
+         coalesce((SELECT sum(t.total) FROM ops.metrics_run_totals t
+                    WHERE t.workflow = w.workflow AND t.outcome = o.outcome), 0)::bigint AS total
     FROM ops.metrics_known_workflows w
-   CROSS JOIN (VALUES ('queued'), ('succeeded'), ('failed'), ('cancelled')) AS o(outcome)
-    LEFT JOIN ops.metrics_run_totals t ON t.workflow = w.workflow AND t.outcome = o.outcome;
+   CROSS JOIN (VALUES ('queued'), ('succeeded'), ('failed'), ('cancelled')) AS o(outcome);
 COMMENT ON VIEW ops.metrics_run_counters IS 'Runs queued and finished since installation, a row for every workflow and outcome';
 
 CREATE VIEW ops.metrics_run_states AS

@@ -4658,3 +4658,57 @@ SELECT (SELECT max(x.id) FROM ops.policies x WHERE x.id < 1000000) + row_number(
   ) AS p(permission, stage, roles),
   LATERAL unnest(p.roles) AS r(role)
 ON CONFLICT DO NOTHING;
+
+-- Runs counted once per statement by the statement triggers of ops.runs
+-- (74_webhooks.sql), each count spread over up to 16 rows
+-- (76_metrics_totals.sql): finishing transactions of different workers no
+-- longer queue on one row, and a batch adds to each count once.
+ALTER TABLE ops.metrics_run_totals
+  ADD COLUMN shard smallint NOT NULL DEFAULT 0 CHECK (shard BETWEEN 0 AND 15);
+ALTER TABLE ops.metrics_run_totals DROP CONSTRAINT metrics_run_totals_pkey;
+ALTER TABLE ops.metrics_run_totals
+  ADD CONSTRAINT metrics_run_totals_pkey PRIMARY KEY (workflow, outcome, shard);
+COMMENT ON TABLE ops.metrics_run_totals IS 'Runs queued and finished since installation, by workflow and outcome, in up to 16 rows each (never decreases)';
+DROP TRIGGER runs_count_queued ON ops.runs;
+DROP TRIGGER runs_count_finished ON ops.runs;
+DROP FUNCTION ops._count_run();
+CREATE OR REPLACE FUNCTION ops._runs_webhook() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO ops.metrics_run_totals AS t (workflow, outcome, shard, total)
+    SELECT n.workflow, 'queued', pg_backend_pid() % 16, count(*) FROM new_runs n
+     WHERE n.created_at >= now()  -- not ops._carried_over(), written out
+     GROUP BY n.workflow ORDER BY n.workflow
+        ON CONFLICT (workflow, outcome, shard) DO UPDATE SET total = t.total + excluded.total;
+  ELSE
+    INSERT INTO ops.metrics_run_totals AS t (workflow, outcome, shard, total)
+    SELECT n.workflow, n.status, pg_backend_pid() % 16, count(*)
+      FROM new_runs n JOIN old_runs o ON o.id = n.id
+     WHERE n.status IN ('succeeded', 'failed', 'cancelled')
+       AND o.status NOT IN ('succeeded', 'failed', 'cancelled')
+     GROUP BY n.workflow, n.status ORDER BY n.workflow, n.status
+        ON CONFLICT (workflow, outcome, shard) DO UPDATE SET total = t.total + excluded.total;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM ops.webhook_subscriptions s WHERE s.active) THEN
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    -- Runs restored from a dump were announced when they were queued.
+    PERFORM ops._enqueue_run_webhook('run.queued', n) FROM new_runs n
+      WHERE NOT ops._carried_over(n.created_at) ORDER BY n.id;
+  ELSE
+    PERFORM ops._enqueue_run_webhook(CASE WHEN n.status = 'running' THEN 'run.started' ELSE 'run.finished' END, n)
+       FROM new_runs n JOIN old_runs o ON o.id = n.id
+      WHERE o.status IS DISTINCT FROM n.status AND n.status IN ('running', 'succeeded', 'failed', 'cancelled')
+      ORDER BY n.id;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE VIEW ops.metrics_run_counters AS
+  SELECT w.workflow, o.outcome,
+         coalesce((SELECT sum(t.total) FROM ops.metrics_run_totals t
+                    WHERE t.workflow = w.workflow AND t.outcome = o.outcome), 0)::bigint AS total
+    FROM ops.metrics_known_workflows w
+   CROSS JOIN (VALUES ('queued'), ('succeeded'), ('failed'), ('cancelled')) AS o(outcome);
