@@ -202,6 +202,13 @@ const std::vector<Option>& options() {
        "user name (one user for every environment), or worker (the worker's own user; the only "
        "choice when it is not root)",
        [](Config& c, const std::string& v) { c.odoo_user = v; }},
+      {"upgrade-hook", "ODOOOPS_UPGRADE_HOOK", "PATH",
+       "the operator's major-version upgrade hook (an OpenUpgrade-style executable) that upgrade "
+       "tests run on a copy of production's latest backup (docs/upgrades.md); checked at start",
+       [](Config& c, const std::string& v) { c.upgrade_hook = v; }},
+      {"upgrade-target-version", "ODOOOPS_UPGRADE_TARGET_VERSION", "VERSION",
+       "the Odoo version the upgrade hook upgrades to (e.g. 18.0), handed to the hook",
+       [](Config& c, const std::string& v) { c.upgrade_target_version = v; }},
       {"template-databases", "ODOOOPS_TEMPLATE_DATABASES", "BOOL",
        "start a new environment database as a copy of a template that has Odoo's base installed "
        "already, built once per Odoo and demo choice (default true)",
@@ -438,6 +445,15 @@ void resolve_odoo(Config& cfg) {
   for (const auto& dir : split_list(cfg.odoo_addons)) {
     if (!is_dir(dir)) throw ConfigError("--odoo-addons: " + dir + " is not a directory");
   }
+  if (!cfg.upgrade_hook.empty() &&
+      (cfg.upgrade_hook.front() != '/' || access(cfg.upgrade_hook.c_str(), X_OK) != 0 ||
+       is_dir(cfg.upgrade_hook)))
+    throw ConfigError("--upgrade-hook " + cfg.upgrade_hook +
+                      ": not an executable file given by its absolute path");
+  if (cfg.upgrade_target_version.size() > 32 ||
+      cfg.upgrade_target_version.find_first_not_of("0123456789.") != std::string::npos)
+    throw ConfigError("--upgrade-target-version " + cfg.upgrade_target_version +
+                      ": expected a version such as 18.0");
   if (cfg.odoo_user.empty()) cfg.odoo_user = geteuid() == 0 ? "per-environment" : "worker";
   if (cfg.odoo_user != "worker" && geteuid() != 0)
     throw ConfigError("--odoo-user " + cfg.odoo_user +
@@ -671,6 +687,8 @@ std::string print_config(const Config& cfg) {
       {"odoo-python", cfg.odoo_python},
       {"odoo-user", cfg.odoo_user},
       {"template-databases", cfg.template_databases ? "true" : "false"},
+      {"upgrade-hook", cfg.upgrade_hook},
+      {"upgrade-target-version", cfg.upgrade_target_version},
       {"odoo-bin", cfg.odoo_bin},
       {"allow-odoo-bin", join(cfg.allowed_odoo_bins)},
       {"odoo-addons", cfg.odoo_addons},

@@ -58,6 +58,10 @@ struct Config {
   PortRange http_ports;                      // environments' HTTP ports on this host
   std::string odoo_db_host, odoo_db_port, odoo_db_user;  // databases of the environments
   std::string public_host = "127.0.0.1";
+  // The operator's major-version upgrade hook (an OpenUpgrade-style script)
+  // and the version it upgrades to: docs/upgrades.md. Never from settings.
+  std::string upgrade_hook;
+  std::string upgrade_target_version;
   // The reverse proxy in front of the environments (docs/hostnames.md):
   // each environment is served as <env>.<project>.<public_domain>.
   std::string public_domain;       // empty: no hostnames, no proxy

@@ -85,6 +85,20 @@ std::string git_allow_protocol(const std::string& schemes) {
   return out;
 }
 
+// A run's metadata.mode (set by odooops only: workflow_policy.cpp) runs
+// other steps than its workflow's: the workflow still decides who may queue
+// it, whether it holds the environment, and which backup it gets.
+const std::map<std::pair<std::string, std::string>, std::string> kModeSteps = {
+    {{"build", "plan"}, "plan"},
+    {{"test", "upgrade_test"}, "upgrade_test"},
+    {{"deploy", "upgrade"}, "upgrade"},
+};
+
+std::string run_mode(const json& metadata) {
+  auto it = metadata.find("mode");
+  return it != metadata.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- EventSink
@@ -268,6 +282,14 @@ void RunExecution::load_context(const Rows& rows) {
     export_backup_to_restore("");
     if (run_metadata_.contains("restore_id"))
       extra_env_["ODOOOPS_RESTORE_ID"] = run_metadata_["restore_id"].dump();
+  } else if (wf == "test" && run_mode(run_metadata_) == "upgrade_test") {
+    // An upgrade test runs the operator's hook on a copy of the backup
+    // ops.queue_upgrade_test named (production's latest).
+    if (ctx_["backup_id"].empty())
+      throw std::invalid_argument("the upgrade test's backup " +
+                                  run_metadata_.value("backup_id", json()).dump() +
+                                  " does not exist");
+    export_backup_to_restore("; nothing was upgraded");
   } else if (wf == "deploy") {
     // A rollback (ops.rollback_release) restores the pre-deploy backup it
     // names; a staging deploy runs on a neutralized copy of the latest
@@ -343,7 +365,9 @@ void RunExecution::plan_run_backup(const std::string& workflow) {
   auto kind = kRunBackups.find(workflow);
   if (ctx_["stage"] != "production" || kind == kRunBackups.end()) return;
   run_backup_.type = kind->second.first;
-  run_backup_.required = kind->second.second;
+  // A production upgrade (a deploy of mode upgrade) does not go on without
+  // its pre-deploy backup either: the hook rewrites the whole database.
+  run_backup_.required = kind->second.second || run_mode(run_metadata_) == "upgrade";
   extra_env_["ODOOOPS_RUN_BACKUP_TYPE"] = run_backup_.type;
   if (cfg_.storage_url.empty()) return;
   std::string dashed = run_backup_.type;
@@ -522,6 +546,8 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
   env["ODOOOPS_ODOO_PYTHON"] = cfg_.odoo_python;
   env["ODOOOPS_ODOO_USER"] = cfg_.odoo_user;
   env["ODOOOPS_TEMPLATE_DATABASES"] = cfg_.template_databases ? "true" : "false";
+  env["ODOOOPS_UPGRADE_HOOK"] = cfg_.upgrade_hook;
+  env["ODOOOPS_UPGRADE_TARGET_VERSION"] = cfg_.upgrade_target_version;
   env["ODOOOPS_ODOO_IMAGE"] = runtime_values_.odoo_image;
   env["ODOOOPS_DOCKER_DB_HOST"] = cfg_.docker_db_host;
   env["DOCKER_HOST"] = cfg_.docker_host;
@@ -537,7 +563,15 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
 }
 
 std::vector<std::string> RunExecution::list_steps(std::string& dir_out) const {
-  const std::string& wf = ctx_.at("workflow");
+  std::string wf = ctx_.at("workflow");
+  if (const std::string mode = run_mode(run_metadata_); !mode.empty()) {
+    auto it = kModeSteps.find({wf, mode});
+    if (it == kModeSteps.end()) {
+      dir_out = cfg_.steps_dir + "/" + wf + " (mode " + mode + ")";
+      return {};
+    }
+    wf = it->second;
+  }
   std::string dir = cfg_.steps_dir + "/" + wf;
   if (runtime_ != "process" && fs::is_directory(dir + "." + runtime_)) dir += "." + runtime_;
   dir_out = dir;

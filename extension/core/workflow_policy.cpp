@@ -39,6 +39,11 @@ const ReservedKey kReserved[] = {
     {"image", "", KeyType::Text},
     {"rebuild", "", KeyType::Flag},
     {"rebuild_of_release", "release", KeyType::Id},
+    // What a build, test or deploy run does instead of its default steps:
+    // "plan" (a build: the modules a deploy would install or update),
+    // "upgrade_test" (a test: the operator's upgrade hook on a copy of a
+    // production backup); docs/upgrades.md.
+    {"mode", "", KeyType::Text},
 };
 
 [[noreturn]] void invalid(const std::string& message, const std::string& hint = {}) {

@@ -45,6 +45,9 @@ SELECT r.role, p.permission, p.stage, true
     ('backup.download',   'development', ARRAY['developer']),
     ('backup.download',   'preview',     ARRAY['developer']),
     ('approval.decide',   NULL,          ARRAY['owner', 'admin']),
+    -- upgrade tests on a copy of production, production upgrades (68_upgrades.sql)
+    ('upgrade.test',      NULL,          ARRAY['owner', 'admin']),
+    ('upgrade.run',       NULL,          ARRAY['owner', 'admin']),
     -- mail caught outside production (75_caught_mails.sql)
     ('mail.read',         NULL,          ARRAY['owner', 'admin', 'developer', 'viewer', 'auditor']),
     ('mail.delete',       NULL,          ARRAY['owner', 'admin']),

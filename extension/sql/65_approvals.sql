@@ -27,7 +27,8 @@ BEGIN
     RETURN CASE WHEN TG_WHEN = 'BEFORE' THEN NEW END;
   END IF;
   IF TG_WHEN = 'BEFORE' THEN
-    IF ops._run_needs_approval(NEW.workflow, NEW.environment_id) THEN
+    -- A production upgrade (68_upgrades.sql) always waits for one.
+    IF ops._run_needs_approval(NEW.workflow, NEW.environment_id) OR NEW.metadata ->> 'mode' = 'upgrade' THEN
       NEW.available_at := 'infinity';   -- not claimable until approved
     END IF;
     RETURN NEW;
@@ -39,7 +40,7 @@ BEGIN
   RETURN NULL;
 END $$;
 COMMENT ON FUNCTION ops.gate_production_run IS
-  'Trigger: holds a production deploy or destroy that needs an approval and requests it';
+  'Trigger: holds a production deploy, upgrade or destroy that needs an approval and requests it';
 CREATE TRIGGER runs_gate_production BEFORE INSERT ON ops.runs
   FOR EACH ROW WHEN (NEW.workflow IN ('deploy', 'destroy')) EXECUTE FUNCTION ops.gate_production_run();
 CREATE TRIGGER runs_request_approval AFTER INSERT ON ops.runs

@@ -28,7 +28,7 @@ TEST(WorkflowPolicy, OnlyBuildTestAndDeployGoThroughQueueRun) {
 
 TEST(WorkflowPolicy, RequestsMayNotSetKeysOdooopsWrites) {
   for (const char* key : {"backup_id", "restore_backup_id", "rollback_to_release", "restore_id",
-                          "location", "sha256", "image", "rebuild", "rebuild_of_release"}) {
+                          "location", "sha256", "image", "rebuild", "rebuild_of_release", "mode"}) {
     const std::string json = std::string("{\"") + key + "\": 1}";
     EXPECT_THROW(check_run_metadata(json, true), Error) << key;
   }
@@ -51,6 +51,10 @@ TEST(WorkflowPolicy, TrustedMetadataIsTypedAndItsReferencesReturned) {
   // A rebuild is a boolean set by ops.rebuild_environment.
   EXPECT_TRUE(check_run_metadata(R"({"rebuild": true})", false).empty());
   EXPECT_THROW(check_run_metadata(R"({"rebuild": "yes"})", false), Error);
+  // A mode (plan, upgrade_test) is text set by ops.queue_deploy_plan and
+  // ops.queue_upgrade_test.
+  EXPECT_TRUE(check_run_metadata(R"({"mode": "plan"})", false).empty());
+  EXPECT_THROW(check_run_metadata(R"({"mode": 1})", false), Error);
 }
 
 TEST(WorkflowPolicy, MetadataMustBeAnObject) {

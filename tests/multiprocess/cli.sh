@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 DB=odooops_cli
 CLI=scripts/odooops
 ODOOOPS=$CLI/odooops
-TOOLS=(env_create env_wait_ready env_destroy backup restore approve runs logs rebuild)
+TOOLS=(env_create env_wait_ready env_destroy backup restore approve runs logs rebuild plan upgrade)
 fail() { echo "cli: FAIL: $*" >&2; exit 1; }
 admin() { psql -X -qAt -v ON_ERROR_STOP=1 -d "$DB" -c "$1"; }
 # expect CODE CMD...: runs CMD, checks its exit code, keeps its stdout in $OUT.
@@ -80,6 +80,8 @@ args_of() {
     restore) echo --backup 1 --project cli --env dev ;;
     approve) echo --approval 1 ;;
     runs) echo --project cli ;;
+    plan) echo --project cli --env dev --sha abcdef1 ;;
+    upgrade) echo --project cli --env production --test ;;
   esac
 }
 for tool in "${TOOLS[@]}"; do
@@ -217,7 +219,24 @@ admin "INSERT INTO ops.user_logins (login, user_id) VALUES ('cli_owner', 'cli_vi
 PGUSER=cli_owner expect 77 "$CLI/backup.sh" --project cli --env production
 PGUSER=cli_owner expect 77 "$CLI/env_destroy.sh" --project cli --env staging
 PGUSER=cli_owner expect 77 "$CLI/rebuild.sh" --project cli --env dev
+PGUSER=cli_owner expect 77 "$CLI/upgrade.sh" --project cli --env production --test
+PGUSER=cli_owner expect 77 "$CLI/plan.sh" --project cli --env production --sha abcdef1
 admin "DELETE FROM ops.user_logins"
+
+# Deploy plans and upgrades (docs/upgrades.md): a plan needs a revision; an
+# upgrade is for production, tested on a backup it needs first.
+expect 65 "$CLI/plan.sh" --project cli --env dev
+expect 0 "$CLI/plan.sh" --project cli --env dev --sha abcdef1
+[[ $OUT =~ ^run\ [0-9]+$ ]] || fail "plan: $OUT"
+expect 0 "$CLI/plan.sh" --show "${OUT#run }"
+json_holds "plan --show" 'd["status"] == "queued" and d["plan"] is None'
+expect 65 "$CLI/upgrade.sh" --project cli --env dev --test
+expect 65 "$CLI/upgrade.sh" --project cli --env production --test
+grep -q 'no completed backup' "$ERR" || fail "upgrade test without a backup: $(cat "$ERR")"
+expect 64 "$CLI/upgrade.sh" --project cli --env production
+expect 66 "$CLI/upgrade.sh" --project cli --env nowhere --test
+expect 65 "$CLI/upgrade.sh" --project cli --env dev --production
+grep -q 'is development' "$ERR" || fail "upgrade of development: $(cat "$ERR")"
 
 # Rebuild: never production; an environment without a release has nothing to rebuild.
 expect 65 "$CLI/rebuild.sh" --project cli --env production

@@ -560,24 +560,34 @@ health_check() {
   return 1
 }
 
-# Which modules to install or update, as "INIT UPDATE" (comma lists, "-" for
-# none), decided as Odoo and Odoo.sh decide it: addons not installed yet are
-# installed (base on a new database); an installed addon is updated when its
-# manifest version, read the way Odoo reads it (adapt_version: "1.0" is
-# "<series>.1.0", no version is "1.0"), differs from what the database last
-# saw (ir_module_module.latest_version), or when its files changed without a
-# version bump (their checksum differs from the one recorded after the
-# last install or update, record_addon_checksums). Changed-without-bump
-# addons are also listed in $ODOOOPS_WORKSPACE/changed-without-bump.
-modules_plan() {
-  local installed="{}" series="" recorded="{}"
-  if db_exists "$ODOOOPS_DB_NAME" && [ "$(q -d "$ODOOOPS_DB_NAME" -c "SELECT to_regclass('ir_module_module') IS NOT NULL")" = t ]; then
-    installed=$(q -d "$ODOOOPS_DB_NAME" -c "SELECT coalesce(json_object_agg(name, coalesce(latest_version, '')), '{}') FROM ir_module_module WHERE state = 'installed'")
-    recorded=$(q -d "$ODOOOPS_DB_NAME" -c "SELECT coalesce((SELECT value FROM ir_config_parameter WHERE key = 'odooops.addon_checksums'), '{}')")
+# modules_decide [DB]: which modules a deploy of the checked-out revision
+# ($ODOOOPS_WORKSPACE/addons.json) installs or updates on DB (default: the
+# environment's database), as JSON {"install": [...], "update": [...],
+# "changed_without_bump": [...], "removed": [...], "series": "17.0",
+# "database_exists": bool}; decided as Odoo and Odoo.sh decide it: addons
+# not installed yet are installed (base on a new database); an installed
+# addon is updated when its manifest version, read the way Odoo reads it
+# (adapt_version: "1.0" is "<series>.1.0", no version is "1.0"), differs
+# from what the database last saw (ir_module_module.latest_version), or
+# when its files changed without a version bump (their checksum differs
+# from the one recorded after the last install or update,
+# record_addon_checksums). "removed" lists the repository's installed
+# addons the revision no longer has (reported only: Odoo uninstalls
+# nothing by itself). The one decision of every deploy (modules_plan) and of
+# a deploy plan (plan/30-plan); DB is only read, in read-only transactions.
+modules_decide() {
+  local db=${1:-$ODOOOPS_DB_NAME} installed="{}" recorded="{}" exists=false
+  if db_exists "$db"; then
+    exists=true
+    if [ "$(PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" q -d "$db" -c "SELECT to_regclass('ir_module_module') IS NOT NULL")" = t ]; then
+      installed=$(PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" q -d "$db" -c "SELECT coalesce(json_object_agg(name, coalesce(latest_version, '')), '{}') FROM ir_module_module WHERE state = 'installed'")
+      recorded=$(PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" q -d "$db" -c "SELECT coalesce((SELECT value FROM ir_config_parameter WHERE key = 'odooops.addon_checksums'), '{}')")
+    fi
   fi
-  python3 - "$ODOOOPS_WORKSPACE/addons.json" "$installed" "$recorded" "$ODOOOPS_WORKSPACE/changed-without-bump" <<'PY'
-import json, re, sys
-addons = [a for a in json.load(open(sys.argv[1]))["addons"] if a.get("installable", True)]
+  python3 - "$ODOOOPS_WORKSPACE/addons.json" "$installed" "$recorded" "$exists" <<'PY'
+import json, sys
+all_addons = json.load(open(sys.argv[1]))["addons"]
+addons = [a for a in all_addons if a.get("installable", True)]
 installed, recorded = json.loads(sys.argv[2]), json.loads(sys.argv[3] or "{}")
 # The Odoo series of this database: base's version is "<major>.<minor>.x.y".
 series = ".".join(installed.get("base", "").split(".")[:2])
@@ -600,8 +610,23 @@ for a in addons:
     elif name in recorded and recorded[name] != a.get("checksum"):
         update.append(name)
         silent.append(name)
-open(sys.argv[4], "w").write(",".join(silent))
-print(",".join(init) or "-", ",".join(update) or "-")
+names = {a["name"] for a in all_addons}
+removed = sorted(n for n in recorded if n in installed and n not in names)
+print(json.dumps({"install": init, "update": update, "changed_without_bump": silent,
+                  "removed": removed, "series": series, "database_exists": sys.argv[4] == "true"}))
+PY
+}
+
+# modules_plan: the deploy's decision (modules_decide on the environment's
+# database) as "INIT UPDATE" (comma lists, "-" for none); changed-without-bump
+# addons are also listed in $ODOOOPS_WORKSPACE/changed-without-bump.
+modules_plan() {
+  local decision; decision=$(modules_decide "$ODOOOPS_DB_NAME")
+  python3 - "$decision" "$ODOOOPS_WORKSPACE/changed-without-bump" <<'PY'
+import json, sys
+d = json.loads(sys.argv[1])
+open(sys.argv[2], "w").write(",".join(d["changed_without_bump"]))
+print(",".join(d["install"]) or "-", ",".join(d["update"]) or "-")
 PY
 }
 
