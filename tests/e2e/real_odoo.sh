@@ -26,6 +26,8 @@
 #    exactly the modules, versions and demo flags of a fresh install;
 #  - destroy of the development environment removes its database,
 #    filestore, process and operating-system user.
+# Real Odoo, not the stand-in: with ODOO_FLAGS set, lib.sh keeps ODOO_SRC.
+ODOO_FLAGS=(--odoo-src "${ODOO_SRC:-}")
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/harness/odoo_modules.sh
