@@ -538,8 +538,9 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
 
 std::vector<std::string> RunExecution::list_steps(std::string& dir_out) const {
   const std::string& wf = ctx_.at("workflow");
+  // One directory per workflow, whatever the runtime: the steps call the
+  // runtime interface (steps/lib/runtime.sh), which ODOOOPS_RUNTIME chooses.
   std::string dir = cfg_.steps_dir + "/" + wf;
-  if (runtime_ != "process" && fs::is_directory(dir + "." + runtime_)) dir += "." + runtime_;
   dir_out = dir;
   std::vector<std::string> steps;
   std::error_code ec;

@@ -4410,3 +4410,9 @@ COMMENT ON FUNCTION ops.rebuild_environment IS
   'Deploys the environment''s current commit again from scratch: a new database and filestore (permissions env.manage and run.deploy; never production)';
 REVOKE EXECUTE ON FUNCTION ops.rebuild_environment(bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ops.rebuild_environment(bigint, text) TO odooops_api;
+
+-- A runtime profile names a runtime by name; the workers refuse one they do
+-- not implement (docs/runtimes.md), so a new runtime needs no schema change.
+ALTER TABLE ops.runtime_profiles DROP CONSTRAINT runtime_profiles_runtime_check;
+ALTER TABLE ops.runtime_profiles ADD CONSTRAINT runtime_profiles_runtime_check
+  CHECK (runtime ~ '^[a-z][a-z0-9_-]{0,31}$');
