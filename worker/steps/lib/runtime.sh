@@ -57,11 +57,10 @@ runtime_known() {
 
 # runtime_recorded: the runtime the environment's Odoo was last started with
 # ($ENV_DIR/runtime, written by deploy/40-start); empty when none was.
-RUNTIME_RECORD=$ENV_DIR/runtime
-runtime_recorded() { if [ -s "$RUNTIME_RECORD" ]; then head -n 1 "$RUNTIME_RECORD"; fi; }
+runtime_recorded() { if [ -s "$ENV_DIR/runtime" ]; then head -n 1 "$ENV_DIR/runtime"; fi; }
 runtime_record() {
   mkdir -p "$ENV_DIR"
-  printf '%s\n' "$RUNTIME" >"$RUNTIME_RECORD.tmp" && mv "$RUNTIME_RECORD.tmp" "$RUNTIME_RECORD"
+  printf '%s\n' "$RUNTIME" >"$ENV_DIR/runtime.tmp" && mv "$ENV_DIR/runtime.tmp" "$ENV_DIR/runtime"
 }
 
 # runtime_load NAME: sources the implementation NAME; dies on an unknown name.
