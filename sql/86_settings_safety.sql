@@ -126,11 +126,12 @@ SELECT regress.err($$UPDATE ops.runtime_profiles SET odoo_bin = '/bin/sh' WHERE 
 SELECT regress.err($$DELETE FROM ops.runtime_profiles WHERE name = 'odoo17'$$) AS admin_deletes_profile;
 SELECT name, runtime, odoo_bin FROM ops.runtime_profiles WHERE name LIKE 'odoo17%' ORDER BY name;
 RESET ROLE;
--- Profile values have a shape: a known runtime, absolute paths without
+-- Profile values have a shape: a runtime's name (which runtimes exist is
+-- the workers' to say), absolute paths without
 -- `..`, an image reference.
 SELECT regress.err(format('INSERT INTO ops.runtime_profiles (name, runtime, odoo_bin, odoo_addons, odoo_image) VALUES (%L, %L, %L, %L, %L)',
                           n, r, b, a, i)) AS bad_profile
-  FROM (VALUES ('p1', 'shell', NULL, NULL, NULL), ('p2', 'process', 'odoo-bin', NULL, NULL),
+  FROM (VALUES ('p1', '../shell', NULL, NULL, NULL), ('p2', 'process', 'odoo-bin', NULL, NULL),
                ('p3', 'process', '/opt/../bin/sh', NULL, NULL), ('p4', 'process', NULL, '/opt/addons,relative', NULL),
                ('p5', 'docker', NULL, NULL, '-evil'), ('P 6', 'process', NULL, NULL, NULL)) AS x(n, r, b, a, i);
 SELECT count(*) AS profiles FROM ops.runtime_profiles WHERE name LIKE 'odoo17%' OR name ~ '^p[0-9]';

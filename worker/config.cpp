@@ -173,10 +173,11 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v) { c.event_flush = to_double("event-flush", v); }},
       {"runtime", "ODOOOPS_RUNTIME", "NAME",
        "how Odoo is run when the environment has no runtime profile: process (odoo-bin on this "
-       "host, default) or docker",
+       "host, default) or docker (docs/runtimes.md)",
        [](Config& c, const std::string& v) {
-         if (v != "process" && v != "docker")
-           throw ConfigError("--runtime: expected process or docker, got \"" + v + "\"");
+         if (!is_known_runtime(v))
+           throw ConfigError("--runtime: unknown runtime \"" + v +
+                             "\"; known runtimes: " + known_runtimes_text());
          c.runtime = v;
        }},
       {"runtimes", "ODOOOPS_RUNTIMES", "LIST",
@@ -184,8 +185,9 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v) {
          c.runtimes = split(v, ',');
          for (const auto& r : c.runtimes) {
-           if (r != "process" && r != "docker")
-             throw ConfigError("--runtimes: expected process or docker, got \"" + r + "\"");
+           if (!is_known_runtime(r))
+             throw ConfigError("--runtimes: unknown runtime \"" + r +
+                               "\"; known runtimes: " + known_runtimes_text());
          }
        }},
       {"odoo-src", "ODOO_SRC", "DIR",
@@ -614,7 +616,7 @@ bool load_config(int argc, char** argv, Config& cfg) {
         k != "destroy")
       throw ConfigError("--kinds: unknown workflow \"" + k + "\"");
   }
-  if (cfg.runtimes.empty()) cfg.runtimes = {"process", "docker"};
+  if (cfg.runtimes.empty()) cfg.runtimes = known_runtimes();
   if (std::find(cfg.runtimes.begin(), cfg.runtimes.end(), cfg.runtime) == cfg.runtimes.end())
     throw ConfigError("--runtime " + cfg.runtime + " is not one of --runtimes");
   if (cfg.heartbeat_interval <= 0) cfg.heartbeat_interval = cfg.lease_seconds / 3.0;

@@ -563,6 +563,9 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
 }
 
 std::vector<std::string> RunExecution::list_steps(std::string& dir_out) const {
+  // One directory per workflow (and mode), whatever the runtime: the steps
+  // call the runtime interface (steps/lib/runtime.sh), which ODOOOPS_RUNTIME
+  // chooses.
   std::string wf = ctx_.at("workflow");
   if (const std::string mode = run_mode(run_metadata_); !mode.empty()) {
     auto it = kModeSteps.find({wf, mode});
@@ -573,7 +576,6 @@ std::vector<std::string> RunExecution::list_steps(std::string& dir_out) const {
     wf = it->second;
   }
   std::string dir = cfg_.steps_dir + "/" + wf;
-  if (runtime_ != "process" && fs::is_directory(dir + "." + runtime_)) dir += "." + runtime_;
   dir_out = dir;
   std::vector<std::string> steps;
   std::error_code ec;

@@ -11,6 +11,19 @@ bool contains(const std::vector<std::string>& items, const std::string& value) {
 
 }  // namespace
 
+const std::vector<std::string>& known_runtimes() {
+  static const std::vector<std::string> names = {"process", "docker"};
+  return names;
+}
+
+bool is_known_runtime(const std::string& name) { return contains(known_runtimes(), name); }
+
+std::string known_runtimes_text() {
+  std::string out;
+  for (const auto& n : known_runtimes()) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 std::vector<std::string> split_list(const std::string& list) {
   std::vector<std::string> out;
   std::size_t start = 0;
@@ -27,9 +40,20 @@ std::vector<std::string> split_list(const std::string& list) {
 RuntimeValues resolve_runtime(const std::string& profile, const RuntimeValues& requested,
                               const RuntimePolicy& policy) {
   RuntimeValues out = policy.defaults;
+  if (!is_known_runtime(out.runtime))
+    throw RuntimeRefused("unknown runtime \"" + out.runtime +
+                         "\" (--runtime); known runtimes: " + known_runtimes_text());
+  for (const auto& r : policy.runtimes) {
+    if (!is_known_runtime(r))
+      throw RuntimeRefused("unknown runtime \"" + r +
+                           "\" (--runtimes); known runtimes: " + known_runtimes_text());
+  }
   if (profile.empty()) return out;
   const std::string who = "runtime profile \"" + profile + "\": ";
   if (!requested.runtime.empty()) {
+    if (!is_known_runtime(requested.runtime))
+      throw RuntimeRefused(who + "unknown runtime \"" + requested.runtime +
+                           "\"; known runtimes: " + known_runtimes_text());
     if (!contains(policy.runtimes, requested.runtime))
       throw RuntimeRefused(who + "runtime " + requested.runtime +
                            " is not allowed by this worker (--runtimes)");

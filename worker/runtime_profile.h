@@ -14,7 +14,7 @@
 namespace odooops::worker {
 
 struct RuntimeValues {
-  std::string runtime;      // process | docker: the step directory <workflow>[.<runtime>]
+  std::string runtime;      // one of known_runtimes(): steps/lib/runtime/<runtime>.sh
   std::string odoo_bin;     // the process runtime's odoo-bin
   std::string odoo_addons;  // Odoo's own addons directories, comma-separated
   std::string odoo_image;   // the docker runtime's base image
@@ -36,9 +36,18 @@ struct RuntimeRefused : std::invalid_argument {
 
 // The values a run uses: the profile's where it sets them (an empty string
 // is unset), else the worker's defaults. Without a profile (empty name) the
-// defaults are used as they are. Throws RuntimeRefused.
+// defaults are used as they are. An unknown runtime, in the profile or the
+// policy, is refused. Throws RuntimeRefused.
 RuntimeValues resolve_runtime(const std::string& profile, const RuntimeValues& requested,
                               const RuntimePolicy& policy);
+
+// The runtimes this worker implements, the one list (docs/runtimes.md): each
+// is worker/steps/lib/runtime/<name>.sh. A profile, --runtime or --runtimes
+// naming another is refused, never replaced by a default.
+const std::vector<std::string>& known_runtimes();
+bool is_known_runtime(const std::string& name);
+// "process, docker": for messages.
+std::string known_runtimes_text();
 
 // Splits a comma-separated list, dropping empty items.
 std::vector<std::string> split_list(const std::string& list);

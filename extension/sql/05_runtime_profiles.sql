@@ -9,7 +9,9 @@
 
 CREATE TABLE ops.runtime_profiles (
   name        text PRIMARY KEY CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
-  runtime     text NOT NULL DEFAULT 'process' CHECK (runtime IN ('process', 'docker')),
+  -- a runtime's name; which runtimes exist is the workers' to say (each
+  -- refuses a name it does not implement: docs/runtimes.md)
+  runtime     text NOT NULL DEFAULT 'process' CHECK (runtime ~ '^[a-z][a-z0-9_-]{0,31}$'),
   -- absolute paths of plain segments: no "..", no blanks or shell characters
   odoo_bin    text CHECK (length(odoo_bin) <= 1024 AND odoo_bin ~ '^(/[A-Za-z0-9_.+-]+)+$'
                           AND odoo_bin !~ '/\.\.?(/|$)'),

@@ -4935,3 +4935,9 @@ GRANT EXECUTE ON FUNCTION
   ops.queue_deploy_plan(bigint, text, text, text, bigint), ops.deploy_plan(bigint),
   ops.queue_upgrade_test(bigint, text, text, text), ops.request_upgrade(bigint, text, text, text)
   TO odooops_api;
+
+-- A runtime profile names a runtime by name; the workers refuse one they do
+-- not implement (docs/runtimes.md), so a new runtime needs no schema change.
+ALTER TABLE ops.runtime_profiles DROP CONSTRAINT runtime_profiles_runtime_check;
+ALTER TABLE ops.runtime_profiles ADD CONSTRAINT runtime_profiles_runtime_check
+  CHECK (runtime ~ '^[a-z][a-z0-9_-]{0,31}$');

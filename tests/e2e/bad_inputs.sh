@@ -40,9 +40,9 @@ run=$(scalar "SELECT id FROM ops.queue_run(2, 'dev', NULL, 'main', '{}', 'build'
 wait_status "$run" failed 30
 expect_error "$run" "lies inside the worker"
 
-# Settings cannot choose what the worker executes: an odoo-bin, or a step
-# directory through the runtime (`<workflow>.<runtime>`), named in an
-# environment's settings is refused by the control plane, and nothing runs.
+# Settings cannot choose what the worker executes: an odoo-bin or a runtime
+# named in an environment's settings is refused by the control plane, and
+# nothing runs.
 cat >"$WORK/evil.sh" <<SH
 #!/bin/sh
 touch "$WORK/pwned"
@@ -50,7 +50,7 @@ SH
 chmod +x "$WORK/evil.sh"
 mkdir -p "$WORK/evil-steps"
 cp "$WORK/evil.sh" "$WORK/evil-steps/10-evil"
-rel=$(realpath -m --relative-to="$ROOT/worker/steps/deploy.docker" "$WORK/evil-steps")
+rel=$(realpath -m --relative-to="$ROOT/worker/steps/lib/runtime" "$WORK/evil-steps")
 for kv in "\"odoo_bin\": \"$WORK/evil.sh\"" "\"runtime\": \"docker/$rel\""; do
   if out=$(cp_psql -c "UPDATE ops.environments SET settings = settings || '{$kv}' WHERE project_id = 1 AND name = 'dev'" 2>&1); then
     say "settings {$kv} accepted"
@@ -74,6 +74,25 @@ expect_error "$run" "odoo_bin $WORK/evil.sh is not allowed by this worker"
 [ -e "$WORK/pwned" ] && fail "a runtime profile made the worker execute $WORK/evil.sh"
 cp_psql -c "UPDATE ops.environments SET runtime_profile = NULL WHERE project_id = 1 AND name = 'dev';
             DELETE FROM ops.runtime_profiles WHERE name = 'unlisted'" >/dev/null
+# A runtime profile naming a runtime no worker implements fails the run
+# before any step, naming it and the known runtimes: no fallback to the
+# process runtime.
+cp_psql -c "INSERT INTO ops.runtime_profiles (name, runtime) VALUES ('k8s', 'kubernetes');
+            UPDATE ops.environments SET runtime_profile = 'k8s' WHERE project_id = 1 AND name = 'dev'" >/dev/null
+run=$(queue dev deploy)
+wait_status "$run" failed 30
+expect_error "$run" 'runtime profile "k8s": unknown runtime "kubernetes"; known runtimes: process, docker'
+[ "$(scalar "SELECT count(*) FROM ops.run_events WHERE run_id = $run AND message LIKE 'step % started'")" = 0 ] \
+  || fail "steps ran under a runtime profile naming an unknown runtime"
+cp_psql -c "UPDATE ops.environments SET runtime_profile = NULL WHERE project_id = 1 AND name = 'dev';
+            DELETE FROM ops.runtime_profiles WHERE name = 'k8s'" >/dev/null
+say "a runtime profile naming an unknown runtime fails the run before any step"
+# The steps refuse an unknown runtime as well (lib/runtime.sh), were one to
+# reach them, and the command form of the interface says which it knows.
+out=$(ODOOOPS_RUNTIME=kubernetes ODOOOPS_ENV_DIR="$WORK/none" ODOOOPS_STATE_DIR="$WORK/none" ODOOOPS_DB_NAME=none \
+      "$ROOT/worker/steps/lib/runtime.sh" logs 2>&1) && fail "runtime.sh ran with an unknown runtime"
+[[ $out == *'unknown runtime "kubernetes" (ODOOOPS_RUNTIME); known runtimes: docker, process'* ]] \
+  || fail "runtime.sh with an unknown runtime: $out"
 
 # A failing step: a commit with a broken manifest fails the addons step
 mkdir -p "$REPO/addons/broken"

@@ -44,6 +44,24 @@ health "$PORT_STAGING" | grep -q '"pass"' || fail "staging does not answer /web/
 curl -fsS "http://127.0.0.1:$PORT_STAGING/standin/info" | grep -q "e2e_deploy_staging" || fail "stand-in serves the wrong database"
 say "deploy $deploy succeeded, $url healthy"
 
+# The runtime interface as a command (worker/steps/lib/runtime.sh, what the
+# worker's shell/psql/logs commands execute) with the variables a step of
+# staging gets: psql connects as staging's own role, never a superuser; the
+# log is staging's Odoo server log, filtered; the environment records the
+# runtime its Odoo runs on.
+senv=(ODOOOPS_RUNTIME=process ODOOOPS_STATE_DIR="$STATE" ODOOOPS_ENV_DIR="$STATE/envs/acme/staging"
+      ODOOOPS_ENVIRONMENT=staging ODOOOPS_ENVIRONMENT_ID=2 ODOOOPS_DB_NAME=e2e_deploy_staging
+      ODOOOPS_DB_HOST="${PGHOST:-}" ODOOOPS_DB_PORT="${PGPORT:-5432}")
+rt="$ROOT/worker/steps/lib/runtime.sh"
+[ "$(cat "$STATE/envs/acme/staging/runtime")" = process ] || fail "staging does not record its runtime"
+who=$(env "${senv[@]}" "$rt" psql -XAtc "SELECT current_user || ' ' || current_database() || ' ' || (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)" 2>&1) || true
+[ "$who" = "odoo_e2e_deploy_staging e2e_deploy_staging false" ] || fail "runtime.sh psql is not staging's own role on its database: $who"
+env "${senv[@]}" "$rt" logs --grep 'HTTP service' | grep -q 'HTTP service' || fail "runtime.sh logs --grep shows nothing of staging's log"
+env "${senv[@]}" "$rt" logs --grep 'no-such-line-xyz' | grep -q . && fail "runtime.sh logs --grep does not filter"
+out=$(env "${senv[@]}" ODOOOPS_RUNTIME=docker "$rt" psql -c 'SELECT 1' 2>&1) && fail "a docker-runtime command ran on a process environment"
+[[ $out == *"runs on the process runtime, and this command on the docker runtime"* ]] || fail "runtime mismatch not explained: $out"
+say "runtime.sh psql (staging's role) and logs --grep on staging; another runtime's command refused"
+
 # Events: transitions queued->claimed->running->succeeded in order, every
 # step started and succeeded in directory order, output lines with stream.
 order=$(scalar "SELECT string_agg(to_status, ',' ORDER BY id) FROM ops.run_events WHERE run_id = $deploy AND kind = 'transition'")

@@ -28,7 +28,7 @@ start_worker dock --docker-host "$DOCKER_HOST" --odoo-image localhost/odoo-stand
 run=$(queue production deploy)
 wait_status "$run" succeeded 240
 steps=$(scalar "SELECT string_agg(step, ',' ORDER BY id) FROM ops.run_events WHERE run_id = $run AND message LIKE 'step % started'")
-[ "$steps" = "deploy/10-checkout,deploy/20-addons,deploy/25-pre-deploy-backup,deploy/30-image,deploy/35-restore-backup,deploy/40-run,deploy/50-health" ] || fail "docker steps: $steps"
+[ "$steps" = "deploy/10-checkout,deploy/20-addons,deploy/25-pre-deploy-backup,deploy/30-release,deploy/35-restore-backup,deploy/40-start,deploy/50-health" ] || fail "docker steps: $steps"
 [ "$(scalar "SELECT result->>'runtime' FROM ops.runs WHERE id = $run")" = docker ] || fail "not deployed by the docker runtime"
 health "$PORT_PROD" | grep -q '"pass"' || fail "the container does not answer /web/health"
 info=$(curl -fsS "http://127.0.0.1:$PORT_PROD/standin/info")
@@ -50,6 +50,22 @@ second=$(cat "$STATE/envs/acme/production/container")
 [ "$(scalar "SELECT result->'modules'->>'updated' FROM ops.runs WHERE id = $run2")" = '["acme_sale"]' ] || fail "module update not detected"
 health "$PORT_PROD" | grep -q '"pass"' || fail "unhealthy after the redeploy"
 say "redeploy $run2 replaced $first by $second"
+
+# The runtime interface as a command (lib/runtime.sh, what `odooops logs`
+# and `odooops psql` run): the container's log, psql as the environment's
+# own role. The environment records its runtime; a process-runtime deploy
+# of it is refused before anything changes (no silent move between runtimes).
+[ "$(cat "$STATE/envs/acme/production/runtime")" = docker ] || fail "production does not record the docker runtime"
+penv=(ODOOOPS_RUNTIME=docker ODOOOPS_STATE_DIR="$STATE" ODOOOPS_ENV_DIR="$STATE/envs/acme/production"
+      ODOOOPS_ENVIRONMENT=production ODOOOPS_ENVIRONMENT_ID=1 ODOOOPS_DB_NAME=e2e_docker_runtime_prod
+      ODOOOPS_DB_HOST=127.0.0.1 ODOOOPS_DB_PORT="$PGPORT" DOCKER_HOST="$DOCKER_HOST")
+env "${penv[@]}" "$ROOT/worker/steps/lib/runtime.sh" logs --grep 'HTTP|http' | grep -q . \
+  || fail "runtime.sh logs shows nothing of the container's log"
+[ "$(env "${penv[@]}" "$ROOT/worker/steps/lib/runtime.sh" psql -XAtc 'SELECT current_user')" = odoo_e2e_docker_runtime_prod ] \
+  || fail "runtime.sh psql does not connect as the environment's role"
+out=$(env "${penv[@]}" ODOOOPS_RUNTIME=process "$ROOT/worker/steps/lib/runtime.sh" logs 2>&1) && fail "a process-runtime command ran on the docker environment"
+[[ $out == *"runs on the docker runtime"* ]] || fail "runtime mismatch not explained: $out"
+say "runtime.sh logs and psql reach the containerised production; a command of another runtime is refused"
 
 # Backup and restore of the containerised production: the container is
 # stopped for the switch and started again; production is not neutralized.
@@ -103,7 +119,7 @@ git -C "$REPO" -c user.email=t@example.com -c user.name=test add -A
 git -C "$REPO" -c user.email=t@example.com -c user.name=test commit -qm "acme_stock 3.0 (its update fails)"
 SHA=$(git -C "$REPO" rev-parse HEAD)
 s2=$(queue staging deploy); wait_status "$s2" failed 240
-[[ $(scalar "SELECT error FROM ops.runs WHERE id = $s2") == "step deploy/40-run exited with code 1"* ]] \
+[[ $(scalar "SELECT error FROM ops.runs WHERE id = $s2") == "step deploy/40-start exited with code 1"* ]] \
   || fail "broken staging deploy $s2: $(scalar "SELECT error FROM ops.runs WHERE id = $s2")"
 [ "$(psql -X -A -t -d "$STAGING" -c "SELECT count(*) FROM res_partner WHERE name = 'staging before the broken deploy'")" = 1 ] \
   || fail "the staging database was not put back after $s2"

@@ -69,6 +69,17 @@ if tr '\0' '\n' <"/proc/$pid/environ" | grep -qE '^(ODOOOPS_|AWS_|PGPASSWORD=)';
   fail "dev: Odoo's environment holds the worker's variables"
 fi
 say "development: deploy $d installed oo_notes ($SERIES.1.0) and oo_extra on a new database; Odoo runs as uid $uid, /web/login 200"
+# The runtime interface as a command (lib/runtime.sh, what the worker's
+# shell command executes): odoo-bin shell on dev's database, as dev's own
+# role and user, with the variables a step of dev gets.
+rt_env=(ODOOOPS_RUNTIME=process ODOOOPS_STATE_DIR="$STATE" ODOOOPS_ENV_DIR="$STATE/envs/acme/dev"
+        ODOOOPS_ENVIRONMENT=dev ODOOOPS_DB_NAME="$DEV" ODOOOPS_STAGE=development ODOOOPS_ENV_SETTINGS='{}'
+        ODOOOPS_DB_HOST="${PGHOST:-}" ODOOOPS_DB_PORT="${PGPORT:-5432}" ODOOOPS_ODOO_USER=per-environment
+        ODOO_BIN="$ODOO_SRC/odoo-bin" ODOOOPS_ODOO_PYTHON=/usr/bin/python3 ODOOOPS_ODOO_ADDONS="$ODOO_SRC/addons")
+out=$(echo "print('shell: %s %s %d' % (env.cr.dbname, env.cr.execute('SELECT current_user') or env.cr.fetchone()[0], env['ir.module.module'].search_count([('name', '=', 'oo_notes'), ('state', '=', 'installed')])))" |
+      env "${rt_env[@]}" "$ROOT/worker/steps/lib/runtime.sh" shell 2>&1) || true
+[[ $out == *"shell: $DEV odoo_$DEV 1"* ]] || fail "runtime.sh shell on dev: $(tail -n 5 <<<"$out")"
+say "runtime.sh shell: odoo-bin shell on $DEV as its own role"
 kill -TERM "${WORKER_PIDS[@]}"; wait "${WORKER_PIDS[@]}" 2>/dev/null || true; WORKER_PIDS=()
 start_worker ro --kinds build,test,deploy,backup,restore,destroy --storage "file://$WORK/backups"
 rehost ro dev

@@ -55,10 +55,17 @@ TEST(RuntimeProfile, TheWorkerRefusesWhatItDoesNotAllow) {
   EXPECT_EQ(refusal({"", "/bin/sh", "", ""}),
             "runtime profile \"p\": odoo_bin /bin/sh is not allowed by this worker (--odoo-bin, "
             "--allow-odoo-bin)");
-  EXPECT_EQ(refusal({"kubernetes", "", "", ""}),
-            "runtime profile \"p\": runtime kubernetes is not allowed by this worker (--runtimes)");
-  EXPECT_EQ(refusal({"../../tmp", "", "", ""}),
-            "runtime profile \"p\": runtime ../../tmp is not allowed by this worker (--runtimes)");
+  // A known runtime this worker does not allow.
+  RuntimePolicy only_process = policy();
+  only_process.runtimes = {"process"};
+  try {
+    resolve_runtime("p", {"docker", "", "", ""}, only_process);
+    ADD_FAILURE() << "docker accepted by a worker that allows process only";
+  } catch (const RuntimeRefused& e) {
+    EXPECT_STREQ(
+        e.what(),
+        "runtime profile \"p\": runtime docker is not allowed by this worker (--runtimes)");
+  }
   EXPECT_EQ(refusal({"", "", "/opt/odoo17/addons,/etc", ""}),
             "runtime profile \"p\": addons directory /etc is not allowed by this worker "
             "(--odoo-addons, --allow-odoo-addons)");
@@ -68,6 +75,38 @@ TEST(RuntimeProfile, TheWorkerRefusesWhatItDoesNotAllow) {
   // Exact paths: a prefix or a sibling is not the allowed value.
   EXPECT_NE(refusal({"", "/opt/odoo17/odoo-bin/../../../bin/sh", "", ""}), "accepted");
   EXPECT_NE(refusal({"", "", "/opt/odoo17/addons/../../..", ""}), "accepted");
+}
+
+TEST(RuntimeProfile, AnUnknownRuntimeIsRefusedNeverReplaced) {
+  EXPECT_EQ(known_runtimes(), (std::vector<std::string>{"process", "docker"}));
+  EXPECT_TRUE(is_known_runtime("docker"));
+  EXPECT_FALSE(is_known_runtime("kubernetes"));
+  EXPECT_FALSE(is_known_runtime(""));
+  EXPECT_EQ(
+      refusal({"kubernetes", "", "", ""}),
+      "runtime profile \"p\": unknown runtime \"kubernetes\"; known runtimes: process, docker");
+  EXPECT_EQ(
+      refusal({"../../tmp", "", "", ""}),
+      "runtime profile \"p\": unknown runtime \"../../tmp\"; known runtimes: process, docker");
+  // Even when the worker's --runtimes lists it: only known runtimes run.
+  RuntimePolicy listed = policy();
+  listed.runtimes.push_back("kubernetes");
+  try {
+    resolve_runtime("p", {"kubernetes", "", "", ""}, listed);
+    ADD_FAILURE() << "an unknown runtime was accepted";
+  } catch (const RuntimeRefused& e) {
+    EXPECT_STREQ(e.what(),
+                 "unknown runtime \"kubernetes\" (--runtimes); known runtimes: process, docker");
+  }
+  // The worker's own default too, with or without a profile.
+  RuntimePolicy bad_default = policy();
+  bad_default.defaults.runtime = "lxc";
+  try {
+    resolve_runtime("", {"", "", "", ""}, bad_default);
+    ADD_FAILURE() << "an unknown default runtime was accepted";
+  } catch (const RuntimeRefused& e) {
+    EXPECT_STREQ(e.what(), "unknown runtime \"lxc\" (--runtime); known runtimes: process, docker");
+  }
 }
 
 TEST(RuntimeProfile, SplitList) {

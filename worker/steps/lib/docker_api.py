@@ -12,6 +12,7 @@ Works against dockerd and against podman's Docker-compatible service.
   docker_api.py stop NAME | start NAME       stop (10 s) / start an existing container
   docker_api.py running NAME                 exit 0 when running
   docker_api.py logs NAME [N]                last N lines of its output
+  docker_api.py follow NAME [N]              last N lines, then its output as it comes (until it stops)
   docker_api.py containers LABEL=VALUE...    the containers (running or not) with all these labels:
                                              one "NAME IMAGE_ID" line each
   docker_api.py remove-image IMAGE           remove an image no container uses; exit 3 when one does
@@ -183,6 +184,30 @@ def logs(name, n=50):
     return text.decode(errors="replace")
 
 
+def follow(name, n=200):
+    conn = connection()
+    conn.timeout = None
+    try:
+        conn.request("GET", API + "/containers/%s/logs?stdout=1&stderr=1&follow=1&tail=%d" % (urllib.parse.quote(name), n))
+    except OSError as exc:
+        sys.exit("cannot reach the Docker API at %s: %s" % (os.environ.get("DOCKER_HOST"), exc))
+    resp = conn.getresponse()
+    if resp.status >= 300:
+        fail_on(resp.status, resp.read(), "following the logs of container %s" % name)
+    out = sys.stdout.buffer
+    while True:
+        # multiplexed frames (8-byte header) unless the container has a TTY
+        head = resp.read(8)
+        if len(head) < 8:
+            out.write(head)
+            break
+        if head[0] in (0, 1, 2) and head[1:4] == b"\0\0\0":
+            out.write(resp.read(int.from_bytes(head[4:8], "big")))
+        else:
+            out.write(head + resp.readline())
+        out.flush()
+
+
 def containers(labels):
     filters = json.dumps({"label": labels})
     status, data = request("GET", "/containers/json?all=1&filters=" + urllib.parse.quote(filters))
@@ -227,6 +252,8 @@ def main(argv):
         containers(args)
     elif cmd == "remove-image":
         sys.exit(remove_image(args[0]))
+    elif cmd == "follow":
+        follow(args[0], int(args[1]) if len(args) > 1 else 200)
     elif cmd == "logs":
         sys.stdout.write(logs(args[0], int(args[1]) if len(args) > 1 else 50))
     else:

@@ -10,7 +10,10 @@
 # Without --proxy-config the helpers do nothing: environments are reached on
 # their ports. Needs lib/common.sh.
 
-proxy_enabled() { [ -n "${ODOOOPS_PROXY_CONFIG:-}" ] && [ "${ODOOOPS_RUNTIME:-process}" = process ]; }
+# The proxy routes to the runtimes that say they can be routed to
+# (lib/runtime.sh runtime_behind_proxy); steps that do not load a runtime
+# never route.
+proxy_enabled() { [ -n "${ODOOOPS_PROXY_CONFIG:-}" ] && declare -F runtime_behind_proxy >/dev/null && runtime_behind_proxy; }
 
 # host_label TEXT: TEXT as one DNS label (lower case, letters, digits and
 # inner hyphens, at most 63 characters).

@@ -66,7 +66,7 @@ restore_database() {
   fi
   if [ "$ODOOOPS_STAGE" != production ]; then
     echo "neutralizing the copy (${ODOOOPS_STAGE} is not production)"
-    odoo_neutralize "$tmp" "$release"
+    runtime_neutralize "$tmp" "$release"
     # The copy's own URL (as 50-health reports it), for web.base.url.
     if [ -n "${ODOOOPS_HTTP_PORT:-}" ]; then
       local base_url; base_url=$(env_url)
@@ -76,10 +76,10 @@ restore_database() {
       drop_database "$tmp"
       die "neutralization failed; the environment keeps its database"
     fi
-    # The copy's mail goes to the environment's catcher (the docker
-    # runtime's containers cannot reach the host's loopback: there the
+    # The copy's mail goes to the environment's catcher where the runtime's
+    # Odoo can reach it (lib/runtime.sh runtime_catches_mail; elsewhere the
     # dummy server of neutralize.sql stays, and mail fails).
-    if [ "${ODOOOPS_RUNTIME:-process}" != docker ] && ! mail_catcher_point "$tmp"; then
+    if runtime_catches_mail && ! mail_catcher_point "$tmp"; then
       drop_database "$tmp"
       die "cannot point the copy's outgoing mail at the mail catcher; the environment keeps its database"
     fi
@@ -111,6 +111,8 @@ restore_filestore() {
   # shellcheck disable=SC2034 # read by the sourcing step
   RESTORED_FILESTORE=$src
 }
+
+# Needs lib/runtime.sh for env_stop, env_serve_again and restore_database.
 
 # restore_switch TMP FILESTORE_DIR [KEEP]: stops the environment's Odoo and
 # swaps in the restored database and filestore by renames, so the switch is
@@ -153,15 +155,10 @@ restore_switch() {
 # runs the data/neutralize.sql of each installed module: Odoo's, and the
 # repository's own modules of RELEASE_DIR (a module knows what of its data
 # reaches the outside world). Run the way every odoo-bin of the environment
-# runs (odoo_run: its role, its user). The docker runtime has no odoo-bin
-# on the host: there lib/neutralize.sql alone neutralizes. Fails the step,
-# with Odoo's reason, after dropping DB.
+# runs (odoo_run: its role, its user); the process runtime's
+# runtime_neutralize. Fails the step, with Odoo's reason, after dropping DB.
 odoo_neutralize() {
   local db=$1 release=$2 addons=${ODOOOPS_ODOO_ADDONS:-} flags code=0 reason
-  if [ "${ODOOOPS_RUNTIME:-process}" = docker ]; then
-    warn "the docker runtime does not run odoo-bin neutralize: the modules' own data/neutralize.sql did not apply, only odooops's neutralization"
-    return 0
-  fi
   [ -z "$release" ] || addons=$(release_addons_path "$release")
   mapfile -t flags < <(odoo_flags "$addons" | odoo_copy_flags)
   echo "odoo-bin neutralize of $db, addons path: ${addons:-the default of odoo-bin}"
@@ -255,17 +252,12 @@ drop_kept() {
   fi
 }
 
-# env_stop: stops the environment's Odoo (process or container) and, when it
-# was serving, says so (ODOOOPS_WAS_SERVING), so that a failed restore or
-# destroy starts it again (env_serve_again).
+# env_stop: stops the environment's Odoo (lib/runtime.sh runtime_stop)
+# and, when it was serving, says so (ODOOOPS_WAS_SERVING), so that a failed
+# restore or destroy starts it again (env_serve_again).
 env_stop() {
-  local container=""
-  [ -s "$ENV_DIR/container" ] && container=$(cat "$ENV_DIR/container")
-  if odoo_running || [ -n "$container" ]; then export_env ODOOOPS_WAS_SERVING 1; fi
-  odoo_stop
-  if [ -n "$container" ]; then   # docker runtime
-    "$STEPS_LIB/docker_api.py" stop "$container" || true
-  fi
+  if runtime_running; then export_env ODOOOPS_WAS_SERVING 1; fi
+  runtime_stop
 }
 
 # env_serve_again: after a failed restore or destroy, starts the
@@ -273,15 +265,8 @@ env_stop() {
 # step of this run stopped it, and checks /web/health.
 env_serve_again() {
   [ -n "${ODOOOPS_WAS_SERVING:-}" ] || return 0
-  if [ -s "$ENV_DIR/container" ]; then
-    "$STEPS_LIB/docker_api.py" start "$(cat "$ENV_DIR/container")"
-    health_check "http://127.0.0.1:$ODOOOPS_HTTP_PORT"
-    return
-  fi
-  odoo_stop
-  [ -e "$ENV_DIR/current" ] || return 0
-  odoo_start
-  HEALTH_PID=$(cat "$PIDFILE") health_check "http://127.0.0.1:$ODOOOPS_HTTP_PORT"
+  runtime_deployed || return 0
+  runtime_start_again
 }
 
 # run_backup REFUSE|WARN: the backup a production deploy, restore or destroy

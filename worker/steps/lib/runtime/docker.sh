@@ -1,0 +1,261 @@
+# shellcheck shell=bash disable=SC2034
+# The docker runtime (docs/runtimes.md): Odoo as a container of an image
+# built FROM the operator's base image ($ODOOOPS_ODOO_IMAGE) plus the
+# repository under /mnt/extra-addons/<project>, through the Docker Engine
+# API at $DOCKER_HOST (lib/docker_api.py; dockerd or podman's service). The
+# container runs on the host network on the environment's port, with the
+# filestore bind-mounted, and connects with the environment's own role.
+# The name of the serving container is kept in <env>/container. The
+# environment's port is single (the reverse proxy serves the process
+# runtime only, docs/hostnames.md): a redeploy replaces the container.
+# Sourced by lib/runtime.sh after lib/common.sh.
+# shellcheck source=../restore.sh
+source "$STEPS_LIB/restore.sh"
+API=$STEPS_LIB/docker_api.py
+CONTAINER_FILE=$ENV_DIR/container
+
+runtime_behind_proxy() { return 1; }
+# The containers cannot reach the host's loopback, where the mail catcher
+# listens: a neutralized copy keeps the dummy server of neutralize.sql.
+runtime_catches_mail() { return 1; }
+# No odoo-bin on the host: lib/neutralize.sql alone neutralizes a copy.
+runtime_neutralize() {
+  warn "the docker runtime does not run odoo-bin neutralize: the modules' own data/neutralize.sql did not apply, only odooops's neutralization"
+}
+docker_container() { [ -s "$CONTAINER_FILE" ] && cat "$CONTAINER_FILE"; }
+runtime_running() { local c; c=$(docker_container) && "$API" running "$c"; }
+runtime_deployed() { [ -s "$CONTAINER_FILE" ]; }
+
+# runtime_prepare: builds the image of the checked-out revision; pushes it
+# when a registry is configured. Exports ODOOOPS_IMAGE and
+# ODOOOPS_CONTAINER_ADDONS_PATH.
+runtime_prepare() {
+  local sha repo_name tag addons_path
+  sha=${ODOOOPS_RESOLVED_SHA:?the checkout step must run first}
+  repo_name=${ODOOOPS_REGISTRY:+${ODOOOPS_REGISTRY%/}/}odooops-$ODOOOPS_PROJECT
+  tag=$repo_name:${sha:0:12}
+  rm -rf image && mkdir -p image/src
+  git -C src archive "$sha" 3>&- | tar -x -C image/src
+  cat >image/Dockerfile <<DOCKERFILE
+FROM $ODOOOPS_ODOO_IMAGE
+COPY src /mnt/extra-addons/$ODOOOPS_PROJECT
+LABEL org.odooops.project="$ODOOOPS_PROJECT" org.odooops.revision="$sha"
+DOCKERFILE
+  echo "building $tag from $ODOOOPS_ODOO_IMAGE via $DOCKER_HOST"
+  "$API" build "$tag" image
+  if [ -n "${ODOOOPS_REGISTRY:-}" ]; then
+    "$API" push "$tag"
+  fi
+  addons_path=$(python3 -c 'import json,sys; print(",".join("/mnt/extra-addons/%s/%s" % (sys.argv[2], p) if p != "." else "/mnt/extra-addons/" + sys.argv[2] for p in json.load(open(sys.argv[1]))["addons_paths"]))' \
+    "$ODOOOPS_WORKSPACE/addons.json" "$ODOOOPS_PROJECT")
+  export_env ODOOOPS_IMAGE "$tag"
+  export_env ODOOOPS_CONTAINER_ADDONS_PATH "$addons_path"
+  meta_fields image="$tag" base_image="$ODOOOPS_ODOO_IMAGE" pushed?="$([ -n "${ODOOOPS_REGISTRY:-}" ] && echo true || echo false)"
+  artifact image image location "$tag"
+}
+
+# docker_base_cmd ADDONS_PATH: sets BASE_CMD, the odoo command of the
+# environment's containers (its database, as the environment's role).
+docker_base_cmd() {
+  BASE_CMD=(odoo --database "$ODOOOPS_DB_NAME" --db_host "${ODOOOPS_DOCKER_DB_HOST:-127.0.0.1}" --db_port "$ODOOOPS_DB_PORT"
+            --addons-path "$1" --data-dir /var/lib/odoo --db_user "$ENV_ROLE")
+}
+
+# docker_spec CMD...: the container JSON spec. The role's password reaches
+# libpq in the container as PGPASSWORD (read from the secret file here, not
+# on any command line).
+docker_spec() {
+  python3 - "$DATA_DIR" "$ODOOOPS_PROJECT" "$ODOOOPS_ENVIRONMENT" "$ROLE_SECRET" "$@" <<'PY'
+import json, sys
+data, project, env, secret, cmd = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+password = open(secret).read().strip()
+print(json.dumps({"cmd": cmd, "network": "host", "binds": [data + ":/var/lib/odoo"],
+                  "env": ["PGPASSWORD=" + password],
+                  "labels": {"org.odooops.project": project, "org.odooops.environment": env}}))
+PY
+}
+
+# runtime_start: installs/updates modules with a one-off container
+# (--stop-after-init) while the previous container still serves, then
+# replaces the previous container by one of the new image (the port is
+# single: the old one stops first).
+runtime_start() {
+  # A rebuild (ops.rebuild_environment) replaces the database while the
+  # container runtime installs beside the running container: not supported.
+  [ "$(json_get "${ODOOOPS_RUN_METADATA:-}" rebuild)" != true ] ||
+    die "rebuild is supported by the process runtime only: destroy the environment and push again"
+  local tag addons_path name old to_init to_update demo args init code new cid
+  tag=${ODOOOPS_IMAGE:?the release step must run first}
+  addons_path=${ODOOOPS_CONTAINER_ADDONS_PATH:?}
+  mkdir -p "$DATA_DIR" "$LOGDIR"
+  # The image's odoo user (uid 101 in odoo:17) writes the filestore; the
+  # environment directory above it is the worker's alone (0700), so no other
+  # user of the host reaches it.
+  chmod 700 "$ENV_DIR"
+  chmod 0777 "$DATA_DIR"
+  docker_base_cmd "$addons_path"
+  # The container connects with the environment's role only (it cannot
+  # create databases: the database is made the role's first).
+  env_db_prepare
+  name=odooops-$ODOOOPS_PROJECT-$ODOOOPS_ENVIRONMENT
+  old=$(docker_container || true)
+
+  read -r to_init to_update < <(modules_plan)
+  if [ "$to_init" != "-" ] || [ "$to_update" != "-" ]; then
+    mapfile -t demo < <(demo_flags)
+    args=()
+    [ "$to_init" != "-" ] && args+=(-i "$to_init")
+    [ "$to_update" != "-" ] && args+=(-u "$to_update")
+    init=$name-init-$ODOOOPS_RUN_ID
+    "$API" remove "$init"
+    echo "module installation/update in container $init: ${args[*]}"
+    "$API" run "$init" "$tag" "$(docker_spec "${BASE_CMD[@]}" "${args[@]}" --stop-after-init "${demo[@]}")" >/dev/null
+    code=0; "$API" wait "$init" || code=$?
+    "$API" logs "$init" 30 | sed 's/^/  init: /'
+    "$API" remove "$init"
+    [ "$code" = 0 ] || die "module installation/update failed in container $init (exit code $code)"
+  else
+    echo "no module to install or update"
+  fi
+  modules_meta "$to_init" "$to_update"
+
+  # Replace: the environment's port is single, so the old container stops first.
+  if [ -n "$old" ]; then
+    echo "removing the previous container $old"
+    "$API" remove "$old"
+  fi
+  new=$name-${ODOOOPS_RESOLVED_SHA:0:12}-r$ODOOOPS_RUN_ID
+  "$API" remove "$new"
+  cid=$("$API" run "$new" "$tag" "$(docker_spec "${BASE_CMD[@]}" --http-port "$ODOOOPS_HTTP_PORT" --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}")")
+  echo "$new" >"$CONTAINER_FILE"
+  echo "$addons_path" >"$CONTAINER_FILE.addons"
+  echo "started container $new (${cid:0:12}) on port $ODOOOPS_HTTP_PORT"
+  export_env ODOOOPS_CONTAINER "$new"
+}
+
+# runtime_health: the health check (health_probe: this environment's Odoo
+# on its database) on the environment's port until it passes; on failure
+# the container's last log lines explain why.
+runtime_health() {
+  local name seen="" rc i
+  name=${ODOOOPS_CONTAINER:-$(docker_container || true)}
+  [ -n "$name" ] || die "no container runs for ${ODOOOPS_ENVIRONMENT}"
+  for i in $(seq 1 "${ODOOOPS_HEALTH_TRIES:-120}"); do
+    rc=0; seen=$(health_probe "http://127.0.0.1:$ODOOOPS_HTTP_PORT") || rc=$?
+    if [ "$rc" = 0 ]; then
+      echo "health check passed after $i attempt(s): $seen"
+      return 0
+    fi
+    [ "$rc" = 2 ] && die "health check failed: $seen"
+    if ! "$API" running "$name"; then
+      echo "container $name exited; its last log lines:" >&2
+      "$API" logs "$name" 20 >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  echo "the health check did not pass (last: ${seen:-none}); last log lines of $name:" >&2
+  "$API" logs "$name" 20 >&2
+  return 1
+}
+
+# runtime_switch: the new container already serves on the environment's
+# port (it replaced the old one in runtime_start); records the URL.
+runtime_switch() {
+  local url="http://${ODOOOPS_PUBLIC_HOST:-127.0.0.1}:$ODOOOPS_HTTP_PORT"
+  echo "environment ${ODOOOPS_ENVIRONMENT} serves $url"
+  meta_fields url="$url" runtime=docker container="$(docker_container)"
+}
+
+# runtime_rollback: after a failed deploy step, when 35-restore-backup had
+# swapped in a backup and the previous container was not replaced yet (the
+# module update failed), the database and filestore it replaced come back
+# and the previous container is started again. Once the new container has
+# replaced the old one, the kept database is left for inspection and named.
+runtime_rollback() {
+  local snapshot=${ODOOOPS_DB_SNAPSHOT:-} old
+  if [ -z "$snapshot" ] || ! db_exists "$snapshot"; then
+    echo "nothing to roll back (the database was not replaced; failed at ${ODOOOPS_FAILED_STEP})"
+    return 0
+  fi
+  if [ -n "${ODOOOPS_CONTAINER:-}" ]; then
+    warn "deploy failed after its container replaced the previous one; the database before the deploy is kept as $snapshot"
+    return 0
+  fi
+  echo "rolling back after: ${ODOOOPS_FAILURE}"
+  put_back_kept
+  old=$(docker_container || true)
+  if [ -z "$old" ]; then
+    warn "deploy failed; no previous container to start again in ${ODOOOPS_ENVIRONMENT}"
+    return 0
+  fi
+  "$API" start "$old"
+  health_check "http://127.0.0.1:$ODOOOPS_HTTP_PORT" || { "$API" logs "$old" 20 >&2; return 1; }
+  meta_fields rolled_back_to="$old"
+  warn "deploy failed; ${ODOOOPS_ENVIRONMENT} runs the previous container $old again"
+}
+
+runtime_stop() {
+  local c
+  c=$(docker_container || true)
+  [ -z "$c" ] || "$API" stop "$c" || true
+}
+
+# runtime_start_again: the stopped container starts again and is
+# health-checked.
+runtime_start_again() {
+  local name; name=$(docker_container) || die "no container deployed in ${ODOOOPS_ENVIRONMENT}"
+  "$API" start "$name"
+  health_check "http://127.0.0.1:$ODOOOPS_HTTP_PORT" || { "$API" logs "$name" 20 >&2; return 1; }
+}
+
+# runtime_destroy: removes the environment's containers (its server and any
+# one-off container left by a module update), then the images they ran
+# unless another container still runs them (images are per project and
+# revision, shared by its environments).
+runtime_destroy() {
+  local images=() name image code
+  while read -r name image; do
+    [ -n "$name" ] || continue
+    "$API" remove "$name"
+    echo "removed container $name"
+    [[ " ${images[*]} " == *" $image "* ]] || images+=("$image")
+  done < <("$API" containers "org.odooops.project=$ODOOOPS_PROJECT" "org.odooops.environment=$ODOOOPS_ENVIRONMENT")
+  for image in "${images[@]}"; do
+    code=0; "$API" remove-image "$image" || code=$?
+    case $code in
+      0) echo "removed image ${image#sha256:}" ;;
+      3) echo "kept image ${image#sha256:}: another environment's container runs it" ;;
+      *) return "$code" ;;
+    esac
+  done
+  rm -f "$CONTAINER_FILE" "$CONTAINER_FILE.addons"
+}
+
+# runtime_logs [--follow] [--grep RE]: the serving container's output (its
+# Odoo server log): the last 200 lines, then, with --follow, what follows.
+runtime_logs() {
+  runtime_log_args "$@"
+  local name; name=$(docker_container) || die "no container deployed in ${ODOOOPS_ENVIRONMENT:-$ENV_DIR}"
+  if [ "$LOG_FOLLOW" = true ]; then
+    "$API" follow "$name" 200 | runtime_log_grep
+  else
+    "$API" logs "$name" 200 | runtime_log_grep
+  fi
+}
+
+# runtime_shell: `odoo shell` inside the serving container, on the
+# environment's database as its role (the container's PGPASSWORD), through
+# the docker command (or podman's, against the same $DOCKER_HOST).
+runtime_shell() {
+  local name cli tty=()
+  name=$(docker_container) || die "no container deployed in ${ODOOOPS_ENVIRONMENT:-$ENV_DIR}"
+  if command -v docker >/dev/null; then cli=(docker --host "${DOCKER_HOST:-unix:///var/run/docker.sock}")
+  elif command -v podman >/dev/null; then cli=(podman --remote --url "${DOCKER_HOST:-unix:///run/podman/podman.sock}")
+  else die "the docker runtime's shell needs the docker (or podman) command on this host"; fi
+  docker_base_cmd "$(cat "$CONTAINER_FILE.addons" 2>/dev/null || echo /mnt/extra-addons)"
+  [ -t 0 ] && tty=(-t)
+  exec "${cli[@]}" exec -i "${tty[@]}" "$name" "${BASE_CMD[0]}" shell "${BASE_CMD[@]:1}" --no-http
+}
+
+runtime_psql() { env_psql "$@"; }
