@@ -153,18 +153,24 @@ void close_session(Db& db, const Config& cfg, const std::string& session_id, int
 }  // namespace
 
 int session_command(int argc, char** argv, const Config& cfg) {
+  // The token: $ODOOOPS_SESSION_TOKEN (the tools pass it so, out of every
+  // command line), else the first argument. A leading "--" ends the options.
   std::string token;
-  if (argc > 0 && std::strncmp(argv[0], "--", 2) != 0) {
+  if (const char* t = std::getenv("ODOOOPS_SESSION_TOKEN")) {
+    token = t;
+  } else if (argc > 0) {
     token = argv[0];
     // Every local user reads command lines (/proc/<pid>/cmdline).
     std::memset(argv[0], 'x', std::strlen(argv[0]));
     --argc;
     ++argv;
-  } else if (const char* t = std::getenv("ODOOOPS_SESSION_TOKEN")) {
-    token = t;
+  }
+  if (argc > 0 && std::strcmp(argv[0], "--") == 0) {
+    --argc;
+    ++argv;
   }
   if (token.empty())
-    throw ConfigError("session: no token (argument or ODOOOPS_SESSION_TOKEN)", true);
+    throw ConfigError("session: no token (ODOOOPS_SESSION_TOKEN or an argument)", true);
   unsetenv("ODOOOPS_SESSION_TOKEN");
 
   Db db(cfg.dsn);

@@ -1,4 +1,4 @@
-// `odooops-worker [OPTIONS] session [TOKEN] [ARGS...]`: one interactive
+// `odooops-worker [OPTIONS] session [TOKEN] [--] [ARGS...]`: one interactive
 // session of an environment, opened by a person with ops.open_session
 // (`odooops shell`, `odooops psql`, `odooops odoo-logs`) and run here, on
 // the environment's host, with this worker's identity and configuration.

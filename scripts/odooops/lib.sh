@@ -193,5 +193,5 @@ run_session() {
   [ -z "${TZ:-}" ] || keep+=(TZ="$TZ")
   [ ! -f /etc/odooops/pg_service.conf ] || keep+=(PGSERVICEFILE=/etc/odooops/pg_service.conf)
   [ ! -f /etc/odooops/pgpass ] || keep+=(PGPASSFILE=/etc/odooops/pgpass)
-  exec env -i "${keep[@]}" ODOOOPS_SESSION_TOKEN="$token" "$worker" "${how[@]}" session "$@"
+  exec env -i "${keep[@]}" ODOOOPS_SESSION_TOKEN="$token" "$worker" "${how[@]}" session -- "$@"
 }

@@ -21,7 +21,7 @@ unset ODOOOPS_DSN
 
 # People: a developer and an owner of acme, each with a login of their own.
 for who in e2e_sess_dev e2e_sess_owner; do
-  psql -X -q -d postgres -c "DROP ROLE IF EXISTS $who" -c "CREATE ROLE $who LOGIN" \
+  PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres -c "DROP ROLE IF EXISTS $who" -c "CREATE ROLE $who LOGIN" \
     -c "GRANT odooops_api TO $who" -c "GRANT CONNECT ON DATABASE $CP_DB TO $who" >/dev/null
   EXTRA_CLEANUP+=("psql -X -q -d postgres -c 'DROP OWNED BY $who' -c 'DROP ROLE IF EXISTS $who' >/dev/null 2>&1")
 done
@@ -76,7 +76,50 @@ code=0; "$CLI" odoo-logs --project acme --env dev --worker-config "$WORK/no-such
 [ "$(audit_rows)" = 0 ] || fail "refused sessions left audit rows"
 say "refused: a developer's shell and psql on production (77), another project's environment (66, as a missing one), an unreadable worker configuration (77); nothing audited"
 
+# ---- The worker's session mode: what the runtime's command gets. A steps
+# directory whose lib/runtime.sh reports its arguments, variables, open
+# descriptors and input (the worker runs the same for the real one).
+mkdir -p "$WORK/report-steps/lib"
+cat >"$WORK/report-steps/lib/runtime.sh" <<'SH'
+#!/usr/bin/env bash
+echo "args: $*"
+echo "vars: $ODOOOPS_WORKFLOW $ODOOOPS_SESSION_KIND $ODOOOPS_SESSION_OPENED_BY $ODOOOPS_PROJECT/$ODOOOPS_ENVIRONMENT $ODOOOPS_STAGE $ODOOOPS_DB_NAME $ODOOOPS_WORKER_ID"
+env | grep -E '^(ODOOOPS_DSN|ODOOOPS_SESSION_TOKEN|ODOOOPS_CONFIG|ODOOOPS_STORAGE|PGDATABASE|AWS_)=' | sed 's/^/leak: /'
+# (listed by a child into a file: a command substitution would add its own pipe)
+ls /proc/$$/fd >"$ODOOOPS_WORKSPACE/fds"
+while read -r n; do [ "$n" -le 2 ] || [ "$n" = 255 ] || echo "fd: $n"; done <"$ODOOOPS_WORKSPACE/fds"
+echo "stdin: $(cat)"
+exit 7
+SH
+sed "s#^steps-dir = .*#steps-dir = \"$WORK/report-steps\"#" "$WORK/worker.conf" >"$WORK/report.conf"
+grep -q "^steps-dir = \"$WORK/report-steps\"" "$WORK/report.conf" || fail "no steps-dir in the printed configuration"
+code=0
+echo "typed input" | "$CLI" odoo-logs --project acme dev --follow --grep 'a b' --worker-config "$WORK/report.conf" "${AS_DEV[@]}" \
+  >"$WORK/report.out" 2>"$WORK/report.err" || code=$?
+[ "$code" = 7 ] || fail "the session's exit status is $code, not the command's 7: $(cat "$WORK/report.out" "$WORK/report.err")"
+[ "$(sed -n 1p "$WORK/report.out")" = "args: logs --follow --grep a b" ] || fail "runtime.sh got $(sed -n 1p "$WORK/report.out")"
+[ "$(sed -n 2p "$WORK/report.out")" = "vars: session odoo_logs e2e_sess_dev acme/dev development e2e_sessions_dev ss" ] ||
+  fail "the session's variables: $(sed -n 2p "$WORK/report.out")"
+if grep -E '^(leak|fd):' "$WORK/report.out"; then fail "the session's command got more than it should"; fi
+grep -qx 'stdin: typed input' "$WORK/report.out" || fail "the session's command did not read the terminal's input"
+trail=$(scalar "SELECT string_agg(action || ' ' || actor || ' ' || coalesce(payload->>'kind', '') || ' '
+                                  || coalesce(payload->>'worker_id', '-') || ' ' || coalesce(payload->>'exit_status', '-'), ',' ORDER BY id)
+                  FROM ops.audit_log WHERE action LIKE 'session.%'")
+[ "$trail" = "session.open e2e_sess_dev odoo_logs - -,session.start odooops_e2e_worker odoo_logs ss -,session.end odooops_e2e_worker odoo_logs ss 7" ] ||
+  fail "the session's trail: $trail"
+# A token opens one session: the worker refuses it a second time.
+token=$(psql -X -qAt "${AS_DEV[1]}" -c "SELECT token FROM ops.open_session('acme', 'dev', 'psql')")
+code=0; ODOOOPS_SESSION_TOKEN=$token "$WORKER_BIN" --config "$WORK/report.conf" session -- -c 'SELECT 1' </dev/null >"$WORK/out" 2>&1 || code=$?
+[ "$code" = 7 ] || fail "the worker did not run a fresh token: $code $(cat "$WORK/out")"
+grep -qx 'args: psql -c SELECT 1' "$WORK/out" || fail "psql's arguments: $(cat "$WORK/out")"
+code=0; ODOOOPS_SESSION_TOKEN=$token "$WORKER_BIN" --config "$WORK/report.conf" session </dev/null >/dev/null 2>"$WORK/err" || code=$?
+[ "$code" = 65 ] || fail "a used token: the worker exited $code, not 65 ($(cat "$WORK/err"))"
+grep -q 'already redeemed' "$WORK/err" || fail "a used token: $(cat "$WORK/err")"
+[ "$(scalar "SELECT count(*) FROM ops.audit_log WHERE action = 'session.start'")" = 2 ] || fail "a refused token was audited as started"
+say "session mode: runtime.sh <verb> with the kind's arguments, the environment's variables, the terminal's input and nothing of the worker's; its exit status in the trail; a used token refused (65)"
+
 # ---- Sessions in the development environment's runtime.
+AUDITED_BEFORE=$(scalar "SELECT max(id) FROM ops.audit_log")
 if [ ! -f "$ROOT/worker/steps/lib/runtime.sh" ]; then
   say "SKIPPED the sessions themselves: worker/steps/lib/runtime.sh (the runtime interface) is not in this tree"
   exit 0
@@ -88,7 +131,7 @@ echo 'print("partners:", env.sql("SELECT count(*) FROM pg_class WHERE relname = 
 grep -q "^partners: 1 $DEV_DB\$" "$WORK/shell.out" || fail "the shell did not run on $DEV_DB: $(cat "$WORK/shell.out" "$WORK/shell.err")"
 trail=$(scalar "SELECT string_agg(action || ' ' || actor || ' ' || coalesce(payload->>'kind', '') || ' '
                                   || coalesce(payload->>'worker_id', '-') || ' ' || coalesce(payload->>'exit_status', '-'), ',' ORDER BY id)
-                  FROM ops.audit_log WHERE action LIKE 'session.%'")
+                  FROM ops.audit_log WHERE action LIKE 'session.%' AND id > $AUDITED_BEFORE")
 [ "$trail" = "session.open e2e_sess_dev shell - -,session.start odooops_e2e_worker shell ss -,session.end odooops_e2e_worker shell ss 0" ] ||
   fail "the shell session's trail: $trail"
 say "shell session audited: $trail"
@@ -107,12 +150,3 @@ say "psql runs as the environment's own role; its exit status ($code on an error
 grep -q "odoo-standin $DEV_DB: Odoo stand-in .* starting" "$WORK/odoo.log" || fail "odoo-logs did not show the server's log: $(head -5 "$WORK/odoo.log")"
 if grep -v -E 'starting|installing' "$WORK/odoo.log" | grep -q .; then fail "--grep let other lines through"; fi
 say "odoo-logs shows the environment's server log, filtered"
-
-# A token opens one session: the worker refuses it a second time.
-token=$(psql -X -qAt "${AS_DEV[1]}" -c "SELECT token FROM ops.open_session('acme', 'dev', 'odoo_logs')")
-ODOOOPS_SESSION_TOKEN=$token "$WORKER_BIN" --config "$WORK/worker.conf" session </dev/null >/dev/null 2>&1 ||
-  fail "the worker did not run a fresh token"
-code=0; ODOOOPS_SESSION_TOKEN=$token "$WORKER_BIN" --config "$WORK/worker.conf" session </dev/null >/dev/null 2>"$WORK/err" || code=$?
-[ "$code" = 65 ] || fail "a used token: the worker exited $code, not 65 ($(cat "$WORK/err"))"
-grep -q 'already redeemed' "$WORK/err" || fail "a used token: $(cat "$WORK/err")"
-say "a used token is refused (65)"
