@@ -532,10 +532,35 @@ std::string usage() {
          "\nSignals: SIGTERM/SIGINT drain (stop claiming, let the current run finish within\n"
          "--drain-grace, else hand it back to the queue). A second SIGTERM hands it back at "
          "once.\n"
+         "\nodooops-worker [OPTIONS] session [TOKEN] [ARGS...] runs one session of an\n"
+         "environment (`odooops shell|psql|odoo-logs`): redeems the token (else\n"
+         "$ODOOOPS_SESSION_TOKEN), runs lib/runtime.sh shell|psql|logs with the environment's\n"
+         "variables and the terminal, records its end and exits with its status.\n"
          "\nExit status: 0 stopped or done, 64 bad command line, 69 no control plane within\n"
          "--startup-timeout, 70 internal error, 78 bad configuration (including a worker id\n"
          "the login may not act as).\n";
   return out.str();
+}
+
+int first_operand(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0) return i;
+    if (arg.find('=') != std::string::npos) continue;
+    const Option* o = find_option(arg.substr(2));
+    if (!o || !o->value[0]) continue;
+    if (std::string(o->value) != "BOOL") {
+      ++i;
+    } else if (i + 1 < argc) {
+      for (const char* w : {"true", "false", "yes", "no", "on", "off", "1", "0"}) {
+        if (std::string(argv[i + 1]) == w) {
+          ++i;
+          break;
+        }
+      }
+    }
+  }
+  return argc;
 }
 
 bool load_config(int argc, char** argv, Config& cfg) {

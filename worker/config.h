@@ -104,6 +104,11 @@ struct ConfigError : std::runtime_error {
 // Returns false when --help or --version was printed.
 bool load_config(int argc, char** argv, Config& out);
 
+// The index in argv of the first argument that is neither an option nor an
+// option's value, e.g. `session` in `--config F session TOKEN`; argc when
+// there is none.
+int first_operand(int argc, char** argv);
+
 // The --help text.
 std::string usage();
 

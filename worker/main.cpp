@@ -19,6 +19,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "metrics_server.h"
+#include "notifications.h"
+#include "session.h"
 #include "signals.h"
 #include "storage.h"
 
@@ -81,6 +83,17 @@ int main(int argc, char** argv) {
       }
       if (!load_config(static_cast<int>(flags.size()), flags.data(), cfg)) return 0;
       return storage_command(static_cast<int>(own.size()), own.data(), cfg);
+    }
+    if (argc > 1 && std::strcmp(argv[1], "notifications") == 0)
+      return notifications_command(argc - 2, argv + 2);
+    // `[OPTIONS] session [TOKEN] [ARGS...]`: the options are the worker's
+    // own (its configuration: identity, state directory, steps, runtimes).
+    const int operand = first_operand(argc, argv);
+    if (operand < argc && std::strcmp(argv[operand], "session") == 0) {
+      if (!load_config(operand - 1, argv + 1, cfg)) return 0;
+      hide_secret_arguments(operand, argv);
+      configure_log(cfg.worker_id, parse_log_level(cfg.log_level));
+      return session_command(argc - operand - 1, argv + operand + 1, cfg);
     }
     if (!load_config(argc - 1, argv + 1, cfg)) return 0;
     if (cfg.print_config) {

@@ -485,8 +485,8 @@ bool RunExecution::record_run_backup(const std::string& step, std::string& refus
   return true;
 }
 
-std::map<std::string, std::string> RunExecution::step_environment(const std::string& step_name,
-                                                                  int index) const {
+std::map<std::string, std::string> environment_variables(const Config& cfg,
+                                                         const EnvironmentPlace& p) {
   std::map<std::string, std::string> env;
   for (const char* keep :
        {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SSL_CERT_FILE",
@@ -497,66 +497,76 @@ std::map<std::string, std::string> RunExecution::step_environment(const std::str
     if (const char* v = std::getenv(keep)) env[keep] = v;
   }
   if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-  for (const auto& [k, v] : storage_environment(cfg_)) env[k] = v;
-  env["ODOOOPS_RUN_ID"] = std::to_string(run_id_);
-  env["ODOOOPS_ATTEMPT"] = std::to_string(attempt_);
-  env["ODOOOPS_WORKER_ID"] = worker_;
+  for (const auto& [k, v] : storage_environment(cfg)) env[k] = v;
+  const auto& ctx = p.ctx;
+  env["ODOOOPS_WORKER_ID"] = cfg.worker_id;
   env["ODOOOPS_WORKER_BIN"] = self_exe();
-  env["ODOOOPS_WORKFLOW"] = ctx_.at("workflow");
-  env["ODOOOPS_STEP"] = step_name;
-  env["ODOOOPS_STEP_INDEX"] = std::to_string(index);
-  env["ODOOOPS_PROJECT"] = ctx_.at("project");
-  env["ODOOOPS_PROJECT_ID"] = ctx_.at("project_id");
-  env["ODOOOPS_ENVIRONMENT"] = ctx_.at("environment");
-  env["ODOOOPS_ENVIRONMENT_ID"] = ctx_.at("environment_id");
-  env["ODOOOPS_STAGE"] = ctx_.at("stage");
-  env["ODOOOPS_PRODUCTION_BRANCH"] = ctx_.at("production_branch");
-  env["ODOOOPS_REPO_URL"] = ctx_.at("repo_url");
-  const std::string allow = git_allow_protocol(ctx_.at("repo_url_schemes"));
+  env["ODOOOPS_WORKFLOW"] = ctx.at("workflow");
+  env["ODOOOPS_PROJECT"] = ctx.at("project");
+  env["ODOOOPS_PROJECT_ID"] = ctx.at("project_id");
+  env["ODOOOPS_ENVIRONMENT"] = ctx.at("environment");
+  env["ODOOOPS_ENVIRONMENT_ID"] = ctx.at("environment_id");
+  env["ODOOOPS_STAGE"] = ctx.at("stage");
+  env["ODOOOPS_PRODUCTION_BRANCH"] = ctx.at("production_branch");
+  env["ODOOOPS_REPO_URL"] = ctx.at("repo_url");
+  const std::string allow = git_allow_protocol(ctx.at("repo_url_schemes"));
   if (!allow.empty()) env["GIT_ALLOW_PROTOCOL"] = allow;
-  env["ODOOOPS_GIT_SHA"] = ctx_.at("git_sha");
-  env["ODOOOPS_GIT_REF"] = ctx_.at("git_ref");
-  env["ODOOOPS_DB_NAME"] = ctx_.at("db_name");
-  env["ODOOOPS_DB_HOST"] = cfg_.odoo_db_host;
-  env["ODOOOPS_DB_PORT"] = cfg_.odoo_db_port;
-  env["ODOOOPS_DB_USER"] = cfg_.odoo_db_user;
+  env["ODOOOPS_GIT_SHA"] = ctx.at("git_sha");
+  env["ODOOOPS_GIT_REF"] = ctx.at("git_ref");
+  env["ODOOOPS_DB_NAME"] = ctx.at("db_name");
+  env["ODOOOPS_DB_HOST"] = cfg.odoo_db_host;
+  env["ODOOOPS_DB_PORT"] = cfg.odoo_db_port;
+  env["ODOOOPS_DB_USER"] = cfg.odoo_db_user;
   // libpq tools in steps reach the environment's database server, never
   // the control plane by accident.
-  env["PGHOST"] = cfg_.odoo_db_host;
-  env["PGPORT"] = cfg_.odoo_db_port;
-  if (!cfg_.odoo_db_user.empty()) env["PGUSER"] = cfg_.odoo_db_user;
-  env["ODOOOPS_WORKSPACE"] = workspace_;
-  env["ODOOOPS_ENV_DIR"] = env_dir_;
-  env["ODOOOPS_STATE_DIR"] = cfg_.state_dir;
-  env["ODOOOPS_RUNTIME"] = runtime_;
-  env["ODOOOPS_RUNTIME_PROFILE"] = ctx_.at("runtime_profile");
-  env["ODOOOPS_HTTP_PORT"] = http_port_ ? std::to_string(*http_port_) : "";
-  env["ODOOOPS_WEBSOCKET_PORT"] = websocket_port_ ? std::to_string(*websocket_port_) : "";
-  env["ODOOOPS_PUBLIC_HOST"] = cfg_.public_host;
-  env["ODOOOPS_PUBLIC_DOMAIN"] = cfg_.public_domain;
-  env["ODOOOPS_PROXY_CONFIG"] = cfg_.proxy_config;
-  env["ODOOOPS_PROXY_SITES"] = cfg_.proxy_sites;
-  env["ODOOOPS_PROXY_TLS"] = cfg_.proxy_tls;
-  env["ODOOOPS_PROXY_DRAIN"] = std::to_string(cfg_.proxy_drain);
-  env["ODOOOPS_NEXT_HTTP_PORT"] = next_http_port_ ? std::to_string(*next_http_port_) : "";
-  env["ODOOOPS_NEXT_WEBSOCKET_PORT"] =
-      next_websocket_port_ ? std::to_string(*next_websocket_port_) : "";
-  env["ODOO_BIN"] = runtime_values_.odoo_bin;
-  env["ODOOOPS_ODOO_ADDONS"] = runtime_values_.odoo_addons;
-  env["ODOOOPS_ODOO_PYTHON"] = cfg_.odoo_python;
-  env["ODOOOPS_ODOO_USER"] = cfg_.odoo_user;
-  env["ODOOOPS_TEMPLATE_DATABASES"] = cfg_.template_databases ? "true" : "false";
-  env["ODOOOPS_UPGRADE_HOOK"] = cfg_.upgrade_hook;
-  env["ODOOOPS_UPGRADE_TARGET_VERSION"] = cfg_.upgrade_target_version;
-  env["ODOOOPS_ODOO_IMAGE"] = runtime_values_.odoo_image;
-  env["ODOOOPS_DOCKER_DB_HOST"] = cfg_.docker_db_host;
-  env["DOCKER_HOST"] = cfg_.docker_host;
-  env["ODOOOPS_REGISTRY"] = cfg_.registry;
-  env["ODOOOPS_RUN_METADATA"] = dump(run_metadata_);
-  env["ODOOOPS_ENV_SETTINGS"] = dump(env_settings_);
-  env["ODOOOPS_PROJECT_SETTINGS"] = dump(project_settings_);
-  env["ODOOOPS_RESULT"] = dump(result_);
-  env["ODOOOPS_STEPS_DIR"] = cfg_.steps_dir;
+  env["PGHOST"] = cfg.odoo_db_host;
+  env["PGPORT"] = cfg.odoo_db_port;
+  if (!cfg.odoo_db_user.empty()) env["PGUSER"] = cfg.odoo_db_user;
+  env["ODOOOPS_WORKSPACE"] = p.workspace;
+  env["ODOOOPS_ENV_DIR"] = p.env_dir;
+  env["ODOOOPS_STATE_DIR"] = cfg.state_dir;
+  env["ODOOOPS_RUNTIME"] = p.runtime.runtime;
+  env["ODOOOPS_RUNTIME_PROFILE"] = ctx.at("runtime_profile");
+  const auto port = [](const std::optional<int>& v) { return v ? std::to_string(*v) : ""; };
+  env["ODOOOPS_HTTP_PORT"] = port(p.http_port);
+  env["ODOOOPS_WEBSOCKET_PORT"] = port(p.websocket_port);
+  env["ODOOOPS_PUBLIC_HOST"] = cfg.public_host;
+  env["ODOOOPS_PUBLIC_DOMAIN"] = cfg.public_domain;
+  env["ODOOOPS_PROXY_CONFIG"] = cfg.proxy_config;
+  env["ODOOOPS_PROXY_SITES"] = cfg.proxy_sites;
+  env["ODOOOPS_PROXY_TLS"] = cfg.proxy_tls;
+  env["ODOOOPS_PROXY_DRAIN"] = std::to_string(cfg.proxy_drain);
+  env["ODOOOPS_NEXT_HTTP_PORT"] = port(p.next_http_port);
+  env["ODOOOPS_NEXT_WEBSOCKET_PORT"] = port(p.next_websocket_port);
+  env["ODOO_BIN"] = p.runtime.odoo_bin;
+  env["ODOOOPS_ODOO_ADDONS"] = p.runtime.odoo_addons;
+  env["ODOOOPS_ODOO_PYTHON"] = cfg.odoo_python;
+  env["ODOOOPS_ODOO_USER"] = cfg.odoo_user;
+  env["ODOOOPS_TEMPLATE_DATABASES"] = cfg.template_databases ? "true" : "false";
+  env["ODOOOPS_UPGRADE_HOOK"] = cfg.upgrade_hook;
+  env["ODOOOPS_UPGRADE_TARGET_VERSION"] = cfg.upgrade_target_version;
+  env["ODOOOPS_ODOO_IMAGE"] = p.runtime.odoo_image;
+  env["ODOOOPS_DOCKER_DB_HOST"] = cfg.docker_db_host;
+  env["DOCKER_HOST"] = cfg.docker_host;
+  env["ODOOOPS_REGISTRY"] = cfg.registry;
+  env["ODOOOPS_RUN_METADATA"] = dump(p.run_metadata);
+  env["ODOOOPS_ENV_SETTINGS"] = dump(p.env_settings);
+  env["ODOOOPS_PROJECT_SETTINGS"] = dump(p.project_settings);
+  env["ODOOOPS_RESULT"] = dump(p.result);
+  env["ODOOOPS_STEPS_DIR"] = cfg.steps_dir;
+  return env;
+}
+
+std::map<std::string, std::string> RunExecution::step_environment(const std::string& step_name,
+                                                                  int index) const {
+  std::map<std::string, std::string> env =
+      environment_variables(cfg_, {ctx_, runtime_values_, env_dir_, workspace_, http_port_,
+                                   websocket_port_, next_http_port_, next_websocket_port_,
+                                   run_metadata_, env_settings_, project_settings_, result_});
+  env["ODOOOPS_RUN_ID"] = std::to_string(run_id_);
+  env["ODOOOPS_ATTEMPT"] = std::to_string(attempt_);
+  env["ODOOOPS_STEP"] = step_name;
+  env["ODOOOPS_STEP_INDEX"] = std::to_string(index);
   for (const auto& [k, v] : extra_env_) env[k] = v;
   for (const auto& [k, v] : exported_) env[k] = v;
   return env;

@@ -75,6 +75,31 @@ struct RunHooks {
   std::function<void()> reregister;
 };
 
+// Where an environment's runtime is and how it runs, as a step of a run of
+// that environment sees it; a session in the environment (session.cpp)
+// gets the same. `ctx` holds the columns the worker reads from
+// ops.run_context or ops.redeem_session: workflow, project, project_id,
+// environment, environment_id, stage, production_branch, repo_url,
+// repo_url_schemes, git_sha, git_ref, db_name, runtime_profile.
+struct EnvironmentPlace {
+  const std::map<std::string, std::string>& ctx;
+  const RuntimeValues& runtime;
+  const std::string& env_dir;
+  const std::string& workspace;
+  std::optional<int> http_port, websocket_port, next_http_port, next_websocket_port;
+  const nlohmann::json& run_metadata;
+  const nlohmann::json& env_settings;
+  const nlohmann::json& project_settings;
+  const nlohmann::json& result;
+};
+
+// The variables of that environment (worker/README.md, "Environment of a
+// step"): a few of the worker's own (PATH, HOME, proxies, ...), the
+// storage settings file, and the environment's context; never the control
+// plane's connection. A run adds the run's and the step's own.
+std::map<std::string, std::string> environment_variables(const Config& cfg,
+                                                         const EnvironmentPlace& place);
+
 class RunExecution {
  public:
   // Abandoned: the result could not be recorded before the worker was told

@@ -53,7 +53,19 @@ SELECT r.role, p.permission, p.stage, true
     ('mail.delete',       NULL,          ARRAY['owner', 'admin']),
     ('mail.delete',       'staging',     ARRAY['developer']),
     ('mail.delete',       'development', ARRAY['developer']),
-    ('mail.delete',       'preview',     ARRAY['developer'])
+    ('mail.delete',       'preview',     ARRAY['developer']),
+    -- sessions in an environment's runtime (78_sessions.sql): an Odoo shell
+    -- or psql as the environment's database role, never production for
+    -- developers; the Odoo log, as run logs, for every member
+    ('env.shell',         NULL,          ARRAY['owner', 'admin']),
+    ('env.shell',         'staging',     ARRAY['developer']),
+    ('env.shell',         'development', ARRAY['developer']),
+    ('env.shell',         'preview',     ARRAY['developer']),
+    ('env.psql',          NULL,          ARRAY['owner', 'admin']),
+    ('env.psql',          'staging',     ARRAY['developer']),
+    ('env.psql',          'development', ARRAY['developer']),
+    ('env.psql',          'preview',     ARRAY['developer']),
+    ('env.logs',          NULL,          ARRAY['owner', 'admin', 'developer', 'viewer', 'auditor'])
   ) AS p(permission, stage, roles),
   LATERAL unnest(p.roles) AS r(role);
 -- The operator's own policies are numbered from 1000000, those that come

@@ -42,7 +42,9 @@ GRANT EXECUTE ON FUNCTION
   ops.complete_backup(bigint, text, integer, text, bigint, text, jsonb),
   ops.record_run_backup(bigint, text, integer, text, bigint, text, jsonb),
   ops.fail_backup(bigint, text, integer, text),
-  ops.ingest_caught_mail(text, bigint, text, text[], text, bytea)
+  ops.ingest_caught_mail(text, bigint, text, text[], text, bytea),
+  ops.redeem_session(text, text),
+  ops.close_session(bigint, text, integer)
 TO odooops_worker;
 
 -- People's RPCs, and the functions row-level security policies call.
@@ -78,7 +80,9 @@ GRANT EXECUTE ON FUNCTION
   ops.get_caught_mail(bigint),
   ops.delete_caught_mails(bigint, text, bigint[]),
   ops.caught_mail_max_bytes(),
-  ops.request_backup_download(bigint, interval)
+  ops.request_backup_download(bigint, interval),
+  ops.open_session(text, text, text),
+  ops.session_token_ttl()
 TO odooops_api;
 
 -- GitHub webhooks: the signature is the authentication.
@@ -167,6 +171,9 @@ REVOKE INSERT, UPDATE, DELETE ON ops.runs, ops.run_events, ops.restores, ops.app
 REVOKE INSERT, UPDATE ON ops.backup_downloads FROM odooops_admin;
 -- A moved mark would silently drop a worker's next lines.
 REVOKE INSERT, UPDATE, DELETE ON ops.run_event_marks FROM odooops_admin;
+-- A session row is a redeemable token: sessions are opened, redeemed and
+-- closed only through their RPCs, which write the audit trail.
+REVOKE INSERT, UPDATE, DELETE ON ops.sessions FROM odooops_admin;
 DO $$
 DECLARE
   t regclass;

@@ -126,3 +126,72 @@ sql_json() {
   sql "SELECT coalesce(json_agg(r ORDER BY $order), '[]') FROM ($rows) r" "$@"
   echo
 }
+
+# Sessions in an environment's runtime (shell.sh, psql.sh, odoo_logs.sh).
+# The caller's connection opens the session (ops.open_session: the caller's
+# permission on the environment, a one-time token); the worker of the
+# environment's host runs it (`odooops-worker session`), with its own
+# identity and configuration, which the caller must be able to read: the
+# tools run on that host, as a user allowed to run the worker.
+#
+# Which worker: --worker NAME (default main) is the installed instance
+# odooops-worker@NAME: /etc/odooops/worker-NAME.conf, the unit's worker id
+# (<hostname>-NAME), state directory (/var/lib/odooops-worker/NAME) and
+# libpq files (/etc/odooops/pg_service.conf, pgpass); --worker-config FILE
+# (or $ODOOOPS_WORKER_CONFIG) is a configuration file that names
+# everything itself (dsn, worker-id, state-dir, ...).
+SESSION_WORKER=main SESSION_WORKER_CONFIG=${ODOOOPS_WORKER_CONFIG:-}
+
+# session_worker_option OPTION VALUE: takes --worker / --worker-config;
+# status 1 for any other option.
+session_worker_option() {
+  case "$1" in
+    --worker)
+      [[ "$2" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] || die "--worker needs an instance name"
+      SESSION_WORKER=$2 ;;
+    --worker-config) SESSION_WORKER_CONFIG=$2 ;;
+    *) return 1 ;;
+  esac
+}
+
+# The worker binary: $ODOOOPS_WORKER_BIN, installed beside the tools
+# (bin/ next to libexec/odooops), the source tree's build/, or on PATH.
+worker_bin() {
+  local b
+  for b in "${ODOOOPS_WORKER_BIN:-}" "$ODOOOPS_TOOLS_DIR/../../bin/odooops-worker" \
+           "$ODOOOPS_TOOLS_DIR/../../build/odooops-worker" "$(command -v odooops-worker || true)"; do
+    if [ -n "$b" ] && [ -x "$b" ]; then printf '%s\n' "$b"; return 0; fi
+  done
+  return 1
+}
+
+# run_session KIND PROJECT ENV [ARGS...]: opens the session and runs it;
+# exits with the session's status (the worker's refusals: sysexits codes).
+run_session() {
+  local kind=$1 project=$2 env=$3 opened token worker
+  shift 3
+  local -a how
+  if [ -n "$SESSION_WORKER_CONFIG" ]; then
+    how=(--config "$SESSION_WORKER_CONFIG")
+  else
+    SESSION_WORKER_CONFIG=/etc/odooops/worker-$SESSION_WORKER.conf
+    how=(--config "$SESSION_WORKER_CONFIG" --worker-id "$(uname -n)-$SESSION_WORKER"
+         --state-dir "/var/lib/odooops-worker/$SESSION_WORKER")
+  fi
+  [ -r "$SESSION_WORKER_CONFIG" ] ||
+    die "cannot read the worker's configuration $SESSION_WORKER_CONFIG: run this on the environment's host as a user allowed to run its worker (--worker NAME, --worker-config FILE)" "$EX_NOPERM"
+  worker=$(worker_bin) || die "no odooops-worker found (ODOOOPS_WORKER_BIN)" "$EX_UNAVAILABLE"
+  opened=$(sql "SELECT session_id || ' ' || token FROM ops.open_session(:'project', :'env', :'kind')" \
+    -v project="$project" -v env="$env" -v kind="$kind")
+  token=${opened#* }
+  [ -n "$token" ] || die "no session was opened" "$EX_SOFTWARE"
+  echo "$(basename "$0"): session ${opened%% *}: $kind in $project/$env" >&2
+  # The worker's environment, not the caller's: the caller's ODOOOPS_* and
+  # PG* variables would override the worker's configuration.
+  local -a keep=(PATH="${PATH:-/usr/local/bin:/usr/bin:/bin}" HOME="${HOME:-/}" LANG="${LANG:-C.UTF-8}"
+                 TERM="${TERM:-dumb}")
+  [ -z "${TZ:-}" ] || keep+=(TZ="$TZ")
+  [ ! -f /etc/odooops/pg_service.conf ] || keep+=(PGSERVICEFILE=/etc/odooops/pg_service.conf)
+  [ ! -f /etc/odooops/pgpass ] || keep+=(PGPASSFILE=/etc/odooops/pgpass)
+  exec env -i "${keep[@]}" ODOOOPS_SESSION_TOKEN="$token" "$worker" "${how[@]}" session -- "$@"
+}

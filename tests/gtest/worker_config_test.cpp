@@ -202,3 +202,19 @@ TEST(WorkerProxyConfig, RefusesWhatCannotServeHostnames) {
   EXPECT_EQ(cfg.proxy_sites, "/tmp/odooops-proxy-config-test/proxy");
   EXPECT_EQ(cfg.proxy_drain, 2);
 }
+
+// `odooops-worker [OPTIONS] session TOKEN`: the subcommand is the first
+// argument that is neither an option nor an option's value.
+TEST(WorkerFirstOperand, SkipsOptionsAndTheirValues) {
+  auto operand = [](std::vector<std::string> args) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    return first_operand(static_cast<int>(argv.size()), argv.data());
+  };
+  EXPECT_EQ(operand({"w", "--config", "session", "session", "tok"}), 3);  // a value named session
+  EXPECT_EQ(operand({"w", "--config=/etc/x.conf", "session"}), 2);
+  EXPECT_EQ(operand({"w", "--listen", "false", "--print-config", "session"}), 4);
+  EXPECT_EQ(operand({"w", "--listen", "session"}), 2);  // a flag without its word
+  EXPECT_EQ(operand({"w", "--worker-id", "a"}), 3);     // none
+  EXPECT_EQ(operand({"w"}), 1);
+}

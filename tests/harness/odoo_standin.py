@@ -557,12 +557,44 @@ def neutralize_main(argv):
     return 0
 
 
+class ShellEnv:
+    """What `shell` hands the code it runs as `env` (not Odoo's Environment):
+    the database name and SQL through psql, as the environment's role."""
+
+    def __init__(self, standin):
+        self._standin = standin
+        self.db_name = standin.args.db
+
+    def sql(self, query):
+        return self._standin.psql(query).stdout.strip()
+
+
+def shell_main(argv):
+    # As `odoo-bin shell`: Python on the environment's database, read from
+    # stdin (or interactive on a terminal), with `env` in its namespace.
+    args, _unknown = option_parser("odoo_standin.py shell").parse_known_args(argv)
+    args.options = read_config(args.config) if args.config else {}
+    if not args.db:
+        print("odoo_standin.py shell: -d DATABASE is required", file=sys.stderr)
+        return 2
+    namespace = {"env": ShellEnv(StandIn(args))}
+    print("odoo stand-in shell (not Odoo) on database %s" % args.db, file=sys.stderr)
+    if sys.stdin.isatty():
+        import code
+        code.interact(local=namespace, banner="")
+        return 0
+    exec(compile(sys.stdin.read(), "<stdin>", "exec"), namespace)  # noqa: S102 - a shell runs its input
+    return 0
+
+
 def main(argv):
     # As odoo-bin: a first argument that is not an option names a command.
     if argv and not argv[0].startswith("-"):
         command, argv = argv[0], argv[1:]
         if command == "neutralize":
             return neutralize_main(argv)
+        if command == "shell":
+            return shell_main(argv)
         if command != "server":
             sys.exit("Unknown command %r" % command)
     args = parse_args(argv)

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 DB=odooops_cli
 CLI=scripts/odooops
 ODOOOPS=$CLI/odooops
-TOOLS=(env_create env_wait_ready env_destroy backup restore approve runs logs rebuild plan upgrade)
+TOOLS=(env_create env_wait_ready env_destroy backup restore approve runs logs rebuild plan upgrade shell psql odoo_logs)
 fail() { echo "cli: FAIL: $*" >&2; exit 1; }
 admin() { psql -X -qAt -v ON_ERROR_STOP=1 -d "$DB" -c "$1"; }
 # expect CODE CMD...: runs CMD, checks its exit code, keeps its stdout in $OUT.
@@ -82,6 +82,7 @@ args_of() {
     runs) echo --project cli ;;
     plan) echo --project cli --env dev --sha abcdef1 ;;
     upgrade) echo --project cli --env production --test ;;
+    shell | psql | odoo_logs) echo --project cli --env dev --worker-config /dev/null ;;
   esac
 }
 for tool in "${TOOLS[@]}"; do
