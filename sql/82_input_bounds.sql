@@ -134,7 +134,7 @@ SELECT call, pg_temp.err(q) FROM (VALUES
   ('queue_run idempotency_key', format($$SELECT ops.queue_run(%s, 'dev', 'abc1234', 'main', '{}', 'build', 0, repeat('k', 201))$$, :p)),
   ('queue_run metadata', format($$SELECT ops.queue_run(%s, 'dev', 'abc1234', 'main', jsonb_build_object('x', repeat('m', 300000)))$$, :p)),
   ('claim_next_run worker_id', $$SELECT ops.claim_next_run(repeat('w', 1000000))$$),
-  ('claim_runs workflows', $$SELECT ops.claim_runs('bw', 1, 300, ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy', 'build'])$$),
+  ('claim_runs workflows', $$SELECT ops.claim_runs('bw', 1, 300, ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy', 'restore_test', 'build'])$$),
   ('claim_runs workflows big', $$SELECT ops.claim_runs('bw', 1, 300, (SELECT array_agg(repeat('x', 1000)) FROM generate_series(1, 100000)))$$),
   ('claim_runs workflow name', $$SELECT ops.claim_runs('bw', 1, 300, ARRAY['build', repeat('x', 1000)])$$),
   ('start_run worker_id', format($$SELECT ops.start_run(%s, repeat('w', 1000000), 1)$$, :queued)),

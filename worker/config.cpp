@@ -635,10 +635,11 @@ bool load_config(int argc, char** argv, Config& cfg) {
     gethostname(host, sizeof host - 1);
     cfg.worker_id = std::string(host) + "-" + std::to_string(getpid());
   }
-  if (cfg.kinds.empty()) cfg.kinds = {"build", "test", "deploy", "backup", "restore", "destroy"};
+  if (cfg.kinds.empty())
+    cfg.kinds = {"build", "test", "deploy", "backup", "restore", "destroy", "restore_test"};
   for (const auto& k : cfg.kinds) {
     if (k != "build" && k != "test" && k != "deploy" && k != "backup" && k != "restore" &&
-        k != "destroy")
+        k != "destroy" && k != "restore_test")
       throw ConfigError("--kinds: unknown workflow \"" + k + "\"");
   }
   if (cfg.runtimes.empty()) cfg.runtimes = known_runtimes();

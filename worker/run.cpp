@@ -290,6 +290,13 @@ void RunExecution::load_context(const Rows& rows) {
                                   run_metadata_.value("backup_id", json()).dump() +
                                   " does not exist");
     export_backup_to_restore("; nothing was upgraded");
+  } else if (wf == "restore_test") {
+    // The latest completed backup of the environment (ops.run_context); a
+    // production environment without one fails here, before any step.
+    if (ctx_["backup_id"].empty())
+      throw std::invalid_argument("environment " + ctx_["environment"] +
+                                  " has no completed backup to test; nothing was restored");
+    export_backup_to_restore("; nothing was restored");
   } else if (wf == "deploy") {
     // A rollback (ops.rollback_release) restores the pre-deploy backup it
     // names; a staging deploy runs on a neutralized copy of the latest
@@ -312,7 +319,8 @@ void RunExecution::load_context(const Rows& rows) {
 // A deploy or restore starts the environment's Odoo: it gets the port the
 // environment holds on this host, or one of its own now (http_ports.h; a
 // port another environment holds fails the run here, before any step).
-// Other workflows only learn the port it holds, if any.
+// Other workflows only learn the port it holds, if any; a restore test
+// gets ports of its own.
 void RunExecution::choose_http_port(const std::string& workflow) {
   const bool starts_odoo = workflow == "deploy" || workflow == "restore";
   std::optional<int> requested;
@@ -333,6 +341,16 @@ void RunExecution::choose_http_port(const std::string& workflow) {
   const std::string next_key = env_dir_ + "#next";
   const std::string next_websocket_key = env_dir_ + "#websocket-next";
   const bool proxied = !cfg_.proxy_config.empty();
+  if (workflow == "restore_test") {
+    // A restore test starts Odoo on a throwaway copy: on ports of its own
+    // (kept for the environment's next restore test, given back by its
+    // destroy), never on those of the environment's serving Odoo.
+    http_port_ =
+        assign_http_port(cfg_.state_dir, env_dir_ + "#restore-test", cfg_.http_ports, std::nullopt);
+    websocket_port_ = assign_http_port(cfg_.state_dir, env_dir_ + "#restore-test-websocket",
+                                       cfg_.http_ports, std::nullopt);
+    return;
+  }
   if (starts_odoo) {
     http_port_ = assign_http_port(cfg_.state_dir, env_dir_, cfg_.http_ports, requested);
     websocket_port_ =

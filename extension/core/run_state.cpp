@@ -16,13 +16,14 @@ constexpr std::array<std::pair<std::string_view, RunStatus>, 6> kStatusNames{{
     {"cancelled", RunStatus::Cancelled},
 }};
 
-constexpr std::array<std::pair<std::string_view, Workflow>, 6> kWorkflowNames{{
+constexpr std::array<std::pair<std::string_view, Workflow>, 7> kWorkflowNames{{
     {"build", Workflow::Build},
     {"test", Workflow::Test},
     {"deploy", Workflow::Deploy},
     {"backup", Workflow::Backup},
     {"restore", Workflow::Restore},
     {"destroy", Workflow::Destroy},
+    {"restore_test", Workflow::RestoreTest},
 }};
 
 struct Transition {

@@ -26,7 +26,7 @@ bool can_transition(RunStatus from, RunStatus to);
 // Every status from which `to` may be reached, in declaration order.
 std::vector<RunStatus> sources_of(RunStatus to);
 
-enum class Workflow { Build, Test, Deploy, Backup, Restore, Destroy };
+enum class Workflow { Build, Test, Deploy, Backup, Restore, Destroy, RestoreTest };
 
 std::optional<Workflow> parse_workflow(std::string_view text);
 const char* to_string(Workflow workflow);

@@ -30,7 +30,7 @@ struct Limits {
   // A whole batch argument (append_events.events, finish_runs.results),
   // checked before it is parsed: 1000 events of 8 KiB messages fit.
   static constexpr std::size_t kBatchJson = 16 * 1024 * 1024;  // bytes of JSON
-  static constexpr std::size_t kWorkflows = 6;                 // entries of a workflows filter
+  static constexpr std::size_t kWorkflows = 7;                 // entries of a workflows filter
   // Branch patterns and branch names: 255 characters, as the columns that
   // store them (environments.branch_pattern, .branch, projects.production_branch).
   // No server encoding takes more than 4 bytes per character, hence the byte

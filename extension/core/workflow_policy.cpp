@@ -10,11 +10,16 @@ namespace {
 // Indexed by Workflow. Backups go through ops.create_backup (a backup row
 // with its checksum to come), restores through ops.restore_backup (the
 // approval of production restores) and destruction through
-// ops.destroy_environment (the environment's status).
+// ops.destroy_environment (the environment's status), restore tests of a
+// production backup through ops.queue_restore_test.
 const WorkflowPolicy kPolicies[] = {
-    {"run.build", "ops.queue_run"},           {"run.test", "ops.queue_run"},
-    {"run.deploy", "ops.queue_run"},          {"backup.create", "ops.create_backup"},
-    {"backup.restore", "ops.restore_backup"}, {"env.manage", "ops.destroy_environment"},
+    {"run.build", "ops.queue_run"},
+    {"run.test", "ops.queue_run"},
+    {"run.deploy", "ops.queue_run"},
+    {"backup.create", "ops.create_backup"},
+    {"backup.restore", "ops.restore_backup"},
+    {"env.manage", "ops.destroy_environment"},
+    {"backup.restore", "ops.queue_restore_test"},
 };
 
 enum class KeyType { Id, Count, Text, Flag };

@@ -13,9 +13,9 @@ CREATE TABLE ops.agents (
   id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   worker_id         text NOT NULL UNIQUE CHECK (length(worker_id) BETWEEN 1 AND 128),
   kinds             text[] NOT NULL
-                    DEFAULT ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']
+                    DEFAULT ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy', 'restore_test']
                     CHECK (cardinality(kinds) > 0
-                           AND kinds <@ ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']),
+                           AND kinds <@ ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy', 'restore_test']),
   labels            jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(labels) = 'object'),
   version           text CHECK (length(version) <= 64),
   hostname          text CHECK (length(hostname) <= 255),
@@ -88,15 +88,15 @@ BEGIN
   PERFORM ops._check_length('version', version, 64);
   PERFORM ops._check_length('hostname', hostname, 255);
   PERFORM ops._check_json_size('labels', labels, 65536);
-  IF cardinality(kinds) > 6 THEN
+  IF cardinality(kinds) > 7 THEN
     RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = 'kinds has too many entries',
-      DETAIL = format('%s entries, the limit is 6.', cardinality(kinds));
+      DETAIL = format('%s entries, the limit is 7.', cardinality(kinds));
   END IF;
   PERFORM ops.authorize_worker(worker_id);
   IF kinds IS NOT NULL AND (cardinality(kinds) = 0 OR NOT kinds <@
-      ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']) THEN
+      ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy', 'restore_test']) THEN
     PERFORM ops._raise('OD004', 'kinds must be a non-empty list of workflows',
-                       'Workflows: build, test, deploy, backup, restore, destroy.');
+                       'Workflows: build, test, deploy, backup, restore, destroy, restore_test.');
   END IF;
   IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
     PERFORM ops._raise('OD004', 'labels must be a JSON object');
@@ -110,7 +110,7 @@ BEGIN
 
   INSERT INTO ops.agents AS a (worker_id, kinds, labels, version, hostname)
   VALUES (register_agent.worker_id,
-          coalesce(kinds, ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy']),
+          coalesce(kinds, ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy', 'restore_test']),
           labels, version, hostname)
   ON CONFLICT ON CONSTRAINT agents_worker_id_key DO UPDATE
     SET kinds = EXCLUDED.kinds, labels = EXCLUDED.labels, version = EXCLUDED.version,

@@ -214,6 +214,8 @@ COMMENT ON FUNCTION ops.requeue_stale_runs IS
 --     limits that to the first deploy). No backup when production has none
 --     yet. Another backup goes into staging with ops.restore_backup, which
 --     needs backup.restore.
+--   restore_test runs: the latest completed, unexpired backup of the
+--     environment itself (73_restore_tests.sql); none when it has none.
 --   other deploy runs: no backup (a production deploy never restores one
 --     except through a rollback).
 -- How Odoo runs comes from the operator's configuration only: `runtime` is
@@ -246,7 +248,10 @@ BEGIN
                                                                 'source_db', se.db_name, 'source_stage', se.stage,
                                                                 'purpose', k.purpose)
                         FROM ops.backups b JOIN ops.environments se ON se.id = b.environment_id
-                       WHERE CASE WHEN r.workflow <> 'deploy'
+                       WHERE CASE WHEN r.workflow = 'restore_test'
+                                    THEN b.environment_id = r.environment_id AND b.status = 'completed'
+                                         AND (b.expires_at IS NULL OR b.expires_at > now())
+                                  WHEN r.workflow <> 'deploy'
                                     THEN b.id = k.named_id OR (r.metadata ->> 'backup_id' IS NULL AND b.run_id = r.id)
                                   WHEN k.purpose = 'rollback'
                                     THEN b.id = k.restore_id AND b.environment_id = r.environment_id

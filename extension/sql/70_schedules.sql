@@ -33,9 +33,12 @@ CREATE TABLE ops.backup_schedules (
   last_error     text,
   created_at     timestamptz NOT NULL DEFAULT now(),
   updated_at     timestamptz NOT NULL DEFAULT now(),
-  UNIQUE (environment_id, cron_expr, backup_type)
+  -- 'backup': the slot takes a backup of backup_type; 'restore_test': the
+  -- slot queues a restore test of the latest backup (73_restore_tests.sql).
+  kind           text NOT NULL DEFAULT 'backup' CHECK (kind IN ('backup', 'restore_test')),
+  UNIQUE (environment_id, cron_expr, backup_type, kind)
 );
-COMMENT ON TABLE ops.backup_schedules IS 'Cron schedules of automatic backups per environment (UTC)';
+COMMENT ON TABLE ops.backup_schedules IS 'Cron schedules of automatic backups and restore tests per environment (UTC)';
 CREATE INDEX backup_schedules_due ON ops.backup_schedules (next_fire_at) WHERE enabled;
 ALTER TABLE ops.backup_schedules ENABLE ROW LEVEL SECURITY;
 
@@ -81,7 +84,8 @@ CREATE TRIGGER backup_schedules_wake AFTER INSERT OR UPDATE ON ops.backup_schedu
   FOR EACH STATEMENT EXECUTE FUNCTION ops._wake_scheduler_trigger();
 
 -- Fires every due schedule once: each due slot becomes one backup through
--- ops.create_backup (a queued 'backup' run), recorded in
+-- ops.create_backup (a queued 'backup' run), or for kind 'restore_test' one
+-- queued 'restore_test' run (ops._queue_restore_test), recorded in
 -- backup_schedule_fires, and the schedule moves to its next slot after now —
 -- so slots missed while the server was down fire once, not once each.
 -- Returns the number of slots fired.
@@ -93,7 +97,8 @@ DECLARE
   fired integer := 0;
 BEGIN
   FOR s IN
-    SELECT bs.id, bs.cron_expr, bs.backup_type, bs.next_fire_at, e.project_id, e.name AS env, e.status
+    SELECT bs.id, bs.cron_expr, bs.backup_type, bs.kind, bs.next_fire_at, e.id AS env_id,
+           e.project_id, e.name AS env, e.status
       FROM ops.backup_schedules bs JOIN ops.environments e ON e.id = bs.environment_id
      WHERE bs.enabled AND bs.next_fire_at <= now()
      ORDER BY bs.next_fire_at, bs.id
@@ -104,9 +109,16 @@ BEGIN
       IF s.status <> 'active' THEN
         RAISE EXCEPTION 'environment % is %', s.env, s.status;
       END IF;
-      SELECT * INTO created FROM ops.create_backup(s.project_id, s.env, s.backup_type,
-        jsonb_build_object('schedule_id', s.id, 'slot', s.next_fire_at,
-                           'idempotency_key', format('schedule-%s-%s', s.id, extract(epoch FROM s.next_fire_at)::bigint)));
+      IF s.kind = 'restore_test' THEN
+        SELECT NULL::bigint AS backup_id, t.id AS run_id INTO created
+          FROM ops._queue_restore_test(s.env_id,
+                 jsonb_build_object('schedule_id', s.id, 'slot', s.next_fire_at,
+                                    'idempotency_key', format('schedule-%s-%s', s.id, extract(epoch FROM s.next_fire_at)::bigint))) t;
+      ELSE
+        SELECT * INTO created FROM ops.create_backup(s.project_id, s.env, s.backup_type,
+          jsonb_build_object('schedule_id', s.id, 'slot', s.next_fire_at,
+                             'idempotency_key', format('schedule-%s-%s', s.id, extract(epoch FROM s.next_fire_at)::bigint)));
+      END IF;
       INSERT INTO ops.backup_schedule_fires (schedule_id, slot, backup_id, run_id)
       VALUES (s.id, s.next_fire_at, created.backup_id, created.run_id);
       UPDATE ops.backup_schedules SET last_slot = s.next_fire_at, last_fired_at = now(),
@@ -126,7 +138,7 @@ BEGIN
   RETURN fired;
 END $$;
 COMMENT ON FUNCTION ops.fire_due_backup_schedules IS
-  'Fires each due backup schedule slot exactly once (missed slots fire once); returns how many';
+  'Fires each due backup or restore-test schedule slot exactly once (missed slots fire once); returns how many';
 
 -- Milliseconds until the next schedule slot (NULL: none), for the scheduler's sleep.
 -- NULL when no schedule is enabled: the scheduler then sleeps its naptime

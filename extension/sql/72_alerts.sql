@@ -5,7 +5,8 @@
 CREATE TABLE ops.alerts (
   id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   kind           text NOT NULL CHECK (kind IN ('queue_backpressure', 'stale_run', 'backup_failed',
-                                               'production_restore_requested', 'worker_lost')),
+                                               'production_restore_requested', 'worker_lost',
+                                               'restore_test_failed')),
   dedup_key      text NOT NULL CHECK (length(dedup_key) BETWEEN 1 AND 200),
   severity       text NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
   project_id     bigint REFERENCES ops.projects ON DELETE CASCADE,
@@ -61,6 +62,15 @@ LANGUAGE sql STABLE AS $$
            WHERE status IN ('completed', 'failed', 'expired', 'deleted')
            ORDER BY environment_id, created_at DESC, id DESC) b
    WHERE b.status = 'failed'
+  UNION ALL
+  -- the latest finished restore test of an environment failed
+  SELECT 'restore_test_failed', 'environment:' || r.environment_id, 'critical', r.project_id, r.environment_id,
+         format('restore test run %s failed: %s', r.id, coalesce(r.error, 'unknown error')),
+         jsonb_build_object('run_id', r.id, 'backup_id', r.result -> 'restore_test' -> 'backup_id')
+    FROM (SELECT DISTINCT ON (environment_id) * FROM ops.runs
+           WHERE workflow = 'restore_test' AND status IN ('succeeded', 'failed')
+           ORDER BY environment_id, id DESC) r
+   WHERE r.status = 'failed'
   UNION ALL
   -- a restore into production is pending approval or in progress
   SELECT 'production_restore_requested', 'restore:' || rs.id, 'warning', rs.project_id,

@@ -56,6 +56,7 @@ GRANT EXECUTE ON FUNCTION
   ops.finish_run(bigint, text, jsonb),
   ops.create_backup(bigint, text, text, jsonb),
   ops.restore_backup(bigint, bigint, text, jsonb),
+  ops.queue_restore_test(bigint, text),
   ops.decide_approval(bigint, text, text),
   ops.create_project(text, text, text, text),
   ops.destroy_environment(bigint, text, text),

@@ -5207,3 +5207,304 @@ BEGIN
     PERFORM pg_catalog.pg_extension_config_dump(rel, '');
   END LOOP;
 END $$;
+
+-- Restore tests (73_restore_tests.sql): workflow restore_test, the
+-- schedule kind 'restore_test', the backup run_context gives it, and the
+-- alert of a failed one.
+ALTER TABLE ops.agents DROP CONSTRAINT agents_kinds_check;
+ALTER TABLE ops.agents ADD CONSTRAINT agents_kinds_check CHECK (cardinality(kinds) > 0
+  AND kinds <@ ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy', 'restore_test']);
+ALTER TABLE ops.agents ALTER COLUMN kinds
+  SET DEFAULT ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy', 'restore_test'];
+CREATE OR REPLACE FUNCTION ops.register_agent(
+  worker_id text, kinds text[] DEFAULT NULL, team text DEFAULT NULL,
+  labels jsonb DEFAULT '{}', version text DEFAULT NULL, hostname text DEFAULT NULL)
+RETURNS ops.agents LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  agent ops.agents;
+  team_row ops.agent_teams;
+BEGIN
+  IF worker_id IS NULL OR length(worker_id) NOT BETWEEN 1 AND 128 THEN
+    PERFORM ops._raise('OD004', 'worker_id must be 1 to 128 characters');
+  END IF;
+  PERFORM ops._check_length('team', team, 255);
+  PERFORM ops._check_length('version', version, 64);
+  PERFORM ops._check_length('hostname', hostname, 255);
+  PERFORM ops._check_json_size('labels', labels, 65536);
+  IF cardinality(kinds) > 7 THEN
+    RAISE EXCEPTION USING ERRCODE = 'OD005', MESSAGE = 'kinds has too many entries',
+      DETAIL = format('%s entries, the limit is 7.', cardinality(kinds));
+  END IF;
+  PERFORM ops.authorize_worker(worker_id);
+  IF kinds IS NOT NULL AND (cardinality(kinds) = 0 OR NOT kinds <@
+      ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy', 'restore_test']) THEN
+    PERFORM ops._raise('OD004', 'kinds must be a non-empty list of workflows',
+                       'Workflows: build, test, deploy, backup, restore, destroy, restore_test.');
+  END IF;
+  IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+    PERFORM ops._raise('OD004', 'labels must be a JSON object');
+  END IF;
+  IF team IS NOT NULL THEN
+    SELECT * INTO team_row FROM ops.agent_teams t WHERE t.name = team;
+    IF NOT FOUND THEN
+      PERFORM ops._raise('OD002', format('unknown agent team "%s"', team));
+    END IF;
+  END IF;
+
+  INSERT INTO ops.agents AS a (worker_id, kinds, labels, version, hostname)
+  VALUES (register_agent.worker_id,
+          coalesce(kinds, ARRAY['build', 'test', 'deploy', 'backup', 'restore', 'destroy', 'restore_test']),
+          labels, version, hostname)
+  ON CONFLICT ON CONSTRAINT agents_worker_id_key DO UPDATE
+    SET kinds = EXCLUDED.kinds, labels = EXCLUDED.labels, version = EXCLUDED.version,
+        hostname = EXCLUDED.hostname, last_heartbeat_at = now(),
+        status = CASE WHEN a.status = 'disabled' THEN 'disabled' ELSE 'active' END
+  RETURNING * INTO agent;
+
+  DELETE FROM ops.agent_team_members m WHERE m.agent_id = agent.id
+    AND m.team_id IS DISTINCT FROM team_row.id;
+  IF team_row.id IS NOT NULL THEN
+    INSERT INTO ops.agent_team_members (team_id, agent_id) VALUES (team_row.id, agent.id)
+    ON CONFLICT DO NOTHING;
+  END IF;
+
+  INSERT INTO ops.agent_events (agent_id, kind, message, payload)
+  VALUES (agent.id, 'registered', format('worker %s registered (%s)', agent.worker_id, agent.status),
+          jsonb_build_object('kinds', agent.kinds, 'team', team, 'version', agent.version));
+  RETURN agent;
+END $$;
+COMMENT ON FUNCTION ops.register_agent IS 'Registers or updates a worker; claims then honour its kinds and team';
+ALTER TABLE ops.backup_schedules
+  ADD COLUMN kind text NOT NULL DEFAULT 'backup' CHECK (kind IN ('backup', 'restore_test'));
+ALTER TABLE ops.backup_schedules DROP CONSTRAINT backup_schedules_environment_id_cron_expr_backup_type_key;
+ALTER TABLE ops.backup_schedules ADD UNIQUE (environment_id, cron_expr, backup_type, kind);
+COMMENT ON TABLE ops.backup_schedules IS 'Cron schedules of automatic backups and restore tests per environment (UTC)';
+CREATE OR REPLACE FUNCTION ops.fire_due_backup_schedules(max_schedules integer DEFAULT 100)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  s record;
+  created record;
+  fired integer := 0;
+BEGIN
+  FOR s IN
+    SELECT bs.id, bs.cron_expr, bs.backup_type, bs.kind, bs.next_fire_at, e.id AS env_id,
+           e.project_id, e.name AS env, e.status
+      FROM ops.backup_schedules bs JOIN ops.environments e ON e.id = bs.environment_id
+     WHERE bs.enabled AND bs.next_fire_at <= now()
+     ORDER BY bs.next_fire_at, bs.id
+     LIMIT max_schedules
+       FOR UPDATE OF bs SKIP LOCKED
+  LOOP
+    BEGIN
+      IF s.status <> 'active' THEN
+        RAISE EXCEPTION 'environment % is %', s.env, s.status;
+      END IF;
+      IF s.kind = 'restore_test' THEN
+        SELECT NULL::bigint AS backup_id, t.id AS run_id INTO created
+          FROM ops._queue_restore_test(s.env_id,
+                 jsonb_build_object('schedule_id', s.id, 'slot', s.next_fire_at,
+                                    'idempotency_key', format('schedule-%s-%s', s.id, extract(epoch FROM s.next_fire_at)::bigint))) t;
+      ELSE
+        SELECT * INTO created FROM ops.create_backup(s.project_id, s.env, s.backup_type,
+          jsonb_build_object('schedule_id', s.id, 'slot', s.next_fire_at,
+                             'idempotency_key', format('schedule-%s-%s', s.id, extract(epoch FROM s.next_fire_at)::bigint)));
+      END IF;
+      INSERT INTO ops.backup_schedule_fires (schedule_id, slot, backup_id, run_id)
+      VALUES (s.id, s.next_fire_at, created.backup_id, created.run_id);
+      UPDATE ops.backup_schedules SET last_slot = s.next_fire_at, last_fired_at = now(),
+             last_backup_id = created.backup_id, last_error = NULL,
+             next_fire_at = ops.cron_next(s.cron_expr, greatest(now(), s.next_fire_at))
+       WHERE id = s.id;
+      fired := fired + 1;
+    EXCEPTION WHEN OTHERS THEN
+      -- The slot is skipped, with the reason recorded; it is not retried.
+      INSERT INTO ops.backup_schedule_fires (schedule_id, slot, error)
+      VALUES (s.id, s.next_fire_at, SQLERRM) ON CONFLICT DO NOTHING;
+      UPDATE ops.backup_schedules SET last_slot = s.next_fire_at, last_error = SQLERRM,
+             next_fire_at = ops.cron_next(s.cron_expr, greatest(now(), s.next_fire_at))
+       WHERE id = s.id;
+    END;
+  END LOOP;
+  RETURN fired;
+END $$;
+COMMENT ON FUNCTION ops.fire_due_backup_schedules IS
+  'Fires each due backup or restore-test schedule slot exactly once (missed slots fire once); returns how many';
+CREATE OR REPLACE FUNCTION ops.run_context(run_id bigint, worker_id text, attempt integer)
+RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result jsonb;
+BEGIN
+  PERFORM ops._check_length('worker_id', worker_id, 128);
+  PERFORM ops.authorize_worker(worker_id);
+  SELECT jsonb_build_object(
+           'run', to_jsonb(r),
+           'project', jsonb_build_object('id', p.id, 'slug', p.slug, 'repo_url', p.repo_url,
+                                         'repo_full_name', p.repo_full_name,
+                                         'production_branch', p.production_branch, 'settings', p.settings),
+           'environment', jsonb_build_object('id', e.id, 'name', e.name, 'stage', e.stage,
+                                             'db_name', e.db_name, 'settings', e.settings),
+           'runtime', (SELECT jsonb_build_object('name', rp.name, 'runtime', rp.runtime, 'odoo_bin', rp.odoo_bin,
+                                                 'odoo_addons', rp.odoo_addons, 'odoo_image', rp.odoo_image)
+                         FROM ops.runtime_profiles rp
+                        WHERE rp.name = coalesce(e.runtime_profile, p.runtime_profile)),
+           'repo_url_schemes', pg_catalog.current_setting('odooops.repo_url_schemes'),
+           'backup', (SELECT to_jsonb(b) || jsonb_build_object('source_environment', se.name,
+                                                                'source_db', se.db_name, 'source_stage', se.stage,
+                                                                'purpose', k.purpose)
+                        FROM ops.backups b JOIN ops.environments se ON se.id = b.environment_id
+                       WHERE CASE WHEN r.workflow = 'restore_test'
+                                    THEN b.environment_id = r.environment_id AND b.status = 'completed'
+                                         AND (b.expires_at IS NULL OR b.expires_at > now())
+                                  WHEN r.workflow <> 'deploy'
+                                    THEN b.id = k.named_id OR (r.metadata ->> 'backup_id' IS NULL AND b.run_id = r.id)
+                                  WHEN k.purpose = 'rollback'
+                                    THEN b.id = k.restore_id AND b.environment_id = r.environment_id
+                                  WHEN k.purpose = 'refresh'
+                                    THEN b.project_id = r.project_id AND se.stage = 'production'
+                                         AND b.status = 'completed'
+                                  ELSE false END
+                       ORDER BY b.completed_at DESC NULLS LAST, b.id DESC LIMIT 1))
+    INTO result
+    FROM ops.runs r JOIN ops.projects p ON p.id = r.project_id JOIN ops.environments e ON e.id = r.environment_id
+         CROSS JOIN LATERAL (
+           SELECT CASE WHEN r.workflow <> 'deploy' THEN r.workflow
+                       WHEN r.metadata ? 'restore_backup_id' THEN 'rollback'
+                       WHEN e.stage = 'staging' THEN 'refresh' END AS purpose,
+                  CASE WHEN r.metadata ->> 'backup_id' ~ '^[0-9]{1,18}$'
+                       THEN (r.metadata ->> 'backup_id')::bigint END AS named_id,
+                  CASE WHEN r.metadata ->> 'restore_backup_id' ~ '^[0-9]{1,18}$'
+                       THEN (r.metadata ->> 'restore_backup_id')::bigint END AS restore_id) k
+   WHERE r.id = run_context.run_id AND r.status IN ('claimed', 'running')
+     AND r.claimed_by = run_context.worker_id AND r.attempt = run_context.attempt;
+  IF result IS NULL THEN
+    IF NOT EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = run_context.run_id) THEN
+      PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
+    END IF;
+    PERFORM ops._raise('OD003', format('worker "%s" no longer holds run %s', worker_id, run_id));
+  END IF;
+  IF result -> 'run' ->> 'workflow' IN ('build', 'test', 'deploy') THEN
+    PERFORM ops.repo_url_scheme(result -> 'project' ->> 'repo_url');
+  END IF;
+  RETURN result;
+END $$;
+COMMENT ON FUNCTION ops.run_context IS
+  'What a worker needs to execute a run it holds: the run, its project and environment, and the backup involved';
+CREATE OR REPLACE FUNCTION ops.alert_conditions(backpressure_threshold integer DEFAULT 50,
+                                     agent_timeout_seconds integer DEFAULT 120)
+RETURNS SETOF ops._alert_condition
+LANGUAGE sql STABLE AS $$
+  -- more runs waiting than the threshold
+  SELECT 'queue_backpressure', 'queue', 'warning', NULL::bigint, NULL::bigint,
+         format('%s runs queued (threshold %s)', q.n, backpressure_threshold),
+         jsonb_build_object('queued', q.n, 'threshold', backpressure_threshold)
+    FROM (SELECT count(*) AS n FROM ops.runs WHERE status = 'queued') q
+   WHERE q.n > backpressure_threshold
+  UNION ALL
+  -- runs the stale-run detector took back (requeued and waiting, or failed)
+  SELECT 'stale_run', 'run:' || r.id, CASE WHEN r.status = 'failed' THEN 'critical' ELSE 'warning' END,
+         r.project_id, r.environment_id,
+         format('%s run %s %s after its lease expired (attempt %s of %s)', r.workflow, r.id,
+                CASE WHEN r.status = 'failed' THEN 'failed' ELSE 'was requeued' END, r.attempt, r.max_attempts),
+         jsonb_build_object('run_id', r.id, 'status', r.status, 'attempt', r.attempt)
+    FROM ops.runs r
+   WHERE r.status IN ('queued', 'failed') AND r.attempt > 0
+     AND r.updated_at > now() - interval '7 days'
+     AND (SELECT e.actor = 'odooops' AND e.from_status IN ('claimed', 'running')
+            FROM ops.run_events e
+           WHERE e.run_id = r.id AND e.kind = 'transition'
+           ORDER BY e.id DESC LIMIT 1)
+  UNION ALL
+  -- the latest finished backup of an environment failed
+  SELECT 'backup_failed', 'environment:' || b.environment_id, 'critical', b.project_id, b.environment_id,
+         format('%s backup %s failed: %s', b.backup_type, b.id, coalesce(b.error, 'unknown error')),
+         jsonb_build_object('backup_id', b.id)
+    FROM (SELECT DISTINCT ON (environment_id) * FROM ops.backups
+           WHERE status IN ('completed', 'failed', 'expired', 'deleted')
+           ORDER BY environment_id, created_at DESC, id DESC) b
+   WHERE b.status = 'failed'
+  UNION ALL
+  -- the latest finished restore test of an environment failed
+  SELECT 'restore_test_failed', 'environment:' || r.environment_id, 'critical', r.project_id, r.environment_id,
+         format('restore test run %s failed: %s', r.id, coalesce(r.error, 'unknown error')),
+         jsonb_build_object('run_id', r.id, 'backup_id', r.result -> 'restore_test' -> 'backup_id')
+    FROM (SELECT DISTINCT ON (environment_id) * FROM ops.runs
+           WHERE workflow = 'restore_test' AND status IN ('succeeded', 'failed')
+           ORDER BY environment_id, id DESC) r
+   WHERE r.status = 'failed'
+  UNION ALL
+  -- a restore into production is pending approval or in progress
+  SELECT 'production_restore_requested', 'restore:' || rs.id, 'warning', rs.project_id,
+         rs.target_environment_id,
+         format('restore %s of backup %s into production %s is %s', rs.id, rs.backup_id, e.name, rs.status),
+         jsonb_build_object('restore_id', rs.id, 'backup_id', rs.backup_id, 'requested_by', rs.requested_by)
+    FROM ops.restores rs JOIN ops.environments e ON e.id = rs.target_environment_id
+   WHERE e.stage = 'production' AND rs.status IN ('pending_approval', 'queued', 'running')
+  UNION ALL
+  -- a worker stopped heartbeating
+  SELECT 'worker_lost', 'agent:' || a.worker_id, 'warning', NULL, NULL,
+         format('worker %s has not sent a heartbeat since %s', a.worker_id, a.last_heartbeat_at),
+         jsonb_build_object('worker_id', a.worker_id, 'last_heartbeat_at', a.last_heartbeat_at)
+    FROM ops.agents a
+   WHERE a.status <> 'disabled'
+     AND a.last_heartbeat_at < now() - make_interval(secs => agent_timeout_seconds)
+$$;
+COMMENT ON FUNCTION ops.alert_conditions IS 'The conditions that should have an open alert right now';
+
+-- Restore tests: the latest backup of a production environment is restored
+-- into a throwaway database, started with Odoo and health-checked, and the
+-- database dropped again (worker/steps/restore_test). They are runs of
+-- workflow `restore_test`, queued by a schedule of kind 'restore_test'
+-- (70_schedules.sql) or by a person with ops.queue_restore_test; which
+-- backup is tested is decided when the run starts (ops.run_context: the
+-- latest completed one). The run's result records the outcome
+-- (result.restore_test); a failed one opens an alert (72_alerts.sql) and
+-- sends the webhook of a failed run. The environment itself is not touched,
+-- so the run is neither exclusive nor bound to the environment's host.
+
+-- Queues a restore test of a production environment, for callers that
+-- authorized it themselves (the scheduler, ops.queue_restore_test).
+CREATE FUNCTION ops._queue_restore_test(env_id bigint, metadata jsonb DEFAULT '{}')
+RETURNS ops.runs LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+BEGIN
+  SELECT * INTO e FROM ops.environments x WHERE x.id = env_id;
+  IF NOT FOUND THEN
+    PERFORM ops._raise('OD002', format('environment %s does not exist', env_id));
+  END IF;
+  IF e.stage <> 'production' THEN
+    PERFORM ops._raise('OD004',
+      format('environment "%s" is a %s environment: restore tests are for production', e.name, e.stage),
+      'A restore test checks that the backups of production can be brought back.');
+  END IF;
+  IF e.status <> 'active' THEN
+    PERFORM ops._raise('OD004', format('environment "%s" is %s', e.name, e.status));
+  END IF;
+  RETURN ops._queue_run_trusted(e.project_id, e.name, NULL, NULL, metadata, 'restore_test', 0);
+END $$;
+COMMENT ON FUNCTION ops._queue_restore_test IS
+  'Queues a restore_test run of a production environment without a permission check (internal callers only)';
+
+CREATE FUNCTION ops.queue_restore_test(project_id bigint, env text)
+RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments;
+BEGIN
+  PERFORM ops._check_length('env', env, 255);
+  SELECT * INTO e FROM ops.environments x WHERE x.project_id = queue_restore_test.project_id AND x.name = env;
+  -- Outside the project its environments are as unknown as missing ones.
+  IF NOT FOUND OR NOT ops.can_read_project(e.project_id) THEN
+    PERFORM ops._raise('OD002', format('project %s has no environment "%s"', project_id, env));
+  END IF;
+  PERFORM ops.authorize(e.project_id, 'backup.restore', e.id);
+  RETURN ops._queue_restore_test(e.id, jsonb_build_object('requested_by', ops.current_actor()));
+END $$;
+COMMENT ON FUNCTION ops.queue_restore_test IS
+  'Queues a restore test of the latest backup of a production environment (needs backup.restore there)';
+REVOKE EXECUTE ON FUNCTION ops._queue_restore_test(bigint, jsonb), ops.queue_restore_test(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ops.queue_restore_test(bigint, text) TO odooops_api;
+ALTER TABLE ops.alerts DROP CONSTRAINT alerts_kind_check;
+ALTER TABLE ops.alerts ADD CONSTRAINT alerts_kind_check CHECK (kind IN ('queue_backpressure', 'stale_run',
+  'backup_failed', 'production_restore_requested', 'worker_lost', 'restore_test_failed'));

@@ -14,6 +14,7 @@ TEST(WorkflowPolicy, EachWorkflowHasItsOwnPermission) {
   EXPECT_EQ(workflow_policy(Workflow::Backup).permission, "backup.create");
   EXPECT_EQ(workflow_policy(Workflow::Restore).permission, "backup.restore");
   EXPECT_EQ(workflow_policy(Workflow::Destroy).permission, "env.manage");
+  EXPECT_EQ(workflow_policy(Workflow::RestoreTest).permission, "backup.restore");
 }
 
 TEST(WorkflowPolicy, OnlyBuildTestAndDeployGoThroughQueueRun) {
@@ -23,6 +24,8 @@ TEST(WorkflowPolicy, OnlyBuildTestAndDeployGoThroughQueueRun) {
   EXPECT_FALSE(queued_by_queue_run(Workflow::Backup));
   EXPECT_FALSE(queued_by_queue_run(Workflow::Restore));
   EXPECT_FALSE(queued_by_queue_run(Workflow::Destroy));
+  EXPECT_FALSE(queued_by_queue_run(Workflow::RestoreTest));
+  EXPECT_EQ(workflow_policy(Workflow::RestoreTest).queued_through, "ops.queue_restore_test");
   EXPECT_EQ(workflow_policy(Workflow::Restore).queued_through, "ops.restore_backup");
 }
 

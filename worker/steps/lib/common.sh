@@ -290,7 +290,8 @@ http_port_release() {
   local f
   for f in "$ODOOOPS_STATE_DIR"/ports/*; do
     case $([ -f "$f" ] && head -n 1 "$f") in
-      "$ENV_DIR" | "$ENV_DIR#websocket" | "$ENV_DIR#next" | "$ENV_DIR#websocket-next")
+      "$ENV_DIR" | "$ENV_DIR#websocket" | "$ENV_DIR#next" | "$ENV_DIR#websocket-next" | \
+        "$ENV_DIR#restore-test" | "$ENV_DIR#restore-test-websocket")
         rm -f "$f"
         echo "released port $(basename "$f")" ;;
     esac
