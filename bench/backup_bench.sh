@@ -40,7 +40,7 @@ deploy=$(queue production deploy)
 wait_status "$deploy" succeeded 300
 # About SIZE_MB MiB of partners (text and an index, as Odoo's largest tables
 # are): inserted in batches so the server's memory stays flat.
-rows_per_mib=5200
+rows_per_mib=6630
 total=$((SIZE_MB * rows_per_mib))
 done_rows=0
 while [ "$done_rows" -lt "$total" ]; do
