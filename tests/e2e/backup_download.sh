@@ -59,7 +59,7 @@ short_at=$(date +%s)
 short=$(as "$ADMIN" backup download "$b1" --ttl '1 minute' --timeout 60) || fail "no short-lived link"
 out=$(as "$ADMIN" backup download "$b1" --ttl '10 minutes' --timeout 60) || fail "no link"
 url=$(link dump "$out"); fs_url=$(link filestore "$out")
-[[ $url == "$S3_ENDPOINT"/odooops-backups/acme/backups/acme/production/*/db.dump\?X-Amz-Algorithm=AWS4-HMAC-SHA256\&*X-Amz-Expires=600\&*X-Amz-Signature=* ]] \
+[[ $url == "$S3_ENDPOINT"/odooops-backups/acme/backups/acme/production/*/db.dump.zst\?X-Amz-Algorithm=AWS4-HMAC-SHA256\&*X-Amz-Expires=600\&*X-Amz-Signature=* ]] \
   || fail "not a presigned URL of the dump: $url"
 [ -n "$(link expires "$out")" ] || fail "no expiry printed: $out"
 fetch "$url" "$WORK/s3.dump" "$sha"
@@ -68,7 +68,7 @@ say "S3: backup $b1's presigned links downloaded with curl, byte-identical to th
 
 [ "$(code_of "${url/X-Amz-Expires=600/X-Amz-Expires=6000}")" = 403 ] || fail "S3 took a link whose expiry was changed"
 [ "$(code_of "${url%?}0")" = 403 ] || [ "$(code_of "${url%?}1")" = 403 ] || fail "S3 took a tampered signature"
-[ "$(code_of "${url/db.dump/filestore.tar}")" = 403 ] || fail "the dump's signature opened the filestore archive"
+[ "$(code_of "${url/db.dump.zst/filestore.tar}")" = 403 ] || fail "the dump's signature opened the filestore archive"
 # The links are the admin's: the viewer and the worker see none; the request is audited.
 [ "$(PGUSER=$VIEWER psql -X -A -t -d "$CP_DB" -c "SELECT count(*) FROM ops.backup_downloads")" = 0 ] || fail "a viewer sees the admin's links"
 [ "$(PGUSER=$ADMIN psql -X -A -t -d "$CP_DB" -c "SELECT count(*) FROM ops.backup_downloads WHERE url IS NOT NULL")" = 2 ] || fail "the admin does not see their links"
@@ -88,7 +88,7 @@ b2=$(take_backup production)
 read -r sha fs_sha <<<"$(scalar "SELECT sha256 || ' ' || (metadata #>> '{backup,filestore,sha256}') FROM ops.backups WHERE id = $b2")"
 out=$(as "$ADMIN" backup download "$b2" --ttl '10 minutes' --timeout 60) || fail "no file:// link"
 url=$(link dump "$out"); fs_url=$(link filestore "$out")
-[[ $url == http://127.0.0.1:$METRICS_PORT/download/backups/acme/production/*/db.dump\?expires=*\&signature=* ]] \
+[[ $url == http://127.0.0.1:$METRICS_PORT/download/backups/acme/production/*/db.dump.zst\?expires=*\&signature=* ]] \
   || fail "not a signed download path of the dump: $url"
 fetch "$url" "$WORK/file.dump" "$sha"
 fetch "$fs_url" "$WORK/file-filestore.tar" "$fs_sha"
@@ -102,7 +102,7 @@ base=http://127.0.0.1:$METRICS_PORT/download
 [ "$(code_of "$base/$key?expires=$((expires + 60))&signature=$signature")" = 403 ] || fail "a link with a changed expiry was served"
 [ "$(code_of "$base/$key?expires=$expires&signature=${signature//[0-9]/a}")" = 403 ] || fail "a tampered signature was served"
 [ "$(code_of "$base/$key?expires=$expires")" = 403 ] || fail "a link without a signature was served"
-[ "$(code_of "$base/${key/db.dump/filestore.tar}?expires=$expires&signature=$signature")" = 403 ] || fail "the dump's signature opened the filestore archive"
+[ "$(code_of "$base/${key/db.dump.zst/filestore.tar}?expires=$expires&signature=$signature")" = 403 ] || fail "the dump's signature opened the filestore archive"
 # Signed with the worker's key (what only the worker holds) the rules are
 # those of docs/backups.md: HMAC-SHA256 of "<key>\n<expires>"; an expired
 # one, or one outside backups/, is refused all the same.

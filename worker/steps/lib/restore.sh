@@ -11,6 +11,11 @@
 # _FILESTORE_LOCATION, _FILESTORE_SHA256 and _METADATA (worker/README.md). Until restore_switch, the environment's own
 # database and filestore are never touched.
 
+# The restore calls the runtime interface (runtime_stop, runtime_neutralize,
+# ...): loaded here unless the step loaded it first.
+# shellcheck source=runtime.sh
+declare -F runtime_choose >/dev/null || source "$STEPS_LIB/runtime.sh"
+
 # restore_fetch: downloads the dump and the filestore archive (filestore.tar)
 # into the current directory and verifies both SHA-256 checksums (of the
 # stored objects) and the dump's table of contents; a missing checksum or any
