@@ -121,6 +121,7 @@ say "S3 down: the deletions of backup $b2 failed, waited for their retry time, t
 # --- file:// ---------------------------------------------------------------
 kill -TERM "$LAST_WORKER_PID"; wait "$LAST_WORKER_PID" || true
 start_worker filew --storage "file://$FILES" --deletion-interval 1
+rehost filew production   # the worker replaced on the same host takes its environments
 # Production deploys (a staging deploy would refresh from a backup in S3,
 # which this worker refuses to read).
 d3=$(queue production deploy); wait_status "$d3" succeeded 90
