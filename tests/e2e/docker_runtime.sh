@@ -59,8 +59,16 @@ say "redeploy $run2 replaced $first by $second"
 penv=(ODOOOPS_RUNTIME=docker ODOOOPS_STATE_DIR="$STATE" ODOOOPS_ENV_DIR="$STATE/envs/acme/production"
       ODOOOPS_ENVIRONMENT=production ODOOOPS_ENVIRONMENT_ID=1 ODOOOPS_DB_NAME=e2e_docker_runtime_prod
       ODOOOPS_DB_HOST=127.0.0.1 ODOOOPS_DB_PORT="$PGPORT" DOCKER_HOST="$DOCKER_HOST")
-env "${penv[@]}" "$ROOT/worker/steps/lib/runtime.sh" logs --grep 'HTTP|http' | grep -q . \
-  || fail "runtime.sh logs shows nothing of the container's log"
+# (the container's log may reach the engine a moment after the health check)
+container_log_seen() {
+  local _
+  for _ in $(seq 1 20); do
+    env "${penv[@]}" "$ROOT/worker/steps/lib/runtime.sh" logs --grep 'HTTP|http' | grep -q . && return 0
+    sleep 0.5
+  done
+  return 1
+}
+container_log_seen || fail "runtime.sh logs shows nothing of the container's log"
 [ "$(env "${penv[@]}" "$ROOT/worker/steps/lib/runtime.sh" psql -XAtc 'SELECT current_user')" = odoo_e2e_docker_runtime_prod ] \
   || fail "runtime.sh psql does not connect as the environment's role"
 out=$(env "${penv[@]}" ODOOOPS_RUNTIME=process "$ROOT/worker/steps/lib/runtime.sh" logs 2>&1) && fail "a process-runtime command ran on the docker environment"
