@@ -5,18 +5,7 @@
 # runs it on the environment's port, passes the health check, and a redeploy
 # replaces the previous container.
 source "$(dirname "$0")/lib.sh"
-"$ROOT/tests/harness/podman.sh" setup
-eval "export $("$ROOT/tests/harness/podman.sh" start "$WORK/podman")"
-EXTRA_CLEANUP+=("cleanup_containers" "$ROOT/tests/harness/podman.sh stop $WORK/podman")
-cleanup_containers() {
-  for c in $("$ROOT/tests/harness/podman.sh" podman ps -aq --filter label=org.odooops.project=acme); do
-    "$ROOT/tests/harness/podman.sh" podman rm -f "$c" >/dev/null 2>&1 || true
-  done
-  for i in $("$ROOT/tests/harness/podman.sh" podman images -q --filter label=org.odooops.project=acme); do
-    "$ROOT/tests/harness/podman.sh" podman rmi -f "$i" >/dev/null 2>&1 || true
-  done
-}
-cleanup_containers
+use_podman
 setup_control_plane
 # The operator's runtime profile selects the docker runtime (the worker's
 # --odoo-image is the image).
@@ -46,7 +35,7 @@ run2=$(queue production deploy)
 wait_status "$run2" succeeded 240
 second=$(cat "$STATE/envs/acme/production/container")
 [ "$first" != "$second" ] || fail "the container was not replaced"
-"$ROOT/tests/harness/podman.sh" podman container exists "$first" && fail "the previous container $first still exists"
+pm container exists "$first" && fail "the previous container $first still exists"
 [ "$(scalar "SELECT result->'modules'->>'updated' FROM ops.runs WHERE id = $run2")" = '["acme_sale"]' ] || fail "module update not detected"
 health "$PORT_PROD" | grep -q '"pass"' || fail "unhealthy after the redeploy"
 say "redeploy $run2 replaced $first by $second"
@@ -86,7 +75,7 @@ r=$(queue_restore "$bid" production); wait_status "$r" succeeded 120
 [ "$(psql -X -A -t -d "$PROD" -c "SELECT name FROM res_partner WHERE id = 1")" = "before backup" ] || fail "production not restored"
 [ "$(psql -X -A -t -d "$PROD" -c "SELECT count(*) FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = 0 ] \
   || fail "production was neutralized"
-"$ROOT/tests/harness/podman.sh" podman container exists "$second" || fail "the container was not kept"
+pm container exists "$second" || fail "the container was not kept"
 health "$PORT_PROD" | grep -q '"pass"' || fail "the container is not serving after the restore"
 say "backup $bid restored into the containerised production: container restarted, healthy, not neutralized"
 
@@ -132,7 +121,7 @@ s2=$(queue staging deploy); wait_status "$s2" failed 240
 [ "$(psql -X -A -t -d "$STAGING" -c "SELECT count(*) FROM res_partner WHERE name = 'staging before the broken deploy'")" = 1 ] \
   || fail "the staging database was not put back after $s2"
 [ "$(scalar "SELECT result->>'rolled_back_to' FROM ops.runs WHERE id = $s2")" = "$staging_container" ] || fail "rollback of $s2 not recorded"
-"$ROOT/tests/harness/podman.sh" podman container exists "$staging_container" || fail "the previous staging container is gone"
+pm container exists "$staging_container" || fail "the previous staging container is gone"
 health "$PORT_STAGING" | grep -q '"pass"' || fail "the previous staging container does not serve again"
 [ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'e2e\\_docker%\\_pre\\_%' OR datname LIKE 'e2e\\_docker%\\_restore\\_%'")" = 0 ] \
   || fail "kept database left behind after $s2"
@@ -142,7 +131,6 @@ say "staging (docker) refreshed from backup $latest by $s1; broken deploy $s2 pu
 # Destroying a containerised environment removes its container, the images
 # only it ran, its database, role and directory (filestore); an image another
 # environment's container still runs stays.
-pm() { "$ROOT/tests/harness/podman.sh" podman "$@"; }
 containers_of() { pm ps -aq --filter "label=org.odooops.environment=$1" | wc -l; }
 staging_image=$(pm inspect --format '{{.ImageName}}' "$staging_container")
 prod_container=$(cat "$STATE/envs/acme/production/container")

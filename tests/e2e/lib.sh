@@ -152,6 +152,21 @@ start_worker() {
   LAST_WORKER_PID=$!
 }
 
+# use_podman: podman's Docker Engine API for this test (DOCKER_HOST), with
+# no container or image of the project acme before or after it.
+use_podman() {
+  "$ROOT/tests/harness/podman.sh" setup
+  eval "export $("$ROOT/tests/harness/podman.sh" start "$WORK/podman")"
+  EXTRA_CLEANUP+=("podman_cleanup" "$ROOT/tests/harness/podman.sh stop $WORK/podman")
+  podman_cleanup
+}
+pm() { "$ROOT/tests/harness/podman.sh" podman "$@"; }
+podman_cleanup() {
+  local c i
+  for c in $(pm ps -aq --filter label=org.odooops.project=acme); do pm rm -f "$c" >/dev/null 2>&1 || true; done
+  for i in $(pm images -q --filter label=org.odooops.project=acme); do pm rmi -f "$i" >/dev/null 2>&1 || true; done
+}
+
 # rehost WORKER ENV...: the operator moves environments to WORKER
 # (ops.move_environment), once it registered: a worker that replaced another
 # on the same host takes over its environments, whose files it shares (the

@@ -10,32 +10,9 @@ source "$(dirname "$0")/lib.sh"
 command -v caddy >/dev/null || fail "caddy is not installed (tests/harness/deps.sh)"
 setup_control_plane
 
-# The proxy, as an operator runs it: its Caddyfile imports the directory
-# the worker writes; a hostname it does not know gets a 404.
-PROXY=$WORK/proxy
-mkdir -p "$PROXY/sites" "$PROXY/home"
-PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port)
-cat >"$PROXY/Caddyfile" <<EOF
-{
-	admin 127.0.0.1:$ADMIN_PORT
-	http_port $PROXY_PORT
-	auto_https off
-}
-http:// {
-	respond "no environment here" 404
-}
-import $PROXY/sites/*.caddy
-EOF
-HOME=$PROXY/home XDG_DATA_HOME=$PROXY/home XDG_CONFIG_HOME=$PROXY/home \
-  caddy run --config "$PROXY/Caddyfile" --adapter caddyfile >"$WORK/caddy.log" 2>&1 &
-CADDY_PID=$!
-EXTRA_CLEANUP+=("kill $CADDY_PID 2>/dev/null")
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PROXY_PORT/" && break; sleep 0.1; done
-via() {  # via HOST PATH [curl flags...]: a request through the proxy
-  local host=$1 path=$2; shift 2
-  curl -sS --max-time 10 --resolve "$host:$PROXY_PORT:127.0.0.1" "$@" "http://$host:$PROXY_PORT$path"
-}
-code_via() { via "$1" "$2" -o /dev/null -w '%{http_code}' "${@:3}" || true; }
+# The proxy, as an operator runs it (tests/harness/proxy_lib.sh).
+source "$ROOT/tests/harness/proxy_lib.sh"
+start_proxy
 [ "$(code_via staging.acme.odoo.test /web/health)" = 404 ] || fail "the proxy does not answer 404 for an unknown host"
 
 # The development environment behind basic auth (a hash, never the password).
@@ -67,23 +44,6 @@ head -n 1 <<<"$ws" | grep -q ' 101' || fail "no websocket upgrade through the pr
 grep -qi '^Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=' <<<"$ws" || fail "wrong websocket handshake: $ws"
 say "websocket upgrade through the proxy: 101 from staging's websocket port"
 
-# probe_start HOST: requests through the proxy every 50 ms until probe_stop,
-# which sets failed and total.
-probe_start() {
-  PROBE_DIR=$(mktemp -d "$WORK/probe.XXXXXX")
-  ( while [ ! -f "$PROBE_DIR/stop" ]; do
-      c=$(code_via "$1" /web/login)
-      echo "$c" >>"$PROBE_DIR/codes"
-      sleep 0.05
-    done ) &
-  PROBE_PID=$!
-}
-probe_stop() {
-  touch "$PROBE_DIR/stop"; wait "$PROBE_PID"
-  failed=$(grep -vc '^200$' "$PROBE_DIR/codes" || true)
-  total=$(wc -l <"$PROBE_DIR/codes")
-}
-
 # A redeploy that updates a module: the new Odoo starts beside the old one,
 # is health-checked, and takes over; not one request fails meanwhile.
 pid1=$(cat "$STATE/envs/acme/staging/odoo.pid")
@@ -97,7 +57,7 @@ pid2=$(cat "$STATE/envs/acme/staging/odoo.pid")
 [ "$pid1" != "$pid2" ] || fail "the redeploy did not replace Odoo process $pid1"
 alive "$pid1" && fail "the old Odoo process $pid1 still runs after the switch"
 [ "$total" -ge 20 ] || fail "the probe sent only $total requests"
-[ "$failed" = 0 ] || fail "$failed of $total requests through the proxy failed during the redeploy: $(sort "$PROBE_DIR/codes" | uniq -c | tr '\n' ' ')"
+[ "$failed" = 0 ] || fail "$failed of $total requests through the proxy failed during the redeploy: $(probe_codes)"
 [ "$(result "$redeploy" modules,updated)" = '["acme_stock"]' ] || fail "the redeploy did not update acme_stock"
 via staging.acme.odoo.test /standin/info | grep -q "\"pid\": $pid2" || fail "the proxy does not route to the new Odoo $pid2"
 say "redeploy $redeploy: $total requests through the proxy, 0 failed; $pid1 replaced by $pid2"

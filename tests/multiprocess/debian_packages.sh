@@ -4,10 +4,12 @@
 # directories), installed on this machine with apt-get, their files where
 # PostgreSQL 15 and systemd look for them (a cluster started here loads the
 # packaged library and creates the extension from the packaged scripts; the
-# installed unit verifies), then a deploy through the installed worker,
-# which finds the installed steps by itself (tests/e2e/deploy.sh with
-# E2E_INSTALLED=1); finally the packages are purged and what `make install`
-# had put where the extension package installs is put back.
+# installed unit verifies), then a deploy, the reverse proxy with two
+# hostnames and the zero-downtime probe through the installed worker, which
+# finds the installed steps by itself (tests/e2e/deploy.sh and
+# tests/e2e/proxy.sh with E2E_INSTALLED=1); finally the packages are purged
+# and what `make install` had put where the extension package installs is
+# put back.
 #
 # Runs as root; needs the build dependencies of debian/control
 # (tests/harness/deps.sh). DEBIAN_PACKAGES_PORT: the port of its cluster.
@@ -126,6 +128,10 @@ source "$WORK/pg/env"
 say "PostgreSQL 15 preloads the packaged odooops.so"
 E2E_INSTALLED=1 WORKER_BIN=/usr/bin/odooops-worker bash tests/e2e/deploy.sh | sed 's/^/  /' ||
   fail "the deploy through the packaged worker failed"
+# The proxy, a second hostname and the zero-downtime probe, through the
+# packaged worker and its packaged steps.
+E2E_INSTALLED=1 WORKER_BIN=/usr/bin/odooops-worker bash tests/e2e/proxy.sh | sed 's/^/  /' ||
+  fail "the proxy test through the packaged worker failed"
 tests/harness/cluster.sh stop "$WORK/pg" >/dev/null
 
 installed=

@@ -5,16 +5,19 @@
 # API at $DOCKER_HOST (lib/docker_api.py; dockerd or podman's service). The
 # container runs on the host network on the environment's port, with the
 # filestore bind-mounted, and connects with the environment's own role.
-# The name of the serving container is kept in <env>/container. The
-# environment's port is single (the reverse proxy serves the process
-# runtime only, docs/hostnames.md): a redeploy replaces the container.
+# The name of the serving container is kept in <env>/container, the port
+# it listens on in <env>/container.port. Behind the reverse proxy
+# (docs/hostnames.md) a redeploy starts the new container beside the
+# serving one, on the environment's other port, and switches the proxy to
+# it once it passes the health check; without the proxy the environment's
+# port is single, and a redeploy replaces the container.
 # Sourced by lib/runtime.sh after lib/common.sh.
 # shellcheck source=../restore.sh
 source "$STEPS_LIB/restore.sh"
 API=$STEPS_LIB/docker_api.py
 CONTAINER_FILE=$ENV_DIR/container
 
-runtime_behind_proxy() { return 1; }
+runtime_behind_proxy() { return 0; }
 # The containers cannot reach the host's loopback, where the mail catcher
 # listens: a neutralized copy keeps the dummy server of neutralize.sql.
 runtime_catches_mail() { return 1; }
@@ -25,6 +28,12 @@ runtime_neutralize() {
 docker_container() { [ -s "$CONTAINER_FILE" ] && cat "$CONTAINER_FILE"; }
 runtime_running() { local c; c=$(docker_container) && "$API" running "$c"; }
 runtime_deployed() { [ -s "$CONTAINER_FILE" ]; }
+# docker_port: the port the serving container listens on.
+docker_port() {
+  local p=""
+  read -r p <"$CONTAINER_FILE.port" 2>/dev/null || true
+  echo "${p:-$ODOOOPS_HTTP_PORT}"
+}
 
 # runtime_prepare: builds the image of the checked-out revision; pushes it
 # when a registry is configured. Exports ODOOOPS_IMAGE and
@@ -77,14 +86,15 @@ PY
 
 # runtime_start: installs/updates modules with a one-off container
 # (--stop-after-init) while the previous container still serves, then
-# replaces the previous container by one of the new image (the port is
-# single: the old one stops first).
+# starts a container of the new image: behind the proxy beside the serving
+# one, on the port that one does not use (<env>/container.next; the switch
+# follows the health check); else in its place (the old one goes first).
 runtime_start() {
   # A rebuild (ops.rebuild_environment) replaces the database while the
   # container runtime installs beside the running container: not supported.
   [ "$(json_get "${ODOOOPS_RUN_METADATA:-}" rebuild)" != true ] ||
     die "rebuild is supported by the process runtime only: destroy the environment and push again"
-  local tag addons_path name old to_init to_update demo args init code new cid
+  local tag addons_path name old to_init to_update demo args init code new cid port beside=false
   tag=${ODOOOPS_IMAGE:?the release step must run first}
   addons_path=${ODOOOPS_CONTAINER_ADDONS_PATH:?}
   mkdir -p "$DATA_DIR" "$LOGDIR"
@@ -119,29 +129,45 @@ runtime_start() {
   fi
   modules_meta "$to_init" "$to_update"
 
-  # Replace: the environment's port is single, so the old container stops first.
-  if [ -n "$old" ]; then
+  port=$ODOOOPS_HTTP_PORT
+  if [ -n "$old" ] && proxy_enabled && [ -n "${ODOOOPS_NEXT_HTTP_PORT:-}" ] && "$API" running "$old"; then
+    beside=true
+    [ "$(docker_port)" != "$ODOOOPS_HTTP_PORT" ] || port=$ODOOOPS_NEXT_HTTP_PORT
+    echo "the serving container $old keeps serving until the new one passes its health check"
+  elif [ -n "$old" ]; then
     echo "removing the previous container $old"
     "$API" remove "$old"
   fi
   new=$name-${ODOOOPS_RESOLVED_SHA:0:12}-r$ODOOOPS_RUN_ID
   "$API" remove "$new"
-  cid=$("$API" run "$new" "$tag" "$(docker_spec "${BASE_CMD[@]}" --http-port "$ODOOOPS_HTTP_PORT" --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}")")
-  echo "$new" >"$CONTAINER_FILE"
-  echo "$addons_path" >"$CONTAINER_FILE.addons"
-  echo "started container $new (${cid:0:12}) on port $ODOOOPS_HTTP_PORT"
+  cid=$("$API" run "$new" "$tag" "$(docker_spec "${BASE_CMD[@]}" --http-port "$port" --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}")")
+  if [ "$beside" = true ]; then
+    echo "$new" >"$CONTAINER_FILE.next" && echo "$port" >"$CONTAINER_FILE.next.port"
+  else
+    echo "$new" >"$CONTAINER_FILE" && echo "$port" >"$CONTAINER_FILE.port"
+    echo "$addons_path" >"$CONTAINER_FILE.addons"
+    proxy_route "$port"
+  fi
+  echo "started container $new (${cid:0:12}) on port $port"
   export_env ODOOOPS_CONTAINER "$new"
 }
 
 # runtime_health: the health check (health_probe: this environment's Odoo
-# on its database) on the environment's port until it passes; on failure
-# the container's last log lines explain why.
+# on its database) of the container runtime_start started (the one beside
+# the serving one, if any), on its port, until it passes; on failure the
+# container's last log lines explain why.
 runtime_health() {
-  local name seen="" rc i
-  name=${ODOOOPS_CONTAINER:-$(docker_container || true)}
+  local name port seen="" rc i
+  if [ -s "$CONTAINER_FILE.next" ]; then
+    name=$(cat "$CONTAINER_FILE.next")
+    read -r port <"$CONTAINER_FILE.next.port"
+  else
+    name=$(docker_container || true)
+    port=$(docker_port)
+  fi
   [ -n "$name" ] || die "no container runs for ${ODOOOPS_ENVIRONMENT}"
   for i in $(seq 1 "${ODOOOPS_HEALTH_TRIES:-120}"); do
-    rc=0; seen=$(health_probe "http://127.0.0.1:$ODOOOPS_HTTP_PORT") || rc=$?
+    rc=0; seen=$(health_probe "http://127.0.0.1:$port") || rc=$?
     if [ "$rc" = 0 ]; then
       echo "health check passed after $i attempt(s): $seen"
       return 0
@@ -159,38 +185,70 @@ runtime_health() {
   return 1
 }
 
-# runtime_switch: the new container already serves on the environment's
-# port (it replaced the old one in runtime_start); records the URL.
+# runtime_switch: a container started beside the serving one takes over:
+# the proxy routes to it, and the old one goes after --proxy-drain seconds,
+# time for the requests it still answers. (Without the proxy the new
+# container already replaced the old one.) Records the URL.
 runtime_switch() {
-  local url="http://${ODOOOPS_PUBLIC_HOST:-127.0.0.1}:$ODOOOPS_HTTP_PORT"
+  local new old port url
+  if [ -s "$CONTAINER_FILE.next" ]; then
+    new=$(cat "$CONTAINER_FILE.next")
+    read -r port <"$CONTAINER_FILE.next.port"
+    old=$(docker_container || true)
+    proxy_route "$port"
+    mv "$CONTAINER_FILE.next" "$CONTAINER_FILE" && mv "$CONTAINER_FILE.next.port" "$CONTAINER_FILE.port"
+    echo "${ODOOOPS_CONTAINER_ADDONS_PATH:?}" >"$CONTAINER_FILE.addons"
+    if [ -n "$old" ] && [ "$old" != "$new" ]; then
+      echo "the previous container $old finishes its requests (${ODOOOPS_PROXY_DRAIN:-2} s), then goes"
+      sleep "${ODOOOPS_PROXY_DRAIN:-2}"
+      "$API" remove "$old"
+    fi
+  fi
+  url=$(env_url)
   echo "environment ${ODOOOPS_ENVIRONMENT} serves $url"
   meta_fields url="$url" runtime=docker container="$(docker_container)"
 }
 
-# runtime_rollback: after a failed deploy step, when 35-restore-backup had
-# swapped in a backup and the previous container was not replaced yet (the
-# module update failed), the database and filestore it replaced come back
-# and the previous container is started again. Once the new container has
-# replaced the old one, the kept database is left for inspection and named.
+# runtime_rollback: after a failed deploy step. A container started beside
+# the serving one goes (the proxy never routed to it). When
+# 35-restore-backup had swapped in a backup and the previous container was
+# not replaced (the module update failed, or it served beside), the
+# database and filestore it replaced come back and the previous container
+# is started again. Once a new container has replaced the old one, the
+# kept database is left for inspection and named.
 runtime_rollback() {
-  local snapshot=${ODOOOPS_DB_SNAPSHOT:-} old
+  local snapshot=${ODOOOPS_DB_SNAPSHOT:-} old beside=false
+  if [ -s "$CONTAINER_FILE.next" ]; then
+    beside=true
+    echo "removing $(cat "$CONTAINER_FILE.next"), which the proxy never routed to"
+    "$API" remove "$(cat "$CONTAINER_FILE.next")"
+    rm -f "$CONTAINER_FILE.next" "$CONTAINER_FILE.next.port"
+  fi
   if [ -z "$snapshot" ] || ! db_exists "$snapshot"; then
-    echo "nothing to roll back (the database was not replaced; failed at ${ODOOOPS_FAILED_STEP})"
+    if [ "$beside" = true ]; then
+      meta_fields rolled_back_to="$(docker_container)"
+      warn "deploy failed (${ODOOOPS_FAILURE}); ${ODOOOPS_ENVIRONMENT} kept serving the previous container $(docker_container) throughout"
+    else
+      echo "nothing to roll back (the database was not replaced; failed at ${ODOOOPS_FAILED_STEP})"
+    fi
     return 0
   fi
-  if [ -n "${ODOOOPS_CONTAINER:-}" ]; then
+  if [ -n "${ODOOOPS_CONTAINER:-}" ] && [ "$beside" = false ]; then
     warn "deploy failed after its container replaced the previous one; the database before the deploy is kept as $snapshot"
     return 0
   fi
   echo "rolling back after: ${ODOOOPS_FAILURE}"
-  put_back_kept
   old=$(docker_container || true)
+  # (the database goes back without connections: a container that served
+  # beside the failed one stops for it)
+  [ -z "$old" ] || ! "$API" running "$old" || "$API" stop "$old"
+  put_back_kept
   if [ -z "$old" ]; then
     warn "deploy failed; no previous container to start again in ${ODOOOPS_ENVIRONMENT}"
     return 0
   fi
   "$API" start "$old"
-  health_check "http://127.0.0.1:$ODOOOPS_HTTP_PORT" || { "$API" logs "$old" 20 >&2; return 1; }
+  health_check "http://127.0.0.1:$(docker_port)" || { "$API" logs "$old" 20 >&2; return 1; }
   meta_fields rolled_back_to="$old"
   warn "deploy failed; ${ODOOOPS_ENVIRONMENT} runs the previous container $old again"
 }
@@ -206,7 +264,7 @@ runtime_stop() {
 runtime_start_again() {
   local name; name=$(docker_container) || die "no container deployed in ${ODOOOPS_ENVIRONMENT}"
   "$API" start "$name"
-  health_check "http://127.0.0.1:$ODOOOPS_HTTP_PORT" || { "$API" logs "$name" 20 >&2; return 1; }
+  health_check "http://127.0.0.1:$(docker_port)" || { "$API" logs "$name" 20 >&2; return 1; }
 }
 
 # runtime_destroy: removes the environment's containers (its server and any
@@ -229,7 +287,7 @@ runtime_destroy() {
       *) return "$code" ;;
     esac
   done
-  rm -f "$CONTAINER_FILE" "$CONTAINER_FILE.addons"
+  rm -f "$CONTAINER_FILE" "$CONTAINER_FILE".{addons,port,next,next.port}
 }
 
 # runtime_logs [--follow] [--grep RE]: the serving container's output (its
