@@ -49,18 +49,18 @@ SELECT regress.as_user('dev-1', 'SELECT ops.rollback_release(999999)');
 UPDATE ops.runs SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL WHERE status IN ('queued', 'claimed');
 UPDATE ops.projects SET settings = '{"production_deploy_approval": true}' WHERE id = :shop;
 SELECT regress.as_user('admin-1', format('SELECT ops.queue_run(%s, ''production'', ''ca11ab1e03'', ''main'')', :shop));
-SELECT id AS gated, available_at = 'infinity' AS gated_run FROM ops.runs WHERE git_sha = 'ca11ab1e03' \gset
+SELECT id AS gated, available_at = 'infinity' AS gated_run FROM ops.runs WHERE git_sha = 'ca11ab1e03' AND workflow = 'deploy' \gset
 SELECT :'gated_run' AS waiting_for_approval;
-SELECT count(*) AS claimable FROM ops.claim_next_run('rel-worker');
+SELECT count(*) AS claimable FROM ops.claim_next_run('rel-worker', 300, ARRAY['deploy']);
 SELECT id AS approval, subject, status, requested_by FROM ops.approvals WHERE subject = 'deploy' AND subject_id = :gated \gset
 SELECT :'subject' AS subject, :'status' AS status, :'requested_by' AS requested_by;
 SELECT regress.as_user('admin-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval));
 SELECT regress.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''approved'')', :approval));
-SELECT git_sha, attempt FROM ops.claim_next_run('rel-worker');
+SELECT git_sha, attempt FROM ops.claim_next_run('rel-worker', 300, ARRAY['deploy']);
 -- A rejected production deploy is cancelled.
 SELECT regress.as_user('admin-1', format('SELECT ops.queue_run(%s, ''production'', ''de1e7e04'', ''main'')', :shop));
 SELECT a.id AS approval2 FROM ops.approvals a JOIN ops.runs r ON r.id = a.subject_id
  WHERE a.subject = 'deploy' AND r.git_sha = 'de1e7e04' \gset
 SELECT regress.as_user('owner-1', format('SELECT ops.decide_approval(%s, ''rejected'', ''freeze'')', :approval2));
-SELECT status, error FROM ops.runs WHERE git_sha = 'de1e7e04';
+SELECT status, error FROM ops.runs WHERE git_sha = 'de1e7e04' AND workflow = 'deploy';
 UPDATE ops.projects SET settings = '{}' WHERE id = :shop;

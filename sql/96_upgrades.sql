@@ -143,3 +143,55 @@ SELECT id AS a1 FROM ops.approvals WHERE subject_id = :u1 AND subject = 'deploy'
 SELECT regress.probe('u-owner', format('SELECT ops.decide_approval(%s, ''approved'')', :a1)) AS own_request,
        regress.probe('u-dev', format('SELECT ops.decide_approval(%s, ''approved'')', :a1)) AS developer,
        regress.probe('u-admin', format('SELECT ops.decide_approval(%s, ''approved'')', :a1)) AS admin;
+
+-- 8. A production deploy that waits for its approval has its plan queued
+-- with it: by the requester, with the requester's rights, for the same
+-- environment and revision, shown with the deploy while it runs and once
+-- it ran. A deploy that does not wait (staging) and a production upgrade
+-- have none. Another project's owner reads neither the plan nor the
+-- approval. A requester without run.build gets no plan: the deploy waits
+-- all the same and its plan says why.
+UPDATE ops.projects SET settings = settings || '{"production_deploy_approval": true}' WHERE id = :p;
+SELECT pg_temp.runs() AS runs_before \gset
+SELECT set_config('request.jwt.claims', '{"sub": "u-admin", "role": "authenticated"}', false) IS NOT NULL AS as_admin;
+SET ROLE authenticated;
+SELECT id AS d2 FROM ops.queue_run(:p, 'prod', 'abcdef5678', 'main') \gset
+SELECT id AS s1 FROM ops.queue_run(:p, 'stage', 'abcdef5678', 'staging') \gset
+SELECT id AS u2 FROM ops.request_upgrade(:p, 'prod') \gset
+RESET ROLE;
+RESET request.jwt.claims;
+SELECT pg_temp.runs() - :runs_before AS queued;   -- the deploys, the upgrade and one plan
+SELECT id AS pl2 FROM ops.runs WHERE metadata ->> 'plan_for_run' = :'d2' \gset
+SELECT workflow, status, git_sha, git_ref, metadata ->> 'mode' AS mode, requested_by, available_at < 'infinity' AS claimable
+  FROM ops.runs WHERE id = :pl2;
+SELECT a.status AS approval, r.status AS deploy, r.available_at = 'infinity' AS held
+  FROM ops.approvals a JOIN ops.runs r ON r.id = a.subject_id WHERE a.subject = 'deploy' AND a.subject_id = :d2;
+SELECT ops.deploy_plan(:d2) - 'plan_run_id' AS while_it_runs,
+       (ops.deploy_plan(:d2) ->> 'plan_run_id')::bigint = :pl2 AS names_plan,
+       ops.deploy_plan(:s1) AS staging_deploy, ops.deploy_plan(:u2) AS upgrade;
+SELECT actor, action, payload ->> 'for_run' = :'d2' AS for_d2 FROM ops.audit_log WHERE subject_id = :pl2 AND action = 'plan.queue';
+UPDATE ops.runs SET status = 'succeeded', finished_at = now(), attempt = 1, claimed_by = 'w', claimed_at = now(),
+                    started_at = now(), result = '{"plan": {"install": ["acme_new"], "update": [], "removed": []}}'
+ WHERE id = :pl2;
+SELECT ops.deploy_plan(:d2) -> 'plan' AS plan, ops.deploy_plan(:d2) ->> 'status' AS status;
+SELECT regress.probe('u-viewer', format('SELECT ops.deploy_plan(%s)', :d2)) AS viewer_reads,
+       regress.probe('o-owner', format('SELECT ops.deploy_plan(%s)', :d2)) AS other_owner_reads,
+       regress.probe('o-owner', format('SELECT 1 FROM ops.runs WHERE id = %s', :pl2)) AS other_owner_sees_plan_run,
+       regress.probe('o-owner', format('SELECT 1 FROM ops.approvals WHERE subject_id = %s', :d2)) AS other_owner_sees_approval;
+-- a developer allowed to deploy production but not to build there
+INSERT INTO ops.env_permissions (environment_id, user_id, permission, effect) VALUES (:prod, 'u-dev', 'run.deploy', 'allow');
+SELECT pg_temp.runs() AS runs_before \gset
+SELECT set_config('request.jwt.claims', '{"sub": "u-dev", "role": "authenticated"}', false) IS NOT NULL AS as_dev;
+SET ROLE authenticated;
+SELECT id AS d3 FROM ops.queue_run(:p, 'prod', 'abcdef9abc', 'main') \gset
+RESET ROLE;
+RESET request.jwt.claims;
+SELECT pg_temp.runs() - :runs_before AS queued;   -- the deploy alone
+SELECT r.status, r.available_at = 'infinity' AS held, a.status AS approval
+  FROM ops.runs r JOIN ops.approvals a ON a.subject = 'deploy' AND a.subject_id = r.id WHERE r.id = :d3;
+SELECT ops.deploy_plan(:d3) - 'error' AS plan,
+       replace(ops.deploy_plan(:d3) ->> 'error', 'project ' || :p, 'project <p>') AS error;
+SELECT level, replace(message, 'project ' || :p, 'project <p>') AS message
+  FROM ops.run_events WHERE run_id = :d3 AND payload ->> 'deploy_plan' = 'not_queued';
+DELETE FROM ops.env_permissions WHERE environment_id = :prod AND user_id = 'u-dev';
+UPDATE ops.projects SET settings = settings - 'production_deploy_approval' WHERE id = :p;

@@ -41,6 +41,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION ops.gate_production_run IS
   'Trigger: holds a production deploy, upgrade or destroy that needs an approval and requests it';
+-- A held production deploy also has its deploy plan queued with it
+-- (ops.plan_gated_deploy, 68_upgrades.sql).
 CREATE TRIGGER runs_gate_production BEFORE INSERT ON ops.runs
   FOR EACH ROW WHEN (NEW.workflow IN ('deploy', 'destroy')) EXECUTE FUNCTION ops.gate_production_run();
 CREATE TRIGGER runs_request_approval AFTER INSERT ON ops.runs

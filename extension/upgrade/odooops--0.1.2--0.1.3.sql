@@ -5508,3 +5508,74 @@ GRANT EXECUTE ON FUNCTION ops.queue_restore_test(bigint, text) TO odooops_api;
 ALTER TABLE ops.alerts DROP CONSTRAINT alerts_kind_check;
 ALTER TABLE ops.alerts ADD CONSTRAINT alerts_kind_check CHECK (kind IN ('queue_backpressure', 'stale_run',
   'backup_failed', 'production_restore_requested', 'worker_lost', 'restore_test_failed'));
+
+-- A production deploy waiting for its approval has its deploy plan queued
+-- with it (68_upgrades.sql).
+-- The newest plan of a deploy run (its plan_for_run), or the plan a plan
+-- run holds: {"plan_run_id", "status", "git_sha", "plan"} (plan null until
+-- it succeeded); status not_queued and the error when the plan of a
+-- waiting deploy could not be queued; null when the deploy has none.
+-- Readable by the project's members (project.read).
+CREATE OR REPLACE FUNCTION ops.deploy_plan(run_id bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r ops.runs;
+  p ops.runs;
+BEGIN
+  SELECT * INTO r FROM ops.runs x WHERE x.id = run_id;
+  IF NOT FOUND OR NOT ops.can_read_project(r.project_id) THEN
+    PERFORM ops._raise('OD002', format('run %s does not exist', run_id));
+  END IF;
+  PERFORM ops.authorize(r.project_id, 'project.read', r.environment_id);
+  IF r.workflow = 'build' AND r.metadata ->> 'mode' = 'plan' THEN
+    p := r;
+  ELSE
+    SELECT * INTO p FROM ops.runs x
+     WHERE x.project_id = r.project_id AND x.workflow = 'build' AND x.metadata ->> 'mode' = 'plan'
+       AND x.metadata ->> 'plan_for_run' = r.id::text
+     ORDER BY x.id DESC LIMIT 1;
+    IF NOT FOUND THEN   -- none, or why a waiting deploy has none (ops.plan_gated_deploy)
+      RETURN (SELECT jsonb_build_object('plan_run_id', NULL, 'status', 'not_queued', 'git_sha', r.git_sha,
+                                        'plan', NULL, 'error', ev.message)
+                FROM ops.run_events ev
+               WHERE ev.run_id = r.id AND ev.attempt = 0 AND ev.payload ->> 'deploy_plan' = 'not_queued'
+               ORDER BY ev.id DESC LIMIT 1);
+    END IF;
+  END IF;
+  RETURN jsonb_build_object('plan_run_id', p.id, 'status', p.status,
+                            'git_sha', coalesce(p.result #>> '{git,sha}', p.git_sha),
+                            'plan', p.result -> 'plan', 'error', p.error);
+END $$;
+COMMENT ON FUNCTION ops.deploy_plan IS
+  'The newest deploy plan of a deploy run (or a plan run''s own): the modules it would install and update (project.read)';
+
+-- A production deploy that waits for its approval (65_approvals.sql) has
+-- its plan queued with it, by its requester and with the requester's
+-- rights (ops.queue_deploy_plan: run.build on the environment), so the
+-- approver sees what it would install and update (ops.deploy_plan of the
+-- deploy). A plan that cannot be queued changes nothing else: the deploy
+-- waits as before, the reason in its log and in ops.deploy_plan
+-- (status not_queued). Upgrades and rollbacks replace the database: no plan.
+CREATE FUNCTION ops.plan_gated_deploy() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF ops._carried_over(NEW.created_at) THEN   -- restored from a dump with its plan
+    RETURN NULL;
+  END IF;
+  BEGIN
+    PERFORM ops.queue_deploy_plan(NEW.project_id, e.name, NULL, NULL, NEW.id)
+       FROM ops.environments e WHERE e.id = NEW.environment_id;
+  EXCEPTION WHEN OTHERS THEN
+    INSERT INTO ops.run_events (run_id, kind, level, message, actor, payload)
+    VALUES (NEW.id, 'log', 'warning', left('deploy plan not queued: ' || SQLERRM, 8192), ops.current_actor(),
+            '{"deploy_plan": "not_queued"}');
+  END;
+  RETURN NULL;
+END $$;
+COMMENT ON FUNCTION ops.plan_gated_deploy IS
+  'Trigger: queues the deploy plan of a production deploy waiting for its approval, with the requester''s rights';
+CREATE TRIGGER runs_plan_gated_deploy AFTER INSERT ON ops.runs
+  FOR EACH ROW WHEN (NEW.workflow = 'deploy' AND NEW.available_at = 'infinity'
+                     AND NOT NEW.metadata ?| ARRAY['mode', 'rollback_to_release'])
+  EXECUTE FUNCTION ops.plan_gated_deploy();
+REVOKE EXECUTE ON FUNCTION ops.plan_gated_deploy() FROM PUBLIC;

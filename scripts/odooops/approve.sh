@@ -11,8 +11,11 @@ Usage: approve.sh --approval ID [--reject] [--reason TEXT]
   --approval ID   the approval to decide (approve unless --reject)
   --pending       list pending approvals, one line each:
                   id subject subject_id requested by USER expires TIME
+                  and for a deploy its plan: plan STATUS install: A,B update: C
+                  (once the plan ran), plan STATUS: ERROR, or plan none
   --json          with --pending: one JSON array of objects: id project environment
                   subject subject_id status requested_by reason created_at expires_at
+                  plan (a deploy's ops.deploy_plan, else null)
   --dsn URI       connection
   --version       the release
 Prints "approval <id> <status>". Not found (66): an unknown approval; not
@@ -37,7 +40,8 @@ done
 [ -z "$json" ] || [ -n "$pending" ] || die "--json goes with --pending"
 if [ -n "$pending" ]; then
   rows="SELECT a.id, p.slug AS project, e.name AS environment, a.subject, a.subject_id, a.status,
-               a.requested_by, a.reason, a.created_at, a.expires_at
+               a.requested_by, a.reason, a.created_at, a.expires_at,
+               CASE WHEN a.subject = 'deploy' THEN ops.deploy_plan(a.subject_id) END AS plan
           FROM ops.approvals a JOIN ops.projects p ON p.id = a.project_id
           JOIN ops.environments e ON e.id = a.environment_id
          WHERE a.status = 'pending' AND (:'project' = '' OR p.slug = :'project')"
@@ -45,7 +49,16 @@ if [ -n "$pending" ]; then
     sql_json "$rows" "id" -v project="$project"
   else
     sql "SELECT id || ' ' || subject || ' ' || subject_id || ' requested by ' || requested_by ||
-                ' expires ' || to_char(expires_at, 'YYYY-MM-DD\"T\"HH24:MI:SS')
+                ' expires ' || to_char(expires_at, 'YYYY-MM-DD\"T\"HH24:MI:SS') ||
+                CASE WHEN subject <> 'deploy' THEN ''
+                     WHEN plan IS NULL THEN ' plan none'
+                     WHEN plan ->> 'status' = 'succeeded' THEN
+                       ' plan succeeded install: ' || coalesce(nullif(array_to_string(ARRAY(
+                         SELECT jsonb_array_elements_text(plan #> '{plan,install}')), ','), ''), '-') ||
+                       ' update: ' || coalesce(nullif(array_to_string(ARRAY(
+                         SELECT jsonb_array_elements_text(plan #> '{plan,update}')), ','), ''), '-')
+                     ELSE ' plan ' || (plan ->> 'status') || coalesce(': ' || split_part(plan ->> 'error', E'\n', 1), '')
+                END
            FROM ($rows) r ORDER BY id" -v project="$project"
     echo
   fi

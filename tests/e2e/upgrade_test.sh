@@ -2,8 +2,9 @@
 # Upgrades tried before they happen (docs/upgrades.md).
 # 1. A deploy plan: a release that bumps one module's version and adds a
 #    new module lists exactly those as update and install, read from
-#    production's database without changing it; attached to a production
-#    deploy waiting for its approval, it names what that deploy then does.
+#    production's database without changing it; queued by itself for a
+#    production deploy waiting for its approval, it is listed with the
+#    approval (odooops approve --pending) and names what that deploy then does.
 # 2. Upgrade tests with two stand-in upgrade hooks the operator gives the
 #    worker (--upgrade-hook): one that changes the schema (a column in the
 #    copy of production's latest backup, and base's version), one that
@@ -15,6 +16,8 @@
 source "$(dirname "$0")/lib.sh"
 setup_control_plane
 PROD=e2e_upgrade_test_prod
+CLI=$ROOT/scripts/odooops/odooops
+export ODOOOPS_DSN="dbname=$CP_DB"
 # json_of JSON KEY: the value of KEY as JSON.
 json_of() { python3 -c 'import json, sys; print(json.dumps(json.loads(sys.argv[1]).get(sys.argv[2])))' "$1" "$2"; }
 
@@ -51,12 +54,21 @@ mkdir -p "$REPO/addons/acme_new" && touch "$REPO/addons/acme_new/__init__.py"
 echo '{"name": "Acme New", "version": "17.0.1.0.0", "depends": ["acme_sale"]}' >"$REPO/addons/acme_new/__manifest__.py"
 commit "bump acme_sale, add acme_new"
 modules_before=$(on "$PROD" "SELECT string_agg(name || ' ' || latest_version, ',' ORDER BY name) FROM ir_module_module")
-# Production deploys wait for an approval in this project: the plan is
-# shown with the waiting deploy.
+# Production deploys wait for an approval in this project: the deploy's
+# plan is queued with it, and the approver sees its modules listed.
 scalar "UPDATE ops.projects SET settings = settings || '{\"production_deploy_approval\": true}' WHERE id = 1" >/dev/null
 d2=$(queue production deploy)
-pl=$(scalar "SELECT id FROM ops.queue_deploy_plan(1, 'production', NULL, NULL, $d2)")
+pl=$(scalar "SELECT ops.deploy_plan($d2) ->> 'plan_run_id'")
+[ -n "$pl" ] || fail "deploy $d2 waits for its approval without a plan: $(scalar "SELECT ops.deploy_plan($d2)")"
+[ "$(scalar "SELECT git_sha = '$SHA' AND metadata ->> 'mode' = 'plan' FROM ops.runs WHERE id = $pl")" = t ] \
+  || fail "plan $pl is not of deploy $d2's revision"
 wait_status "$pl" succeeded 60
+pending=$("$CLI" approve --pending --project acme) || fail "approve --pending failed"
+[[ $pending == *" deploy $d2 requested by "*" plan succeeded install: acme_new update: acme_sale"* ]] \
+  || fail "the approval of deploy $d2 does not list its plan: $pending"
+[ "$("$CLI" approve --pending --project acme --json | python3 -c \
+     'import json, sys; print(json.dumps([a["plan"]["plan"]["update"] for a in json.load(sys.stdin) if a["subject"] == "deploy"]))')" \
+  = '[["acme_sale"]]' ] || fail "approve --pending --json lacks the plan of deploy $d2"
 plan=$(scalar "SELECT ops.deploy_plan($d2) -> 'plan'")
 [ "$(json_of "$plan" install)" = '["acme_new"]' ] || fail "plan $pl installs $(json_of "$plan" install): $plan"
 [ "$(json_of "$plan" update)" = '["acme_sale"]' ] || fail "plan $pl updates $(json_of "$plan" update): $plan"
@@ -65,7 +77,7 @@ plan=$(scalar "SELECT ops.deploy_plan($d2) -> 'plan'")
 [ "$(on "$PROD" "SELECT string_agg(name || ' ' || latest_version, ',' ORDER BY name) FROM ir_module_module")" = "$modules_before" ] \
   || fail "the plan changed production's modules"
 [ "$(scalar "SELECT status FROM ops.runs WHERE id = $d2")" = queued ] || fail "the plan ran the deploy"
-say "plan $pl of deploy $d2: install acme_new, update acme_sale; production unchanged"
+say "plan $pl, queued with deploy $d2 and listed with its approval: install acme_new, update acme_sale; production unchanged"
 # The deploy, once approved, does what its plan said.
 approve "$(scalar "SELECT id FROM ops.approvals WHERE subject = 'deploy' AND subject_id = $d2 AND status = 'pending'")"
 wait_status "$d2" succeeded 90
