@@ -24,20 +24,18 @@ END $$;
 COMMENT ON FUNCTION ops._request_environment IS
   'The environment of a project named in a request; OD002 when it does not exist or the caller is not a member';
 
--- A deploy plan of a revision for an environment (permission run.build on
--- it: a plan is a build that also reads the environment's module list).
--- With for_run, the plan of that queued deploy (same environment; its
--- revision unless one is given), shown with it by ops.deploy_plan.
-CREATE FUNCTION ops.queue_deploy_plan(project_id bigint, env text, git_sha text DEFAULT NULL,
-                                      git_ref text DEFAULT NULL, for_run bigint DEFAULT NULL)
+-- A deploy plan of a revision for an environment, queued by odooops (no
+-- authorization here: ops.queue_deploy_plan authorizes its caller,
+-- ops.plan_gated_deploy acts for a deploy already queued). With for_run,
+-- the plan of that queued deploy (same environment; its revision unless
+-- one is given), shown with it by ops.deploy_plan.
+CREATE FUNCTION ops._queue_deploy_plan(e ops.environments, git_sha text, git_ref text, for_run bigint)
 RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  e ops.environments := ops._request_environment(project_id, env);
   d ops.runs;
   run ops.runs;
   metadata jsonb := jsonb_build_object('mode', 'plan');
 BEGIN
-  PERFORM ops.authorize(e.project_id, 'run.build', e.id);
   IF e.status <> 'active' THEN
     PERFORM ops._raise('OD004', format('environment "%s" is %s', e.name, e.status));
   END IF;
@@ -66,6 +64,20 @@ BEGIN
   PERFORM ops.audit(e.project_id, 'plan.queue', 'run', run.id,
                     jsonb_build_object('environment', e.name, 'for_run', for_run));
   RETURN run;
+END $$;
+COMMENT ON FUNCTION ops._queue_deploy_plan IS
+  'Internal: queues a deploy plan of an environment (callers authorize)';
+
+-- A deploy plan requested by a member: permission run.build on the
+-- environment (a plan is a build that also reads its module list).
+CREATE FUNCTION ops.queue_deploy_plan(project_id bigint, env text, git_sha text DEFAULT NULL,
+                                      git_ref text DEFAULT NULL, for_run bigint DEFAULT NULL)
+RETURNS ops.runs LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e ops.environments := ops._request_environment(project_id, env);
+BEGIN
+  PERFORM ops.authorize(e.project_id, 'run.build', e.id);
+  RETURN ops._queue_deploy_plan(e, git_sha, git_ref, for_run);
 END $$;
 COMMENT ON FUNCTION ops.queue_deploy_plan IS
   'Queues a deploy plan: the modules a deploy of a revision would install and update in an environment, read from its database (run.build)';
@@ -109,12 +121,13 @@ COMMENT ON FUNCTION ops.deploy_plan IS
   'The newest deploy plan of a deploy run (or a plan run''s own): the modules it would install and update (project.read)';
 
 -- A production deploy that waits for its approval (65_approvals.sql) has
--- its plan queued with it, by its requester and with the requester's
--- rights (ops.queue_deploy_plan: run.build on the environment), so the
--- approver sees what it would install and update (ops.deploy_plan of the
--- deploy). A plan that cannot be queued changes nothing else: the deploy
--- waits as before, the reason in its log and in ops.deploy_plan
--- (status not_queued). Upgrades and rollbacks replace the database: no plan.
+-- its plan queued with it, whoever queued it (a member with run.deploy, or
+-- a push through the ingest), so the approver sees what it would install
+-- and update (ops.deploy_plan of the deploy). The plan is odooops's own
+-- part of the deploy, read-only, and readable by the project's members
+-- only. A plan that cannot be queued changes nothing else: the deploy
+-- waits as before, the reason in its log and in ops.deploy_plan (status
+-- not_queued). Upgrades and rollbacks replace the database: no plan.
 CREATE FUNCTION ops.plan_gated_deploy() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -122,7 +135,7 @@ BEGIN
     RETURN NULL;
   END IF;
   BEGIN
-    PERFORM ops.queue_deploy_plan(NEW.project_id, e.name, NULL, NULL, NEW.id)
+    PERFORM ops._queue_deploy_plan(e, NULL, NULL, NEW.id)
        FROM ops.environments e WHERE e.id = NEW.environment_id;
   EXCEPTION WHEN OTHERS THEN
     INSERT INTO ops.run_events (run_id, kind, level, message, actor, payload)
@@ -132,7 +145,7 @@ BEGIN
   RETURN NULL;
 END $$;
 COMMENT ON FUNCTION ops.plan_gated_deploy IS
-  'Trigger: queues the deploy plan of a production deploy waiting for its approval, with the requester''s rights';
+  'Trigger: queues the deploy plan of a production deploy waiting for its approval';
 CREATE TRIGGER runs_plan_gated_deploy AFTER INSERT ON ops.runs
   FOR EACH ROW WHEN (NEW.workflow = 'deploy' AND NEW.available_at = 'infinity'
                      AND NOT NEW.metadata ?| ARRAY['mode', 'rollback_to_release'])
