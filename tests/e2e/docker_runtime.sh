@@ -3,7 +3,9 @@
 # builds an image from a base "Odoo image" (locally built: a Debian minbase
 # plus the Odoo stand-in as `odoo` -- not Odoo) and the repository's addons,
 # runs it on the environment's port, passes the health check, and a redeploy
-# replaces the previous container.
+# replaces the previous container (without the reverse proxy; behind it:
+# tests/e2e/docker_proxy.sh). Backups, restores, a restore test, rollbacks,
+# a staging refresh and destroys of containerised environments follow.
 source "$(dirname "$0")/lib.sh"
 use_podman
 setup_control_plane
@@ -78,6 +80,20 @@ r=$(queue_restore "$bid" production); wait_status "$r" succeeded 120
 pm container exists "$second" || fail "the container was not kept"
 health "$PORT_PROD" | grep -q '"pass"' || fail "the container is not serving after the restore"
 say "backup $bid restored into the containerised production: container restarted, healthy, not neutralized"
+
+# A restore test of the containerised production: the latest backup goes
+# into a throwaway database, a container of production's image serves it
+# and passes the health check, and both go; production is not touched.
+t=$(scalar "SELECT id FROM ops.queue_restore_test(1, 'production')")
+wait_status "$t" succeeded 240
+[ "$(result "$t" restore_test,healthy)" = true ] || fail "restore test $t is not recorded healthy: $(result "$t" restore_test)"
+scalar "SELECT message FROM ops.run_events WHERE run_id = $t" | grep -q "started container odooops-acme-production-copy-r$t of image"   || fail "restore test $t did not start a container of production's image"
+[ "$(pm ps -aq --filter label=org.odooops.environment=production | wc -l)" = 1 ]   || fail "restore test $t left containers: $(pm ps -a --filter label=org.odooops.environment=production)"
+[ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = '${PROD}_restore_$t'")" = 0 ] \
+  || fail "restore test $t left its throwaway database"
+[ "$(cat "$STATE/envs/acme/production/container")" = "$second" ] || fail "restore test $t replaced production's container"
+health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve after restore test $t"
+say "restore test $t: a container of production's image served the restored copy; nothing of it is left"
 
 # Rolling back to the first release: its image runs again on the database
 # saved before the second deploy (that deploy's pre-deploy backup).

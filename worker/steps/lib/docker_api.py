@@ -11,6 +11,7 @@ Works against dockerd and against podman's Docker-compatible service.
   docker_api.py remove NAME                  stop (10 s) and remove, if it exists
   docker_api.py stop NAME | start NAME       stop (10 s) / start an existing container
   docker_api.py running NAME                 exit 0 when running
+  docker_api.py image NAME                   the id of the image the container runs
   docker_api.py logs NAME [N]                last N lines of its output
   docker_api.py follow NAME [N]              last N lines, then its output as it comes (until it stops)
   docker_api.py containers LABEL=VALUE...    the containers (running or not) with all these labels:
@@ -208,6 +209,12 @@ def follow(name, n=200):
         out.flush()
 
 
+def image(name):
+    status, data = request("GET", "/containers/%s/json" % urllib.parse.quote(name))
+    fail_on(status, data, "inspecting container %s" % name)
+    print(json.loads(data)["Image"])
+
+
 def containers(labels):
     filters = json.dumps({"label": labels})
     status, data = request("GET", "/containers/json?all=1&filters=" + urllib.parse.quote(filters))
@@ -248,6 +255,8 @@ def main(argv):
             fail_on(status if status >= 300 else 500, data, "%s container %s" % (cmd, args[0]))
     elif cmd == "running":
         sys.exit(0 if running(args[0]) else 1)
+    elif cmd == "image":
+        image(args[0])
     elif cmd == "containers":
         containers(args)
     elif cmd == "remove-image":

@@ -44,6 +44,10 @@
 #   runtime_behind_proxy  status 0 when the reverse proxy can route to it
 #   runtime_catches_mail  status 0 when its Odoo reaches the mail catcher
 #   runtime_neutralize DB RELEASE   Odoo's own neutralization of a copy
+#   runtime_start_copy DB BOX PORT  the deployed Odoo on the database DB (a
+#                         neutralized copy), its files in BOX, on PORT, never
+#                         routed; health-checked (a restore test)
+#   runtime_stop_copy BOX           stops and removes what that started
 
 # The runtimes this tree implements: one file each in lib/runtime/.
 RUNTIME_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/runtime

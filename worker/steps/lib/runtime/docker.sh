@@ -152,27 +152,22 @@ runtime_start() {
   export_env ODOOOPS_CONTAINER "$new"
 }
 
-# runtime_health: the health check (health_probe: this environment's Odoo
-# on its database) of the container runtime_start started (the one beside
-# the serving one, if any), on its port, until it passes; on failure the
-# container's last log lines explain why.
-runtime_health() {
-  local name port seen="" rc i
-  if [ -s "$CONTAINER_FILE.next" ]; then
-    name=$(cat "$CONTAINER_FILE.next")
-    read -r port <"$CONTAINER_FILE.next.port"
-  else
-    name=$(docker_container || true)
-    port=$(docker_port)
-  fi
-  [ -n "$name" ] || die "no container runs for ${ODOOOPS_ENVIRONMENT}"
+# docker_health NAME PORT: the health check (health_probe: this
+# environment's Odoo on its database, ODOOOPS_DB_NAME) of container NAME on
+# PORT until it passes; on failure the container's last log lines explain
+# why.
+docker_health() {
+  local name=$1 port=$2 seen="" rc i
   for i in $(seq 1 "${ODOOOPS_HEALTH_TRIES:-120}"); do
     rc=0; seen=$(health_probe "http://127.0.0.1:$port") || rc=$?
     if [ "$rc" = 0 ]; then
       echo "health check passed after $i attempt(s): $seen"
       return 0
     fi
-    [ "$rc" = 2 ] && die "health check failed: $seen"
+    if [ "$rc" = 2 ]; then
+      echo "health check failed: $seen" >&2
+      return 1
+    fi
     if ! "$API" running "$name"; then
       echo "container $name exited; its last log lines:" >&2
       "$API" logs "$name" 20 >&2
@@ -183,6 +178,21 @@ runtime_health() {
   echo "the health check did not pass (last: ${seen:-none}); last log lines of $name:" >&2
   "$API" logs "$name" 20 >&2
   return 1
+}
+
+# runtime_health: the health check of the container runtime_start started
+# (the one beside the serving one, if any), on its port.
+runtime_health() {
+  local name port
+  if [ -s "$CONTAINER_FILE.next" ]; then
+    name=$(cat "$CONTAINER_FILE.next")
+    read -r port <"$CONTAINER_FILE.next.port"
+  else
+    name=$(docker_container || true)
+    port=$(docker_port)
+  fi
+  [ -n "$name" ] || die "no container runs for ${ODOOOPS_ENVIRONMENT}"
+  docker_health "$name" "$port"
 }
 
 # runtime_switch: a container started beside the serving one takes over:
@@ -252,6 +262,25 @@ runtime_rollback() {
   meta_fields rolled_back_to="$old"
   warn "deploy failed; ${ODOOOPS_ENVIRONMENT} runs the previous container $old again"
 }
+
+# runtime_start_copy DB BOX PORT: a container of the serving container's
+# image on the database DB, its filestore in BOX/data, on PORT; labelled as
+# the environment's (its destroy removes what a crash may leave), never
+# routed by the proxy.
+runtime_start_copy() {
+  local db=$1 box=$2 port=$3 serving image name
+  serving=$(docker_container) || die "no container deployed in ${ODOOOPS_ENVIRONMENT}"
+  image=$("$API" image "$serving")
+  name=odooops-$ODOOOPS_PROJECT-$ODOOOPS_ENVIRONMENT-copy-r$ODOOOPS_RUN_ID
+  chmod 0777 "$box/data"
+  ODOOOPS_DB_NAME=$db docker_base_cmd "$(cat "$CONTAINER_FILE.addons")"
+  "$API" remove "$name"
+  "$API" run "$name" "$image" "$(DATA_DIR=$box/data docker_spec "${BASE_CMD[@]}" --http-port "$port" --http-interface 127.0.0.1)" >/dev/null
+  echo "$name" >"$box/container"
+  echo "started container $name of image ${image#sha256:} on the copy $db, port $port"
+  ODOOOPS_DB_NAME=$db docker_health "$name" "$port"
+}
+runtime_stop_copy() { if [ -s "$1/container" ]; then "$API" remove "$(cat "$1/container")"; fi; }
 
 runtime_stop() {
   local c

@@ -268,6 +268,18 @@ runtime_rollback() {
 
 runtime_stop() { odoo_stop; }
 
+# runtime_start_copy DB BOX PORT: the deployed release (BOX/current) on the
+# database DB, with BOX as its environment directory (the step has pointed
+# ENV_DIR, LOGDIR, DATA_DIR, ODOO_CONF and ODOO_PGPASS there): not the
+# environment's pid file, so the proxy never routes to it; started as
+# production, since the copy is neutralized already (no mail catcher).
+runtime_start_copy() {
+  local db=$1 box=$2 port=$3
+  ODOOOPS_DB_NAME=$db ODOOOPS_STAGE=production odoo_start "$port" "" "$box/server.pid"
+  HEALTH_PID=$(cat "$box/server.pid") ODOOOPS_DB_NAME=$db health_check "http://127.0.0.1:$port"
+}
+runtime_stop_copy() { if [ -s "$1/server.pid" ]; then odoo_stop_pid "$(cat "$1/server.pid")"; fi; }
+
 # runtime_start_again: the deployed release starts again on the database
 # the environment has, and is health-checked.
 runtime_start_again() {
