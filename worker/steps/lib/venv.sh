@@ -69,7 +69,7 @@ venv_as_user() {
 # empty without requirements, and without a package source (a warning:
 # Odoo then runs on the system's packages). Records result.python_env.
 venv_prepare() {
-  local info=$1 home=$2 lines base key dir tmp source=() listing reqs=()
+  local info=$1 home=$2 lines base version key dir tmp source=() listing reqs=()
   VENV=
   if ! lines=$(venv_requirements "$info" 2>&1); then die "requirements.txt: $lines"; fi
   [ -n "$lines" ] || return 0
@@ -78,8 +78,12 @@ venv_prepare() {
     meta_fields python_env.status=not-installed python_env.reason="no package source on this worker (--wheelhouse, --pip-index-url)"
     return 0
   fi
+  odoo_os_user_prepare
   base=$(venv_base_python)
-  key=$(printf '%s\n' "$base" "${ODOOOPS_WHEELHOUSE:-}" "${ODOOOPS_PIP_INDEX_URL:-}" "$lines" | sha256sum | cut -c1-16)
+  # The interpreter's version too: an upgraded Python gets a new environment.
+  version=$(venv_as_user "$base" -I -c 'import sys; print(sys.version.split()[0])' 2>&1) \
+    || die "cannot run $base${ODOO_OS_USER:+ as $ODOO_OS_USER}: $version"
+  key=$(printf '%s\n' "$base" "$version" "${ODOOOPS_WHEELHOUSE:-}" "${ODOOOPS_PIP_INDEX_URL:-}" "$lines" | sha256sum | cut -c1-16)
   for dir in "$ENV_DIR/venvs" "$home"; do
     if [ -d "$dir/$key" ] && [ -f "$dir/$key.json" ]; then
       VENV=$dir/$key
@@ -88,12 +92,11 @@ venv_prepare() {
       return 0
     fi
   done
-  odoo_os_user_prepare
   mkdir -p "$home" && chmod 711 "$home"
   tmp=$home/$key.tmp
   rm -rf "$tmp" && mkdir "$tmp"
   [ -z "$ODOO_OS_USER" ] || chown "$ODOO_OS_USER:$ODOO_OS_USER" "$tmp"
-  echo "building the Python environment $key (from $base${ODOO_OS_USER:+, as $ODOO_OS_USER}) for: $(paste -sd' ' <<<"$lines")"
+  echo "building the Python environment $key (from $base $version${ODOO_OS_USER:+, as $ODOO_OS_USER}) for: $(paste -sd' ' <<<"$lines")"
   # With the system's packages; when the interpreter is itself a virtual
   # environment, its packages stay visible too (a .pth file).
   venv_as_user "$base" -I -c '
