@@ -14,7 +14,10 @@
 #   with the line in its error, before anything is stopped: the serving
 #   Odoo keeps serving the same release;
 # - a worker without a package source deploys on the system's packages,
-#   with a warning in the run and python_env.status not-installed.
+#   with a warning in the run and python_env.status not-installed;
+# - the files the worker writes into a release (.odooops-venv,
+#   .odooops-addons.json), committed by the branch as symlinks out of it,
+#   are replaced, never written through.
 source "$(dirname "$0")/lib.sh"
 setup_control_plane
 # A python3 that builds wheels (Debian's: python3-setuptools, python3-wheel,
@@ -43,6 +46,12 @@ ls "$WHEELHOUSE"/odooops_tinypkg-1.2.3-*.whl >/dev/null || fail "no wheel in $WH
 # (a Debian package of the system) in the top one.
 printf 'odooops-tinypkg>=1.0  # the tiny package\n' >"$REPO/addons/acme_sale/requirements.txt"
 printf 'requests\n' >"$REPO/requirements.txt"
+# Files the worker writes into a release, committed as symlinks out of it:
+# the worker writes its own files, never through them.
+echo untouched >"$WORK/target"
+ln -s "$WORK/target" "$REPO/.odooops-venv"
+ln -s "$WORK/target" "$REPO/.odooops-addons.json"
+ln -s "$WORK/target" "$REPO/.odooops-venv.tmp"
 commit "requirements"
 start_worker w1 --kinds build,deploy,test --wheelhouse "$WHEELHOUSE"
 
@@ -62,6 +71,7 @@ wait_status "$d1" succeeded 120
   || fail "deploy $d1 does not record odooops-tinypkg 1.2.3: $(python_env "$d1" '')"
 [ "$(scalar "SELECT result->'python_env'->'from_system' @> '[{\"name\": \"requests\"}]' FROM ops.runs WHERE id = $d1")" = t ] \
   || fail "deploy $d1 does not record requests as the system's: $(python_env "$d1" '')"
+[ "$(cat "$WORK/target")" = untouched ] || fail "deploy $d1 wrote through a symlink of the branch: $(head -c 200 "$WORK/target")"
 key=$(python_env "$d1" key)
 venv=$ENVDIR/venvs/$key
 [ "$(info | python3 -c 'import json, sys; p = json.load(sys.stdin)["python"]; print(p["venv"], p["prefix"])')" = "True $venv" ] \

@@ -40,6 +40,8 @@ runtime_prepare() {
     fi
     # The repository's addons directories, relative to the release; Odoo's
     # own are added when the release starts (lib/common.sh, addons_path).
+    # (What the branch committed under that name, a symlink too, goes first.)
+    rm -rf "$release.tmp/.odooops-addons.json" "$release.tmp/.odooops-venv"
     cp "$ODOOOPS_WORKSPACE/addons.json" "$release.tmp/.odooops-addons.json"
     rm -rf "$release"
     mv "$release.tmp" "$release"
@@ -47,8 +49,8 @@ runtime_prepare() {
   # The Python environment of the branch's requirements.txt (lib/venv.sh),
   # recorded with the release (a file of the worker's, never the branch's).
   venv_prepare "$release/.odooops-addons.json" "$ENV_DIR/venvs"
-  if [ -n "$VENV" ]; then basename "$VENV" >"$release/.odooops-venv.tmp" && mv "$release/.odooops-venv.tmp" "$release/.odooops-venv"
-  else rm -rf "$release/.odooops-venv"; fi
+  rm -rf "$release/.odooops-venv"
+  [ -z "$VENV" ] || basename "$VENV" >"$release/.odooops-venv"
   echo "release $sha ready in $release (addons path $(release_addons_path "$release"))"
   # Keep the five newest releases besides the one being deployed and the current one.
   current=$(readlink -e "$ENV_DIR/current" 2>/dev/null || true)
