@@ -81,7 +81,8 @@ out=$(echo 'import odooops_tinypkg, os, sys; print(odooops_tinypkg.VERSION, sys.
 read -r version prefix uid <<<"$(tail -n 1 <<<"$out")"
 [ "$version $prefix" = "1.2.3 $venv" ] || fail "the shell does not import odooops_tinypkg 1.2.3 from $venv: $out"
 if [ "$(id -u)" = 0 ]; then
-  [ "$uid" != 0 ] && [ "$(stat -c %u "$venv")" = "$uid" ] || fail "the environment's Python environment is not its user's ($uid): $(stat -c %U "$venv")"
+  [ "$uid" != 0 ] || fail "the shell ran as root"
+  [ "$(stat -c %u "$venv")" = "$uid" ] || fail "the environment's Python environment is not its user's ($uid): $(stat -c %U "$venv")"
 fi
 say "deploy $d1 built the Python environment $key from the wheelhouse; Odoo runs on it and imports odooops_tinypkg 1.2.3"
 
@@ -123,7 +124,8 @@ commit "tinypkg 1.3.0"
 d3=$(queue dev deploy)
 wait_status "$d3" succeeded 120
 key3=$(python_env "$d3" key)
-[ "$(python_env "$d3" status)" = built ] && [ "$key3" != "$key" ] || fail "deploy $d3 did not build another environment: $(python_env "$d3" '')"
+[ "$(python_env "$d3" status)" = built ] || fail "deploy $d3 did not build an environment: $(python_env "$d3" '')"
+[ "$key3" != "$key" ] || fail "deploy $d3 reused $key for changed requirements"
 [ -d "$venv" ] || fail "the environment of the previous release went"
 echo 'import odooops_tinypkg; print(odooops_tinypkg.VERSION)' | env "${senv[@]}" "$ROOT/worker/steps/lib/runtime.sh" shell 2>/dev/null \
   | grep -qx 1.3.0 || fail "deploy $d3: Odoo does not import odooops_tinypkg 1.3.0"
