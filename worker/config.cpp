@@ -211,6 +211,21 @@ const std::vector<Option>& options() {
       {"upgrade-target-version", "ODOOOPS_UPGRADE_TARGET_VERSION", "VERSION",
        "the Odoo version the upgrade hook upgrades to (e.g. 18.0), handed to the hook",
        [](Config& c, const std::string& v) { c.upgrade_target_version = v; }},
+      {"wheelhouse", "ODOOOPS_WHEELHOUSE", "DIR",
+       "a directory of wheels (readable by the environments' users) from which a branch's "
+       "requirements.txt is installed into a per-environment virtual environment, offline "
+       "(docs/workflow.md); checked at start",
+       [](Config& c, const std::string& v) { c.wheelhouse = v; }},
+      {"pip-index-url", "ODOOOPS_PIP_INDEX_URL", "URL",
+       "a package index (http or https, without credentials) from which a branch's "
+       "requirements.txt is installed, wheels only (docs/workflow.md)",
+       [](Config& c, const std::string& v) {
+         if (!is_pip_index_url(v))
+           throw ConfigError("--pip-index-url " + v +
+                             ": expected an http:// or https:// URL without credentials, blanks "
+                             "or control characters");
+         c.pip_index_url = v;
+       }},
       {"template-databases", "ODOOOPS_TEMPLATE_DATABASES", "BOOL",
        "start a new environment database as a copy of a template that has Odoo's base installed "
        "already, built once per Odoo and demo choice (default true)",
@@ -456,6 +471,9 @@ void resolve_odoo(Config& cfg) {
       cfg.upgrade_target_version.find_first_not_of("0123456789.") != std::string::npos)
     throw ConfigError("--upgrade-target-version " + cfg.upgrade_target_version +
                       ": expected a version such as 18.0");
+  if (!cfg.wheelhouse.empty() && (cfg.wheelhouse.front() != '/' || !is_dir(cfg.wheelhouse)))
+    throw ConfigError("--wheelhouse " + cfg.wheelhouse +
+                      ": not a directory given by its absolute path");
   if (cfg.odoo_user.empty()) cfg.odoo_user = geteuid() == 0 ? "per-environment" : "worker";
   if (cfg.odoo_user != "worker" && geteuid() != 0)
     throw ConfigError("--odoo-user " + cfg.odoo_user +
@@ -498,6 +516,23 @@ void check_proxy(Config& cfg) {
 }
 
 }  // namespace
+
+bool is_pip_index_url(const std::string& url) {
+  std::size_t rest = 0;
+  if (url.rfind("https://", 0) == 0)
+    rest = 8;
+  else if (url.rfind("http://", 0) == 0)
+    rest = 7;
+  else
+    return false;
+  if (url.size() > 2048 || url.size() == rest) return false;
+  for (unsigned char ch : url) {
+    if (ch <= ' ' || ch == 0x7f) return false;
+  }
+  const std::size_t host_end = url.find_first_of("/?#", rest);
+  const std::string authority = url.substr(rest, host_end - rest);
+  return !authority.empty() && authority.find('@') == std::string::npos;
+}
 
 std::string usage() {
   std::ostringstream out;
@@ -717,6 +752,8 @@ std::string print_config(const Config& cfg) {
       {"template-databases", cfg.template_databases ? "true" : "false"},
       {"upgrade-hook", cfg.upgrade_hook},
       {"upgrade-target-version", cfg.upgrade_target_version},
+      {"wheelhouse", cfg.wheelhouse},
+      {"pip-index-url", cfg.pip_index_url},
       {"odoo-bin", cfg.odoo_bin},
       {"allow-odoo-bin", join(cfg.allowed_odoo_bins)},
       {"odoo-addons", cfg.odoo_addons},

@@ -62,6 +62,11 @@ struct Config {
   // and the version it upgrades to: docs/upgrades.md. Never from settings.
   std::string upgrade_hook;
   std::string upgrade_target_version;
+  // Where the per-environment Python environments get the branch's
+  // requirements from (docs/workflow.md): a directory of wheels and/or a
+  // package index. The operator's only; never from settings.
+  std::string wheelhouse;
+  std::string pip_index_url;
   // The reverse proxy in front of the environments (docs/hostnames.md):
   // each environment is served as <env>.<project>.<public_domain>.
   std::string public_domain;       // empty: no hostnames, no proxy
@@ -115,6 +120,10 @@ std::string usage();
 // --print-config: the resolved configuration as `name = "value"` lines that
 // --config reads back, the secret key left out.
 std::string print_config(const Config& cfg);
+
+// --pip-index-url: an http(s) URL without credentials (the environment's
+// user runs pip with it, and could read them), blanks or control characters.
+bool is_pip_index_url(const std::string& url);
 
 // What a runtime profile may choose on this worker, and its defaults.
 RuntimePolicy runtime_policy(const Config& cfg);

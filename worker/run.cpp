@@ -563,6 +563,8 @@ std::map<std::string, std::string> environment_variables(const Config& cfg,
   env["ODOOOPS_TEMPLATE_DATABASES"] = cfg.template_databases ? "true" : "false";
   env["ODOOOPS_UPGRADE_HOOK"] = cfg.upgrade_hook;
   env["ODOOOPS_UPGRADE_TARGET_VERSION"] = cfg.upgrade_target_version;
+  env["ODOOOPS_WHEELHOUSE"] = cfg.wheelhouse;
+  env["ODOOOPS_PIP_INDEX_URL"] = cfg.pip_index_url;
   env["ODOOOPS_ODOO_IMAGE"] = p.runtime.odoo_image;
   env["ODOOOPS_DOCKER_DB_HOST"] = cfg.docker_db_host;
   env["DOCKER_HOST"] = cfg.docker_host;

@@ -218,3 +218,37 @@ TEST(WorkerFirstOperand, SkipsOptionsAndTheirValues) {
   EXPECT_EQ(operand({"w", "--worker-id", "a"}), 3);     // none
   EXPECT_EQ(operand({"w"}), 1);
 }
+
+// The package sources of the per-environment Python environments
+// (docs/workflow.md): an index the environment's user may see (no
+// credentials), an existing directory of wheels given by its absolute path.
+TEST(WorkerPackageSources, IndexUrlWithoutCredentials) {
+  EXPECT_TRUE(is_pip_index_url("https://pypi.example.com/simple"));
+  EXPECT_TRUE(is_pip_index_url("http://127.0.0.1:3141/root/pypi/+simple/"));
+  EXPECT_FALSE(is_pip_index_url("https://user:secret@pypi.example.com/simple"));
+  EXPECT_FALSE(is_pip_index_url("https://token@pypi.example.com/simple"));
+  EXPECT_FALSE(is_pip_index_url("ftp://pypi.example.com/simple"));
+  EXPECT_FALSE(is_pip_index_url("file:///srv/wheels"));
+  EXPECT_FALSE(is_pip_index_url("https://"));
+  EXPECT_FALSE(is_pip_index_url("https:///simple"));
+  EXPECT_FALSE(is_pip_index_url("https://pypi.example.com/simple --trusted-host evil"));
+  EXPECT_FALSE(is_pip_index_url("https://pypi.example.com/\nsimple"));
+  EXPECT_TRUE(is_pip_index_url("https://pypi.example.com/a@b"));  // '@' in the path only
+}
+
+TEST(WorkerPackageSources, RefusedAtStart) {
+  for (const char* v : {"ODOOOPS_CONFIG", "ODOO_SRC", "ODOO_BIN"}) unsetenv(v);
+  EXPECT_NE(refusal({"--pip-index-url", "https://u:p@pypi.example.com/simple"})
+                .find("without credentials"),
+            std::string::npos);
+  EXPECT_NE(refusal({"--wheelhouse", "wheels"}).find("absolute path"), std::string::npos);
+  EXPECT_NE(refusal({"--wheelhouse", "/nonexistent/wheels"}).find("not a directory"),
+            std::string::npos);
+  Config cfg;
+  ASSERT_TRUE(load_with(
+      {"--wheelhouse", "/tmp", "--pip-index-url", "https://pypi.example.com/simple"}, cfg));
+  EXPECT_EQ(cfg.wheelhouse, "/tmp");
+  EXPECT_EQ(cfg.pip_index_url, "https://pypi.example.com/simple");
+  const std::string printed = print_config(cfg);
+  EXPECT_NE(printed.find("wheelhouse = \"/tmp\""), std::string::npos);
+}

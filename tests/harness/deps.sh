@@ -4,7 +4,7 @@
 set -euo pipefail
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev
           libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libgtest-dev cmake g++ make clang-format
-          zstd faketime logrotate systemd shellcheck python3 caddy pebble prometheus-postgres-exporter python3-aiosmtpd
+          zstd faketime logrotate systemd shellcheck python3 python3-pip python3-setuptools python3-wheel caddy pebble prometheus-postgres-exporter python3-aiosmtpd
           debhelper dpkg-dev postgresql-server-dev-all)
 [ $# -eq 0 ] || PACKAGES=("$@")
 missing=()

@@ -484,7 +484,11 @@ class StandIn:
                     return self.answer(200, json.dumps({
                         "standin": True, "database": standin.args.db, "pid": os.getpid(),
                         "addons": standin.addons(), "addons_path": standin.args.addons_path,
-                        "release": standin.release()}))
+                        "release": standin.release(),
+                        # The interpreter it runs on: a per-environment
+                        # virtual environment's (prefix) or the system's.
+                        "python": {"executable": sys.executable, "prefix": sys.prefix,
+                                   "venv": sys.prefix != sys.base_prefix}}))
                 if path == "/web/login":
                     # As Odoo: the login page needs the database's registry;
                     # without it the request is sent to the database selector.

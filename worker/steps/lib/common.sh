@@ -254,7 +254,9 @@ odoo_os_user_prepare() {
     chown "$ODOO_OS_USER:$ODOO_OS_USER" "$f" && chmod 600 "$f"
   done
   [ -f "$ODOO_PGPASS" ] && chown "$ODOO_OS_USER:$ODOO_OS_USER" "$ODOO_PGPASS"
-  setpriv --reuid="$ODOO_OS_USER" --regid="$ODOO_OS_USER" --clear-groups -- test -r "$ODOO_PGPASS" -a -x "$DATA_DIR" ||
+  # (The password file exists once the role does: not yet while a first
+  # deploy builds its Python environment, lib/venv.sh.)
+  setpriv --reuid="$ODOO_OS_USER" --regid="$ODOO_OS_USER" --clear-groups -- test -x "$DATA_DIR" -a \( ! -e "$ODOO_PGPASS" -o -r "$ODOO_PGPASS" \) ||
     die "the operating-system user $ODOO_OS_USER cannot reach $ENV_DIR: every directory above the worker's state directory must be traversable (o+x)"
 }
 
@@ -302,7 +304,7 @@ http_port_release() {
 odoo_bin() {
   local bin=${ODOO_BIN:-odoo-bin}
   if [[ $bin != /* ]]; then bin=$(command -v "$bin" || true); fi
-  if [ -n "${ODOOOPS_ODOO_PYTHON:-}" ]; then
+  if [ -n "${ODOOOPS_ODOO_PYTHON:-}${ODOO_VENV:-}" ]; then
     [[ -n $bin && -r $bin ]] || die "odoo-bin not found: ${ODOO_BIN:-odoo-bin} (the worker's --odoo-src or --odoo-bin, or the runtime profile's odoo_bin)"
   else
     [[ -n $bin && -x $bin ]] || die "odoo-bin not found or not executable: ${ODOO_BIN:-odoo-bin} (the worker's --odoo-src or --odoo-bin, or the runtime profile's odoo_bin)"
@@ -312,15 +314,17 @@ odoo_bin() {
 
 # odoo_command: sets ODOO_CMD to the command that runs odoo-bin for this
 # environment: its database credentials only, as its operating-system user,
-# through --odoo-python when set. Callers append odoo-bin's arguments, and
-# start it with `3>&-` (it runs the branch's code).
+# through the python of ODOO_VENV (the release's Python environment,
+# lib/venv.sh) when set, else --odoo-python when set. Callers append
+# odoo-bin's arguments, and start it with `3>&-` (it runs the branch's code).
 odoo_command() {
   local bin; bin=$(odoo_bin)
   local cred; mapfile -t cred < <(odoo_env_args)
   odoo_os_user_prepare
   ODOO_CMD=(env "${cred[@]}")
   [ -n "$ODOO_OS_USER" ] && ODOO_CMD+=(setpriv --reuid="$ODOO_OS_USER" --regid="$ODOO_OS_USER" --clear-groups --)
-  [ -n "${ODOOOPS_ODOO_PYTHON:-}" ] && ODOO_CMD+=("$ODOOOPS_ODOO_PYTHON")
+  if [ -n "${ODOO_VENV:-}" ]; then ODOO_CMD+=("$ODOO_VENV/bin/python")
+  elif [ -n "${ODOOOPS_ODOO_PYTHON:-}" ]; then ODOO_CMD+=("$ODOOOPS_ODOO_PYTHON"); fi
   ODOO_CMD+=("$bin")
 }
 # odoo_run ARGS...: runs odoo-bin ARGS that way.
@@ -442,6 +446,7 @@ odoo_start() {
   local port=${1:-$ODOOOPS_HTTP_PORT} ws=${2:-${ODOOOPS_WEBSOCKET_PORT:-}} pidfile=${3:-$PIDFILE}
   local release; release=$(readlink -e "$ENV_DIR/current") || die "no release deployed in $ENV_DIR/current"
   local addons; addons=$(release_addons_path "$release")
+  local ODOO_VENV; ODOO_VENV=$(release_venv "$release")
   mkdir -p "$LOGDIR" "$DATA_DIR"
   mapfile -t flags < <(odoo_flags "$addons")
   env_db_prepare
@@ -453,7 +458,7 @@ odoo_start() {
   ODOOOPS_WEBSOCKET_PORT=$ws odoo_config_write
   # Where this start's part of the log begins (the health check's failure line).
   stat -c %s "$LOGDIR/odoo.log" >"$ENV_DIR/odoo.log-offset" 2>/dev/null || echo 0 >"$ENV_DIR/odoo.log-offset"
-  echo "starting ${ODOO_CMD[*]: -1} on port $port (database $ODOOOPS_DB_NAME, release $(basename "$release")${ODOO_OS_USER:+, user $ODOO_OS_USER})"
+  echo "starting ${ODOO_CMD[*]: -1} on port $port (database $ODOOOPS_DB_NAME, release $(basename "$release")${ODOO_OS_USER:+, user $ODOO_OS_USER}${ODOO_VENV:+, Python environment $(basename "$ODOO_VENV")})"
   setsid "${ODOO_CMD[@]}" -c "$ODOO_CONF" "${flags[@]}" --http-port "$port" \
     --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}" >>"$LOGDIR/odoo.stdout" 2>&1 </dev/null 3>&- &
   local pid=$!
@@ -666,6 +671,9 @@ source "$STEPS_LIB/odoo_config.sh"
 # The reverse proxy.
 # shellcheck source=proxy.sh
 source "$STEPS_LIB/proxy.sh"
+# The environment's Python environment (requirements.txt).
+# shellcheck source=venv.sh
+source "$STEPS_LIB/venv.sh"
 # The mail catcher of an environment that is not production.
 # shellcheck source=mail_catcher.sh
 source "$STEPS_LIB/mail_catcher.sh"

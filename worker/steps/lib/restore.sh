@@ -163,8 +163,9 @@ restore_switch() {
 # runs (odoo_run: its role, its user); the process runtime's
 # runtime_neutralize. Fails the step, with Odoo's reason, after dropping DB.
 odoo_neutralize() {
-  local db=$1 release=$2 addons=${ODOOOPS_ODOO_ADDONS:-} flags code=0 reason
+  local db=$1 release=$2 addons=${ODOOOPS_ODOO_ADDONS:-} flags code=0 reason ODOO_VENV=
   [ -z "$release" ] || addons=$(release_addons_path "$release")
+  [ -z "$release" ] || ODOO_VENV=$(release_venv "$release")
   mapfile -t flags < <(odoo_flags "$addons" | odoo_copy_flags)
   echo "odoo-bin neutralize of $db, addons path: ${addons:-the default of odoo-bin}"
   odoo_run neutralize --database "$db" "${flags[@]}" >neutralize.log 2>&1 || code=$?

@@ -61,6 +61,11 @@ DOCKERFILE
   export_env ODOOOPS_CONTAINER_ADDONS_PATH "$addons_path"
   meta_fields image="$tag" base_image="$ODOOOPS_ODOO_IMAGE" pushed?="$([ -n "${ODOOOPS_REGISTRY:-}" ] && echo true || echo false)"
   artifact image image location "$tag"
+  # requirements.txt: the image's Python packages are the base image's.
+  if [ "$(python3 -c 'import json, sys; print(sum(len(r["packages"]) for r in json.load(open(sys.argv[1])).get("requirements", [])))' "$ODOOOPS_WORKSPACE/addons.json")" != 0 ]; then
+    warn "requirements.txt is NOT installed by the docker runtime: Odoo runs on the Python packages of $ODOOOPS_ODOO_IMAGE (docs/runtimes.md)"
+    meta_fields python_env.status=not-installed python_env.reason="the docker runtime installs no requirements.txt"
+  fi
 }
 
 # docker_base_cmd ADDONS_PATH: sets BASE_CMD, the odoo command of the

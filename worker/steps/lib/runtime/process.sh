@@ -40,10 +40,17 @@ runtime_prepare() {
     fi
     # The repository's addons directories, relative to the release; Odoo's
     # own are added when the release starts (lib/common.sh, addons_path).
+    # (What the branch committed under that name, a symlink too, goes first.)
+    rm -rf "$release.tmp/.odooops-addons.json" "$release.tmp/.odooops-venv"
     cp "$ODOOOPS_WORKSPACE/addons.json" "$release.tmp/.odooops-addons.json"
     rm -rf "$release"
     mv "$release.tmp" "$release"
   fi
+  # The Python environment of the branch's requirements.txt (lib/venv.sh),
+  # recorded with the release (a file of the worker's, never the branch's).
+  venv_prepare "$release/.odooops-addons.json" "$ENV_DIR/venvs"
+  rm -rf "$release/.odooops-venv"
+  [ -z "$VENV" ] || basename "$VENV" >"$release/.odooops-venv"
   echo "release $sha ready in $release (addons path $(release_addons_path "$release"))"
   # Keep the five newest releases besides the one being deployed and the current one.
   current=$(readlink -e "$ENV_DIR/current" 2>/dev/null || true)
@@ -51,6 +58,7 @@ runtime_prepare() {
     old=${old%/}
     [ "$old" = "$release" ] || [ "$old" = "$current" ] || rm -rf "$old"
   done
+  venv_prune
   export_env ODOOOPS_RELEASE_DIR "$release"
 }
 
@@ -72,7 +80,7 @@ runtime_prepare() {
 # 35-restore-backup replaced the database, the replaced one already is that
 # snapshot.
 runtime_start() {
-  local release addons_path previous beside to_init to_update rollback snapshot flags demo args testing tested offset code silent serving
+  local release addons_path previous beside to_init to_update rollback snapshot flags demo args testing tested offset code silent serving ODOO_VENV=
   release=${ODOOOPS_RELEASE_DIR:?the release step must run first}
   addons_path=$(release_addons_path "$release")
   mkdir -p "$LOGDIR" "$DATA_DIR"
@@ -142,6 +150,7 @@ runtime_start() {
     echo "odoo-bin ${args[*]} ${testing[*]} --stop-after-init"
     offset=$(stat -c %s "$LOGDIR/odoo.log" 2>/dev/null || echo 0)
     code=0
+    ODOO_VENV=$(release_venv "$release")
     odoo_run "${flags[@]}" "${args[@]}" "${testing[@]}" --stop-after-init "${demo[@]}" || code=$?
     if [ ${#testing[@]} -gt 0 ]; then
       verdict=$(tests_record "$LOGDIR/odoo.log" "$offset" "$tested" "${testing[2]}" "$code")
@@ -316,6 +325,7 @@ runtime_shell() {
   [ -f "$ODOO_CONF" ] || die "${ODOOOPS_ENVIRONMENT:-the environment} has no odoo.conf yet (deploy it first)"
   # The shell's own log lines go to the terminal, not the server's log file.
   mapfile -t flags < <(odoo_flags "$addons" | odoo_copy_flags)
+  local ODOO_VENV; ODOO_VENV=$(release_venv "$release")
   odoo_command
   exec "${ODOO_CMD[@]}" shell -c "$ODOO_CONF" --database "$ODOOOPS_DB_NAME" "${flags[@]}" --logfile= --no-http 3>&-
 }
