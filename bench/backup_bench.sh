@@ -71,6 +71,10 @@ do_refresh() {
   local d; d=$(queue staging deploy)
   wait_status "$d" succeeded 3600
   refresh+=("$(run_seconds "$d")")
+  # Where the refresh's time goes: each event's offset from the run's start.
+  scalar "SELECT to_char(extract(epoch FROM e.created_at - r.started_at), 'FM990.00') || ' s  ' || left(e.message, 100)
+            FROM ops.run_events e JOIN ops.runs r ON r.id = e.run_id
+           WHERE e.run_id = $d AND e.kind = 'log' ORDER BY e.id" | sed "s/^/[$E2E_NAME]   refresh $d at /" >&2
 }
 do_restore() {
   local loc t0 t1
