@@ -13,8 +13,17 @@ setup_control_plane
 # --odoo-image is the image).
 cp_psql -c "INSERT INTO ops.runtime_profiles (name, runtime, description) VALUES ('docker', 'docker', 'containers');
             UPDATE ops.environments SET runtime_profile = 'docker' WHERE name = 'production'" >/dev/null
+# The operator's stand-in upgrade hook: it adds a column, or fails while
+# the file $WORK/hook-fails exists.
+cat >"$WORK/hook.sh" <<SH
+#!/bin/bash
+set -eu
+[ ! -e "$WORK/hook-fails" ] || { echo "stand-in upgrade failed on purpose" >&2; exit 3; }
+psql -X -q -v ON_ERROR_STOP=1 -c "ALTER TABLE res_partner ADD COLUMN upgraded_to varchar"
+SH
+chmod 755 "$WORK/hook.sh"
 start_worker dock --docker-host "$DOCKER_HOST" --odoo-image localhost/odoo-standin:17 --odoo-db-host 127.0.0.1 \
-  --storage "file://$WORK/backups"
+  --storage "file://$WORK/backups" --upgrade-hook "$WORK/hook.sh" --upgrade-target-version 18.0
 
 run=$(queue production deploy)
 wait_status "$run" succeeded 240
@@ -143,6 +152,33 @@ health "$PORT_STAGING" | grep -q '"pass"' || fail "the previous staging containe
   || fail "kept database left behind after $s2"
 [ -z "$(find "$STATE/envs/acme/staging/data/filestore" -maxdepth 1 -name '*.pre-deploy-*')" ] || fail "replaced filestore left behind after $s2"
 say "staging (docker) refreshed from backup $latest by $s1; broken deploy $s2 put its database and container back"
+
+# Production upgrades of the containerised production, each after an
+# approval and a pre-deploy backup: a failing hook leaves production's
+# container and database as they were; a passing one has a container of
+# the new image serve the upgraded database, and the old container goes.
+columns() { psql -X -A -t -d "$PROD" -c "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'res_partner'"; }
+cols=$(columns); before_upgrade=$(cat "$STATE/envs/acme/production/container")
+touch "$WORK/hook-fails"
+u1=$(scalar "SELECT id FROM ops.request_upgrade(1, 'production')")
+approve "$(scalar "SELECT id FROM ops.approvals WHERE subject = 'deploy' AND subject_id = $u1 AND status = 'pending'")"
+wait_status "$u1" failed 240
+[[ $(scalar "SELECT error FROM ops.runs WHERE id = $u1") == *"failed on purpose"* ]] || fail "upgrade $u1: $(scalar "SELECT error FROM ops.runs WHERE id = $u1")"
+[ "$(columns)" = "$cols" ] || fail "the failed upgrade $u1 changed production: $(columns)"
+[ "$(cat "$STATE/envs/acme/production/container")" = "$before_upgrade" ] || fail "the failed upgrade $u1 replaced the container"
+health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve again after the failed upgrade $u1"
+rm "$WORK/hook-fails"
+u2=$(scalar "SELECT id FROM ops.request_upgrade(1, 'production')")
+approve "$(scalar "SELECT id FROM ops.approvals WHERE subject = 'deploy' AND subject_id = $u2 AND status = 'pending'")"
+wait_status "$u2" succeeded 240
+[[ ",$(columns)," == *",upgraded_to,"* ]] || fail "upgrade $u2 did not upgrade production: $(columns)"
+after_upgrade=$(cat "$STATE/envs/acme/production/container")
+[[ $after_upgrade == odooops-acme-production-*-r$u2 ]] || fail "upgrade $u2 does not serve with its own container: $after_upgrade"
+pm container exists "$before_upgrade" && fail "upgrade $u2 left the previous container $before_upgrade"
+[ -n "$(result "$u2" pre_deploy_backup_id)" ] || fail "upgrade $u2 took no pre-deploy backup"
+health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve after the upgrade $u2"
+[ "$(on postgres "SELECT count(*) FROM pg_database WHERE datname LIKE '${PROD}\\_%'")" = 0 ] || fail "upgrade $u2 left databases behind"
+say "production upgrades: $u1's failing hook changed nothing; $u2 serves the upgraded database from $after_upgrade"
 
 # Destroying a containerised environment removes its container, the images
 # only it ran, its database, role and directory (filestore); an image another

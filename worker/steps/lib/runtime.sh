@@ -48,6 +48,12 @@
 #                         neutralized copy), its files in BOX, on PORT, never
 #                         routed; health-checked (a restore test)
 #   runtime_stop_copy BOX           stops and removes what that started
+#   runtime_serve_release the prepared release serves on the database in
+#                         place, as it is (no module update: an upgrade hook
+#                         made it), health-checked; the previous one is kept
+#   runtime_serve_previous          after a failure: what served before
+#                         runtime_serve_release is deployed again (stopped;
+#                         runtime_start_again starts it)
 
 # The runtimes this tree implements: one file each in lib/runtime/.
 RUNTIME_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/runtime

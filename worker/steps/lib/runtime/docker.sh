@@ -287,6 +287,45 @@ runtime_start_copy() {
 }
 runtime_stop_copy() { if [ -s "$1/container" ]; then "$API" remove "$(cat "$1/container")"; fi; }
 
+# runtime_serve_release: a container of the prepared image (ODOOOPS_IMAGE)
+# serves on the database in place, on the environment's port, in place of
+# the serving one, which is kept (stopped, <env>/container.previous) until
+# the new one passes its health check.
+runtime_serve_release() {
+  local tag=${ODOOOPS_IMAGE:?the release step must run first} addons=${ODOOOPS_CONTAINER_ADDONS_PATH:?} old new
+  old=$(docker_container || true)
+  if [ -n "$old" ]; then
+    "$API" stop "$old" || true
+    cp "$CONTAINER_FILE" "$CONTAINER_FILE.previous"
+    echo "$(docker_port)" >"$CONTAINER_FILE.previous.port"
+  fi
+  mkdir -p "$DATA_DIR" && chmod 0777 "$DATA_DIR"
+  docker_base_cmd "$addons"
+  new=odooops-$ODOOOPS_PROJECT-$ODOOOPS_ENVIRONMENT-${ODOOOPS_RESOLVED_SHA:0:12}-r$ODOOOPS_RUN_ID
+  "$API" remove "$new"
+  "$API" run "$new" "$tag" "$(docker_spec "${BASE_CMD[@]}" --http-port "$ODOOOPS_HTTP_PORT" --http-interface "${ODOOOPS_HTTP_INTERFACE:-127.0.0.1}")" >/dev/null
+  echo "$new" >"$CONTAINER_FILE" && echo "$ODOOOPS_HTTP_PORT" >"$CONTAINER_FILE.port" && echo "$addons" >"$CONTAINER_FILE.addons"
+  echo "started container $new of $tag on port $ODOOOPS_HTTP_PORT"
+  proxy_route "$ODOOOPS_HTTP_PORT"
+  docker_health "$new" "$ODOOOPS_HTTP_PORT" || return 1
+  if [ -n "$old" ]; then
+    "$API" remove "$old"
+    rm -f "$CONTAINER_FILE.previous" "$CONTAINER_FILE.previous.port"
+    echo "removed the previous container $old"
+  fi
+}
+# runtime_serve_previous: the container that served before is the
+# environment's again (stopped: runtime_start_again starts it); the new one goes.
+runtime_serve_previous() {
+  local cur previous
+  cur=$(docker_container || true)
+  [ -s "$CONTAINER_FILE.previous" ] || { [ -z "$cur" ] || "$API" stop "$cur" || true; return 0; }
+  previous=$(cat "$CONTAINER_FILE.previous")
+  [ -z "$cur" ] || [ "$cur" = "$previous" ] || "$API" remove "$cur"
+  mv "$CONTAINER_FILE.previous" "$CONTAINER_FILE" && mv "$CONTAINER_FILE.previous.port" "$CONTAINER_FILE.port"
+  echo "container $previous is the environment's again"
+}
+
 runtime_stop() {
   local c
   c=$(docker_container || true)
@@ -321,7 +360,7 @@ runtime_destroy() {
       *) return "$code" ;;
     esac
   done
-  rm -f "$CONTAINER_FILE" "$CONTAINER_FILE".{addons,port,next,next.port}
+  rm -f "$CONTAINER_FILE" "$CONTAINER_FILE".{addons,port,next,next.port,previous,previous.port}
 }
 
 # runtime_logs [--follow] [--grep RE]: the serving container's output (its

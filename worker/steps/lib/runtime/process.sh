@@ -277,6 +277,28 @@ runtime_rollback() {
 
 runtime_stop() { odoo_stop; }
 
+# runtime_serve_release: `current` points at the prepared release
+# (ODOOOPS_RELEASE_DIR; the previous one is exported as
+# ODOOOPS_PREVIOUS_RELEASE) and Odoo starts on the database in place.
+runtime_serve_release() {
+  local release=${ODOOOPS_RELEASE_DIR:?the release step must run first} previous
+  previous=$(readlink -e "$ENV_DIR/current" 2>/dev/null || true)
+  [ -z "$previous" ] || [ "$previous" = "$release" ] || export_env ODOOOPS_PREVIOUS_RELEASE "$previous"
+  odoo_stop
+  ln -sfn "$release" "$ENV_DIR/current.new" && mv -T "$ENV_DIR/current.new" "$ENV_DIR/current"
+  echo "release $(basename "$release") is current"
+  odoo_start
+  HEALTH_PID=$(cat "$PIDFILE") health_check "http://127.0.0.1:$ODOOOPS_HTTP_PORT"
+}
+# runtime_serve_previous: the release that served before is current again.
+runtime_serve_previous() {
+  odoo_stop
+  local previous=${ODOOOPS_PREVIOUS_RELEASE:-}
+  [ -n "$previous" ] && [ -d "$previous" ] || return 0
+  ln -sfn "$previous" "$ENV_DIR/current.new" && mv -T "$ENV_DIR/current.new" "$ENV_DIR/current"
+  echo "release $(basename "$previous") is current again"
+}
+
 # runtime_start_copy DB BOX PORT: the deployed release (BOX/current) on the
 # database DB, with BOX as its environment directory (the step has pointed
 # ENV_DIR, LOGDIR, DATA_DIR, ODOO_CONF and ODOO_PGPASS there): not the
