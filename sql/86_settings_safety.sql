@@ -53,7 +53,7 @@ SELECT q, regress.as_user('ss-dev', format(
          :shop, 'x' || n, q)) AS outcome
   FROM unnest(ARRAY[current_database()::text, 'postgres', 'template0', 'template1', 'ss_other_prod',
                     'ss_other_old', 'ss_existing_app', 'ss_shop_prod_pre_42', 'ss_shop_prod_restore_7',
-                    'ss_shop_dev_test_3', 'SS_Shop', 'ss-shop-x', '_ss_shop', 'x', 'ss shop',
+                    'ss_shop_dev_test_3', 'ss_shop_stage_seed_12', 'SS_Shop', 'ss-shop-x', '_ss_shop', 'x', 'ss shop',
                     repeat('s', 64)]) WITH ORDINALITY AS t(q, n);
 -- The same refusals for the platform administrator and the superuser
 -- (names of existing databases aside: the operator may adopt one).

@@ -232,6 +232,12 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v) {
          c.template_databases = to_bool("template-databases", v);
        }},
+      {"refresh-seeds", "ODOOOPS_REFRESH_SEEDS", "BOOL",
+       "keep the neutralized copy a staging refresh restored (as much disk as the staging "
+       "database), "
+       "so that its next refresh from the same backup is a database clone instead of a restore "
+       "(default false)",
+       [](Config& c, const std::string& v) { c.refresh_seeds = to_bool("refresh-seeds", v); }},
       {"odoo-bin", "ODOO_BIN", "PATH",
        "odoo-bin for the process runtime (default: odoo-bin on PATH); a runtime profile may name "
        "it",
@@ -750,6 +756,7 @@ std::string print_config(const Config& cfg) {
       {"odoo-python", cfg.odoo_python},
       {"odoo-user", cfg.odoo_user},
       {"template-databases", cfg.template_databases ? "true" : "false"},
+      {"refresh-seeds", cfg.refresh_seeds ? "true" : "false"},
       {"upgrade-hook", cfg.upgrade_hook},
       {"upgrade-target-version", cfg.upgrade_target_version},
       {"wheelhouse", cfg.wheelhouse},

@@ -47,6 +47,7 @@ struct Config {
   std::string odoo_python;            // interpreter of odoo-bin (empty: odoo-bin runs itself)
   std::string odoo_user;              // OS user of Odoo: per-environment | worker | a user name
   bool template_databases = true;     // new databases copied from a base-installed template
+  bool refresh_seeds = false;         // staging refreshes keep a neutralized copy to clone
   std::string odoo_bin;               // odoo-bin for the process runtime
   std::string odoo_addons;            // Odoo's own addons directories (comma-separated)
   std::string odoo_image;             // base image for the docker runtime

@@ -561,6 +561,7 @@ std::map<std::string, std::string> environment_variables(const Config& cfg,
   env["ODOOOPS_ODOO_PYTHON"] = cfg.odoo_python;
   env["ODOOOPS_ODOO_USER"] = cfg.odoo_user;
   env["ODOOOPS_TEMPLATE_DATABASES"] = cfg.template_databases ? "true" : "false";
+  env["ODOOOPS_REFRESH_SEEDS"] = cfg.refresh_seeds ? "true" : "false";
   env["ODOOOPS_UPGRADE_HOOK"] = cfg.upgrade_hook;
   env["ODOOOPS_UPGRADE_TARGET_VERSION"] = cfg.upgrade_target_version;
   env["ODOOOPS_WHEELHOUSE"] = cfg.wheelhouse;

@@ -44,13 +44,13 @@ BEGIN
     PERFORM ops._raise('OD004', format('db_name "%s" is the control plane''s own database', db_name));
   END IF;
   -- The worker creates and drops <db>_pre_<run> (snapshots before an
-  -- update), <db>_restore_<run> and <db>_test_<run> (truncated to 40 + the
-  -- suffix): no environment may own such a name, or another environment's
-  -- deploy would drop it.
-  IF db_name ~ '_(pre|restore|test)_[0-9]+$' THEN
+  -- update), <db>_restore_<run>, <db>_test_<run> and <db>_seed_<backup>
+  -- (refresh seeds; truncated to 40 + the suffix): no environment may own
+  -- such a name, or another environment's deploy would drop it.
+  IF db_name ~ '_(pre|restore|test|seed)_[0-9]+$' THEN
     RAISE EXCEPTION USING ERRCODE = 'OD004',
       MESSAGE = format('db_name "%s" is reserved for the worker''s temporary databases', db_name),
-      DETAIL = 'Names ending in _pre_<n>, _restore_<n> or _test_<n> are snapshots, restores and test databases the worker creates and drops.';
+      DETAIL = 'Names ending in _pre_<n>, _restore_<n>, _test_<n> or _seed_<n> are snapshots, restores, test databases and refresh seeds the worker creates and drops.';
   END IF;
   -- Another application's database on this server: destroying the
   -- environment would drop it. The operator may still adopt one (a

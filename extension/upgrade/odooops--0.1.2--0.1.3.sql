@@ -1320,14 +1320,14 @@ BEGIN
    WHERE e.db_name !~ '^[a-z0-9][a-z0-9_]{1,62}$'
       OR e.db_name IN ('postgres', 'template0', 'template1', pg_catalog.current_database())
       OR e.db_name = pg_catalog.current_setting('odooops.database', true)
-      OR e.db_name ~ '_(pre|restore|test)_[0-9]+$'
+      OR e.db_name ~ '_(pre|restore|test|seed)_[0-9]+$'
       OR EXISTS (SELECT 1 FROM ops.environments o WHERE o.db_name = e.db_name AND o.id <> e.id);
   IF bad IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'OD004',
       MESSAGE = 'cannot upgrade odooops: environments whose db_name breaks the 0.1.3 rules',
       DETAIL = bad,
       HINT = 'db_name: 2 to 63 lowercase letters, digits and underscores, never a system or the control plane''s database, '
-             'never ending in _pre_<n>, _restore_<n> or _test_<n>, unique across all environments (destroyed ones too). '
+             'never ending in _pre_<n>, _restore_<n>, _test_<n> or _seed_<n>, unique across all environments (destroyed ones too). '
              'Rename those databases and rows (docs/operator-config.md), then run ALTER EXTENSION odooops UPDATE again.';
   END IF;
   SELECT string_agg(format('projects %s: repo_full_name "%s"', ids, name), '; ')
@@ -1444,13 +1444,13 @@ BEGIN
     PERFORM ops._raise('OD004', format('db_name "%s" is the control plane''s own database', db_name));
   END IF;
   -- The worker creates and drops <db>_pre_<run> (snapshots before an
-  -- update), <db>_restore_<run> and <db>_test_<run> (truncated to 40 + the
-  -- suffix): no environment may own such a name, or another environment's
-  -- deploy would drop it.
-  IF db_name ~ '_(pre|restore|test)_[0-9]+$' THEN
+  -- update), <db>_restore_<run>, <db>_test_<run> and <db>_seed_<backup>
+  -- (refresh seeds; truncated to 40 + the suffix): no environment may own
+  -- such a name, or another environment's deploy would drop it.
+  IF db_name ~ '_(pre|restore|test|seed)_[0-9]+$' THEN
     RAISE EXCEPTION USING ERRCODE = 'OD004',
       MESSAGE = format('db_name "%s" is reserved for the worker''s temporary databases', db_name),
-      DETAIL = 'Names ending in _pre_<n>, _restore_<n> or _test_<n> are snapshots, restores and test databases the worker creates and drops.';
+      DETAIL = 'Names ending in _pre_<n>, _restore_<n>, _test_<n> or _seed_<n> are snapshots, restores, test databases and refresh seeds the worker creates and drops.';
   END IF;
   -- Another application's database on this server: destroying the
   -- environment would drop it. The operator may still adopt one (a
@@ -5528,7 +5528,7 @@ ALTER TABLE ops.alerts ADD CONSTRAINT alerts_kind_check CHECK (kind IN ('queue_b
 
 -- A production deploy waiting for its approval has its deploy plan queued
 -- with it, whoever queued it (68_upgrades.sql).
- that waits for its approval (65_approvals.sql) has
+-- A production deploy that waits for its approval (65_approvals.sql) has
 -- its plan queued with it, whoever queued it (a member with run.deploy, or
 -- a push through the ingest), so the approver sees what it would install
 -- and update (ops.deploy_plan of the deploy). The plan is odooops's own

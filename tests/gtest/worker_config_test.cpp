@@ -252,3 +252,15 @@ TEST(WorkerPackageSources, RefusedAtStart) {
   const std::string printed = print_config(cfg);
   EXPECT_NE(printed.find("wheelhouse = \"/tmp\""), std::string::npos);
 }
+
+// Refresh seeds are the operator's choice (disk for speed), off by default;
+// a value that is not a boolean is refused at start.
+TEST(WorkerRefreshSeeds, OffByDefaultAndABooleanOnly) {
+  Config plain, seeded;
+  ASSERT_TRUE(load_with({}, plain));
+  EXPECT_FALSE(plain.refresh_seeds);
+  ASSERT_TRUE(load_with({"--refresh-seeds", "true"}, seeded));
+  EXPECT_TRUE(seeded.refresh_seeds);
+  EXPECT_NE(print_config(seeded).find("refresh-seeds = \"true\""), std::string::npos);
+  EXPECT_NE(refusal({"--refresh-seeds", "sometimes"}), "");
+}

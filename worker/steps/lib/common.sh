@@ -275,6 +275,9 @@ env_remove() {
     q -d postgres -c "DROP DATABASE \"$ODOOOPS_DB_NAME\" WITH (FORCE)"
     echo "dropped database $ODOOOPS_DB_NAME"
   fi
+  # shellcheck source=refresh_seed.sh
+  source "$STEPS_LIB/refresh_seed.sh"
+  seed_drop_all
   env_role_drop
   echo "dropped the environment's database role $ENV_ROLE"
   rm -rf "$ENV_DIR"

@@ -70,33 +70,43 @@ restore_database() {
     die "pg_restore of backup $ODOOOPS_BACKUP_ID failed; the environment keeps its database"
   fi
   if [ "$ODOOOPS_STAGE" != production ]; then
-    echo "neutralizing the copy (${ODOOOPS_STAGE} is not production)"
-    runtime_neutralize "$tmp" "$release"
-    # The copy's own URL (as 50-health reports it), for web.base.url.
-    if [ -n "${ODOOOPS_HTTP_PORT:-}" ]; then
-      local base_url; base_url=$(env_url)
-      export PGOPTIONS="${PGOPTIONS:-} -c odooops_neutralize.base_url=$base_url"
-    fi
-    if ! psql -X -q -v ON_ERROR_STOP=1 -d "$tmp" -f "$STEPS_LIB/neutralize.sql" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //'; then
-      drop_database "$tmp"
-      die "neutralization failed; the environment keeps its database"
-    fi
-    # The copy's mail goes to the environment's catcher where the runtime's
-    # Odoo can reach it (lib/runtime.sh runtime_catches_mail; elsewhere the
-    # dummy server of neutralize.sql stays, and mail fails).
-    if runtime_catches_mail && ! mail_catcher_point "$tmp"; then
-      drop_database "$tmp"
-      die "cannot point the copy's outgoing mail at the mail catcher; the environment keeps its database"
-    fi
-    if ! assert_neutralized "$tmp"; then
-      drop_database "$tmp"
-      die "the restored copy is still not neutralized; the environment keeps its database"
-    fi
-    meta '{"neutralized": true}'
+    neutralize_copy "$tmp" "$release"
   else
     echo "production target: not neutralized"
     meta '{"neutralized": false}'
   fi
+}
+
+# neutralize_copy TMP RELEASE_DIR: TMP, a copy of production for this
+# environment, neutralized by Odoo itself (odoo-bin neutralize with the
+# addons of RELEASE_DIR) and then by lib/neutralize.sql (with the
+# environment's own URL), its mail pointed at the environment's catcher,
+# and checked. On any failure TMP is dropped.
+neutralize_copy() {
+  local tmp=$1 release=$2
+  echo "neutralizing the copy (${ODOOOPS_STAGE} is not production)"
+  runtime_neutralize "$tmp" "$release"
+  # The copy's own URL (as 50-health reports it), for web.base.url.
+  if [ -n "${ODOOOPS_HTTP_PORT:-}" ]; then
+    local base_url; base_url=$(env_url)
+    export PGOPTIONS="${PGOPTIONS:-} -c odooops_neutralize.base_url=$base_url"
+  fi
+  if ! psql -X -q -v ON_ERROR_STOP=1 -d "$tmp" -f "$STEPS_LIB/neutralize.sql" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //'; then
+    drop_database "$tmp"
+    die "neutralization failed; the environment keeps its database"
+  fi
+  # The copy's mail goes to the environment's catcher where the runtime's
+  # Odoo can reach it (lib/runtime.sh runtime_catches_mail; elsewhere the
+  # dummy server of neutralize.sql stays, and mail fails).
+  if runtime_catches_mail && ! mail_catcher_point "$tmp"; then
+    drop_database "$tmp"
+    die "cannot point the copy's outgoing mail at the mail catcher; the environment keeps its database"
+  fi
+  if ! assert_neutralized "$tmp"; then
+    drop_database "$tmp"
+    die "the restored copy is still not neutralized; the environment keeps its database"
+  fi
+  meta '{"neutralized": true}'
 }
 
 # restore_filestore DIR: unpacks filestore.tar (if fetched) into DIR, beside
