@@ -392,9 +392,10 @@ fi
   echo "OpenSSL); VmRSS also counts the shared_buffers pages the process has touched, which grows as it reads"
   echo "more of the table and is not a leak."
   echo
-  echo "Reproduce: \`PG_NET_SRC=<a pg_net source directory> bench/webhook_bench.sh\` (inside a namespace or"
-  echo "container where \`make install\` into PostgreSQL's directories is allowed; see the script's header"
-  echo "for PARTS, N, CMP_N, PGNET_BATCHES, OUTAGE_N, OUTAGE_S, HANG_S)."
+  echo "Reproduce: \`N=$N CASES=\"$CASES\" ROUNDS=$ROUNDS CMP_N=$CMP_N CMP_ODOOOPS=\"$CMP_ODOOOPS\" PGNET_BATCHES=\"$PGNET_BATCHES\""
+  echo "OUTAGE_N=$OUTAGE_N OUTAGE_S=$OUTAGE_S HANG_S=$HANG_S PG_NET_SRC=<a pg_net source directory> nice -n 10 bench/webhook_bench.sh\`"
+  echo "(where \`make install\` into PostgreSQL's directories is allowed, e.g. a container or a private"
+  echo "mount namespace; pg_net is built from that directory and installed; the script's header lists the parts)."
   echo
   if part compare; then
     echo "### Against pg_net, same run"
