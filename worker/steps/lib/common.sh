@@ -53,13 +53,20 @@ die() { printf '%s\n' "$*" >&2; exit 1; }
 # psql against the environments' database server (PGHOST/PGPORT/PGUSER are
 # set by the worker to it, never to the control plane).
 q() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+# in_env_db CMD...: CMD (psql, q) connecting to an environment's database,
+# or a copy of it, as that environment's own role (the worker's login is a
+# member of it). The branch's code owns that database -- its Odoo connects
+# as that role -- and a backup carries whatever it put there into every
+# copy: its triggers and functions then run with its own rights, never with
+# the worker's login.
+in_env_db() { PGOPTIONS="${PGOPTIONS:-} -c role=$ENV_ROLE" "$@"; }
 # assert_neutralized DB: fails while a neutralized production copy could
 # still send mail (but to the environment's catcher), run scheduled actions
 # or call webhooks.
 assert_neutralized() {
   local port=''
   [ ! -s "$MAIL_DIR/catcher.port" ] || port=$(mail_catcher_port)
-  PGOPTIONS="${PGOPTIONS:-} -c odooops_neutralize.mail_port=$port" psql -X -q -v ON_ERROR_STOP=1 -d "$1" -f "$STEPS_LIB/neutralization_check.sql" 2>&1 \
+  PGOPTIONS="${PGOPTIONS:-} -c odooops_neutralize.mail_port=$port" in_env_db psql -X -q -v ON_ERROR_STOP=1 -d "$1" -f "$STEPS_LIB/neutralization_check.sql" 2>&1 \
     | sed 's/^psql:[^ ]* ERROR:  //' >&2
   return "${PIPESTATUS[0]}"
 }
@@ -146,7 +153,9 @@ own_database() {
 SELECT format('ALTER DATABASE %I OWNER TO %I', :'db', :'role') \gexec
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'db') \gexec
 SQL
-  q -d "$db" -v role="$ENV_ROLE" >/dev/null <<'SQL'
+  # The login's own session (it owns what it copied), reading the catalogs
+  # only, with no search path the database's owner could have set.
+  PGOPTIONS="${PGOPTIONS:-} -c search_path=pg_catalog,pg_temp" q -d "$db" -v role="$ENV_ROLE" >/dev/null <<'SQL'
 SELECT format('ALTER SCHEMA %I OWNER TO %I', n.nspname, :'role')
   FROM pg_namespace n
  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public')
@@ -588,9 +597,9 @@ modules_decide() {
   local db=${1:-$ODOOOPS_DB_NAME} installed="{}" recorded="{}" exists=false
   if db_exists "$db"; then
     exists=true
-    if [ "$(PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" q -d "$db" -c "SELECT to_regclass('ir_module_module') IS NOT NULL")" = t ]; then
-      installed=$(PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" q -d "$db" -c "SELECT coalesce(json_object_agg(name, coalesce(latest_version, '')), '{}') FROM ir_module_module WHERE state = 'installed'")
-      recorded=$(PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" q -d "$db" -c "SELECT coalesce((SELECT value FROM ir_config_parameter WHERE key = 'odooops.addon_checksums'), '{}')")
+    if [ "$(PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" in_env_db q -d "$db" -c "SELECT to_regclass('ir_module_module') IS NOT NULL")" = t ]; then
+      installed=$(PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" in_env_db q -d "$db" -c "SELECT coalesce(json_object_agg(name, coalesce(latest_version, '')), '{}') FROM ir_module_module WHERE state = 'installed'")
+      recorded=$(PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" in_env_db q -d "$db" -c "SELECT coalesce((SELECT value FROM ir_config_parameter WHERE key = 'odooops.addon_checksums'), '{}')")
     fi
   fi
   python3 - "$ODOOOPS_WORKSPACE/addons.json" "$installed" "$recorded" "$exists" <<'PY'
@@ -646,7 +655,7 @@ PY
 record_addon_checksums() {
   local sums
   sums=$(python3 -c 'import json,sys; print(json.dumps({a["name"]: a.get("checksum") for a in json.load(open(sys.argv[1]))["addons"]}))' "$ODOOOPS_WORKSPACE/addons.json")
-  q -d "$ODOOOPS_DB_NAME" -v sums="$sums" >/dev/null <<'SQL'
+  in_env_db q -d "$ODOOOPS_DB_NAME" -v sums="$sums" >/dev/null <<'SQL'
 INSERT INTO ir_config_parameter (key, value)
 SELECT 'odooops.addon_checksums', (SELECT coalesce(jsonb_object_agg(key, value), '{}')::text
          FROM jsonb_each(:'sums'::jsonb)

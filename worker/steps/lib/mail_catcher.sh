@@ -50,7 +50,7 @@ mail_catcher_port() { cat "$MAIL_DIR/catcher.port"; }
 mail_catcher_point() {
   local db=$1
   mail_catcher_ensure
-  psql -X -q -v ON_ERROR_STOP=1 -d "$db" -v port="$(mail_catcher_port)" -v user="$MAIL_CATCHER_USER" \
+  in_env_db psql -X -q -v ON_ERROR_STOP=1 -d "$db" -v port="$(mail_catcher_port)" -v user="$MAIL_CATCHER_USER" \
     -v secret_file="$MAIL_DIR/catcher.secret" -f "$STEPS_LIB/mail_catcher.sql" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //'
   return "${PIPESTATUS[0]}"
 }

@@ -91,7 +91,7 @@ neutralize_copy() {
     local base_url; base_url=$(env_url)
     export PGOPTIONS="${PGOPTIONS:-} -c odooops_neutralize.base_url=$base_url"
   fi
-  if ! psql -X -q -v ON_ERROR_STOP=1 -d "$tmp" -f "$STEPS_LIB/neutralize.sql" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //'; then
+  if ! in_env_db psql -X -q -v ON_ERROR_STOP=1 -d "$tmp" -f "$STEPS_LIB/neutralize.sql" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //'; then
     drop_database "$tmp"
     die "neutralization failed; the environment keeps its database"
   fi
@@ -213,7 +213,7 @@ modules_with_neutralization() {
     for dir in "${dirs[@]}"; do
       if [ -f "$dir/$module/data/neutralize.sql" ]; then found+=("$module"); break; fi
     done
-  done < <(q -d "$db" -c "SELECT name FROM ir_module_module
+  done < <(in_env_db q -d "$db" -c "SELECT name FROM ir_module_module
                            WHERE state IN ('installed', 'to upgrade', 'to remove') AND name ~ '^[A-Za-z0-9_]+$'
                            ORDER BY name")
   if [ ${#found[@]} = 0 ]; then echo none; else (IFS=,; echo "${found[*]}"); fi

@@ -9,15 +9,15 @@
 # upgrade_columns DB: "table.column" of every column of DB's public schema,
 # one a line, sorted (what the hook changed is the difference).
 upgrade_columns() {
-  PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" q -d "$1" -c \
+  PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" in_env_db q -d "$1" -c \
     "SELECT table_name || '.' || column_name FROM information_schema.columns
       WHERE table_schema = 'public' ORDER BY 1"
 }
 
 # upgrade_modules DB: the installed modules and their versions, as JSON.
 upgrade_modules() {
-  if [ "$(q -d "$1" -c "SELECT to_regclass('ir_module_module') IS NOT NULL")" = t ]; then
-    PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" q -d "$1" -c \
+  if [ "$(in_env_db q -d "$1" -c "SELECT to_regclass('ir_module_module') IS NOT NULL")" = t ]; then
+    PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on" in_env_db q -d "$1" -c \
       "SELECT coalesce(json_object_agg(name, coalesce(latest_version, '') ORDER BY name), '{}')
          FROM ir_module_module WHERE state = 'installed'"
   else
