@@ -29,7 +29,19 @@ say "12 runs by $(scalar "SELECT string_agg(DISTINCT claimed_by, ',') FROM ops.r
 # leftover processes must not kill the test run's Odoo.
 echo 8 >"$REPO/addons/acme_sale/SLOW_STANDIN_TESTS"
 commit "Slow tests"
+# The deploy can only run on dev's host worker (a worker runs one run at a
+# time): the test run must go to another one. The host is paused until
+# another worker has claimed it (tests are not bound to a host).
+host=$(scalar "SELECT host_worker_id FROM ops.environments WHERE name = 'dev'")
+host_pid=${WORKER_PIDS[${host#m} - 1]}
+kill -STOP "$host_pid"
 slow=$(queue dev test)
+for _ in $(seq 1 100); do
+  [ -n "$(scalar "SELECT claimed_by FROM ops.runs WHERE id = $slow")" ] && break
+  sleep 0.1
+done
+kill -CONT "$host_pid"
+[ "$(scalar "SELECT claimed_by FROM ops.runs WHERE id = $slow")" != "$host" ] || fail "dev's host $host claimed test run $slow"
 for _ in $(seq 1 300); do
   [ "$(scalar "SELECT count(*) FROM ops.run_events WHERE run_id = $slow AND message LIKE 'testing %'")" = 1 ] && break
   sleep 0.1
