@@ -316,12 +316,7 @@ void Dispatcher::claim(int n) {
       c.max_attempts = pg::get_int32(rows, i, 8).value_or(1);
       claimed.push_back(std::move(c));
     }
-    // When the claim comes back short but requests are in flight (or were
-    // just claimed), their results are recorded within ~50 ms and that
-    // claims again: no need to know when the next delivery is due. Asking
-    // then costs a scan of every pending delivery whenever their host is
-    // at its limit (one busy receiver with a backlog), once per claim.
-    if (rows.count == 0 && in_flight_.empty()) {
+    if (rows.count < static_cast<uint64_t>(n)) {
       const std::string next = "SELECT ops._next_webhook_due_ms(nullif(" +
                                std::to_string(settings::webhook_host_concurrency) + ", 0))";
       due = query_int64(next.c_str());
@@ -335,16 +330,7 @@ void Dispatcher::claim(int n) {
   for (const Claimed& c : claimed) start(c.d, c.attempt, c.max_attempts);
   want_claim_ = claimed.size() == static_cast<size_t>(n);
   if (!want_claim_) {
-    const int64_t now = now_ms();
-    if (due || in_flight_.empty()) {
-      next_due_ms_ = now + (due ? *due : settings::dispatcher_naptime_ms);
-    } else {
-      // Short claim with requests in flight: their results claim again.
-      // Keep a retry's due time that record() set; look again within a
-      // second regardless (deliveries recovered meanwhile).
-      const int64_t soon = now + std::min<int64_t>(1000, settings::dispatcher_naptime_ms);
-      next_due_ms_ = next_due_ms_ > now ? std::min(next_due_ms_, soon) : soon;
-    }
+    next_due_ms_ = now_ms() + (due ? *due : settings::dispatcher_naptime_ms);
   }
 }
 

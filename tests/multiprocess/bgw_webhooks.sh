@@ -10,10 +10,7 @@
 #     dispatcher is killed with SIGKILL and the postmaster restarted
 #     (immediate mode): every delivery arrives, signed, at least once;
 #  4. the receiver is down for 20 s ("several minutes", scaled down with
-#     odooops.webhook_retry_max = 2 s): everything arrives once it is back;
-#  5. one receiver hangs: the others are served meanwhile (per-host limit);
-#  6. a backlog behind a host at its limit is drained without a scan of the
-#     whole backlog per claim.
+#     odooops.webhook_retry_max = 2 s): everything arrives once it is back.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TEST_NAME=bgw_webhooks
@@ -248,32 +245,4 @@ read -r p99_unlimited max_unlimited <<<"$(hanging_case 0)"
 [ "$max_limited" -lt "$HANG_TIMEOUT_MS" ] ||
   fail "with 32 requests per host, healthy deliveries still waited up to $max_limited ms (p99 $p99_limited ms) behind a hanging receiver"
 note "hanging receiver: healthy p99 $p99_limited ms (max $max_limited) with 32 requests per host; $p99_unlimited ms (max $max_unlimited) without a per-host limit"
-
-# --- 6. a backlog behind a host at its limit ------------------------------------
-# 400 deliveries to a 50 ms receiver with at most 4 requests to its host:
-# every claim comes back short. While requests are in flight their results,
-# once recorded, make the dispatcher claim again, so it does not ask when
-# the next delivery is due: ops._next_webhook_due_ms reads every pending
-# delivery whose host is full, and once per claim that was a quarter of the
-# dispatcher's CPU on a large backlog.
-qp "ALTER SYSTEM SET odooops.webhook_host_concurrency = 4" && qp "ALTER SYSTEM SET track_functions = 'all'" &&
-  qp "SELECT pg_reload_conf()" >/dev/null
-sleep 0.5
-q "UPDATE ops.webhook_subscriptions SET active = false;
-   INSERT INTO ops.webhook_subscriptions (name, url, event_types) VALUES ('backlog', '$URL/slow/50', '{run.queued}');" >/dev/null
-due_calls() { q "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE schemaname = 'ops' AND funcname = '_next_webhook_due_ms'"; }
-calls_before=$(due_calls)
-q "SELECT count(*) FROM (SELECT ops.queue_run(1, 'staging', 'feed0000', 'main', '{}', 'build', 0, 'backlog-' || i)
-                          FROM generate_series(1, 400) i) x" >/dev/null
-wait_for "SELECT count(*) FILTER (WHERE d.status = 'delivered') = 400 FROM ops.webhook_deliveries d
-           JOIN ops.webhook_subscriptions s ON s.id = d.subscription_id WHERE s.name = 'backlog'" 90 \
-  || fail "the backlog was not delivered"
-sleep 6  # the dispatcher's statistics reach the views within its next transactions
-claims=$(q "SELECT count(DISTINCT date_trunc('milliseconds', a.started_at)) FROM ops.webhook_delivery_attempts a
-              JOIN ops.webhook_deliveries d ON d.id = a.delivery_id JOIN ops.webhook_subscriptions s ON s.id = d.subscription_id
-             WHERE s.name = 'backlog'")
-calls=$(( $(due_calls) - calls_before ))
-[ "$calls" -le 5 ] ||
-  fail "the dispatcher asked $calls times when the next delivery is due while draining a backlog of 400 (at least $((400 / 4)) claims)"
-note "backlog behind a full host: 400 delivered (about $claims claims), the next due time asked $calls times"
 note "OK"
