@@ -19,7 +19,7 @@ d1=$(queue production deploy); d2=$(queue staging deploy)
 wait_status "$d1" succeeded 90; wait_status "$d2" succeeded 90
 art=$(scalar "SELECT location || ' ' || size_bytes || ' ' || sha256 FROM ops.artifacts WHERE run_id = $d1 AND name = 'addons.json'")
 [[ $art == s3://odooops-backups/acme/artifacts/acme/run-$d1/addons.json\ * ]] || fail "addons report artifact not uploaded: '$art'"
-"$WORKER_BIN" storage get "${art%% *}" - "${S3[@]}" 2>/dev/null | grep -q acme_stock || fail "artifact content"
+"$WORKER_BIN" storage get "${art%% *}" - "${S3[@]}" 2>/dev/null | has acme_stock || fail "artifact content"
 say "deploy $d1 uploaded its addons report artifact to ${art%% *}"
 PROD=e2e_backup_restore_prod; STAGING=e2e_backup_restore_staging; DEV=e2e_backup_restore_dev
 # Enough production data for a multipart upload (dump > 5 MiB).
@@ -59,8 +59,8 @@ check_neutralized() {
 }
 check_neutralized "$STAGING"
 [ "$(psql -X -A -t -d "$PROD" -c "SELECT count(*) FROM ir_cron WHERE active")" = 3 ] || fail "production itself was changed"
-health "$PORT_STAGING" | grep -q '"pass"' || fail "staging not healthy after the restore"
-curl -fsS "http://127.0.0.1:$PORT_STAGING/standin/info" | grep -q "\"database\": \"$STAGING\"" || fail "staging serves another database"
+health "$PORT_STAGING" | has '"pass"' || fail "staging not healthy after the restore"
+curl -fsS "http://127.0.0.1:$PORT_STAGING/standin/info" | has "\"database\": \"$STAGING\"" || fail "staging serves another database"
 say "restore $r into staging: data equal to production, neutralized, restarted and healthy"
 
 # A neutralized copy is not reported ready once something re-enables its
@@ -73,7 +73,7 @@ psql -X -q -d "$STAGING" -c "UPDATE ir_mail_server SET active = true WHERE smtp_
   -c "UPDATE ir_cron SET active = true WHERE cron_name <> 'Base: Auto-vacuum internal data'"
 d=$(queue staging deploy)
 wait_status "$d" failed 120
-scalar "SELECT error FROM ops.runs WHERE id = $d" | grep -q "no longer neutralized" \
+scalar "SELECT error FROM ops.runs WHERE id = $d" | has "no longer neutralized" \
   || fail "deploy $d: $(scalar "SELECT error FROM ops.runs WHERE id = $d")"
 [ "$(psql -X -A -t -d "$STAGING" -c "SELECT string_agg(name, ',') FROM ir_mail_server WHERE active")" = "odooops mail catcher" ] \
   || fail "deploy $d started staging with a real mail server active"
@@ -141,7 +141,7 @@ pre=$(scalar "SELECT result ->> 'pre_restore_backup_id' FROM ops.runs WHERE id =
   || fail "the restore of run $r3 does not name its pre_restore backup $pre"
 [ -z "$(psql -X -A -t -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE '${PROD}\\_pre\\_%'")" ] \
   || fail "the replaced production database was not dropped once the restore stood"
-health "$PORT_PROD" | grep -q '"pass"' || fail "production not healthy after restore $r3"
+health "$PORT_PROD" | has '"pass"' || fail "production not healthy after restore $r3"
 r4=$(queue_restore "$pre" production)
 wait_status "$r4" succeeded 180
 [ "$(late)" = 1 ] || fail "the pre_restore backup $pre does not hold the row written after backup $bid2"
@@ -160,13 +160,13 @@ psql -X -q -d "$PROD" -c "DELETE FROM ir_config_parameter WHERE key = 'standin.f
 before=$(data_fingerprint "$PROD")
 r5=$(queue_restore "$bad" production)
 wait_status "$r5" failed 180
-scalar "SELECT error FROM ops.runs WHERE id = $r5" | grep -q "restore/50-start" \
+scalar "SELECT error FROM ops.runs WHERE id = $r5" | has "restore/50-start" \
   || fail "restore $r5 failed elsewhere: $(scalar "SELECT error FROM ops.runs WHERE id = $r5")"
 [ "$(data_fingerprint "$PROD")" = "$before" ] || fail "production does not have its database back after the failed restore $r5"
 [ "$(psql -X -A -t -d "$PROD" -c "SELECT count(*) FROM ir_config_parameter WHERE key = 'standin.fail_start'")" = 0 ] \
   || fail "production still runs on the failed restore's database"
-health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve after the failed restore $r5"
-curl -fsS "http://127.0.0.1:$PORT_PROD/standin/info" | grep -q "\"database\": \"$PROD\"" || fail "production serves another database"
+health "$PORT_PROD" | has '"pass"' || fail "production does not serve after the failed restore $r5"
+curl -fsS "http://127.0.0.1:$PORT_PROD/standin/info" | has "\"database\": \"$PROD\"" || fail "production serves another database"
 [ -z "$(psql -X -A -t -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE '${PROD}\\_%'")" ] \
   || fail "databases left behind by the failed restore: $(psql -X -A -t -d postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE datname LIKE '${PROD}\\_%'")"
 [ -n "$(scalar "SELECT result ->> 'pre_restore_backup_id' FROM ops.runs WHERE id = $r5")" ] \
@@ -186,11 +186,11 @@ sleep 2
   || fail "destroy $d1 of production did not wait for its approval"
 approve_destroy "$d1"
 wait_status "$d1" failed 120
-scalar "SELECT error FROM ops.runs WHERE id = $d1" | grep -q "no storage configured" \
+scalar "SELECT error FROM ops.runs WHERE id = $d1" | has "no storage configured" \
   || fail "destroy $d1: $(scalar "SELECT error FROM ops.runs WHERE id = $d1")"
 [ "$(scalar "SELECT status FROM ops.environments WHERE name = 'production'")" = active ] || fail "production is not active after the refused destroy"
 [ "$(data_fingerprint "$PROD")" = "$final_fp" ] || fail "production lost data in the refused destroy $d1"
-health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve after the refused destroy $d1"
+health "$PORT_PROD" | has '"pass"' || fail "production does not serve after the refused destroy $d1"
 kill -TERM "$LAST_WORKER_PID"; wait "$LAST_WORKER_PID" || true
 start_worker filew --storage "file://$WORK/backups"
 rehost filew production

@@ -165,7 +165,7 @@ wait_status "$run" failed 60
 expect_error "$run" "checksum mismatch"
 [ "$(data_fingerprint e2e_bad_inputs_staging)" = "$after" ] || fail "staging data changed by a failed restore"
 [ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_restore\\_%'")" = 0 ] || fail "a half-restored database was left behind"
-health "$PORT_STAGING" | grep -q '"pass"' || fail "staging stopped serving after a failed restore"
+health "$PORT_STAGING" | has '"pass"' || fail "staging stopped serving after a failed restore"
 [ "$before" != "$after" ] || fail "test precondition"
 say "corrupted backup: restore refused at the checksum, staging untouched and serving"
 say "PASS"

@@ -40,8 +40,8 @@ deploy=$(queue staging deploy)
 wait_status "$deploy" succeeded 90
 url=$(scalar "SELECT result->>'url' FROM ops.runs WHERE id = $deploy")
 [ "$url" = "http://127.0.0.1:$PORT_STAGING" ] || fail "deploy recorded url '$url'"
-health "$PORT_STAGING" | grep -q '"pass"' || fail "staging does not answer /web/health"
-curl -fsS "http://127.0.0.1:$PORT_STAGING/standin/info" | grep -q "e2e_deploy_staging" || fail "stand-in serves the wrong database"
+health "$PORT_STAGING" | has '"pass"' || fail "staging does not answer /web/health"
+curl -fsS "http://127.0.0.1:$PORT_STAGING/standin/info" | has "e2e_deploy_staging" || fail "stand-in serves the wrong database"
 say "deploy $deploy succeeded, $url healthy"
 
 # The runtime interface as a command (worker/steps/lib/runtime.sh, what the
@@ -56,8 +56,8 @@ rt="$ROOT/worker/steps/lib/runtime.sh"
 [ "$(cat "$STATE/envs/acme/staging/runtime")" = process ] || fail "staging does not record its runtime"
 who=$(env "${senv[@]}" "$rt" psql -XAtc "SELECT current_user || ' ' || current_database() || ' ' || (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)" 2>&1) || true
 [ "$who" = "odoo_e2e_deploy_staging e2e_deploy_staging false" ] || fail "runtime.sh psql is not staging's own role on its database: $who"
-env "${senv[@]}" "$rt" logs --grep 'HTTP service' | grep -q 'HTTP service' || fail "runtime.sh logs --grep shows nothing of staging's log"
-env "${senv[@]}" "$rt" logs --grep 'no-such-line-xyz' | grep -q . && fail "runtime.sh logs --grep does not filter"
+env "${senv[@]}" "$rt" logs --grep 'HTTP service' | has 'HTTP service' || fail "runtime.sh logs --grep shows nothing of staging's log"
+env "${senv[@]}" "$rt" logs --grep 'no-such-line-xyz' | has . && fail "runtime.sh logs --grep does not filter"
 out=$(env "${senv[@]}" ODOOOPS_RUNTIME=docker "$rt" psql -c 'SELECT 1' 2>&1) && fail "a docker-runtime command ran on a process environment"
 [[ $out == *"runs on the process runtime, and this command on the docker runtime"* ]] || fail "runtime mismatch not explained: $out"
 say "runtime.sh psql (staging's role) and logs --grep on staging; another runtime's command refused"
@@ -101,7 +101,7 @@ pid2=$(cat "$STATE/envs/acme/staging/odoo.pid")
 kill -0 "$pid1" 2>/dev/null && fail "the previous Odoo process $pid1 still runs"
 [ "$(scalar "SELECT result->'modules'->>'updated' FROM ops.runs WHERE id = $deploy2")" = '["acme_stock"]' ] \
   || fail "expected only acme_stock updated: $(scalar "SELECT result->'modules' FROM ops.runs WHERE id = $deploy2")"
-health "$PORT_STAGING" | grep -q '"pass"' || fail "staging unhealthy after redeploy"
+health "$PORT_STAGING" | has '"pass"' || fail "staging unhealthy after redeploy"
 say "redeploy $deploy2 replaced process $pid1 by $pid2 and updated only acme_stock"
 fs_bytes=$(scalar "SELECT filestore_bytes FROM ops.metrics_environment_usage WHERE environment = 'staging' AND filestore_worker_id = 'w1'")
 [ "${fs_bytes:-0}" -ge 70000 ] || fail "staging's filestore reported as '$fs_bytes' bytes, expected >= 70000"

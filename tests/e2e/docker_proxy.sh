@@ -24,7 +24,7 @@ ENVD=$STATE/envs/acme/production
 
 run=$(queue production deploy); wait_status "$run" succeeded 240
 [ "$(result "$run" url)" = "http://$H" ] || fail "production recorded url $(result "$run" url)"
-via "$H" /standin/info | grep -q "\"database\": \"$PROD\"" || fail "$H does not reach production: $(via "$H" /standin/info)"
+via "$H" /standin/info | has "\"database\": \"$PROD\"" || fail "$H does not reach production: $(via "$H" /standin/info)"
 first=$(cat "$ENVD/container"); port1=$(cat "$ENVD/container.port")
 say "deploy $run: container $first on port $port1, served as http://$H"
 
@@ -43,9 +43,9 @@ pm container exists "$first" && fail "the previous container $first still exists
 [ "$total" -ge 20 ] || fail "the probe sent only $total requests"
 [ "$failed" = 0 ] || fail "$failed of $total requests through the proxy failed during the redeploy: $(probe_codes)"
 [ "$(result "$run2" modules,updated)" = '["acme_stock"]' ] || fail "the redeploy did not update acme_stock"
-scalar "SELECT message FROM ops.run_events WHERE run_id = $run2" | grep -q "keeps serving until the new one passes" \
+scalar "SELECT message FROM ops.run_events WHERE run_id = $run2" | has "keeps serving until the new one passes" \
   || fail "redeploy $run2 did not start its container beside the serving one"
-via "$H" /standin/info | grep -q "\"database\": \"$PROD\"" || fail "$H does not reach the new container"
+via "$H" /standin/info | has "\"database\": \"$PROD\"" || fail "$H does not reach the new container"
 say "redeploy $run2: $total requests through the proxy, 0 failed; $first (port $port1) replaced by $second (port $port2)"
 
 # A redeploy whose container cannot start (the stand-in refuses the

@@ -30,7 +30,7 @@ wait_status "$run" succeeded 240
 steps=$(scalar "SELECT string_agg(step, ',' ORDER BY id) FROM ops.run_events WHERE run_id = $run AND message LIKE 'step % started'")
 [ "$steps" = "deploy/10-checkout,deploy/20-addons,deploy/25-pre-deploy-backup,deploy/30-release,deploy/35-restore-backup,deploy/40-start,deploy/50-health" ] || fail "docker steps: $steps"
 [ "$(scalar "SELECT result->>'runtime' FROM ops.runs WHERE id = $run")" = docker ] || fail "not deployed by the docker runtime"
-health "$PORT_PROD" | grep -q '"pass"' || fail "the container does not answer /web/health"
+health "$PORT_PROD" | has '"pass"' || fail "the container does not answer /web/health"
 info=$(curl -fsS "http://127.0.0.1:$PORT_PROD/standin/info")
 [[ $info == *'"database": "e2e_docker_runtime_prod"'* && $info == *'/mnt/extra-addons/acme/addons'* && $info == *acme_stock* ]] \
   || fail "the container does not serve the repository's addons: $info"
@@ -48,7 +48,7 @@ second=$(cat "$STATE/envs/acme/production/container")
 [ "$first" != "$second" ] || fail "the container was not replaced"
 pm container exists "$first" && fail "the previous container $first still exists"
 [ "$(scalar "SELECT result->'modules'->>'updated' FROM ops.runs WHERE id = $run2")" = '["acme_sale"]' ] || fail "module update not detected"
-health "$PORT_PROD" | grep -q '"pass"' || fail "unhealthy after the redeploy"
+health "$PORT_PROD" | has '"pass"' || fail "unhealthy after the redeploy"
 say "redeploy $run2 replaced $first by $second"
 
 # The runtime interface as a command (lib/runtime.sh, what `odooops logs`
@@ -63,7 +63,7 @@ penv=(ODOOOPS_RUNTIME=docker ODOOOPS_STATE_DIR="$STATE" ODOOOPS_ENV_DIR="$STATE/
 container_log_seen() {
   local _
   for _ in $(seq 1 20); do
-    env "${penv[@]}" "$ROOT/worker/steps/lib/runtime.sh" logs --grep 'HTTP|http' | grep -q . && return 0
+    env "${penv[@]}" "$ROOT/worker/steps/lib/runtime.sh" logs --grep 'HTTP|http' | has . && return 0
     sleep 0.5
   done
   return 1
@@ -87,7 +87,7 @@ r=$(queue_restore "$bid" production); wait_status "$r" succeeded 120
 [ "$(psql -X -A -t -d "$PROD" -c "SELECT count(*) FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = 0 ] \
   || fail "production was neutralized"
 pm container exists "$second" || fail "the container was not kept"
-health "$PORT_PROD" | grep -q '"pass"' || fail "the container is not serving after the restore"
+health "$PORT_PROD" | has '"pass"' || fail "the container is not serving after the restore"
 say "backup $bid restored into the containerised production: container restarted, healthy, not neutralized"
 
 # A restore test of the containerised production: the latest backup goes
@@ -96,12 +96,12 @@ say "backup $bid restored into the containerised production: container restarted
 t=$(scalar "SELECT id FROM ops.queue_restore_test(1, 'production')")
 wait_status "$t" succeeded 240
 [ "$(result "$t" restore_test,healthy)" = true ] || fail "restore test $t is not recorded healthy: $(result "$t" restore_test)"
-scalar "SELECT message FROM ops.run_events WHERE run_id = $t" | grep -q "started container odooops-acme-production-copy-r$t of image"   || fail "restore test $t did not start a container of production's image"
+scalar "SELECT message FROM ops.run_events WHERE run_id = $t" | has "started container odooops-acme-production-copy-r$t of image"   || fail "restore test $t did not start a container of production's image"
 [ "$(pm ps -aq --filter label=org.odooops.environment=production | wc -l)" = 1 ]   || fail "restore test $t left containers: $(pm ps -a --filter label=org.odooops.environment=production)"
 [ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = '${PROD}_restore_$t'")" = 0 ] \
   || fail "restore test $t left its throwaway database"
 [ "$(cat "$STATE/envs/acme/production/container")" = "$second" ] || fail "restore test $t replaced production's container"
-health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve after restore test $t"
+health "$PORT_PROD" | has '"pass"' || fail "production does not serve after restore test $t"
 say "restore test $t: a container of production's image served the restored copy; nothing of it is left"
 
 # Rolling back to the first release: its image runs again on the database
@@ -117,7 +117,7 @@ wait_status "$rb" succeeded 240
 [ "$(psql -X -A -t -d "$PROD" -c "SELECT latest_version FROM ir_module_module WHERE name = 'acme_sale'")" = 17.0.1.0.0 ] \
   || fail "rollback $rb: acme_sale is not at the first release's version"
 [ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'e2e\\_docker%\\_pre\\_%'")" = 0 ] || fail "kept database left behind"
-health "$PORT_PROD" | grep -q '"pass"' || fail "unhealthy after rollback $rb"
+health "$PORT_PROD" | has '"pass"' || fail "unhealthy after rollback $rb"
 say "rollback $rb: the first release's image runs on the database of pre-deploy backup $P2"
 
 # A containerised staging runs on a neutralized copy of the latest production
@@ -132,7 +132,7 @@ s1=$(queue staging deploy); wait_status "$s1" succeeded 240
   || fail "staging deploy $s1 was not refreshed from backup $latest"
 [ "$(psql -X -A -t -d "$STAGING" -c "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'")" = true ] \
   || fail "staging copy not neutralized"
-health "$PORT_STAGING" | grep -q '"pass"' || fail "staging container unhealthy"
+health "$PORT_STAGING" | has '"pass"' || fail "staging container unhealthy"
 staging_container=$(cat "$STATE/envs/acme/staging/container")
 psql -X -q -d "$STAGING" -c "INSERT INTO res_partner (name) VALUES ('staging before the broken deploy')"
 sed -i 's/17.0.1.0.0/17.0.3.0.0/' "$REPO/addons/acme_stock/__manifest__.py"
@@ -147,7 +147,7 @@ s2=$(queue staging deploy); wait_status "$s2" failed 240
   || fail "the staging database was not put back after $s2"
 [ "$(scalar "SELECT result->>'rolled_back_to' FROM ops.runs WHERE id = $s2")" = "$staging_container" ] || fail "rollback of $s2 not recorded"
 pm container exists "$staging_container" || fail "the previous staging container is gone"
-health "$PORT_STAGING" | grep -q '"pass"' || fail "the previous staging container does not serve again"
+health "$PORT_STAGING" | has '"pass"' || fail "the previous staging container does not serve again"
 [ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'e2e\\_docker%\\_pre\\_%' OR datname LIKE 'e2e\\_docker%\\_restore\\_%'")" = 0 ] \
   || fail "kept database left behind after $s2"
 [ -z "$(find "$STATE/envs/acme/staging/data/filestore" -maxdepth 1 -name '*.pre-deploy-*')" ] || fail "replaced filestore left behind after $s2"
@@ -166,7 +166,7 @@ wait_status "$u1" failed 240
 [[ $(scalar "SELECT error FROM ops.runs WHERE id = $u1") == *"failed on purpose"* ]] || fail "upgrade $u1: $(scalar "SELECT error FROM ops.runs WHERE id = $u1")"
 [ "$(columns)" = "$cols" ] || fail "the failed upgrade $u1 changed production: $(columns)"
 [ "$(cat "$STATE/envs/acme/production/container")" = "$before_upgrade" ] || fail "the failed upgrade $u1 replaced the container"
-health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve again after the failed upgrade $u1"
+health "$PORT_PROD" | has '"pass"' || fail "production does not serve again after the failed upgrade $u1"
 rm "$WORK/hook-fails"
 u2=$(scalar "SELECT id FROM ops.request_upgrade(1, 'production')")
 approve "$(scalar "SELECT id FROM ops.approvals WHERE subject = 'deploy' AND subject_id = $u2 AND status = 'pending'")"
@@ -176,7 +176,7 @@ after_upgrade=$(cat "$STATE/envs/acme/production/container")
 [[ $after_upgrade == odooops-acme-production-*-r$u2 ]] || fail "upgrade $u2 does not serve with its own container: $after_upgrade"
 pm container exists "$before_upgrade" && fail "upgrade $u2 left the previous container $before_upgrade"
 [ -n "$(result "$u2" pre_deploy_backup_id)" ] || fail "upgrade $u2 took no pre-deploy backup"
-health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve after the upgrade $u2"
+health "$PORT_PROD" | has '"pass"' || fail "production does not serve after the upgrade $u2"
 [ "$(on postgres "SELECT count(*) FROM pg_database WHERE datname LIKE '${PROD}\\_%'")" = 0 ] || fail "upgrade $u2 left databases behind"
 say "production upgrades: $u1's failing hook changed nothing; $u2 serves the upgraded database from $after_upgrade"
 
@@ -199,7 +199,7 @@ pm image exists "$prod_image" || fail "destroy $d1 removed the image $prod_image
 [ ! -e "$STATE/envs/acme/staging" ] || fail "destroy $d1 left the directory of staging (filestore)"
 [ "$(scalar "SELECT status FROM ops.environments WHERE name = 'staging'")" = destroyed ] || fail "staging is not destroyed"
 health "$PORT_STAGING" >/dev/null 2>&1 && fail "staging still answers after destroy $d1"
-health "$PORT_PROD" | grep -q '"pass"' || fail "production stopped serving when staging was destroyed"
+health "$PORT_PROD" | has '"pass"' || fail "production stopped serving when staging was destroyed"
 say "destroy $d1 of staging removed its container, image $staging_image, database and directory; production serves on"
 
 # Production: after an approval and its final backup, nothing of it is left.

@@ -47,7 +47,7 @@ wait_status "$b" succeeded 90
 [ "$(scalar "SELECT claimed_by FROM ops.runs WHERE id = $b")" = host-a ] || fail "backup $b was not taken by host-a"
 loc=$(scalar "SELECT location FROM ops.backups WHERE run_id = $b")
 filestore=$(dirname "${loc#file://}")/filestore.tar
-tar -tf "$filestore" | grep -q '5c/5c0ffee$' || fail "backup $b holds no staging attachment: $(tar -tf "$filestore" | head -5)"
+tar -tf "$filestore" | has '5c/5c0ffee$' || fail "backup $b holds no staging attachment: $(tar -tf "$filestore" | head -5)"
 [ ! -e "$STATE_B/envs/acme/staging/data" ] || fail "host-b holds files of staging"
 [ "$(scalar "SELECT host_worker_id FROM ops.environments WHERE name = 'staging'")" = host-a ] ||
   fail "the worker that deployed staging is not recorded as its host"
@@ -69,6 +69,6 @@ wait_status "$r" succeeded 120
 [ "$(scalar "SELECT claimed_by FROM ops.runs WHERE id = $r")" = host-b ] || fail "restore $r after the move was not taken by host-b"
 cmp -s "$attachment" "$STATE_B/envs/acme/staging/data/filestore/$STAGING/5c/5c0ffee" ||
   fail "restore $r did not bring staging's filestore to host-b"
-health "$PORT_STAGING" | grep -q '"pass"' || fail "staging does not serve on host-b"
+health "$PORT_STAGING" | has '"pass"' || fail "staging does not serve on host-b"
 say "staging moved to host-b: deploy $d2 and restore $r there brought its release and filestore; it serves"
 say "PASS"

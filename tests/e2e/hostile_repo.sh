@@ -79,7 +79,7 @@ check_runs() {
   [ ! -e "$MARKER" ] || fail "a step sourced the branch's script through BASH_ENV"
   [ "$(psql -X -A -t -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$FORGED_DB'")" = 0 ] \
     || fail "a forged ODOOOPS_DB_NAME took effect"
-  curl -fsS "http://127.0.0.1:$PORT_DEV/standin/info" | grep -q '"database": "e2e_hostile_repo_dev"' \
+  curl -fsS "http://127.0.0.1:$PORT_DEV/standin/info" | has '"database": "e2e_hostile_repo_dev"' \
     || fail "dev serves another database"
   ! grep -rqs "host secret" "$WORK/storage" || fail "the host secret reached storage"
   ! grep -rqs "^root:" "$WORK/storage" || fail "/etc/passwd reached storage"

@@ -44,8 +44,8 @@ done
 [ "$(result "$b" url)" = "http://127.0.0.1:$port_b" ] || fail "deploy $b recorded the URL $(result "$b" url)"
 [ "$(serves "$port_a")" = "$(db_of dev-feature-a)" ] || fail "port $port_a serves $(serves "$port_a"), not dev-feature-a's database"
 [ "$(serves "$port_b")" = "$(db_of dev-feature-b)" ] || fail "port $port_b serves $(serves "$port_b"), not dev-feature-b's database"
-health "$port_a" | grep -q '"pass"' || fail "dev-feature-a is not healthy"
-health "$port_b" | grep -q '"pass"' || fail "dev-feature-b is not healthy"
+health "$port_a" | has '"pass"' || fail "dev-feature-a is not healthy"
+health "$port_b" | has '"pass"' || fail "dev-feature-b is not healthy"
 [ "$(scalar "SELECT count(*) FROM ops.environments WHERE branch IS NOT NULL AND settings ? 'http_port'")" = 0 ] \
   || fail "a branch environment copied the template's http_port"
 say "dev-feature-a on $port_a ($(db_of dev-feature-a)), dev-feature-b on $port_b ($(db_of dev-feature-b)), both healthy"

@@ -146,7 +146,7 @@ for e in "${environ[@]}"; do
     *) fail "the development Odoo's environment holds ${e%%=*}, which is not on the allow-list" ;;
   esac
 done
-printf '%s\n' "${environ[@]}" | grep -q '^PGPASSFILE=' || fail "the development Odoo has no PGPASSFILE"
+printf '%s\n' "${environ[@]}" | has '^PGPASSFILE=' || fail "the development Odoo has no PGPASSFILE"
 [ "$(scalar "SELECT rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls FROM pg_roles WHERE rolname = '$db_user'")" = f ] \
   || fail "the development Odoo's role $db_user is privileged"
 [ "$(scalar "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '$dev_db'")" = "$db_user" ] \
@@ -258,7 +258,7 @@ fi
 s3_line=$(grep '^s3-secret-key = ' "$storage_conf")
 s3_secret=$(sed 's/^s3-secret-key = "\{0,1\}//; s/"$//' <<<"$s3_line")
 # This test's worker only (other workers of the host are not this test's).
-if tr '\0' ' ' <"/proc/$worker/cmdline" | grep -q -E -- "--s3-secret-key[ =]$s3_secret( |\$)"; then
+if tr '\0' ' ' <"/proc/$worker/cmdline" | has -E -- "--s3-secret-key[ =]$s3_secret( |\$)"; then
   hole "the storage secret key is on the worker's command line, which every user reads (/proc/$worker/cmdline)"
 fi
 while read -r line; do hole "$dev_user $line (production's code, while it was deployed)"; done < <(grep '^read ' "$WORK/watch.out")

@@ -42,6 +42,15 @@ fail() {
 }
 cp_psql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$CP_DB" "$@"; }
 scalar() { cp_psql -c "$1"; }
+# has [GREP-OPTIONS] PATTERN: whether standard input has a line matching
+# PATTERN. It reads the whole input first: "producer | grep -q" under
+# pipefail fails at random when grep exits on the first match and the
+# producer, still writing, dies of SIGPIPE.
+has() {
+  local input
+  input=$(cat)
+  grep -q "$@" <<<"$input"
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

@@ -21,7 +21,7 @@ overlaps=$(scalar "SELECT count(*) FROM ops.runs a JOIN ops.runs b ON a.environm
                     WHERE a.workflow = 'deploy' AND b.workflow = 'deploy'
                       AND tstzrange(a.started_at, a.finished_at) && tstzrange(b.started_at, b.finished_at)")
 [ "$overlaps" = 0 ] || fail "$overlaps overlapping deploys in one environment"
-for p in "$PORT_DEV" "$PORT_STAGING" "$PORT_PROD"; do health "$p" | grep -q '"pass"' || fail "port $p not healthy"; done
+for p in "$PORT_DEV" "$PORT_STAGING" "$PORT_PROD"; do health "$p" | has '"pass"' || fail "port $p not healthy"; done
 say "12 runs by $(scalar "SELECT string_agg(DISTINCT claimed_by, ',') FROM ops.runs"): each once, no overlapping deploys, three environments healthy"
 
 # A test run and a deploy of one environment at once: both run as the

@@ -40,7 +40,7 @@ ODOO_BIN=$STANDIN "$WORKER_BIN" --dsn "host=127.0.0.1 port=$PB_PORT dbname=$CP_D
 WORKER_PIDS+=($!); pooled=$!
 b=$(queue dev build); d=$(queue staging deploy)
 wait_status "$b" succeeded 60; wait_status "$d" succeeded 90
-health "$PORT_STAGING" | grep -q '"pass"' || fail "staging not healthy"
+health "$PORT_STAGING" | has '"pass"' || fail "staging not healthy"
 [ "$(scalar "SELECT count(*) FROM ops.run_events WHERE run_id = $d AND stream = 'stdout'")" -gt 3 ] || fail "events missing"
 say "--listen=false through PgBouncer (transaction mode): build $b and deploy $d succeeded"
 kill -TERM "$pooled"; wait "$pooled" || fail "the pooled worker did not drain cleanly"

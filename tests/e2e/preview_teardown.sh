@@ -59,8 +59,8 @@ db=$(scalar "SELECT db_name FROM ops.environments WHERE name = 'pr-7'")
 [ "$(scalar "SELECT stage || ',' || (expires_at > now()) FROM ops.environments WHERE name = 'pr-7'")" = preview,true ] \
   || fail "pr-7 is not a preview environment with a TTL"
 url=$(result "$deploy" url); port=${url##*:}
-health "$port" | grep -q '"pass"' || fail "pr-7 does not answer on $url"
-curl -fsS "$url/standin/info" | grep -q "\"database\": \"$db\"" || fail "pr-7 does not serve $db"
+health "$port" | has '"pass"' || fail "pr-7 does not answer on $url"
+curl -fsS "$url/standin/info" | has "\"database\": \"$db\"" || fail "pr-7 does not serve $db"
 pid=$(cat "$STATE/envs/acme/pr-7/odoo.pid")
 [ -d "$STATE/envs/acme/pr-7/data/filestore/$db" ] || fail "pr-7 has no filestore"
 say "pull request 7: preview pr-7 deployed by $deploy on $url (database $db, process $pid)"
@@ -75,7 +75,7 @@ say "pr-7 expired: destroy $destroy stopped process $pid, dropped $db and its ro
 deploy=$(deploy_via push "$(push_event feature/points "$SHA")" dev-feature-points)
 db=$(scalar "SELECT db_name FROM ops.environments WHERE name = 'dev-feature-points'")
 url=$(result "$deploy" url); port=${url##*:}
-health "$port" | grep -q '"pass"' || fail "dev-feature-points does not answer on $url"
+health "$port" | has '"pass"' || fail "dev-feature-points does not answer on $url"
 pid=$(cat "$STATE/envs/acme/dev-feature-points/odoo.pid")
 destroy=$(expire_and_destroy dev-feature-points)
 assert_gone dev-feature-points "$db" "$deploy" "$destroy" "$pid" "$port"

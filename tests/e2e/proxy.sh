@@ -26,9 +26,9 @@ staging=$(queue staging deploy); wait_status "$staging" succeeded 90
 dev=$(queue dev deploy); wait_status "$dev" succeeded 90
 [ "$(result "$staging" url)" = http://staging.acme.odoo.test ] || fail "staging recorded url $(result "$staging" url)"
 [ "$(result "$dev" url)" = http://dev.acme.odoo.test ] || fail "dev recorded url $(result "$dev" url)"
-via staging.acme.odoo.test /standin/info | grep -q '"database": "e2e_proxy_staging"' \
+via staging.acme.odoo.test /standin/info | has '"database": "e2e_proxy_staging"' \
   || fail "staging.acme.odoo.test does not reach staging: $(via staging.acme.odoo.test /standin/info)"
-via dev.acme.odoo.test /standin/info -u tester:e2e-secret | grep -q '"database": "e2e_proxy_dev"' \
+via dev.acme.odoo.test /standin/info -u tester:e2e-secret | has '"database": "e2e_proxy_dev"' \
   || fail "dev.acme.odoo.test does not reach dev"
 say "two hostnames, two environments: staging and dev reached through the proxy"
 
@@ -40,7 +40,7 @@ say "dev is behind basic auth, staging is not"
 # Staging runs multi-process (2 workers): /websocket goes to its websocket port.
 ws=$(via staging.acme.odoo.test /websocket -i -N --max-time 5 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
        -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' 2>/dev/null || true)
-head -n 1 <<<"$ws" | grep -q ' 101' || fail "no websocket upgrade through the proxy: $ws"
+head -n 1 <<<"$ws" | has ' 101' || fail "no websocket upgrade through the proxy: $ws"
 grep -qi '^Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=' <<<"$ws" || fail "wrong websocket handshake: $ws"
 say "websocket upgrade through the proxy: 101 from staging's websocket port"
 
@@ -59,7 +59,7 @@ alive "$pid1" && fail "the old Odoo process $pid1 still runs after the switch"
 [ "$total" -ge 20 ] || fail "the probe sent only $total requests"
 [ "$failed" = 0 ] || fail "$failed of $total requests through the proxy failed during the redeploy: $(probe_codes)"
 [ "$(result "$redeploy" modules,updated)" = '["acme_stock"]' ] || fail "the redeploy did not update acme_stock"
-via staging.acme.odoo.test /standin/info | grep -q "\"pid\": $pid2" || fail "the proxy does not route to the new Odoo $pid2"
+via staging.acme.odoo.test /standin/info | has "\"pid\": $pid2" || fail "the proxy does not route to the new Odoo $pid2"
 say "redeploy $redeploy: $total requests through the proxy, 0 failed; $pid1 replaced by $pid2"
 
 # A redeploy whose update fails: the old Odoo keeps serving throughout.
@@ -72,7 +72,7 @@ probe_stop
 [ "$failed" = 0 ] || fail "$failed of $total requests failed during the failed redeploy"
 [ "$(cat "$STATE/envs/acme/staging/odoo.pid")" = "$pid2" ] && alive "$pid2" || fail "the old Odoo $pid2 does not serve any more"
 [ ! -f "$STATE/envs/acme/staging/odoo.next.pid" ] || fail "the failed deploy's Odoo is still recorded"
-via staging.acme.odoo.test /standin/info | grep -q "\"pid\": $pid2" || fail "the proxy does not route to $pid2 after the failed redeploy"
+via staging.acme.odoo.test /standin/info | has "\"pid\": $pid2" || fail "the proxy does not route to $pid2 after the failed redeploy"
 say "failed redeploy $broken: $total requests, 0 failed; $pid2 still serves"
 
 # A destroyed environment is no longer routed; the other one still is.

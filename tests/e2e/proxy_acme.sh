@@ -51,7 +51,7 @@ staging=$(queue staging deploy); wait_status "$staging" succeeded 90
 curl -sf --cacert "$ACME/ca.pem" "https://127.0.0.1:$ACME_ADMIN/roots/0" >"$ACME/root.pem" || fail "no root from pebble"
 https_get() { curl -sS --max-time 10 --cacert "$ACME/root.pem" --resolve "$H:$TLS_PORT:127.0.0.1" "$@" "https://$H:$TLS_PORT/standin/info"; }
 for _ in $(seq 1 120); do https_get -o /dev/null 2>/dev/null && break; sleep 0.5; done
-https_get | grep -q '"database": "e2e_proxy_acme_staging"' \
+https_get | has '"database": "e2e_proxy_acme_staging"' \
   || fail "no HTTPS with the ACME certificate: $(https_get 2>&1 | tail -n 2); caddy: $(grep -i 'error\|obtain' "$WORK/caddy.log" | tail -n 3)"
 issuer=$(openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername "$H" </dev/null 2>/dev/null | openssl x509 -noout -issuer -ext subjectAltName)
 grep -qi pebble <<<"$issuer" || fail "the certificate was not issued by the ACME CA: $issuer"

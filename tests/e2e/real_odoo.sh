@@ -65,7 +65,7 @@ d=$(deploy dev succeeded)
 pid=$(cat "$STATE/envs/acme/dev/odoo.pid")
 uid=$(ps -o uid= -p "$pid" | tr -d ' ')
 [[ -n $uid && $uid != 0 && $uid != "$(id -u)" ]] || fail "dev: Odoo runs as uid '$uid', not a user of its own"
-if tr '\0' '\n' <"/proc/$pid/environ" | grep -qE '^(ODOOOPS_|AWS_|PGPASSWORD=)'; then
+if tr '\0' '\n' <"/proc/$pid/environ" | has -E '^(ODOOOPS_|AWS_|PGPASSWORD=)'; then
   fail "dev: Odoo's environment holds the worker's variables"
 fi
 say "development: deploy $d installed oo_notes ($SERIES.1.0) and oo_extra on a new database; Odoo runs as uid $uid, /web/login 200"
@@ -93,7 +93,7 @@ t=$(queue dev test); wait_status "$t" succeeded "$T"
   || fail "test run $t: Odoo's test log not parsed: $(result "$t" tests)"
 log=$(scalar "SELECT location FROM ops.artifacts WHERE run_id = $t AND name = 'tests.log'")
 grep -q 'odoo.addons.oo_notes.tests.test_note' "${log#file://}" || fail "test run $t: the log artifact does not show oo_notes' test running"
-on postgres "SELECT datname FROM pg_database WHERE datname LIKE '%\_test\_$t'" | grep -q . && fail "test run $t left its database"
+on postgres "SELECT datname FROM pg_database WHERE datname LIKE '%\_test\_$t'" | has . && fail "test run $t left its database"
 say "development: build $b found both modules; test run $t ran oo_notes' test on a throw-away database (0 failures, log kept)"
 
 # A bump of oo_extra updates exactly oo_extra; oo_notes ("1.0") is left alone.

@@ -43,7 +43,7 @@ s2=$(queue staging deploy); wait_status "$s2" succeeded 120
 [ "$(result "$s2" database_from_backup,backup_id)" = "$b1" ] || fail "refresh $s2 records backup $(result "$s2" database_from_backup,backup_id)"
 grep -q "production attachment" "$FS_STAGING/3f/3f2a9c0e5d1b" || fail "the clone's filestore lacks production's attachment"
 [ "$(seeds)" = "${STAGING}_seed_$b1:false:odoo_$STAGING" ] || fail "the seed changed: $(seeds)"
-health "$PORT_STAGING" | grep -q '"pass"' || fail "staging does not serve the clone"
+health "$PORT_STAGING" | has '"pass"' || fail "staging does not serve the clone"
 say "refresh $s2 cloned the seed: no download, no restore; neutralized again, staging's own data gone"
 
 # 3. A newer backup: restored again, and its seed replaces the older one.

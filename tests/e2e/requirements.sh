@@ -114,7 +114,7 @@ for line in '--index-url http://evil.example/simple' '-e .' 'https://evil.exampl
   [ "$(info | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')" = "$pid2" ] || fail "deploy $d ($line) replaced the serving Odoo"
   [ "$(readlink -e "$ENVDIR/current")" = "$serving" ] || fail "deploy $d ($line) switched the release"
 done
-health "$PORT_DEV" | grep -q '"pass"' || fail "dev no longer serves after the refused deploys"
+health "$PORT_DEV" | has '"pass"' || fail "dev no longer serves after the refused deploys"
 say "pip options, URLs and paths in requirements.txt fail the deploy ($err); dev kept serving"
 
 # A changed set: another environment beside the one the serving release runs with.
@@ -128,7 +128,7 @@ key3=$(python_env "$d3" key)
 [ "$key3" != "$key" ] || fail "deploy $d3 reused $key for changed requirements"
 [ -d "$venv" ] || fail "the environment of the previous release went"
 echo 'import odooops_tinypkg; print(odooops_tinypkg.VERSION)' | env "${senv[@]}" "$ROOT/worker/steps/lib/runtime.sh" shell 2>/dev/null \
-  | grep -qx 1.3.0 || fail "deploy $d3: Odoo does not import odooops_tinypkg 1.3.0"
+  | has -x 1.3.0 || fail "deploy $d3: Odoo does not import odooops_tinypkg 1.3.0"
 say "deploy $d3 built $key3 for the changed requirements beside $key"
 
 # No package source: the system's packages, said in the run.

@@ -31,8 +31,8 @@ prod_state() {
 prod_ok() {
   [ "$(prod_state)" = "$before" ] || fail "production changed during restore test $1: $(prod_state) (was $before)"
   alive "$(cat "$PROD_DIR/odoo.pid")" || fail "production's Odoo stopped during restore test $1"
-  health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve after restore test $1"
-  curl -fsS "http://127.0.0.1:$PORT_PROD/standin/info" | grep -q "\"database\": \"$PROD\"" || fail "production serves another database"
+  health "$PORT_PROD" | has '"pass"' || fail "production does not serve after restore test $1"
+  curl -fsS "http://127.0.0.1:$PORT_PROD/standin/info" | has "\"database\": \"$PROD\"" || fail "production serves another database"
 }
 leftovers() { psql -X -A -t -d postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE datname LIKE '${PROD}\\_%'"; }
 before=$(prod_state)
@@ -66,7 +66,7 @@ psql -X -q -d "$PROD" -c "DELETE FROM ir_config_parameter WHERE key = 'standin.f
 before=$(prod_state)
 t2=$(scalar "SELECT id FROM ops.queue_restore_test(1, 'production')")
 wait_status "$t2" failed 180
-scalar "SELECT error FROM ops.runs WHERE id = $t2" | grep -q "restore_test/20-check" \
+scalar "SELECT error FROM ops.runs WHERE id = $t2" | has "restore_test/20-check" \
   || fail "restore test $t2 failed elsewhere: $(scalar "SELECT error FROM ops.runs WHERE id = $t2")"
 [ "$(result "$t2" restore_test,healthy)" = false ] || fail "restore test $t2 is not recorded unhealthy: $(result "$t2" restore_test)"
 [ "$(result "$t2" restore_test,backup_id)" = "$bad" ] || fail "restore test $t2 tested backup $(result "$t2" restore_test,backup_id), not $bad"

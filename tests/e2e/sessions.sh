@@ -148,5 +148,5 @@ say "psql runs as the environment's own role; its exit status ($code on an error
 "$CLI" odoo-logs --project acme --env dev --grep 'starting|installing' "${W[@]}" "${AS_OWNER[@]}" >"$WORK/odoo.log" 2>"$WORK/logs.err" ||
   fail "odoo-logs failed: $(cat "$WORK/logs.err")"
 grep -q "odoo-standin $DEV_DB: Odoo stand-in .* starting" "$WORK/odoo.log" || fail "odoo-logs did not show the server's log: $(head -5 "$WORK/odoo.log")"
-if grep -v -E 'starting|installing' "$WORK/odoo.log" | grep -q .; then fail "--grep let other lines through"; fi
+if grep -v -E 'starting|installing' "$WORK/odoo.log" | has .; then fail "--grep let other lines through"; fi
 say "odoo-logs shows the environment's server log, filtered"

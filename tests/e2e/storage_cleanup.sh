@@ -157,10 +157,10 @@ for _ in $(seq 1 300); do
   [ "$(scalar "SELECT count(*) FROM ops.storage_deletions WHERE $outside_cond AND attempts = 1 AND status = 'pending'")" = 1 ] && break
   sleep 0.1
 done
-scalar "SELECT error FROM ops.storage_deletions WHERE $outside_cond" | grep -q "refused: .*outside the storage root" \
+scalar "SELECT error FROM ops.storage_deletions WHERE $outside_cond" | has "refused: .*outside the storage root" \
   || fail "the deletion outside the root: $(scalar "SELECT status || ' ' || coalesce(error, '-') FROM ops.storage_deletions WHERE $outside_cond")"
 wait_deletions "object_kind = 'backup' AND object_id = $b5" failed 30
-scalar "SELECT error FROM ops.storage_deletions WHERE object_kind = 'backup' AND object_id = $b5" | grep -q "does not mark backup $b5 .* expired" \
+scalar "SELECT error FROM ops.storage_deletions WHERE object_kind = 'backup' AND object_id = $b5" | has "does not mark backup $b5 .* expired" \
   || fail "the deletion of live backup $b5: $(scalar "SELECT error FROM ops.storage_deletions WHERE object_kind = 'backup' AND object_id = $b5")"
 [ -e "$outside" ] || fail "the worker deleted $outside, outside its storage root"
 for o in "$b5_dump" "$b5_fs"; do exists "$o" || fail "$o of live backup $b5 was deleted"; done

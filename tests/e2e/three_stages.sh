@@ -171,7 +171,7 @@ done
   || fail "staging deploy $s2 tests: $(result "$s2" tests)"
 [ "$(version_of "$STAGING" acme_stock)" = 17.0.1.1.0 ] || fail "staging acme_stock not updated on the production copy"
 [ "$(version_of "$PROD" acme_stock)" = 17.0.1.0.0 ] || fail "production acme_stock changed by the staging deploy"
-health "$PORT_STAGING" | grep -q '"pass"' || fail "staging does not answer /web/health"
+health "$PORT_STAGING" | has '"pass"' || fail "staging does not answer /web/health"
 [ "$(served_release "$PORT_STAGING")" = "$SHA2" ] || fail "staging does not serve $SHA2"
 no_leftovers "staging refresh"
 say "staging deploy $s2: neutralized copy of backup $B1 (mail, crons, webhooks off, flagged), acme_stock updated and tested, healthy"
@@ -234,7 +234,7 @@ d3=$(queue production deploy); wait_status "$d3" failed 120
 [ -z "$(scalar "SELECT id FROM ops.releases WHERE run_id = $d3")" ] || fail "the failed deploy became a release"
 [ -n "$(scalar "SELECT id FROM ops.backups WHERE run_id = $d3 AND backup_type = 'pre_deploy' AND status = 'completed'")" ] \
   || fail "the failed deploy's pre-deploy backup was not recorded"
-health "$PORT_PROD" | grep -q '"pass"' || fail "production unhealthy after the automatic rollback"
+health "$PORT_PROD" | has '"pass"' || fail "production unhealthy after the automatic rollback"
 no_leftovers "automatic rollback"
 say "broken deploy $d3 failed at deploy/40-start; production runs $SHA2 on its data from before the deploy"
 
@@ -260,7 +260,7 @@ wait_status "$rb" succeeded 120
 [ "$(scalar "SELECT rollback_of FROM ops.releases WHERE run_id = $rb")" = "$R1" ] || fail "rollback $rb: release not recorded as a rollback of $R1"
 P4=$(scalar "SELECT id FROM ops.backups WHERE run_id = $rb AND backup_type = 'pre_deploy' AND status = 'completed'")
 [ -n "$P4" ] || fail "rollback $rb: the database it replaced was not backed up first"
-health "$PORT_PROD" | grep -q '"pass"' || fail "production unhealthy after rollback $rb"
+health "$PORT_PROD" | has '"pass"' || fail "production unhealthy after rollback $rb"
 no_leftovers "rollback"
 say "rollback $rb to release $R1: serves $SHA1 on the database of backup $P2 (rows written later are gone)"
 
@@ -290,7 +290,7 @@ wait_status "$missing" failed 60
   || fail "missing backup: $(scalar "SELECT error FROM ops.runs WHERE id = $missing")"
 [ "$(events_like "$missing" 'step % started')" = 0 ] || fail "a step ran for a rollback without its backup"
 [ "$(data_fingerprint "$PROD")" = "$before" ] || fail "a refused rollback changed production data"
-health "$PORT_PROD" | grep -q '"pass"' || fail "production stopped serving after a refused rollback"
+health "$PORT_PROD" | has '"pass"' || fail "production stopped serving after a refused rollback"
 no_leftovers "refused rollbacks"
 say "rollbacks with a corrupted ($P4) or missing backup failed and left production serving as it was"
 say "PASS"

@@ -100,7 +100,7 @@ unchanged() {
   [ "$(on "$PROD" "SELECT latest_version FROM ir_module_module WHERE name = 'base'")" = "$base_version" ] || fail "$1: production's base changed"
   [ "$(cat "$STATE/envs/acme/production/odoo.pid")" = "$pid" ] || fail "$1: production's Odoo was restarted"
   alive "$pid" || fail "$1: production's Odoo was stopped"
-  health "$PORT_PROD" | grep -q '"pass"' || fail "$1: production is not healthy"
+  health "$PORT_PROD" | has '"pass"' || fail "$1: production is not healthy"
   [ "$(copies)" = 0 ] || fail "$1: the upgrade copy was not dropped"
 }
 
@@ -135,7 +135,7 @@ err=$(scalar "SELECT error FROM ops.runs WHERE id = $t2")
   || fail "upgrade test $t2: $(result "$t2" upgrade)"
 log=$(scalar "SELECT location FROM ops.artifacts WHERE run_id = $t2 AND name = 'upgrade.log'")
 grep -q "migration of acme_sale failed" "${log#file://}" || fail "the failed hook's log was not kept"
-cp_psql -c "SELECT message FROM ops.run_events WHERE run_id = $t2" | grep -q "no column legacy_state" \
+cp_psql -c "SELECT message FROM ops.run_events WHERE run_id = $t2" | has "no column legacy_state" \
   || fail "the run's log lacks the hook's message"
 unchanged "upgrade test $t2"
 say "upgrade test $t2: the failing hook failed the run with its message; production untouched, the copy dropped"
@@ -153,7 +153,7 @@ pre1=$(result "$u1" pre_deploy_backup_id)
 [ "$(scalar "SELECT backup_type || ' ' || status FROM ops.backups WHERE id = ${pre1:-0}")" = "pre_deploy completed" ] \
   || fail "production upgrade $u1 took no pre-deploy backup: $(scalar "SELECT result FROM ops.runs WHERE id = $u1")"
 [ "$(data_fingerprint "$PROD")" = "$fp" ] && [ "$(columns)" = "$cols" ] || fail "production upgrade $u1 left production changed"
-health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve again after the failed upgrade $u1"
+health "$PORT_PROD" | has '"pass"' || fail "production does not serve again after the failed upgrade $u1"
 [ "$(on postgres "SELECT count(*) FROM pg_database WHERE datname LIKE '${PROD}\_%'")" = 0 ] || fail "upgrade $u1 left databases behind"
 say "production upgrade $u1: approved, backed up ($pre1), the hook failed, production put back and serving"
 
@@ -167,7 +167,7 @@ wait_status "$u2" succeeded 180
 [ "$(on "$PROD" "SELECT latest_version FROM ir_module_module WHERE name = 'base'")" = 18.0.1.0 ] || fail "production's base after $u2"
 [ "$(data_fingerprint "$PROD")" = "$fp" ] || fail "production upgrade $u2 lost data"
 [ -n "$(result "$u2" pre_deploy_backup_id)" ] || fail "production upgrade $u2 took no pre-deploy backup"
-health "$PORT_PROD" | grep -q '"pass"' || fail "production does not serve after the upgrade $u2"
+health "$PORT_PROD" | has '"pass"' || fail "production does not serve after the upgrade $u2"
 [ "$(on postgres "SELECT count(*) FROM pg_database WHERE datname LIKE '${PROD}\_%'")" = 0 ] || fail "upgrade $u2 left databases behind"
 say "production upgrade $u2: production runs on the upgraded database, the replaced one dropped"
 

@@ -52,9 +52,9 @@ wait_agent f
 wait_status "$run" queued 60
 [ "$(scalar "SELECT attempt FROM ops.runs WHERE id = $run")" = 1 ] || fail "run $run was not handed back on attempt 1"
 scalar "SELECT message FROM ops.run_events WHERE run_id = $run AND kind = 'transition' ORDER BY id DESC LIMIT 1" \
-  | grep -q "disk is full.*(claimable again in 3 s)" || fail "the hand-back does not say the disk is full and the delay"
+  | has "disk is full.*(claimable again in 3 s)" || fail "the hand-back does not say the disk is full and the delay"
 [ "$(scalar "SELECT count(*) FROM ops.runs WHERE id = $run AND status = 'failed'")" = 0 ] || fail "run $run failed"
-scalar "SELECT health_detail FROM ops.agents WHERE worker_id = 'wd'" | grep -q "disk full" || fail "the agent's health does not say why"
+scalar "SELECT health_detail FROM ops.agents WHERE worker_id = 'wd'" | has "disk full" || fail "the agent's health does not say why"
 
 say "2. while the disk is full the worker claims nothing"
 more1=$(queue dev build); more2=$(queue dev build)
