@@ -10,9 +10,11 @@
 // with ops.redrive_webhook_deliveries). On start it puts back deliveries a
 // crash left in 'sending' (at-least-once; receivers dedupe on
 // X-Odooops-Delivery). It sleeps on its latch, which writers set on commit
-// of new deliveries (bgworker/shared.cpp), until the next retry is due.
+// of new deliveries (bgworker/shared.cpp), until the next retry is due;
+// with requests in flight it waits on the latch and their sockets together
+// (curl_wait.h), so neither a new delivery nor a finished request waits
+// for a polling slice.
 #include <curl/curl.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +29,7 @@
 #include "../extension/api/settings.h"
 #include "../extension/core/backoff.h"
 #include "../extension/core/webhook_payload.h"
+#include "curl_wait.h"
 #include "worker.h"
 
 extern "C" {
@@ -104,22 +107,6 @@ size_t on_write(char* data, size_t size, size_t nmemb, void* user) noexcept {
   return n;
 }
 
-// Blocks every signal while libcurl may start threads (its resolver), so
-// PostgreSQL's handlers only ever run on the main thread: they are not
-// thread-safe.
-class SignalsBlocked {
- public:
-  SignalsBlocked() {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &saved_);
-  }
-  ~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
-
- private:
-  sigset_t saved_;
-};
-
 class Dispatcher {
  public:
   Dispatcher() : rng_(static_cast<uint64_t>(wall_ms()) ^ (static_cast<uint64_t>(getpid()) << 32)) {}
@@ -137,9 +124,12 @@ class Dispatcher {
   void start(const OutboundDelivery& d, int attempt, int max_attempts);
   void finish(Transfer& t, CURLcode code);
   void record();
-  void pump(int poll_ms);
+  void pump(int64_t timeout_ms);
+  bool slots_free() const;
+  int64_t wait_budget_ms() const;
 
   CURLM* multi_ = nullptr;
+  std::unique_ptr<CurlWait> wait_;  // after multi_: destroyed once it is cleaned up
   std::vector<std::pair<CURL*, std::unique_ptr<Transfer>>> in_flight_;
   std::vector<Result> results_;
   std::mt19937_64 rng_;
@@ -261,12 +251,10 @@ void Dispatcher::finish(Transfer& t, CURLcode code) {
   results_.push_back(std::move(r));
 }
 
-void Dispatcher::pump(int poll_ms) {
-  int running = 0;
-  {
-    SignalsBlocked blocked;
-    curl_multi_perform(multi_, &running);
-  }
+// Waits up to `timeout_ms` on the latch and the sockets of the requests in
+// flight together, lets curl act, and collects the finished requests.
+void Dispatcher::pump(int64_t timeout_ms) {
+  if (wait_->wait(timeout_ms)) want_claim_ = true;
   int queued = 0;
   while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
     if (msg->msg != CURLMSG_DONE) continue;
@@ -280,10 +268,24 @@ void Dispatcher::pump(int poll_ms) {
     std::swap(*it, in_flight_.back());
     in_flight_.pop_back();
   }
-  if (!in_flight_.empty() && poll_ms > 0) {
-    int fds = 0;
-    curl_multi_poll(multi_, nullptr, 0, poll_ms, &fds);
-  }
+}
+
+// How long the loop may wait with requests in flight: until results are
+// due to be recorded (every 50 ms), the next delivery is due, or the
+// naptime. A commit's wake-up and a finished request end the wait earlier.
+int64_t Dispatcher::wait_budget_ms() const {
+  const int64_t now = now_ms();
+  int64_t budget = settings::dispatcher_naptime_ms;
+  if (!results_.empty()) budget = std::min<int64_t>(budget, last_record_ms_ + 50 - now);
+  if (!want_claim_ && slots_free()) budget = std::min<int64_t>(budget, next_due_ms_ - now);
+  return std::max<int64_t>(0, budget);
+}
+
+// Whether enough requests finished to make a claim worth a transaction: a
+// quarter of a batch, or any when nothing is in flight.
+bool Dispatcher::slots_free() const {
+  const int free_slots = cap_ - static_cast<int>(in_flight_.size());
+  return free_slots > 0 && (free_slots >= std::max(1, batch_ / 4) || in_flight_.empty());
 }
 
 void Dispatcher::claim(int n) {
@@ -380,6 +382,7 @@ void Dispatcher::run() {
     multi_ = curl_multi_init();
   }
   if (multi_ == nullptr) throw std::runtime_error("curl_multi_init failed");
+  wait_ = std::make_unique<CurlWait>(multi_);
   configure();
 
   bool recovered = false;
@@ -412,24 +415,11 @@ void Dispatcher::run() {
       last_recover_ms_ = now;
     }
 
-    auto can_claim = [&]() {
-      const int free_slots = cap_ - static_cast<int>(in_flight_.size());
-      return (want_claim_ || now_ms() >= next_due_ms_) && free_slots > 0 &&
-             (free_slots >= std::max(1, batch_ / 4) || in_flight_.empty());
-    };
+    auto can_claim = [&]() { return (want_claim_ || now_ms() >= next_due_ms_) && slots_free(); };
     if (can_claim()) {
       claim(std::min(cap_ - static_cast<int>(in_flight_.size()), batch_));
     }
-    if (!in_flight_.empty()) {
-      pump(can_claim() ? 0 : 20);
-      pg::guarded([&]() noexcept {
-        if (MyLatch->is_set) {
-          ResetLatch(MyLatch);
-          want_claim_ = true;
-        }
-        CHECK_FOR_INTERRUPTS();
-      });
-    }
+    if (!in_flight_.empty()) pump(can_claim() ? 0 : wait_budget_ms());
     now = now_ms();
     if (!results_.empty() && (results_.size() >= static_cast<size_t>(batch_) ||
                               in_flight_.empty() || now - last_record_ms_ >= 50)) {
