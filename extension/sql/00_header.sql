@@ -55,9 +55,12 @@ COMMENT ON FUNCTION ops._check_json_size IS
 -- an approval, send a webhook, compute a schedule's next slot) take such a
 -- row as it was; only the extension's functions and its owner insert into
 -- those tables, never with a creation time of their choosing.
+-- No SET clause, so that it is inlined into the triggers that call it once
+-- per row (a SET makes every call a function call with its own GUC
+-- switch); every name in it is schema-qualified.
 CREATE FUNCTION ops._carried_over(created_at timestamptz) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT created_at < pg_catalog.now()
+LANGUAGE sql STABLE AS $$
+  SELECT created_at OPERATOR(pg_catalog.<) pg_catalog.now()
 $$;
 COMMENT ON FUNCTION ops._carried_over IS
   'Whether a row being inserted was created before this transaction (restored from a dump): insert triggers take it as it is';

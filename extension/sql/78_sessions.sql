@@ -205,14 +205,12 @@ COMMENT ON FUNCTION ops.close_session IS
 -- from a dump notify nobody (ops._carried_over).
 CREATE FUNCTION ops._notify_run_events() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  r record;
 BEGIN
-  FOR r IN SELECT n.run_id, max(n.id) AS last_id FROM new_events n
-            WHERE NOT ops._carried_over(n.created_at) GROUP BY n.run_id ORDER BY n.run_id
-  LOOP
-    PERFORM pg_catalog.pg_notify('odooops_run_events', r.run_id || ':' || r.last_id);
-  END LOOP;
+  -- One statement for the whole batch (a claim or finish of 100 runs
+  -- appends 100 events): not a statement per run.
+  PERFORM pg_catalog.pg_notify('odooops_run_events', x.run_id || ':' || x.last_id)
+     FROM (SELECT n.run_id, max(n.id) AS last_id FROM new_events n
+            WHERE NOT ops._carried_over(n.created_at) GROUP BY n.run_id ORDER BY n.run_id) x;
   RETURN NULL;
 END $$;
 COMMENT ON FUNCTION ops._notify_run_events IS

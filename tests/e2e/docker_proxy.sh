@@ -68,6 +68,22 @@ pm container exists "$second" || fail "the serving container $second is gone"
 [ "$(code_via "$H" /web/login)" = 200 ] || fail "$H does not answer after the failed redeploy"
 say "failed redeploy $broken: $total requests, 0 failed; $second still serves"
 
+# A deploy that stopped between starting its container beside the serving
+# one and switching (the worker was killed): a stop of the environment
+# (runtime.sh stop, as a restore stops it) takes that container too.
+penv=(ODOOOPS_RUNTIME=docker ODOOOPS_STATE_DIR="$STATE" ODOOOPS_ENV_DIR="$ENVD"
+      ODOOOPS_ENVIRONMENT=production ODOOOPS_ENVIRONMENT_ID=1 ODOOOPS_DB_NAME="$PROD"
+      ODOOOPS_DB_HOST=127.0.0.1 ODOOOPS_DB_PORT="$PGPORT" DOCKER_HOST="$DOCKER_HOST")
+stale=odooops-acme-production-stale
+pm run -d --name "$stale" --label org.odooops.environment=production --entrypoint sleep localhost/odoo-standin:17 600 >/dev/null
+echo "$stale" >"$ENVD/container.next" && echo 1 >"$ENVD/container.next.port"
+env "${penv[@]}" "$ROOT/worker/steps/lib/runtime.sh" stop || fail "runtime.sh stop failed"
+pm container exists "$stale" && fail "runtime.sh stop left the container $stale a deploy had started beside"
+[ ! -e "$ENVD/container.next" ] || fail "runtime.sh stop left container.next"
+env "${penv[@]}" "$ROOT/worker/steps/lib/runtime.sh" start-again >/dev/null || fail "runtime.sh start-again failed"
+[ "$(code_via "$H" /web/login)" = 200 ] || fail "$H does not answer after start-again"
+say "a stop takes the container a deploy left beside the serving one"
+
 # Destroyed (after an approval and a final backup): no longer routed.
 d=$(scalar "SELECT id FROM ops.destroy_environment(1, 'production', 'end-to-end test')")
 approve_destroy "$d"

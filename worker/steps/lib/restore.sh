@@ -77,6 +77,12 @@ restore_database() {
   fi
 }
 
+# neutralize_sql DB: lib/neutralize.sql on DB, as the environment's role
+# (its NOTICEs shown without psql's prefix); false when it failed.
+neutralize_sql() {
+  in_env_db psql -X -q -v ON_ERROR_STOP=1 -d "$1" -f "$STEPS_LIB/neutralize.sql" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //'
+}
+
 # neutralize_copy TMP RELEASE_DIR: TMP, a copy of production for this
 # environment, neutralized by Odoo itself (odoo-bin neutralize with the
 # addons of RELEASE_DIR) and then by lib/neutralize.sql (with the
@@ -91,7 +97,7 @@ neutralize_copy() {
     local base_url; base_url=$(env_url)
     export PGOPTIONS="${PGOPTIONS:-} -c odooops_neutralize.base_url=$base_url"
   fi
-  if ! in_env_db psql -X -q -v ON_ERROR_STOP=1 -d "$tmp" -f "$STEPS_LIB/neutralize.sql" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //'; then
+  if ! neutralize_sql "$tmp"; then
     drop_database "$tmp"
     die "neutralization failed; the environment keeps its database"
   fi

@@ -297,7 +297,7 @@ runtime_serve_release() {
   if [ -n "$old" ]; then
     "$API" stop "$old" || true
     cp "$CONTAINER_FILE" "$CONTAINER_FILE.previous"
-    echo "$(docker_port)" >"$CONTAINER_FILE.previous.port"
+    docker_port >"$CONTAINER_FILE.previous.port"
   fi
   mkdir -p "$DATA_DIR" && chmod 0777 "$DATA_DIR"
   docker_base_cmd "$addons"
@@ -326,10 +326,16 @@ runtime_serve_previous() {
   echo "container $previous is the environment's again"
 }
 
+# runtime_stop: the serving container stops; a container a deploy started
+# beside it and never switched to (the worker stopped in between) goes.
 runtime_stop() {
   local c
   c=$(docker_container || true)
   [ -z "$c" ] || "$API" stop "$c" || true
+  if [ -s "$CONTAINER_FILE.next" ]; then
+    "$API" remove "$(cat "$CONTAINER_FILE.next")" || true
+    rm -f "$CONTAINER_FILE.next" "$CONTAINER_FILE.next.port"
+  fi
 }
 
 # runtime_start_again: the stopped container starts again and is
