@@ -197,23 +197,3 @@ END $$;
 COMMENT ON FUNCTION ops.close_session IS
   'The worker that ran a session records its end and exit status, once';
 
--- Run events wake their followers: after each statement that appends
--- events, one notification per run on channel odooops_run_events with
--- "<run id>:<newest event id>" (ids only: every session of the database
--- that listens receives it, whatever it may read). `odooops logs --follow`
--- listens and reads the new events then, instead of polling. Rows restored
--- from a dump notify nobody (ops._carried_over).
-CREATE FUNCTION ops._notify_run_events() RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  -- One statement for the whole batch (a claim or finish of 100 runs
-  -- appends 100 events): not a statement per run.
-  PERFORM pg_catalog.pg_notify('odooops_run_events', x.run_id || ':' || x.last_id)
-     FROM (SELECT n.run_id, max(n.id) AS last_id FROM new_events n
-            WHERE NOT ops._carried_over(n.created_at) GROUP BY n.run_id ORDER BY n.run_id) x;
-  RETURN NULL;
-END $$;
-COMMENT ON FUNCTION ops._notify_run_events IS
-  'Notifies odooops_run_events with "<run id>:<newest event id>" per run after events are appended';
-CREATE TRIGGER run_events_notify AFTER INSERT ON ops.run_events
-  REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ops._notify_run_events();

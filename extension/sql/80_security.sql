@@ -83,7 +83,8 @@ GRANT EXECUTE ON FUNCTION
   ops.caught_mail_max_bytes(),
   ops.request_backup_download(bigint, interval),
   ops.open_session(text, text, text),
-  ops.session_token_ttl()
+  ops.session_token_ttl(),
+  ops.follow_run_events(bigint)
 TO odooops_api;
 
 -- GitHub webhooks: the signature is the authentication.

@@ -68,7 +68,7 @@ print_new() {
 # between the two. Without it (no binary, no connection) the tool polls.
 listening=''
 if [ -n "$follow" ] && worker=$(worker_bin); then
-  coproc LISTENER { ODOOOPS_DSN=$ODOOOPS_DSN exec "$worker" notifications odooops_run_events 2>/dev/null; }
+  coproc LISTENER { ODOOOPS_DSN=$ODOOOPS_DSN exec "$worker" notifications odooops_run_events --run "$run" 2>/dev/null; }
   # shellcheck disable=SC2153 # set by coproc
   listener_pid=$LISTENER_PID
   # a descriptor of our own: bash drops the coproc's once it exits
